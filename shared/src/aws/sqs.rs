@@ -1,0 +1,105 @@
+//! The SQS dead-letter adapter: parks a record with its reason as message attributes.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::MessageAttributeValue;
+use sha2::{Digest, Sha256};
+
+use crate::ports::{DeadLetterQueue, Op, ParkedMessage, ServiceError};
+
+#[derive(Clone, Debug)]
+pub struct SqsDeadLetterQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetterQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
+    }
+}
+
+fn attr(v: &str) -> Option<MessageAttributeValue> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .ok()
+}
+
+/// SQS attribute values must be non-empty and at most 256 KiB overall; reasons are short, but
+/// cap them so an oversize reason can never make parking fail.
+fn cap(s: &str) -> &str {
+    match s.char_indices().nth(4000) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for SqsDeadLetterQueue {
+    async fn park(&self, m: &ParkedMessage) -> Result<(), ServiceError> {
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(&m.body);
+        for (k, v) in [
+            ("ErrorCode", Some(m.error_code.as_str())),
+            ("ErrorReason", Some(cap(&m.reason))),
+            ("EventId", m.event_id.as_deref()),
+            ("ExternalId", m.external_id.as_deref()),
+            ("SourceMessageId", m.source_message_id.as_deref()),
+        ] {
+            if let Some(a) = v.filter(|v| !v.is_empty()).and_then(attr) {
+                req = req.message_attributes(k, a);
+            }
+        }
+        if self.is_fifo() {
+            // A FIFO DLQ keeps the person's group; dedup on the source message (a re-park of the
+            // same delivery within 5 minutes is dropped by SQS, not duplicated).
+            let group = m
+                .message_group
+                .clone()
+                .unwrap_or_else(|| "jml-parked".to_string());
+            let dedup_src = m.source_message_id.as_deref().unwrap_or(&m.body);
+            let dedup = format!("{:x}", Sha256::digest(dedup_src.as_bytes()));
+            req = req.message_group_id(group).message_deduplication_id(dedup);
+        }
+        req.send().await.map(|_| ()).map_err(|e| classify(&e))
+    }
+}
+
+fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ServiceError {
+    let op = Op::SendMessage;
+    match err.as_service_error() {
+        Some(e) => match e.code().unwrap_or_default() {
+            c if c.contains("Throttl") || c == "RequestThrottled" => ServiceError::Throttled {
+                op,
+                retry_after_seconds: None,
+            },
+            c if c.contains("AccessDenied") || c.contains("KmsAccessDenied") => {
+                ServiceError::AccessDenied {
+                    op,
+                    message: e.message().unwrap_or_default().to_string(),
+                }
+            }
+            c => ServiceError::Unavailable {
+                op,
+                message: c.to_string(),
+            },
+        },
+        None => ServiceError::Unavailable {
+            op,
+            message: "dispatch failure or timeout".to_string(),
+        },
+    }
+}

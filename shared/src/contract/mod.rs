@@ -1,0 +1,685 @@
+//! The HR event contract, v1 (README "HR event contract"; JSON Schema in `events/hr-event.schema.json`).
+//!
+//! Events are parsed from JSON into validated types in one pass that collects every problem with
+//! the JSON path of the field and the rule it broke. Unknown fields are rejected (a typo such as
+//! `"emial"` must not silently drop an attribute).
+
+mod types;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+pub use types::{
+    Email, EventId, ExternalId, ExternalIdPart, GroupName, Phone, RESERVED_NAMES, Text, UserName,
+};
+
+/// The most managed groups one event may ask for (our limit; keeps one event's writes bounded).
+pub const MAX_GROUPS: usize = 100;
+
+/// What HR says happened to the person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Joiner,
+    Mover,
+    Leaver,
+    Rehire,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Joiner => "joiner",
+            Self::Mover => "mover",
+            Self::Leaver => "leaver",
+            Self::Rehire => "rehire",
+        }
+    }
+
+    /// The EventBridge `detail-type` for this kind (`Joiner`, `Mover`, ...).
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            Self::Joiner => "Joiner",
+            Self::Mover => "Mover",
+            Self::Leaver => "Leaver",
+            Self::Rehire => "Rehire",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "joiner" => Some(Self::Joiner),
+            "mover" => Some(Self::Mover),
+            "leaver" => Some(Self::Leaver),
+            "rehire" => Some(Self::Rehire),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated HR event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HrEvent {
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub external_id: ExternalId,
+    pub change: Change,
+}
+
+impl HrEvent {
+    pub fn kind(&self) -> EventKind {
+        match &self.change {
+            Change::Joiner(_) => EventKind::Joiner,
+            Change::Mover(_) => EventKind::Mover,
+            Change::Rehire(_) => EventKind::Rehire,
+            Change::Leaver { .. } => EventKind::Leaver,
+        }
+    }
+
+    /// The userName the event names, if any (a leaver may carry it as a resolution hint).
+    pub fn user_name(&self) -> Option<&UserName> {
+        match &self.change {
+            Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => Some(&p.user_name),
+            Change::Leaver { user_name } => user_name.as_ref(),
+        }
+    }
+
+    pub fn profile(&self) -> Option<&Profile> {
+        match &self.change {
+            Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => Some(p),
+            Change::Leaver { .. } => None,
+        }
+    }
+}
+
+/// The change, with the data each kind needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Joiner(Profile),
+    Mover(Profile),
+    Rehire(Profile),
+    /// A leaver needs only the ExternalId; a userName, if sent, helps resolution.
+    Leaver {
+        user_name: Option<UserName>,
+    },
+}
+
+/// The complete desired state of a person (joiner, mover, rehire).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub user_name: UserName,
+    pub display_name: Text,
+    pub name: PersonName,
+    pub email: Email,
+    pub phone: Option<Phone>,
+    pub address: Option<Address>,
+    pub title: Option<Text>,
+    pub user_type: Option<Text>,
+    pub preferred_language: Option<Text>,
+    pub locale: Option<Text>,
+    pub timezone: Option<Text>,
+    pub enterprise: Enterprise,
+    /// The complete desired set of managed groups.
+    pub groups: BTreeSet<GroupName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonName {
+    pub given_name: Text,
+    pub family_name: Text,
+    pub middle_name: Option<Text>,
+    pub honorific_prefix: Option<Text>,
+    pub honorific_suffix: Option<Text>,
+    pub formatted: Option<Text>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Address {
+    pub street_address: Option<Text>,
+    pub locality: Option<Text>,
+    pub region: Option<Text>,
+    pub postal_code: Option<Text>,
+    pub country: Option<Text>,
+    pub formatted: Option<Text>,
+}
+
+/// The `aws:identitystore:enterprise` extension attributes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enterprise {
+    pub employee_number: Option<Text>,
+    pub cost_center: Option<Text>,
+    pub organization: Option<Text>,
+    pub division: Option<Text>,
+    pub department: Option<Text>,
+    /// The manager's userName; resolved to their UserId when applied.
+    pub manager: Option<UserName>,
+}
+
+/// One broken rule: the JSON path of the field and the rule, never the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+/// Every problem found in one event.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidEvent {
+    pub errors: Vec<FieldError>,
+}
+
+impl InvalidEvent {
+    fn one(field: &str, rule: impl Into<String>) -> Self {
+        Self {
+            errors: vec![FieldError {
+                field: field.to_string(),
+                rule: rule.into(),
+            }],
+        }
+    }
+
+    /// True when some error is about `field` (exact path).
+    pub fn mentions(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
+    }
+}
+
+impl fmt::Display for InvalidEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.errors.iter().map(ToString::to_string).collect();
+        write!(f, "invalid HR event: {}", parts.join("; "))
+    }
+}
+
+/// Parses and validates one HR event from its JSON text.
+pub fn parse_event(json: &str) -> Result<HrEvent, InvalidEvent> {
+    let value: Value = serde_json::from_str(json).map_err(|e| {
+        InvalidEvent::one(
+            "$",
+            format!(
+                "must be a JSON object ({} at line {} column {})",
+                syntax_kind(&e),
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    event_from_value(&value)
+}
+
+fn syntax_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "JSON syntax error",
+        serde_json::error::Category::Data => "data error",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+/// Extracts the ExternalId key (`issuer#id`) from an event that may be otherwise invalid, so a
+/// parked record can still be traced to a person. `None` when it cannot be read.
+pub fn external_id_hint(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let mut c = Collector::default();
+    let id = c.external_id(v.get("person")?.get("externalId")?, "person.externalId")?;
+    Some(id.key())
+}
+
+/// Validates an already parsed JSON value (e.g. an EventBridge `detail`).
+pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
+    let Some(obj) = value.as_object() else {
+        return Err(InvalidEvent::one(
+            "$",
+            format!("must be a JSON object (got {})", kind_of(value)),
+        ));
+    };
+    let mut c = Collector::default();
+    c.unknown_fields(
+        obj,
+        "",
+        &["eventId", "type", "occurredAt", "person", "groups"],
+    );
+    let event_id = c
+        .required(obj, "", "eventId")
+        .and_then(|v| c.string(v, "eventId", EventId::parse));
+    let kind = c.required(obj, "", "type").and_then(|v| match v.as_str() {
+        Some(s) => EventKind::parse(s).or_else(|| {
+            c.push("type", "must be one of joiner, mover, leaver, rehire");
+            None
+        }),
+        None => {
+            c.push("type", format!("must be a string (got {})", kind_of(v)));
+            None
+        }
+    });
+    let occurred_at = c.required(obj, "", "occurredAt").and_then(|v| {
+        c.string(v, "occurredAt", |s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|_| {
+                    "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z"
+                        .to_string()
+                })
+        })
+    });
+    let person = c
+        .required(obj, "", "person")
+        .and_then(|v| c.object(v, "person"));
+    let external_id = person
+        .and_then(|p| c.required(p, "person.", "externalId"))
+        .and_then(|v| c.external_id(v, "person.externalId"));
+
+    let change = match (kind, person) {
+        (Some(EventKind::Leaver), Some(p)) => {
+            // A leaver may carry the full record: known fields are accepted and not applied.
+            c.unknown_fields(p, "person.", PERSON_FIELDS);
+            let user_name = p
+                .get("userName")
+                .and_then(|v| c.string(v, "person.userName", UserName::parse));
+            Some(Change::Leaver { user_name })
+        }
+        (Some(kind), Some(p)) => {
+            let groups = c.groups(obj.get("groups"));
+            c.profile(p, groups).map(|profile| match kind {
+                EventKind::Joiner => Change::Joiner(profile),
+                EventKind::Mover => Change::Mover(profile),
+                EventKind::Rehire => Change::Rehire(profile),
+                EventKind::Leaver => Change::Leaver { user_name: None },
+            })
+        }
+        _ => None,
+    };
+
+    match (event_id, occurred_at, external_id, change) {
+        (Some(event_id), Some(occurred_at), Some(external_id), Some(change))
+            if c.errors.is_empty() =>
+        {
+            Ok(HrEvent {
+                event_id,
+                occurred_at,
+                external_id,
+                change,
+            })
+        }
+        _ => {
+            if c.errors.is_empty() {
+                c.push("$", "is not a valid HR event");
+            }
+            Err(InvalidEvent { errors: c.errors })
+        }
+    }
+}
+
+const PERSON_FIELDS: &[&str] = &[
+    "externalId",
+    "userName",
+    "displayName",
+    "name",
+    "email",
+    "phone",
+    "address",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "enterprise",
+];
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    errors: Vec<FieldError>,
+}
+
+impl Collector {
+    fn push(&mut self, field: &str, rule: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.to_string(),
+            rule: rule.into(),
+        });
+    }
+
+    fn unknown_fields(&mut self, obj: &Map<String, Value>, prefix: &str, known: &[&str]) {
+        for key in obj.keys() {
+            if !known.contains(&key.as_str()) {
+                self.push(
+                    &format!("{prefix}{key}"),
+                    "is not a field of the HR event contract v1",
+                );
+            }
+        }
+    }
+
+    fn required<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        prefix: &str,
+        key: &str,
+    ) -> Option<&'v Value> {
+        match obj.get(key) {
+            Some(Value::Null) | None => {
+                self.push(&format!("{prefix}{key}"), "is required");
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
+    fn object<'v>(&mut self, v: &'v Value, field: &str) -> Option<&'v Map<String, Value>> {
+        let o = v.as_object();
+        if o.is_none() {
+            self.push(field, format!("must be an object (got {})", kind_of(v)));
+        }
+        o
+    }
+
+    fn string<T>(
+        &mut self,
+        v: &Value,
+        field: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match v {
+            Value::String(s) => match parse(s) {
+                Ok(t) => Some(t),
+                Err(rule) => {
+                    self.push(field, rule);
+                    None
+                }
+            },
+            Value::Array(_) => {
+                self.push(field, "must be a single string, not an array (the Identity Store keeps one value for this attribute)");
+                None
+            }
+            other => {
+                self.push(field, format!("must be a string (got {})", kind_of(other)));
+                None
+            }
+        }
+    }
+
+    /// An optional field: absent or null is `None`; present must be valid.
+    fn optional<T>(
+        &mut self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => self.string(v, &format!("{prefix}{key}"), parse),
+        }
+    }
+
+    fn external_id(&mut self, v: &Value, field: &str) -> Option<ExternalId> {
+        let o = self.object(v, field)?;
+        let prefix = format!("{field}.");
+        self.unknown_fields(o, &prefix, &["issuer", "id"]);
+        let issuer = self
+            .required(o, &prefix, "issuer")
+            .and_then(|v| self.string(v, &format!("{prefix}issuer"), ExternalIdPart::parse));
+        let id = self
+            .required(o, &prefix, "id")
+            .and_then(|v| self.string(v, &format!("{prefix}id"), ExternalIdPart::parse));
+        Some(ExternalId {
+            issuer: issuer?,
+            id: id?,
+        })
+    }
+
+    fn groups(&mut self, v: Option<&Value>) -> Option<BTreeSet<GroupName>> {
+        let Some(v) = v else {
+            self.push(
+                "groups",
+                "is required for joiner, mover and rehire (the complete desired set; [] for none)",
+            );
+            return None;
+        };
+        let Some(items) = v.as_array() else {
+            self.push(
+                "groups",
+                format!("must be an array of group names (got {})", kind_of(v)),
+            );
+            return None;
+        };
+        if items.len() > MAX_GROUPS {
+            self.push(
+                "groups",
+                format!(
+                    "must list at most {MAX_GROUPS} groups (got {})",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        let mut set = BTreeSet::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("groups[{i}]");
+            match self.string(item, &field, GroupName::parse) {
+                Some(g) => {
+                    if !set.insert(g) {
+                        self.push(&field, "is listed twice");
+                        ok = false;
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(set)
+    }
+
+    fn profile(
+        &mut self,
+        p: &Map<String, Value>,
+        groups: Option<BTreeSet<GroupName>>,
+    ) -> Option<Profile> {
+        const P: &str = "person.";
+        self.unknown_fields(p, P, PERSON_FIELDS);
+        let user_name = self
+            .required(p, P, "userName")
+            .and_then(|v| self.string(v, "person.userName", UserName::parse));
+        let display_name = self
+            .required(p, P, "displayName")
+            .and_then(|v| self.string(v, "person.displayName", Text::parse));
+        let name = self
+            .required(p, P, "name")
+            .and_then(|v| self.object(v, "person.name"))
+            .and_then(|n| self.person_name(n));
+        let email = self
+            .required(p, P, "email")
+            .and_then(|v| self.string(v, "person.email", Email::parse));
+        let phone = self.optional(p, P, "phone", Phone::parse);
+        let address = match p.get("address") {
+            None | Some(Value::Null) => None,
+            Some(v) => self.object(v, "person.address").map(|a| self.address(a)),
+        };
+        let title = self.optional(p, P, "title", Text::parse);
+        let user_type = self.optional(p, P, "userType", Text::parse);
+        let preferred_language = self.optional(p, P, "preferredLanguage", Text::parse);
+        let locale = self.optional(p, P, "locale", Text::parse);
+        let timezone = self.optional(p, P, "timezone", Text::parse);
+        let enterprise = match p.get("enterprise") {
+            None | Some(Value::Null) => Some(Enterprise::default()),
+            Some(v) => self
+                .object(v, "person.enterprise")
+                .map(|e| self.enterprise(e)),
+        };
+        Some(Profile {
+            user_name: user_name?,
+            display_name: display_name?,
+            name: name?,
+            email: email?,
+            phone,
+            address,
+            title,
+            user_type,
+            preferred_language,
+            locale,
+            timezone,
+            enterprise: enterprise?,
+            groups: groups?,
+        })
+    }
+
+    fn person_name(&mut self, n: &Map<String, Value>) -> Option<PersonName> {
+        const P: &str = "person.name.";
+        self.unknown_fields(
+            n,
+            P,
+            &[
+                "givenName",
+                "familyName",
+                "middleName",
+                "honorificPrefix",
+                "honorificSuffix",
+                "formatted",
+            ],
+        );
+        let given = self
+            .required(n, P, "givenName")
+            .and_then(|v| self.string(v, "person.name.givenName", Text::parse));
+        let family = self
+            .required(n, P, "familyName")
+            .and_then(|v| self.string(v, "person.name.familyName", Text::parse));
+        let middle_name = self.optional(n, P, "middleName", Text::parse);
+        let honorific_prefix = self.optional(n, P, "honorificPrefix", Text::parse);
+        let honorific_suffix = self.optional(n, P, "honorificSuffix", Text::parse);
+        let formatted = self.optional(n, P, "formatted", Text::parse);
+        Some(PersonName {
+            given_name: given?,
+            family_name: family?,
+            middle_name,
+            honorific_prefix,
+            honorific_suffix,
+            formatted,
+        })
+    }
+
+    fn address(&mut self, a: &Map<String, Value>) -> Address {
+        const P: &str = "person.address.";
+        self.unknown_fields(
+            a,
+            P,
+            &[
+                "streetAddress",
+                "locality",
+                "region",
+                "postalCode",
+                "country",
+                "formatted",
+            ],
+        );
+        Address {
+            street_address: self.optional(a, P, "streetAddress", Text::parse),
+            locality: self.optional(a, P, "locality", Text::parse),
+            region: self.optional(a, P, "region", Text::parse),
+            postal_code: self.optional(a, P, "postalCode", Text::parse),
+            country: self.optional(a, P, "country", Text::parse),
+            formatted: self.optional(a, P, "formatted", Text::parse),
+        }
+    }
+
+    fn enterprise(&mut self, e: &Map<String, Value>) -> Enterprise {
+        const P: &str = "person.enterprise.";
+        self.unknown_fields(
+            e,
+            P,
+            &[
+                "employeeNumber",
+                "costCenter",
+                "organization",
+                "division",
+                "department",
+                "manager",
+            ],
+        );
+        Enterprise {
+            employee_number: self.optional(e, P, "employeeNumber", Text::parse),
+            cost_center: self.optional(e, P, "costCenter", Text::parse),
+            organization: self.optional(e, P, "organization", Text::parse),
+            division: self.optional(e, P, "division", Text::parse),
+            department: self.optional(e, P, "department", Text::parse),
+            manager: self.optional(e, P, "manager", UserName::parse),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOINER: &str = r#"{
+        "eventId": "e-1", "type": "joiner", "occurredAt": "2026-11-02T09:00:00+01:00",
+        "person": {
+            "externalId": {"issuer": "workday", "id": "100234"},
+            "userName": "ada", "displayName": "Ada L",
+            "name": {"givenName": "Ada", "familyName": "L"},
+            "email": "ada@example.com",
+            "enterprise": {"department": "R&D", "manager": "grace"}
+        },
+        "groups": ["jml-eng", "jml-all"]
+    }"#;
+
+    #[test]
+    fn parses_a_joiner_and_normalises_time_to_utc() {
+        let e = parse_event(JOINER).unwrap();
+        assert_eq!(e.kind(), EventKind::Joiner);
+        assert_eq!(e.occurred_at.to_rfc3339(), "2026-11-02T08:00:00+00:00");
+        assert_eq!(e.external_id.key(), "workday#100234");
+        let p = e.profile().unwrap();
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(
+            p.enterprise.manager.as_ref().map(UserName::as_str),
+            Some("grace")
+        );
+    }
+
+    #[test]
+    fn leaver_needs_only_the_external_id() {
+        let e = parse_event(r#"{"eventId":"e-2","type":"leaver","occurredAt":"2026-11-02T09:00:00Z","person":{"externalId":{"issuer":"w","id":"1"}}}"#).unwrap();
+        assert_eq!(e.change, Change::Leaver { user_name: None });
+    }
+
+    #[test]
+    fn collects_every_error_with_its_path() {
+        let err = parse_event(r#"{"eventId":"","type":"fired","occurredAt":"yesterday","person":{"externalId":{"issuer":"w"}}}"#).unwrap_err();
+        for f in ["eventId", "type", "occurredAt", "person.externalId.id"] {
+            assert!(err.mentions(f), "expected an error on {f}: {err}");
+        }
+    }
+
+    #[test]
+    fn errors_never_echo_personal_values() {
+        let err = parse_event(&JOINER.replace("ada@example.com", "ada at example")).unwrap_err();
+        assert!(err.mentions("person.email"));
+        assert!(!err.to_string().contains("ada at example"));
+    }
+}

@@ -1,0 +1,20 @@
+//! # jml-sync shared library
+//!
+//! # Layout
+//! - [`contract`]: the HR event contract v1: parsing and validation into newtypes.
+//! - [`planner`]: the pure planner: (event, current state) -> ordered actions; ownership checks.
+//! - [`ports`]: the service ports (traits) over plain data, and the service error taxonomy.
+//! - [`sync`]: the identity engine: resolve, read, plan, apply through the ports.
+//! - [`batch`]: SQS batch processing: per-person ordering, bounded concurrency, FIFO failure rules.
+//! - [`config`]: settings from environment variables, validated once at start.
+//! - [`aws`]: AWS adapters (Identity Store, SQS). The only place that calls AWS.
+//! - [`sim`]: in-memory simulators implementing the same ports.
+
+pub mod aws;
+pub mod batch;
+pub mod config;
+pub mod contract;
+pub mod planner;
+pub mod ports;
+pub mod sim;
+pub mod sync;

@@ -1,0 +1,260 @@
+//! Ports: what the sync engine needs from each service, as small async traits over plain data.
+//! AWS adapters (`crate::aws`) and in-memory simulators (`crate::sim`) implement them.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::contract::{ExternalId, GroupName, UserName};
+
+/// An Identity Store UserId (opaque).
+pub type UserId = String;
+/// An Identity Store GroupId (opaque).
+pub type GroupId = String;
+/// An Identity Store MembershipId (opaque).
+pub type MembershipId = String;
+
+/// Which call failed, for error messages and call accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    GetUserIdByUserName,
+    GetUserIdByExternalId,
+    DescribeUser,
+    ListUsers,
+    CreateUser,
+    UpdateUser,
+    GetGroupId,
+    DescribeGroup,
+    ListGroupMembershipsForMember,
+    CreateGroupMembership,
+    DeleteGroupMembership,
+    SendMessage,
+}
+
+impl Op {
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::CreateUser
+                | Self::UpdateUser
+                | Self::CreateGroupMembership
+                | Self::DeleteGroupMembership
+        )
+    }
+
+    /// The service's operation name.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Self::GetUserIdByUserName | Self::GetUserIdByExternalId => "GetUserId",
+            Self::DescribeUser => "DescribeUser",
+            Self::ListUsers => "ListUsers",
+            Self::CreateUser => "CreateUser",
+            Self::UpdateUser => "UpdateUser",
+            Self::GetGroupId => "GetGroupId",
+            Self::DescribeGroup => "DescribeGroup",
+            Self::ListGroupMembershipsForMember => "ListGroupMembershipsForMember",
+            Self::CreateGroupMembership => "CreateGroupMembership",
+            Self::DeleteGroupMembership => "DeleteGroupMembership",
+            Self::SendMessage => "SendMessage",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.api_name())
+    }
+}
+
+/// Why a ConflictException was raised (`ConflictExceptionReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictReason {
+    UniquenessConstraintViolation,
+    ConcurrentModification,
+    Unspecified,
+}
+
+/// A service error, classified once in the adapter. Messages carry no personal data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{op}: ConflictException ({reason:?})")]
+    Conflict { op: Op, reason: ConflictReason },
+    #[error("{op}: ResourceNotFoundException")]
+    NotFound { op: Op },
+    #[error("{op}: ThrottlingException (retry after {retry_after_seconds:?} s)")]
+    Throttled {
+        op: Op,
+        retry_after_seconds: Option<i32>,
+    },
+    #[error("{op}: ValidationException: {message}")]
+    Validation { op: Op, message: String },
+    #[error("{op}: AccessDeniedException: {message}")]
+    AccessDenied { op: Op, message: String },
+    #[error("{op}: ServiceQuotaExceededException")]
+    QuotaExceeded { op: Op },
+    #[error("{op}: service unavailable: {message}")]
+    Unavailable { op: Op, message: String },
+}
+
+impl ServiceError {
+    /// Worth retrying later (the record goes back to the queue): throttling, 5xx, timeouts,
+    /// concurrent modification, and access denied (a permissions fix makes it succeed; the
+    /// queue's maxReceiveCount bounds the retries).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Throttled { .. } | Self::Unavailable { .. } | Self::AccessDenied { .. } => true,
+            Self::Conflict { reason, .. } => {
+                *reason != ConflictReason::UniquenessConstraintViolation
+            }
+            Self::NotFound { .. } | Self::Validation { .. } | Self::QuotaExceeded { .. } => false,
+        }
+    }
+
+    pub fn op(&self) -> Op {
+        match self {
+            Self::Conflict { op, .. }
+            | Self::NotFound { op }
+            | Self::Throttled { op, .. }
+            | Self::Validation { op, .. }
+            | Self::AccessDenied { op, .. }
+            | Self::QuotaExceeded { op }
+            | Self::Unavailable { op, .. } => *op,
+        }
+    }
+}
+
+/// `UserStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum UserStatus {
+    Enabled,
+    Disabled,
+}
+
+/// The attributes jml-sync manages on a user, as plain strings (current state read from the
+/// service, or desired state built from a validated event). `None` = attribute absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserAttributes {
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub honorific_prefix: Option<String>,
+    pub honorific_suffix: Option<String>,
+    pub formatted_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<AddressAttributes>,
+    pub title: Option<String>,
+    pub user_type: Option<String>,
+    pub preferred_language: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub employee_number: Option<String>,
+    pub cost_center: Option<String>,
+    pub organization: Option<String>,
+    pub division: Option<String>,
+    pub department: Option<String>,
+    /// The manager's UserId (`manager.value` in the enterprise extension).
+    pub manager_id: Option<UserId>,
+    /// The managed marker (`ProfileUrl`), see `ExternalId::marker`.
+    pub marker: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressAttributes {
+    pub street_address: Option<String>,
+    pub locality: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub formatted: Option<String>,
+}
+
+/// A user as read from the Identity Store (DescribeUser with the enterprise extension).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub status: UserStatus,
+    pub external_ids: Vec<(String, String)>,
+    pub attributes: UserAttributes,
+}
+
+/// One attribute write of an UpdateUser call: a path from the User data type (or the enterprise
+/// extension) and its new value, or `None` to remove the attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeChange {
+    pub path: &'static str,
+    pub value: Option<Value>,
+}
+
+/// A group membership of a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub membership_id: MembershipId,
+    pub group_id: GroupId,
+}
+
+/// IAM Identity Center's Identity Store, as jml-sync uses it.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// GetUserId with `UniqueAttribute` userName.
+    async fn find_user_by_user_name(
+        &self,
+        user_name: &UserName,
+    ) -> Result<Option<UserId>, ServiceError>;
+    /// GetUserId with the `ExternalId` alternate identifier (users provisioned over SCIM).
+    async fn find_user_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Option<UserId>, ServiceError>;
+    /// ListUsers, all pages, returning the user whose managed marker equals `marker`. Costly:
+    /// only a leaver with no other way to be found uses it.
+    async fn find_user_by_marker(&self, marker: &str) -> Result<Option<UserId>, ServiceError>;
+    /// DescribeUser with the enterprise extension; `None` if the user does not exist.
+    async fn describe_user(&self, user_id: &str) -> Result<Option<UserRecord>, ServiceError>;
+    /// CreateUser with every given attribute and the marker.
+    async fn create_user(&self, attributes: &UserAttributes) -> Result<UserId, ServiceError>;
+    /// UpdateUser with at most 100 attribute operations.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        changes: &[AttributeChange],
+    ) -> Result<(), ServiceError>;
+    /// UpdateUser of `userStatus` (the API reference lists UserStatus on User but does not
+    /// document writing it; adapters keep this detail).
+    async fn set_user_status(&self, user_id: &str, status: UserStatus) -> Result<(), ServiceError>;
+    /// GetGroupId by DisplayName.
+    async fn find_group_by_name(&self, name: &GroupName) -> Result<Option<GroupId>, ServiceError>;
+    /// DescribeGroup: the DisplayName of a group id.
+    async fn group_name(&self, group_id: &str) -> Result<Option<String>, ServiceError>;
+    /// ListGroupMembershipsForMember, all pages.
+    async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>, ServiceError>;
+    /// CreateGroupMembership; a membership that already exists is success.
+    async fn add_membership(&self, group_id: &str, user_id: &str) -> Result<(), ServiceError>;
+    /// DeleteGroupMembership; a membership already gone is success.
+    async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError>;
+}
+
+/// A record that cannot succeed, with its reason, put aside for an operator (SQS DLQ).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParkedMessage {
+    /// The original body, byte for byte.
+    pub body: String,
+    /// Stable machine-readable code, e.g. `InvalidEvent`, `UserNameOwnedByAnother`.
+    pub error_code: String,
+    /// Human-readable reason naming the field and rule (never personal values).
+    pub reason: String,
+    pub event_id: Option<String>,
+    pub external_id: Option<String>,
+    pub source_message_id: Option<String>,
+    /// FIFO message group of the source record, reused on a FIFO DLQ.
+    pub message_group: Option<String>,
+}
+
+/// Where permanently failing records are parked.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn park(&self, message: &ParkedMessage) -> Result<(), ServiceError>;
+}

@@ -1,0 +1,79 @@
+//! In-memory simulators of the services, implementing the same ports as the AWS adapters. They
+//! are the embedded default backend of the `jml` CLI and of `JML_BACKEND=memory`.
+
+mod identitystore;
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+pub use identitystore::{CallCounts, Fault, SimIdentityStore, UserView};
+
+use crate::ports::{DeadLetterQueue, Op, ParkedMessage, ServiceError};
+
+/// The groups the sample events in `events/` use; the simulator is seeded with them.
+pub const DEMO_GROUPS: &[&str] = &[
+    "jml-all-staff",
+    "jml-engineering",
+    "jml-vpn",
+    "jml-finance",
+    "jml-oncall",
+];
+
+/// A simulator seeded with `DEMO_GROUPS` and the managers the samples name.
+pub fn demo_identity_store() -> SimIdentityStore {
+    let store = SimIdentityStore::new();
+    for g in DEMO_GROUPS {
+        store.create_group(g);
+    }
+    store.seed_user("grace.hopper", None, None);
+    store
+}
+
+/// An in-memory dead-letter queue.
+#[derive(Debug, Default)]
+pub struct SimDeadLetterQueue {
+    parked: Mutex<Vec<ParkedMessage>>,
+    fail_next: Mutex<usize>,
+}
+
+impl SimDeadLetterQueue {
+    pub fn parked(&self) -> Vec<ParkedMessage> {
+        self.parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The next `n` park calls fail as if SQS were unavailable.
+    pub fn fail_next(&self, n: usize) {
+        *self
+            .fail_next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = n;
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for SimDeadLetterQueue {
+    async fn park(&self, message: &ParkedMessage) -> Result<(), ServiceError> {
+        {
+            let mut f = self
+                .fail_next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *f > 0 {
+                *f -= 1;
+                return Err(ServiceError::Unavailable {
+                    op: Op::SendMessage,
+                    message: "injected".to_string(),
+                });
+            }
+        }
+        self.parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(message.clone());
+        Ok(())
+    }
+}

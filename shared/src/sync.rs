@@ -1,0 +1,383 @@
+//! The identity sync engine: resolve the person, read current state, plan (pure), apply.
+//!
+//! All service access goes through the `IdentityStore` port; every decision is made by
+//! `crate::planner`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::contract::{HrEvent, InvalidEvent, UserName};
+use crate::planner::{
+    self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan, Refusal,
+};
+use crate::ports::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
+
+/// How long a manager's userName -> UserId mapping is trusted in a warm container.
+const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+/// CreateUser conflicts (a concurrent delivery won) are resolved by re-reading; this bounds it.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Name <-> id lookups that live across invocations of a warm container. Group ids never change
+/// for a name while the group exists; a group deleted and re-created is caught by the service
+/// answering ResourceNotFound, which evicts the entry.
+#[derive(Debug, Default)]
+pub struct DirectoryCache {
+    groups_by_name: Mutex<HashMap<String, GroupId>>,
+    group_names_by_id: Mutex<HashMap<GroupId, String>>,
+    users_by_name: Mutex<HashMap<String, (UserId, Instant)>>,
+}
+
+impl DirectoryCache {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_group(&self, name: &str, id: &str) {
+        Self::lock(&self.groups_by_name).insert(name.to_string(), id.to_string());
+        Self::lock(&self.group_names_by_id).insert(id.to_string(), name.to_string());
+    }
+
+    fn forget_group(&self, name: &str) {
+        if let Some(id) = Self::lock(&self.groups_by_name).remove(name) {
+            Self::lock(&self.group_names_by_id).remove(&id);
+        }
+    }
+}
+
+/// Settings of the engine.
+#[derive(Clone, Debug, Default)]
+pub struct SyncSettings {
+    pub managed_groups: ManagedGroups,
+    /// Plan and report without writing.
+    pub dry_run: bool,
+}
+
+/// The result of one applied (or dry-run) event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub actions: Vec<Action>,
+    pub user_id: Option<UserId>,
+    /// How the user was found: `user-name`, `external-id`, `marker-scan`, `created` or `none`.
+    pub resolved_by: &'static str,
+    pub dry_run: bool,
+    /// Non-fatal observations (e.g. manager not found), free of personal data.
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    pub fn writes(&self) -> usize {
+        if self.dry_run { 0 } else { self.actions.len() }
+    }
+}
+
+/// Why an event was not applied. `code()` is what the DLQ and the logs carry.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidEvent),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(
+        "person.userName: the userName is already used by {owner}; jml-sync never modifies, disables or adopts it"
+    )]
+    UserNameTaken { owner: &'static str },
+    #[error(
+        "groups: group '{group}' does not exist in the identity store (GetGroupId found no group with this DisplayName)"
+    )]
+    GroupNotFound { group: String },
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    #[error("CreateUser kept conflicting with a concurrent writer after {MAX_ATTEMPTS} attempts")]
+    ConflictPersisted,
+}
+
+impl SyncError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Service(e) => e.is_retryable(),
+            Self::ConflictPersisted => true,
+            Self::Invalid(_)
+            | Self::Refused(_)
+            | Self::UserNameTaken { .. }
+            | Self::GroupNotFound { .. } => false,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "InvalidEvent",
+            Self::Refused(Refusal::UnmanagedGroup { .. }) => "UnmanagedGroup",
+            Self::UserNameTaken { .. } => "UserNameOwnedByAnother",
+            Self::GroupNotFound { .. } => "GroupNotFound",
+            Self::Service(ServiceError::Throttled { .. }) => "Throttled",
+            Self::Service(ServiceError::Conflict { .. }) => "Conflict",
+            Self::Service(ServiceError::NotFound { .. }) => "ResourceNotFound",
+            Self::Service(ServiceError::Validation { .. }) => "ServiceValidation",
+            Self::Service(ServiceError::AccessDenied { .. }) => "AccessDenied",
+            Self::Service(ServiceError::QuotaExceeded { .. }) => "ServiceQuotaExceeded",
+            Self::Service(ServiceError::Unavailable { .. }) => "ServiceUnavailable",
+            Self::ConflictPersisted => "ConflictPersisted",
+        }
+    }
+}
+
+/// The engine. Cheap to clone; the cache is shared.
+#[derive(Clone)]
+pub struct IdentitySync {
+    store: Arc<dyn IdentityStore>,
+    cache: Arc<DirectoryCache>,
+    settings: SyncSettings,
+}
+
+impl std::fmt::Debug for IdentitySync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySync")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Resolved {
+    current: Option<CurrentUser>,
+    by: &'static str,
+}
+
+impl IdentitySync {
+    pub fn new(store: Arc<dyn IdentityStore>, settings: SyncSettings) -> Self {
+        Self {
+            store,
+            cache: Arc::default(),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    /// Applies one validated event. Idempotent: the same event again finds equal state and
+    /// makes no writes.
+    pub async fn apply(&self, event: &HrEvent) -> Result<Outcome, SyncError> {
+        if let Some(profile) = event.profile() {
+            planner::check_groups(profile, &self.settings.managed_groups)?;
+        }
+        let manager_id = match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
+            Some(m) => self.manager_id(m).await?,
+            None => None,
+        };
+        let mut notes = Vec::new();
+        if event
+            .profile()
+            .is_some_and(|p| p.enterprise.manager.is_some())
+            && manager_id.is_none()
+        {
+            notes.push("person.enterprise.manager: no user with this userName; manager attribute left unset".to_string());
+        }
+        for _attempt in 0..MAX_ATTEMPTS {
+            let resolved = self.resolve(event).await?;
+            let Plan { decision, actions } =
+                planner::plan(event, resolved.current.as_ref(), manager_id.clone());
+            let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
+            if self.settings.dry_run {
+                return Ok(Outcome {
+                    decision,
+                    actions,
+                    user_id,
+                    resolved_by: resolved.by,
+                    dry_run: true,
+                    notes,
+                });
+            }
+            match self.execute(&actions, &mut user_id).await {
+                Ok(()) => {
+                    let by = if decision == Decision::Create {
+                        "created"
+                    } else {
+                        resolved.by
+                    };
+                    return Ok(Outcome {
+                        decision,
+                        actions,
+                        user_id,
+                        resolved_by: by,
+                        dry_run: false,
+                        notes,
+                    });
+                }
+                // A concurrent delivery created the user first: re-resolve and re-plan.
+                Err(SyncError::Service(ServiceError::Conflict {
+                    op: crate::ports::Op::CreateUser,
+                    ..
+                })) => {
+                    tracing::info!(
+                        decision = "create-conflict",
+                        "CreateUser conflicted; re-resolving"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SyncError::ConflictPersisted)
+    }
+
+    async fn execute(
+        &self,
+        actions: &[Action],
+        user_id: &mut Option<UserId>,
+    ) -> Result<(), SyncError> {
+        for action in actions {
+            match action {
+                Action::CreateUser(attrs) => {
+                    *user_id = Some(self.store.create_user(attrs).await?);
+                }
+                Action::UpdateUser(changes) => {
+                    let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    match self.store.update_user(id, changes).await {
+                        Err(ServiceError::Conflict {
+                            reason: crate::ports::ConflictReason::UniquenessConstraintViolation,
+                            ..
+                        }) => {
+                            return Err(SyncError::UserNameTaken {
+                                owner: "another user",
+                            });
+                        }
+                        other => other?,
+                    }
+                }
+                Action::SetStatus(status) => {
+                    let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    self.store.set_user_status(id, *status).await?;
+                }
+                Action::RemoveFromGroup { membership_id, .. } => {
+                    self.store.remove_membership(membership_id).await?;
+                }
+                Action::AddToGroup(group) => {
+                    let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    let group_id = self.group_id(group.as_str()).await?;
+                    match self.store.add_membership(&group_id, id).await {
+                        Err(ServiceError::NotFound { .. }) => {
+                            // The cached group was deleted (and maybe re-created): look it up again once.
+                            self.cache.forget_group(group.as_str());
+                            let group_id = self.group_id(group.as_str()).await?;
+                            self.store.add_membership(&group_id, id).await?;
+                        }
+                        other => other?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Group name -> id through the warm-container cache (GetGroupId on a miss).
+    async fn group_id(&self, name: &str) -> Result<GroupId, SyncError> {
+        if let Some(id) = DirectoryCache::lock(&self.cache.groups_by_name).get(name) {
+            return Ok(id.clone());
+        }
+        let parsed =
+            crate::contract::GroupName::parse(name).map_err(|_| SyncError::GroupNotFound {
+                group: name.to_string(),
+            })?;
+        match self.store.find_group_by_name(&parsed).await? {
+            Some(id) => {
+                self.cache.remember_group(name, &id);
+                Ok(id)
+            }
+            None => Err(SyncError::GroupNotFound {
+                group: name.to_string(),
+            }),
+        }
+    }
+
+    /// Group id -> name through the cache (DescribeGroup on a miss). `None`: group gone.
+    async fn group_name(&self, id: &str) -> Result<Option<String>, SyncError> {
+        if let Some(name) = DirectoryCache::lock(&self.cache.group_names_by_id).get(id) {
+            return Ok(Some(name.clone()));
+        }
+        let name = self.store.group_name(id).await?;
+        if let Some(n) = &name {
+            self.cache.remember_group(n, id);
+        }
+        Ok(name)
+    }
+
+    async fn manager_id(&self, manager: &UserName) -> Result<Option<UserId>, SyncError> {
+        if let Some((id, at)) =
+            DirectoryCache::lock(&self.cache.users_by_name).get(manager.as_str())
+            && at.elapsed() < USER_CACHE_TTL
+        {
+            return Ok(Some(id.clone()));
+        }
+        let id = self.store.find_user_by_user_name(manager).await?;
+        if let Some(id) = &id {
+            DirectoryCache::lock(&self.cache.users_by_name)
+                .insert(manager.as_str().to_string(), (id.clone(), Instant::now()));
+        }
+        Ok(id)
+    }
+
+    /// The resolution chain. Order: userName (accepted only with this person's marker or
+    /// ExternalId), then GetUserId(ExternalId) for SCIM-provisioned users, then, for a leaver still not found, a
+    /// ListUsers scan for the marker (a missed leaver is a security incident; the scan's cost is
+    /// paid only when every cheaper lookup failed).
+    async fn resolve(&self, event: &HrEvent) -> Result<Resolved, SyncError> {
+        let person = &event.external_id;
+        if let Some(user_name) = event.user_name()
+            && let Some(id) = self.store.find_user_by_user_name(user_name).await?
+            && let Some(record) = self.store.describe_user(&id).await?
+        {
+            match planner::ownership(&record, person) {
+                Ownership::Ours => return self.current(record, "user-name").await,
+                Ownership::OtherPerson => {
+                    // Our person may still exist under another name (SCIM): a rename onto a taken
+                    // name is refused either way, so stop here.
+                    return Err(SyncError::UserNameTaken {
+                        owner: "another person",
+                    });
+                }
+                Ownership::Unmanaged => {
+                    return Err(SyncError::UserNameTaken {
+                        owner: "a user not managed by jml-sync",
+                    });
+                }
+            }
+        }
+        if let Some(id) = self.store.find_user_by_external_id(person).await?
+            && let Some(record) = self.store.describe_user(&id).await?
+        {
+            return self.current(record, "external-id").await;
+        }
+        if event.kind() == crate::contract::EventKind::Leaver
+            && let Some(id) = self.store.find_user_by_marker(&person.marker()).await?
+            && let Some(record) = self.store.describe_user(&id).await?
+            && planner::ownership(&record, person) == Ownership::Ours
+        {
+            return self.current(record, "marker-scan").await;
+        }
+        Ok(Resolved {
+            current: None,
+            by: "none",
+        })
+    }
+
+    async fn current(&self, record: UserRecord, by: &'static str) -> Result<Resolved, SyncError> {
+        let mut managed = BTreeMap::new();
+        for m in self.store.memberships(&record.user_id).await? {
+            if let Some(name) = self.group_name(&m.group_id).await?
+                && self.settings.managed_groups.contains(&name)
+            {
+                managed.insert(name, m.membership_id);
+            }
+        }
+        Ok(Resolved {
+            current: Some(CurrentUser {
+                record,
+                managed_memberships: managed,
+            }),
+            by,
+        })
+    }
+}
