@@ -1,1 +1,264 @@
-fn main() {}
+//! `jml`: run HR events through the real identity-sync handler code.
+//!
+//! - `jml replay events/` — on the embedded simulator (default): prints each event's decision and
+//!   actions, then the final users and memberships.
+//! - `jml replay --backend aws events/` — against real AWS: a dry run unless `--apply` is given.
+//! - `jml bench` — Identity Store API calls per event type, measured on the simulator.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use identity_sync::{RecordMeta, RecordReport, State, process_record};
+use jml_shared::batch::RecordResult;
+use jml_shared::config::{Backend, Config};
+use jml_shared::sim::SimIdentityStore;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jml",
+    about = "jml-sync: HR joiner/mover/leaver events -> AWS identities"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    /// The embedded in-memory simulator (no AWS account needed).
+    Memory,
+    /// Real AWS: default credential chain, IDENTITY_STORE_ID, DLQ_URL, MANAGED_GROUP_PREFIX/MANAGED_GROUPS.
+    Aws,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Send HR event files (or every *.json in a directory, in name order) through the handler.
+    Replay {
+        /// Files or directories of HR events.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = BackendArg::Memory)]
+        backend: BackendArg,
+        /// Plan and print, write nothing (always on for --backend aws unless --apply).
+        #[arg(long)]
+        dry_run: bool,
+        /// With --backend aws: really write.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Print Identity Store API calls per event type, measured on the simulator.
+    Bench,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay {
+            paths,
+            backend,
+            dry_run,
+            apply,
+        } => replay(&paths, backend, dry_run, apply).await,
+        Command::Bench => bench::run().await,
+    }
+}
+
+/// HR event files under `paths`: files as given, directories' `*.json` (not schemas) by name.
+fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file() && f.extension().is_some_and(|x| x == "json") && !is_schema(f)
+                })
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn is_schema(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".schema.json"))
+}
+
+async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bool) -> ExitCode {
+    let files = match event_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = match backend {
+        BackendArg::Memory => Config::from_lookup(|k| {
+            if k == "JML_BACKEND" {
+                Some("memory".into())
+            } else {
+                std::env::var(k).ok()
+            }
+        }),
+        BackendArg::Aws => Config::from_lookup(|k| {
+            if k == "JML_BACKEND" {
+                Some("aws".into())
+            } else {
+                std::env::var(k).ok()
+            }
+        }),
+    };
+    let Ok(cfg) = config.as_mut() else {
+        if let Err(e) = config {
+            eprintln!("jml: {e}");
+        }
+        return ExitCode::from(2);
+    };
+    cfg.dry_run = dry_run || (cfg.backend == Backend::Aws && !apply);
+    let (state, sim) = match cfg.backend {
+        Backend::Memory => {
+            let store = Arc::new(jml_shared::sim::demo_identity_store());
+            let (state, mem) = State::memory(store, cfg);
+            (state, Some(mem))
+        }
+        Backend::Aws => (State::from_config(cfg).await, None),
+    };
+    if cfg.dry_run {
+        println!(
+            "DRY RUN: planning only, nothing is written{}",
+            if cfg.backend == Backend::Aws {
+                " (add --apply to write)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "{:<22} {:<7} {:<16} {:<26} actions",
+        "eventId", "type", "externalId", "decision"
+    );
+    let mut failures = 0;
+    for f in &files {
+        let body = match std::fs::read_to_string(f) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("jml: {}: {e}", f.display());
+                failures += 1;
+                continue;
+            }
+        };
+        let meta = RecordMeta {
+            message_id: Some(f.display().to_string()),
+            message_group: jml_shared::contract::external_id_hint(&body),
+        };
+        let report = process_record(&state, &body, &meta).await;
+        print_report(&report);
+        if report.result != RecordResult::Done {
+            failures += 1;
+        }
+    }
+    if let Some(mem) = sim {
+        print_users(&mem.store);
+        let parked = mem.dlq.parked();
+        if !parked.is_empty() {
+            println!("\nparked on the dead-letter queue: {}", parked.len());
+            for p in parked {
+                println!(
+                    "  {} [{}] {}",
+                    p.source_message_id.unwrap_or_default(),
+                    p.error_code,
+                    p.reason
+                );
+            }
+        }
+        let calls = mem.store.calls();
+        println!(
+            "\nIdentity Store calls: {} reads, {} writes",
+            calls.reads(),
+            calls.writes()
+        );
+    }
+    if failures > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_report(r: &RecordReport) {
+    let kind = r.kind.map(|k| k.as_str()).unwrap_or("-");
+    let id = r.event_id.as_deref().unwrap_or("-");
+    let ext = r.external_id.as_deref().unwrap_or("-");
+    match (&r.outcome, &r.error) {
+        (Some(o), _) => {
+            let decision = if o.dry_run {
+                format!("{} (dry run)", o.decision.as_str())
+            } else {
+                o.decision.as_str().to_string()
+            };
+            println!(
+                "{id:<22} {kind:<7} {ext:<16} {decision:<26} {}",
+                o.actions.len()
+            );
+            for a in &o.actions {
+                println!("{:>50}- {}", "", a.describe());
+            }
+            for n in &o.notes {
+                println!("{:>50}note: {n}", "");
+            }
+        }
+        (None, Some((code, reason))) => {
+            let what = if r.result == RecordResult::Parked {
+                "PARKED"
+            } else {
+                "RETRY"
+            };
+            println!("{id:<22} {kind:<7} {ext:<16} {what} {code}: {reason}");
+        }
+        (None, None) => println!("{id:<22} {kind:<7} {ext:<16} -"),
+    }
+}
+
+fn print_users(store: &SimIdentityStore) {
+    println!("\nfinal users (simulator)");
+    println!(
+        "{:<38} {:<16} {:<9} {:<36} groups",
+        "userId", "userName", "status", "managed marker"
+    );
+    for u in store.users() {
+        let status = match u.status {
+            jml_shared::ports::UserStatus::Enabled => "ENABLED",
+            jml_shared::ports::UserStatus::Disabled => "DISABLED",
+        };
+        let marker = u.marker.as_deref().unwrap_or("(unmanaged)");
+        let groups = if u.groups.is_empty() {
+            "-".to_string()
+        } else {
+            u.groups.join(", ")
+        };
+        println!(
+            "{:<38} {:<16} {:<9} {:<36} {groups}",
+            u.user_id, u.user_name, status, marker
+        );
+    }
+}

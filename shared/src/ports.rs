@@ -61,6 +61,17 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The operation name, with the lookup kind for GetUserId.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::GetUserIdByUserName => "GetUserId(userName)",
+            Self::GetUserIdByExternalId => "GetUserId(ExternalId)",
+            other => other.api_name(),
+        }
+    }
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.api_name())

@@ -131,7 +131,7 @@ where
             message: sdk_error_kind(err).to_string(),
         };
     };
-    let message = e.message().unwrap_or_default().to_string();
+    let message = redact_quoted(e.message().unwrap_or_default());
     match e.code().unwrap_or_default() {
         "ConflictException" => ServiceError::Conflict {
             op,
@@ -156,6 +156,26 @@ where
             },
         },
     }
+}
+
+/// Service messages may quote the rejected value (`Value 'x' at 'userName' failed ...`): keep
+/// the words, drop what is quoted, so no personal data reaches a log or a DLQ attribute.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '\'' {
+            if quoted {
+                out.push_str("<redacted>'");
+            } else {
+                out.push('\'');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn sdk_error_kind<E, R>(err: &SdkError<E, R>) -> &'static str {

@@ -19,3 +19,15 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// The AWS implementations of the identity ports, sharing one SDK configuration.
+pub async fn connect(
+    identity_store_id: &str,
+    dlq_url: &str,
+) -> (AwsIdentityStore, SqsDeadLetterQueue) {
+    let sdk = load_sdk_config().await;
+    (
+        AwsIdentityStore::new(aws_sdk_identitystore::Client::new(&sdk), identity_store_id),
+        SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dlq_url),
+    )
+}
