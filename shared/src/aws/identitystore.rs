@@ -50,15 +50,16 @@ impl AwsIdentityStore {
     }
 }
 
-/// Detail an operation's error may carry beyond code and message.
+/// What the typed error of an operation tells beyond its metadata: the modelled exception's
+/// code (responses also carry it as metadata; errors built in tests may not), the
+/// ConflictException reason and the ThrottlingException's RetryAfterSeconds.
 trait Detail {
+    fn typed_code(&self) -> Option<&'static str>;
+    fn typed_message(&self) -> Option<&str>;
     fn conflict_reason(&self) -> Option<ConflictReason> {
         None
     }
-    fn retry_after(&self) -> Option<i32> {
-        None
-    }
-    fn is_not_found(&self) -> bool;
+    fn retry_after(&self) -> Option<i32>;
 }
 
 fn map_reason(r: Option<&ConflictExceptionReason>) -> ConflictReason {
@@ -74,42 +75,70 @@ fn map_reason(r: Option<&ConflictExceptionReason>) -> ConflictReason {
 }
 
 macro_rules! detail {
-    ($t:ident, conflict) => {
+    (@codes $t:ident, $e:expr, [$($extra:ident),*]) => {
+        match $e {
+            $t::ResourceNotFoundException(_) => Some("ResourceNotFoundException"),
+            $t::ThrottlingException(_) => Some("ThrottlingException"),
+            $t::AccessDeniedException(_) => Some("AccessDeniedException"),
+            $t::InternalServerException(_) => Some("InternalServerException"),
+            $t::ValidationException(_) => Some("ValidationException"),
+            $($t::$extra(_) => Some(stringify!($extra)),)*
+            _ => None,
+        }
+    };
+    (@message $t:ident, $e:expr) => {
+        match $e {
+            $t::ValidationException(v) => v.message(),
+            $t::AccessDeniedException(a) => a.message(),
+            _ => None,
+        }
+    };
+    (@retry $t:ident, $e:expr) => {
+        match $e {
+            $t::ThrottlingException(t) => Some(t.retry_after_seconds()).filter(|s| *s > 0),
+            _ => None,
+        }
+    };
+    ($t:ident) => {
         impl Detail for $t {
+            fn typed_code(&self) -> Option<&'static str> {
+                detail!(@codes $t, self, [])
+            }
+            fn typed_message(&self) -> Option<&str> {
+                detail!(@message $t, self)
+            }
+            fn retry_after(&self) -> Option<i32> {
+                detail!(@retry $t, self)
+            }
+        }
+    };
+    ($t:ident, conflict $(, $extra:ident)*) => {
+        impl Detail for $t {
+            fn typed_code(&self) -> Option<&'static str> {
+                detail!(@codes $t, self, [ConflictException $(, $extra)*])
+            }
             fn conflict_reason(&self) -> Option<ConflictReason> {
                 match self {
                     $t::ConflictException(c) => Some(map_reason(c.reason())),
                     _ => None,
                 }
             }
+            fn typed_message(&self) -> Option<&str> {
+                detail!(@message $t, self)
+            }
             fn retry_after(&self) -> Option<i32> {
-                match self {
-                    $t::ThrottlingException(t) => Some(t.retry_after_seconds()).filter(|s| *s > 0),
-                    _ => None,
-                }
-            }
-            fn is_not_found(&self) -> bool {
-                matches!(self, $t::ResourceNotFoundException(_))
-            }
-        }
-    };
-    ($t:ident) => {
-        impl Detail for $t {
-            fn retry_after(&self) -> Option<i32> {
-                match self {
-                    $t::ThrottlingException(t) => Some(t.retry_after_seconds()).filter(|s| *s > 0),
-                    _ => None,
-                }
-            }
-            fn is_not_found(&self) -> bool {
-                matches!(self, $t::ResourceNotFoundException(_))
+                detail!(@retry $t, self)
             }
         }
     };
 }
-detail!(CreateUserError, conflict);
-detail!(UpdateUserError, conflict);
-detail!(CreateGroupMembershipError, conflict);
+detail!(CreateUserError, conflict, ServiceQuotaExceededException);
+detail!(UpdateUserError, conflict, ServiceQuotaExceededException);
+detail!(
+    CreateGroupMembershipError,
+    conflict,
+    ServiceQuotaExceededException
+);
 detail!(DeleteGroupMembershipError, conflict);
 detail!(DescribeUserError);
 detail!(DescribeGroupError);
@@ -131,8 +160,8 @@ where
             message: sdk_error_kind(err).to_string(),
         };
     };
-    let message = redact_quoted(e.message().unwrap_or_default());
-    match e.code().unwrap_or_default() {
+    let message = redact_quoted(e.message().or(e.typed_message()).unwrap_or_default());
+    match e.typed_code().or(e.code()).unwrap_or_default() {
         "ConflictException" => ServiceError::Conflict {
             op,
             reason: e.conflict_reason().unwrap_or(ConflictReason::Unspecified),
@@ -145,7 +174,6 @@ where
         "ValidationException" => ServiceError::Validation { op, message },
         "AccessDeniedException" => ServiceError::AccessDenied { op, message },
         "ServiceQuotaExceededException" => ServiceError::QuotaExceeded { op },
-        _ if e.is_not_found() => ServiceError::NotFound { op },
         // InternalServerException and anything unmodelled (5xx).
         code => ServiceError::Unavailable {
             op,
@@ -159,23 +187,45 @@ where
 }
 
 /// Service messages may quote the rejected value (`Value 'x' at 'userName' failed ...`): keep
-/// the words, drop what is quoted, so no personal data reaches a log or a DLQ attribute.
+/// the words and the quoted field path after `at`, drop any other quoted text, so no personal
+/// data reaches a log or a DLQ attribute.
 pub fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '\'' {
-            if quoted {
-                out.push_str("<redacted>'");
-            } else {
-                out.push('\'');
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
+    let mut rest = message;
+    while let Some(open) = rest.find('\'') {
+        let (before, after) = rest.split_at(open);
+        out.push_str(before);
+        let after = &after[1..];
+        let Some(close) = after.find('\'') else {
+            out.push_str("'<redacted>");
+            return out;
+        };
+        let quoted = &after[..close];
+        if out.ends_with(" at ") {
+            out.push('\'');
+            out.push_str(quoted);
+            out.push('\'');
+        } else {
+            out.push_str("'<redacted>'");
         }
+        rest = &after[close + 1..];
     }
+    out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_quoted;
+
+    #[test]
+    fn redacts_values_keeps_field_paths() {
+        assert_eq!(
+            redact_quoted("Value 'ada@example.com' at 'emails' failed; 'x"),
+            "Value '<redacted>' at 'emails' failed; '<redacted>"
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
+    }
 }
 
 fn sdk_error_kind<E, R>(err: &SdkError<E, R>) -> &'static str {
@@ -532,7 +582,7 @@ impl IdentityStore for AwsIdentityStore {
             let page = page.map_err(|e| classify(Op::ListGroupMembershipsForMember, &e))?;
             out.extend(page.group_memberships().iter().filter_map(|m| {
                 Some(Membership {
-                    membership_id: m.membership_id()?.to_string(),
+                    membership_id: m.membership_id().to_string(),
                     group_id: m.group_id()?.to_string(),
                 })
             }));
