@@ -36,8 +36,7 @@ async fn measure(state: &State, store: &SimIdentityStore, body: &str) -> CallCou
 }
 
 pub async fn run() -> ExitCode {
-    let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string()))
-    else {
+    let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return ExitCode::from(2);
     };
     let store = Arc::new(jml_shared::sim::demo_identity_store());
@@ -56,43 +55,23 @@ pub async fn run() -> ExitCode {
     ];
     let mut rows = Vec::new();
     for (scenario, body) in scenarios {
-        rows.push(Row {
-            scenario,
-            calls: measure(&state, &store, body).await,
-        });
+        rows.push(Row { scenario, calls: measure(&state, &store, body).await });
     }
     println!(
         "Identity Store API calls per event (simulator, real handler code; {} users in the store)\n",
         store.users().len()
     );
-    println!(
-        "| {:<34} | {:>5} | {:>6} | calls",
-        "event", "reads", "writes"
-    );
+    println!("| {:<34} | {:>5} | {:>6} | calls", "event", "reads", "writes");
     println!("|{:-<36}|{:-<7}|{:-<8}|------", "", "", "");
     for r in &rows {
-        let detail: Vec<String> = r
-            .calls
-            .by_op
-            .iter()
-            .map(|(op, n)| format!("{} x{n}", op.label()))
-            .collect();
-        println!(
-            "| {:<34} | {:>5} | {:>6} | {}",
-            r.scenario,
-            r.calls.reads(),
-            r.calls.writes(),
-            detail.join(", ")
-        );
+        let detail: Vec<String> = r.calls.by_op.iter().map(|(op, n)| format!("{} x{n}", op.label())).collect();
+        println!("| {:<34} | {:>5} | {:>6} | {}", r.scenario, r.calls.reads(), r.calls.writes(), detail.join(", "));
     }
     let warm = &rows[1].calls;
     let replay = &rows[2].calls;
     let checks = [
         ("joiner with 3 groups: exactly 4 writes", warm.writes() == 4),
-        (
-            "joiner with 3 groups (cached): at most 3 reads",
-            warm.reads() <= 3,
-        ),
+        ("joiner with 3 groups (cached): at most 3 reads", warm.reads() <= 3),
         (
             "replay: 0 writes",
             rows.iter()
@@ -107,9 +86,5 @@ pub async fn run() -> ExitCode {
         println!("{} {what}", if pass { "PASS" } else { "FAIL" });
         ok &= pass;
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

@@ -18,10 +18,7 @@ use jml_shared::config::{Backend, Config};
 use jml_shared::sim::SimIdentityStore;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "jml",
-    about = "jml-sync: HR joiner/mover/leaver events -> AWS identities"
-)]
+#[command(name = "jml", about = "jml-sync: HR joiner/mover/leaver events -> AWS identities")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,18 +56,11 @@ enum Command {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay {
-            paths,
-            backend,
-            dry_run,
-            apply,
-        } => replay(&paths, backend, dry_run, apply).await,
+        Command::Replay { paths, backend, dry_run, apply } => replay(&paths, backend, dry_run, apply).await,
         Command::Bench => bench::run().await,
     }
 }
@@ -83,9 +73,7 @@ fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let mut files: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| format!("{}: {e}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.is_file() && f.extension().is_some_and(|x| x == "json") && !is_schema(f)
-                })
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "json") && !is_schema(f))
                 .collect();
             files.sort();
             out.extend(files);
@@ -99,9 +87,7 @@ fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn is_schema(p: &Path) -> bool {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(".schema.json"))
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".schema.json"))
 }
 
 async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bool) -> ExitCode {
@@ -113,20 +99,12 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
         }
     };
     let mut config = match backend {
-        BackendArg::Memory => Config::from_lookup(|k| {
-            if k == "JML_BACKEND" {
-                Some("memory".into())
-            } else {
-                std::env::var(k).ok()
-            }
-        }),
-        BackendArg::Aws => Config::from_lookup(|k| {
-            if k == "JML_BACKEND" {
-                Some("aws".into())
-            } else {
-                std::env::var(k).ok()
-            }
-        }),
+        BackendArg::Memory => {
+            Config::from_lookup(|k| if k == "JML_BACKEND" { Some("memory".into()) } else { std::env::var(k).ok() })
+        }
+        BackendArg::Aws => {
+            Config::from_lookup(|k| if k == "JML_BACKEND" { Some("aws".into()) } else { std::env::var(k).ok() })
+        }
     };
     let Ok(cfg) = config.as_mut() else {
         if let Err(e) = config {
@@ -146,17 +124,10 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
     if cfg.dry_run {
         println!(
             "DRY RUN: planning only, nothing is written{}",
-            if cfg.backend == Backend::Aws {
-                " (add --apply to write)"
-            } else {
-                ""
-            }
+            if cfg.backend == Backend::Aws { " (add --apply to write)" } else { "" }
         );
     }
-    println!(
-        "{:<22} {:<7} {:<16} {:<26} actions",
-        "eventId", "type", "externalId", "decision"
-    );
+    println!("{:<22} {:<7} {:<16} {:<26} actions", "eventId", "type", "externalId", "decision");
     let mut failures = 0;
     for f in &files {
         let body = match std::fs::read_to_string(f) {
@@ -183,26 +154,13 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
         if !parked.is_empty() {
             println!("\nparked on the dead-letter queue: {}", parked.len());
             for p in parked {
-                println!(
-                    "  {} [{}] {}",
-                    p.source_message_id.unwrap_or_default(),
-                    p.error_code,
-                    p.reason
-                );
+                println!("  {} [{}] {}", p.source_message_id.unwrap_or_default(), p.error_code, p.reason);
             }
         }
         let calls = mem.store.calls();
-        println!(
-            "\nIdentity Store calls: {} reads, {} writes",
-            calls.reads(),
-            calls.writes()
-        );
+        println!("\nIdentity Store calls: {} reads, {} writes", calls.reads(), calls.writes());
     }
-    if failures > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 fn print_report(r: &RecordReport) {
@@ -211,15 +169,9 @@ fn print_report(r: &RecordReport) {
     let ext = r.external_id.as_deref().unwrap_or("-");
     match (&r.outcome, &r.error) {
         (Some(o), _) => {
-            let decision = if o.dry_run {
-                format!("{} (dry run)", o.decision.as_str())
-            } else {
-                o.decision.as_str().to_string()
-            };
-            println!(
-                "{id:<22} {kind:<7} {ext:<16} {decision:<26} {}",
-                o.actions.len()
-            );
+            let decision =
+                if o.dry_run { format!("{} (dry run)", o.decision.as_str()) } else { o.decision.as_str().to_string() };
+            println!("{id:<22} {kind:<7} {ext:<16} {decision:<26} {}", o.actions.len());
             for a in &o.actions {
                 println!("{:>50}- {}", "", a.describe());
             }
@@ -228,11 +180,7 @@ fn print_report(r: &RecordReport) {
             }
         }
         (None, Some((code, reason))) => {
-            let what = if r.result == RecordResult::Parked {
-                "PARKED"
-            } else {
-                "RETRY"
-            };
+            let what = if r.result == RecordResult::Parked { "PARKED" } else { "RETRY" };
             println!("{id:<22} {kind:<7} {ext:<16} {what} {code}: {reason}");
         }
         (None, None) => println!("{id:<22} {kind:<7} {ext:<16} -"),
@@ -241,24 +189,14 @@ fn print_report(r: &RecordReport) {
 
 fn print_users(store: &SimIdentityStore) {
     println!("\nfinal users (simulator)");
-    println!(
-        "{:<38} {:<16} {:<9} {:<36} groups",
-        "userId", "userName", "status", "managed marker"
-    );
+    println!("{:<38} {:<16} {:<9} {:<36} groups", "userId", "userName", "status", "managed marker");
     for u in store.users() {
         let status = match u.status {
             jml_shared::ports::UserStatus::Enabled => "ENABLED",
             jml_shared::ports::UserStatus::Disabled => "DISABLED",
         };
         let marker = u.marker.as_deref().unwrap_or("(unmanaged)");
-        let groups = if u.groups.is_empty() {
-            "-".to_string()
-        } else {
-            u.groups.join(", ")
-        };
-        println!(
-            "{:<38} {:<16} {:<9} {:<36} {groups}",
-            u.user_id, u.user_name, status, marker
-        );
+        let groups = if u.groups.is_empty() { "-".to_string() } else { u.groups.join(", ") };
+        println!("{:<38} {:<16} {:<9} {:<36} {groups}", u.user_id, u.user_name, status, marker);
     }
 }

@@ -30,11 +30,7 @@ pub enum RecordResult {
 }
 
 /// Processes a batch; returns the message ids to report as `batchItemFailures`, in batch order.
-pub async fn run_batch<F, Fut>(
-    records: Vec<BatchRecord>,
-    concurrency: usize,
-    process: F,
-) -> Vec<String>
+pub async fn run_batch<F, Fut>(records: Vec<BatchRecord>, concurrency: usize, process: F) -> Vec<String>
 where
     F: Fn(BatchRecord) -> Fut,
     Fut: Future<Output = RecordResult>,
@@ -78,11 +74,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn rec(id: &str, group: &str, body: &str) -> BatchRecord {
-        BatchRecord {
-            message_id: id.into(),
-            group: group.into(),
-            body: body.into(),
-        }
+        BatchRecord { message_id: id.into(), group: group.into(), body: body.into() }
     }
 
     #[tokio::test]
@@ -110,39 +102,25 @@ mod tests {
         )
         .await;
         assert_eq!(failed, vec!["2", "4"]);
-        assert!(
-            !seen.lock().unwrap().contains(&"4".to_string()),
-            "record 4 must not run after 2 failed"
-        );
+        assert!(!seen.lock().unwrap().contains(&"4".to_string()), "record 4 must not run after 2 failed");
     }
 
     #[tokio::test]
     async fn groups_run_concurrently_records_of_a_group_in_order() {
         let log = Mutex::new(Vec::new());
-        let failed = run_batch(
-            (0..6)
-                .map(|i| rec(&i.to_string(), if i % 2 == 0 { "x" } else { "y" }, ""))
-                .collect(),
-            2,
-            |r| {
+        let failed =
+            run_batch((0..6).map(|i| rec(&i.to_string(), if i % 2 == 0 { "x" } else { "y" }, "")).collect(), 2, |r| {
                 let log = &log;
                 async move {
                     tokio::task::yield_now().await;
-                    log.lock()
-                        .unwrap()
-                        .push((r.group.clone(), r.message_id.clone()));
+                    log.lock().unwrap().push((r.group.clone(), r.message_id.clone()));
                     RecordResult::Done
                 }
-            },
-        )
-        .await;
+            })
+            .await;
         assert!(failed.is_empty());
         let log = log.lock().unwrap();
-        let x: Vec<&str> = log
-            .iter()
-            .filter(|(g, _)| g == "x")
-            .map(|(_, m)| m.as_str())
-            .collect();
+        let x: Vec<&str> = log.iter().filter(|(g, _)| g == "x").map(|(_, m)| m.as_str()).collect();
         assert_eq!(x, vec!["0", "2", "4"]);
     }
 }

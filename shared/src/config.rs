@@ -39,10 +39,7 @@ pub struct ConfigError {
 }
 
 fn err(var: &'static str, rule: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        rule: rule.into(),
-    }
+    ConfigError { var, rule: rule.into() }
 }
 
 /// `IdentityStoreId` from the service model.
@@ -62,11 +59,7 @@ impl Config {
 
     /// Reads settings through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let backend = match get("JML_BACKEND").as_deref() {
             None | Some("aws") => Backend::Aws,
             Some("memory") => Backend::Memory,
@@ -77,10 +70,7 @@ impl Config {
         if backend == Backend::Aws {
             match &identity_store_id {
                 None => {
-                    return Err(err(
-                        "IDENTITY_STORE_ID",
-                        "is required with JML_BACKEND=aws (e.g. d-1234567890)",
-                    ));
+                    return Err(err("IDENTITY_STORE_ID", "is required with JML_BACKEND=aws (e.g. d-1234567890)"));
                 }
                 Some(id) if !IDENTITY_STORE_ID.is_match(id) => {
                     return Err(err(
@@ -105,19 +95,10 @@ impl Config {
         }
         let prefix = get("MANAGED_GROUP_PREFIX");
         let names: BTreeSet<String> = get("MANAGED_GROUPS")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
             .unwrap_or_default();
         let managed_groups = match (prefix, names.is_empty(), backend) {
-            (None, true, Backend::Memory) => ManagedGroups {
-                prefix: Some(DEMO_GROUP_PREFIX.to_string()),
-                names,
-            },
+            (None, true, Backend::Memory) => ManagedGroups { prefix: Some(DEMO_GROUP_PREFIX.to_string()), names },
             (None, true, Backend::Aws) => {
                 return Err(err(
                     "MANAGED_GROUP_PREFIX",
@@ -143,14 +124,7 @@ impl Config {
             Some("true" | "1") => true,
             Some(_) => return Err(err("DRY_RUN", "must be true or false")),
         };
-        Ok(Self {
-            backend,
-            identity_store_id,
-            dlq_url,
-            managed_groups,
-            max_concurrency,
-            dry_run,
-        })
+        Ok(Self { backend, identity_store_id, dlq_url, managed_groups, max_concurrency, dry_run })
     }
 }
 
@@ -160,38 +134,20 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
     #[test]
     fn aws_backend_requires_store_dlq_and_managed_groups() {
         assert_eq!(cfg(&[]).unwrap_err().var, "IDENTITY_STORE_ID");
-        assert_eq!(
-            cfg(&[("IDENTITY_STORE_ID", "d-12")]).unwrap_err().var,
-            "IDENTITY_STORE_ID"
-        );
-        assert_eq!(
-            cfg(&[("IDENTITY_STORE_ID", "d-1234567890")])
-                .unwrap_err()
-                .var,
-            "DLQ_URL"
-        );
-        let e = cfg(&[
-            ("IDENTITY_STORE_ID", "d-1234567890"),
-            ("DLQ_URL", "https://sqs/q"),
-        ])
-        .unwrap_err();
+        assert_eq!(cfg(&[("IDENTITY_STORE_ID", "d-12")]).unwrap_err().var, "IDENTITY_STORE_ID");
+        assert_eq!(cfg(&[("IDENTITY_STORE_ID", "d-1234567890")]).unwrap_err().var, "DLQ_URL");
+        let e = cfg(&[("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q")]).unwrap_err();
         assert_eq!(e.var, "MANAGED_GROUP_PREFIX");
-        let c = cfg(&[
-            ("IDENTITY_STORE_ID", "d-1234567890"),
-            ("DLQ_URL", "https://sqs/q"),
-            ("MANAGED_GROUPS", "a, b,"),
-        ])
-        .unwrap();
+        let c =
+            cfg(&[("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q"), ("MANAGED_GROUPS", "a, b,")])
+                .unwrap();
         assert_eq!(c.managed_groups.names.len(), 2);
     }
 
@@ -200,21 +156,8 @@ mod tests {
         let c = cfg(&[("JML_BACKEND", "memory")]).unwrap();
         assert_eq!(c.managed_groups.prefix.as_deref(), Some("jml-"));
         assert_eq!(c.max_concurrency, 4);
-        assert_eq!(
-            cfg(&[("JML_BACKEND", "memory"), ("MAX_CONCURRENCY", "0")])
-                .unwrap_err()
-                .var,
-            "MAX_CONCURRENCY"
-        );
-        assert_eq!(
-            cfg(&[("JML_BACKEND", "memory"), ("DRY_RUN", "yes")])
-                .unwrap_err()
-                .var,
-            "DRY_RUN"
-        );
-        assert_eq!(
-            cfg(&[("JML_BACKEND", "s3")]).unwrap_err().var,
-            "JML_BACKEND"
-        );
+        assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("MAX_CONCURRENCY", "0")]).unwrap_err().var, "MAX_CONCURRENCY");
+        assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("DRY_RUN", "yes")]).unwrap_err().var, "DRY_RUN");
+        assert_eq!(cfg(&[("JML_BACKEND", "s3")]).unwrap_err().var, "JML_BACKEND");
     }
 }

@@ -8,10 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::contract::{Change, ExternalId, GroupName, HrEvent, Profile};
-use crate::ports::{
-    AddressAttributes, AttributeChange, MembershipId, UserAttributes, UserId, UserRecord,
-    UserStatus,
-};
+use crate::ports::{AddressAttributes, AttributeChange, MembershipId, UserAttributes, UserId, UserRecord, UserStatus};
 
 /// UpdateUser takes at most 100 attribute operations per call (`AttributeOperations` max 100).
 pub const MAX_OPERATIONS_PER_UPDATE: usize = 100;
@@ -26,11 +23,7 @@ pub struct ManagedGroups {
 
 impl ManagedGroups {
     pub fn contains(&self, name: &str) -> bool {
-        self.names.contains(name)
-            || self
-                .prefix
-                .as_deref()
-                .is_some_and(|p| !p.is_empty() && name.starts_with(p))
+        self.names.contains(name) || self.prefix.as_deref().is_some_and(|p| !p.is_empty() && name.starts_with(p))
     }
 }
 
@@ -54,16 +47,12 @@ pub enum Ownership {
 
 /// Decides ownership of a user found by userName (or any other lookup).
 pub fn ownership(user: &UserRecord, person: &ExternalId) -> Ownership {
-    let ours_by_external_id = user
-        .external_ids
-        .iter()
-        .any(|(issuer, id)| issuer == person.issuer.as_str() && id == person.id.as_str());
+    let ours_by_external_id =
+        user.external_ids.iter().any(|(issuer, id)| issuer == person.issuer.as_str() && id == person.id.as_str());
     let marker = user.attributes.marker.as_deref();
     if ours_by_external_id || marker == Some(person.marker().as_str()) {
         Ownership::Ours
-    } else if marker.is_some_and(|m| m.starts_with("urn:jml-sync:person:"))
-        || !user.external_ids.is_empty()
-    {
+    } else if marker.is_some_and(|m| m.starts_with("urn:jml-sync:person:")) || !user.external_ids.is_empty() {
         Ownership::OtherPerson
     } else {
         Ownership::Unmanaged
@@ -152,33 +141,21 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error(
-        "groups[{index}]: group '{group}' is not managed by jml-sync (configure MANAGED_GROUP_PREFIX or MANAGED_GROUPS)"
+        "groups: group '{group}' is not managed by jml-sync (not in MANAGED_GROUPS and without the MANAGED_GROUP_PREFIX)"
     )]
-    UnmanagedGroup { index: usize, group: String },
+    UnmanagedGroup { group: String },
 }
 
 /// Every event group must be a managed group.
 pub fn check_groups(profile: &Profile, managed: &ManagedGroups) -> Result<(), Refusal> {
-    match profile
-        .groups
-        .iter()
-        .enumerate()
-        .find(|(_, g)| !managed.contains(g.as_str()))
-    {
-        Some((index, g)) => Err(Refusal::UnmanagedGroup {
-            index,
-            group: g.to_string(),
-        }),
+    match profile.groups.iter().find(|g| !managed.contains(g.as_str())) {
+        Some(g) => Err(Refusal::UnmanagedGroup { group: g.to_string() }),
         None => Ok(()),
     }
 }
 
 /// The attributes a profile asks for (the manager already resolved to a UserId).
-pub fn desired_attributes(
-    profile: &Profile,
-    person: &ExternalId,
-    manager_id: Option<UserId>,
-) -> UserAttributes {
+pub fn desired_attributes(profile: &Profile, person: &ExternalId, manager_id: Option<UserId>) -> UserAttributes {
     let t = |v: &Option<crate::contract::Text>| v.as_ref().map(|t| t.as_str().to_string());
     UserAttributes {
         user_name: profile.user_name.as_str().to_string(),
@@ -219,46 +196,28 @@ pub fn desired_attributes(
 pub fn plan(event: &HrEvent, current: Option<&CurrentUser>, manager_id: Option<UserId>) -> Plan {
     let enabled = |c: &CurrentUser| c.record.status == UserStatus::Enabled;
     match (&event.change, current) {
-        (Change::Leaver { .. }, None) => Plan {
-            decision: Decision::LeaverWithoutAccount,
-            actions: vec![],
-        },
+        (Change::Leaver { .. }, None) => Plan { decision: Decision::LeaverWithoutAccount, actions: vec![] },
         (Change::Leaver { .. }, Some(cur)) => {
             // Removing memberships is what revokes access: it comes first, then the disable.
             let mut actions: Vec<Action> = cur
                 .managed_memberships
                 .iter()
-                .map(|(group, id)| Action::RemoveFromGroup {
-                    group: group.clone(),
-                    membership_id: id.clone(),
-                })
+                .map(|(group, id)| Action::RemoveFromGroup { group: group.clone(), membership_id: id.clone() })
                 .collect();
             if enabled(cur) {
                 actions.push(Action::SetStatus(UserStatus::Disabled));
             }
-            let decision = if actions.is_empty() {
-                Decision::NoChange
-            } else {
-                Decision::Disable
-            };
+            let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
             Plan { decision, actions }
         }
         (Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p), None) => {
-            let mut actions = vec![Action::CreateUser(Box::new(desired_attributes(
-                p,
-                &event.external_id,
-                manager_id,
-            )))];
+            let mut actions = vec![Action::CreateUser(Box::new(desired_attributes(p, &event.external_id, manager_id)))];
             actions.extend(p.groups.iter().cloned().map(Action::AddToGroup));
-            Plan {
-                decision: Decision::Create,
-                actions,
-            }
+            Plan { decision: Decision::Create, actions }
         }
-        (Change::Joiner(_) | Change::Mover(_), Some(cur)) if !enabled(cur) => Plan {
-            decision: Decision::IgnoredForDisabledUser,
-            actions: vec![],
-        },
+        (Change::Joiner(_) | Change::Mover(_), Some(cur)) if !enabled(cur) => {
+            Plan { decision: Decision::IgnoredForDisabledUser, actions: vec![] }
+        }
         (Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p), Some(cur)) => {
             let desired = desired_attributes(p, &event.external_id, manager_id);
             let mut actions: Vec<Action> = attribute_changes(&cur.record.attributes, &desired)
@@ -282,23 +241,13 @@ pub fn plan(event: &HrEvent, current: Option<&CurrentUser>, manager_id: Option<U
 }
 
 /// Removals first (least privilege during the change), then additions.
-fn group_actions(
-    current: &BTreeMap<String, MembershipId>,
-    desired: &BTreeSet<GroupName>,
-) -> Vec<Action> {
+fn group_actions(current: &BTreeMap<String, MembershipId>, desired: &BTreeSet<GroupName>) -> Vec<Action> {
     let desired_names: BTreeSet<&str> = desired.iter().map(GroupName::as_str).collect();
     let removals = current
         .iter()
         .filter(|(g, _)| !desired_names.contains(g.as_str()))
-        .map(|(g, id)| Action::RemoveFromGroup {
-            group: g.clone(),
-            membership_id: id.clone(),
-        });
-    let additions = desired
-        .iter()
-        .filter(|g| !current.contains_key(g.as_str()))
-        .cloned()
-        .map(Action::AddToGroup);
+        .map(|(g, id)| Action::RemoveFromGroup { group: g.clone(), membership_id: id.clone() });
+    let additions = desired.iter().filter(|g| !current.contains_key(g.as_str())).cloned().map(Action::AddToGroup);
     removals.chain(additions).collect()
 }
 
@@ -326,86 +275,33 @@ fn address_value(a: &AddressAttributes) -> Value {
 }
 
 /// The UpdateUser operations that turn `current` into `desired`: only what differs.
-pub fn attribute_changes(
-    current: &UserAttributes,
-    desired: &UserAttributes,
-) -> Vec<AttributeChange> {
+pub fn attribute_changes(current: &UserAttributes, desired: &UserAttributes) -> Vec<AttributeChange> {
     let mut out = Vec::new();
     let mut text = |path: &'static str, cur: &Option<String>, want: &Option<String>| {
         if cur != want {
-            out.push(AttributeChange {
-                path,
-                value: want.as_ref().map(|v| Value::String(v.clone())),
-            });
+            out.push(AttributeChange { path, value: want.as_ref().map(|v| Value::String(v.clone())) });
         }
     };
     text("displayName", &current.display_name, &desired.display_name);
     text("name.givenName", &current.given_name, &desired.given_name);
-    text(
-        "name.familyName",
-        &current.family_name,
-        &desired.family_name,
-    );
-    text(
-        "name.middleName",
-        &current.middle_name,
-        &desired.middle_name,
-    );
-    text(
-        "name.honorificPrefix",
-        &current.honorific_prefix,
-        &desired.honorific_prefix,
-    );
-    text(
-        "name.honorificSuffix",
-        &current.honorific_suffix,
-        &desired.honorific_suffix,
-    );
-    text(
-        "name.formatted",
-        &current.formatted_name,
-        &desired.formatted_name,
-    );
+    text("name.familyName", &current.family_name, &desired.family_name);
+    text("name.middleName", &current.middle_name, &desired.middle_name);
+    text("name.honorificPrefix", &current.honorific_prefix, &desired.honorific_prefix);
+    text("name.honorificSuffix", &current.honorific_suffix, &desired.honorific_suffix);
+    text("name.formatted", &current.formatted_name, &desired.formatted_name);
     text("title", &current.title, &desired.title);
     text("userType", &current.user_type, &desired.user_type);
-    text(
-        "preferredLanguage",
-        &current.preferred_language,
-        &desired.preferred_language,
-    );
+    text("preferredLanguage", &current.preferred_language, &desired.preferred_language);
     text("locale", &current.locale, &desired.locale);
     text("timezone", &current.timezone, &desired.timezone);
     text("profileUrl", &current.marker, &desired.marker);
-    text(
-        "aws:identitystore:enterprise.employeeNumber",
-        &current.employee_number,
-        &desired.employee_number,
-    );
-    text(
-        "aws:identitystore:enterprise.costCenter",
-        &current.cost_center,
-        &desired.cost_center,
-    );
-    text(
-        "aws:identitystore:enterprise.organization",
-        &current.organization,
-        &desired.organization,
-    );
-    text(
-        "aws:identitystore:enterprise.division",
-        &current.division,
-        &desired.division,
-    );
-    text(
-        "aws:identitystore:enterprise.department",
-        &current.department,
-        &desired.department,
-    );
+    text("aws:identitystore:enterprise.employeeNumber", &current.employee_number, &desired.employee_number);
+    text("aws:identitystore:enterprise.costCenter", &current.cost_center, &desired.cost_center);
+    text("aws:identitystore:enterprise.organization", &current.organization, &desired.organization);
+    text("aws:identitystore:enterprise.division", &current.division, &desired.division);
+    text("aws:identitystore:enterprise.department", &current.department, &desired.department);
     if current.user_name != desired.user_name {
-        out.push(AttributeChange {
-            path: "userName",
-            value: Some(Value::String(desired.user_name.clone())),
-        });
+        out.push(AttributeChange { path: "userName", value: Some(Value::String(desired.user_name.clone())) });
     }
     if current.manager_id != desired.manager_id {
         out.push(AttributeChange {
@@ -414,22 +310,13 @@ pub fn attribute_changes(
         });
     }
     if current.email != desired.email {
-        out.push(AttributeChange {
-            path: "emails",
-            value: desired.email.as_deref().map(work),
-        });
+        out.push(AttributeChange { path: "emails", value: desired.email.as_deref().map(work) });
     }
     if current.phone != desired.phone {
-        out.push(AttributeChange {
-            path: "phoneNumbers",
-            value: desired.phone.as_deref().map(work),
-        });
+        out.push(AttributeChange { path: "phoneNumbers", value: desired.phone.as_deref().map(work) });
     }
     if current.address != desired.address {
-        out.push(AttributeChange {
-            path: "addresses",
-            value: desired.address.as_ref().map(address_value),
-        });
+        out.push(AttributeChange { path: "addresses", value: desired.address.as_ref().map(address_value) });
     }
     out
 }

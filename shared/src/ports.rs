@@ -34,13 +34,7 @@ pub enum Op {
 
 impl Op {
     pub fn is_write(self) -> bool {
-        matches!(
-            self,
-            Self::CreateUser
-                | Self::UpdateUser
-                | Self::CreateGroupMembership
-                | Self::DeleteGroupMembership
-        )
+        matches!(self, Self::CreateUser | Self::UpdateUser | Self::CreateGroupMembership | Self::DeleteGroupMembership)
     }
 
     /// The service's operation name.
@@ -94,10 +88,7 @@ pub enum ServiceError {
     #[error("{op}: ResourceNotFoundException")]
     NotFound { op: Op },
     #[error("{op}: ThrottlingException (retry after {retry_after_seconds:?} s)")]
-    Throttled {
-        op: Op,
-        retry_after_seconds: Option<i32>,
-    },
+    Throttled { op: Op, retry_after_seconds: Option<i32> },
     #[error("{op}: ValidationException: {message}")]
     Validation { op: Op, message: String },
     #[error("{op}: AccessDeniedException: {message}")]
@@ -115,9 +106,7 @@ impl ServiceError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Throttled { .. } | Self::Unavailable { .. } | Self::AccessDenied { .. } => true,
-            Self::Conflict { reason, .. } => {
-                *reason != ConflictReason::UniquenessConstraintViolation
-            }
+            Self::Conflict { reason, .. } => *reason != ConflictReason::UniquenessConstraintViolation,
             Self::NotFound { .. } | Self::Validation { .. } | Self::QuotaExceeded { .. } => false,
         }
     }
@@ -211,15 +200,9 @@ pub struct Membership {
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// GetUserId with `UniqueAttribute` userName.
-    async fn find_user_by_user_name(
-        &self,
-        user_name: &UserName,
-    ) -> Result<Option<UserId>, ServiceError>;
+    async fn find_user_by_user_name(&self, user_name: &UserName) -> Result<Option<UserId>, ServiceError>;
     /// GetUserId with the `ExternalId` alternate identifier (users provisioned over SCIM).
-    async fn find_user_by_external_id(
-        &self,
-        external_id: &ExternalId,
-    ) -> Result<Option<UserId>, ServiceError>;
+    async fn find_user_by_external_id(&self, external_id: &ExternalId) -> Result<Option<UserId>, ServiceError>;
     /// ListUsers, all pages, returning the user whose managed marker equals `marker`. Costly:
     /// only a leaver with no other way to be found uses it.
     async fn find_user_by_marker(&self, marker: &str) -> Result<Option<UserId>, ServiceError>;
@@ -228,11 +211,7 @@ pub trait IdentityStore: Send + Sync {
     /// CreateUser with every given attribute and the marker.
     async fn create_user(&self, attributes: &UserAttributes) -> Result<UserId, ServiceError>;
     /// UpdateUser with at most 100 attribute operations.
-    async fn update_user(
-        &self,
-        user_id: &str,
-        changes: &[AttributeChange],
-    ) -> Result<(), ServiceError>;
+    async fn update_user(&self, user_id: &str, changes: &[AttributeChange]) -> Result<(), ServiceError>;
     /// UpdateUser of `userStatus` (the API reference lists UserStatus on User but does not
     /// document writing it; adapters keep this detail).
     async fn set_user_status(&self, user_id: &str, status: UserStatus) -> Result<(), ServiceError>;

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::contract::{HrEvent, InvalidEvent, UserName};
-use crate::planner::{
-    self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan, Refusal,
-};
+use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan, Refusal};
 use crate::ports::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
 
 /// How long a manager's userName -> UserId mapping is trusted in a warm container.
@@ -79,9 +77,7 @@ pub enum SyncError {
     Invalid(#[from] InvalidEvent),
     #[error(transparent)]
     Refused(#[from] Refusal),
-    #[error(
-        "person.userName: the userName is already used by {owner}; jml-sync never modifies, disables or adopts it"
-    )]
+    #[error("person.userName: the userName is already used by {owner}; jml-sync never modifies, disables or adopts it")]
     UserNameTaken { owner: &'static str },
     #[error(
         "groups: group '{group}' does not exist in the identity store (GetGroupId found no group with this DisplayName)"
@@ -98,10 +94,7 @@ impl SyncError {
         match self {
             Self::Service(e) => e.is_retryable(),
             Self::ConflictPersisted => true,
-            Self::Invalid(_)
-            | Self::Refused(_)
-            | Self::UserNameTaken { .. }
-            | Self::GroupNotFound { .. } => false,
+            Self::Invalid(_) | Self::Refused(_) | Self::UserNameTaken { .. } | Self::GroupNotFound { .. } => false,
         }
     }
 
@@ -133,9 +126,7 @@ pub struct IdentitySync {
 
 impl std::fmt::Debug for IdentitySync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentitySync")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("IdentitySync").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -146,11 +137,7 @@ struct Resolved {
 
 impl IdentitySync {
     pub fn new(store: Arc<dyn IdentityStore>, settings: SyncSettings) -> Self {
-        Self {
-            store,
-            cache: Arc::default(),
-            settings,
-        }
+        Self { store, cache: Arc::default(), settings }
     }
 
     pub fn settings(&self) -> &SyncSettings {
@@ -168,53 +155,33 @@ impl IdentitySync {
             None => None,
         };
         let mut notes = Vec::new();
-        if event
-            .profile()
-            .is_some_and(|p| p.enterprise.manager.is_some())
-            && manager_id.is_none()
-        {
-            notes.push("person.enterprise.manager: no user with this userName; manager attribute left unset".to_string());
+        if event.profile().is_some_and(|p| p.enterprise.manager.is_some()) && manager_id.is_none() {
+            notes.push(
+                "person.enterprise.manager: no user with this userName; manager attribute left unset".to_string(),
+            );
         }
         for _attempt in 0..MAX_ATTEMPTS {
             let resolved = self.resolve(event).await?;
-            let Plan { decision, actions } =
-                planner::plan(event, resolved.current.as_ref(), manager_id.clone());
+            let Plan { decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
             let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
+            // Every group must exist before the first write: a missing group parks the event
+            // with nothing half-applied.
+            for action in &actions {
+                if let Action::AddToGroup(group) = action {
+                    self.group_id(group.as_str()).await?;
+                }
+            }
             if self.settings.dry_run {
-                return Ok(Outcome {
-                    decision,
-                    actions,
-                    user_id,
-                    resolved_by: resolved.by,
-                    dry_run: true,
-                    notes,
-                });
+                return Ok(Outcome { decision, actions, user_id, resolved_by: resolved.by, dry_run: true, notes });
             }
             match self.execute(&actions, &mut user_id).await {
                 Ok(()) => {
-                    let by = if decision == Decision::Create {
-                        "created"
-                    } else {
-                        resolved.by
-                    };
-                    return Ok(Outcome {
-                        decision,
-                        actions,
-                        user_id,
-                        resolved_by: by,
-                        dry_run: false,
-                        notes,
-                    });
+                    let by = if decision == Decision::Create { "created" } else { resolved.by };
+                    return Ok(Outcome { decision, actions, user_id, resolved_by: by, dry_run: false, notes });
                 }
                 // A concurrent delivery created the user first: re-resolve and re-plan.
-                Err(SyncError::Service(ServiceError::Conflict {
-                    op: crate::ports::Op::CreateUser,
-                    ..
-                })) => {
-                    tracing::info!(
-                        decision = "create-conflict",
-                        "CreateUser conflicted; re-resolving"
-                    );
+                Err(SyncError::Service(ServiceError::Conflict { op: crate::ports::Op::CreateUser, .. })) => {
+                    tracing::info!(decision = "create-conflict", "CreateUser conflicted; re-resolving");
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -223,11 +190,7 @@ impl IdentitySync {
         Err(SyncError::ConflictPersisted)
     }
 
-    async fn execute(
-        &self,
-        actions: &[Action],
-        user_id: &mut Option<UserId>,
-    ) -> Result<(), SyncError> {
+    async fn execute(&self, actions: &[Action], user_id: &mut Option<UserId>) -> Result<(), SyncError> {
         for action in actions {
             match action {
                 Action::CreateUser(attrs) => {
@@ -240,9 +203,7 @@ impl IdentitySync {
                             reason: crate::ports::ConflictReason::UniquenessConstraintViolation,
                             ..
                         }) => {
-                            return Err(SyncError::UserNameTaken {
-                                owner: "another user",
-                            });
+                            return Err(SyncError::UserNameTaken { owner: "another user" });
                         }
                         other => other?,
                     }
@@ -277,18 +238,14 @@ impl IdentitySync {
         if let Some(id) = DirectoryCache::lock(&self.cache.groups_by_name).get(name) {
             return Ok(id.clone());
         }
-        let parsed =
-            crate::contract::GroupName::parse(name).map_err(|_| SyncError::GroupNotFound {
-                group: name.to_string(),
-            })?;
+        let parsed = crate::contract::GroupName::parse(name)
+            .map_err(|_| SyncError::GroupNotFound { group: name.to_string() })?;
         match self.store.find_group_by_name(&parsed).await? {
             Some(id) => {
                 self.cache.remember_group(name, &id);
                 Ok(id)
             }
-            None => Err(SyncError::GroupNotFound {
-                group: name.to_string(),
-            }),
+            None => Err(SyncError::GroupNotFound { group: name.to_string() }),
         }
     }
 
@@ -305,8 +262,7 @@ impl IdentitySync {
     }
 
     async fn manager_id(&self, manager: &UserName) -> Result<Option<UserId>, SyncError> {
-        if let Some((id, at)) =
-            DirectoryCache::lock(&self.cache.users_by_name).get(manager.as_str())
+        if let Some((id, at)) = DirectoryCache::lock(&self.cache.users_by_name).get(manager.as_str())
             && at.elapsed() < USER_CACHE_TTL
         {
             return Ok(Some(id.clone()));
@@ -334,14 +290,10 @@ impl IdentitySync {
                 Ownership::OtherPerson => {
                     // Our person may still exist under another name (SCIM): a rename onto a taken
                     // name is refused either way, so stop here.
-                    return Err(SyncError::UserNameTaken {
-                        owner: "another person",
-                    });
+                    return Err(SyncError::UserNameTaken { owner: "another person" });
                 }
                 Ownership::Unmanaged => {
-                    return Err(SyncError::UserNameTaken {
-                        owner: "a user not managed by jml-sync",
-                    });
+                    return Err(SyncError::UserNameTaken { owner: "a user not managed by jml-sync" });
                 }
             }
         }
@@ -357,10 +309,7 @@ impl IdentitySync {
         {
             return self.current(record, "marker-scan").await;
         }
-        Ok(Resolved {
-            current: None,
-            by: "none",
-        })
+        Ok(Resolved { current: None, by: "none" })
     }
 
     async fn current(&self, record: UserRecord, by: &'static str) -> Result<Resolved, SyncError> {
@@ -372,12 +321,6 @@ impl IdentitySync {
                 managed.insert(name, m.membership_id);
             }
         }
-        Ok(Resolved {
-            current: Some(CurrentUser {
-                record,
-                managed_memberships: managed,
-            }),
-            by,
-        })
+        Ok(Resolved { current: Some(CurrentUser { record, managed_memberships: managed }), by })
     }
 }

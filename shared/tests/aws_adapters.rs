@@ -20,16 +20,16 @@ use aws_sdk_identitystore::types::error::{
     ConflictException, ResourceNotFoundException, ThrottlingException, ValidationException,
 };
 use aws_sdk_identitystore::types::{
-    AlternateIdentifier, ConflictExceptionReason, Email, ExternalId as SdkExternalId,
-    GroupMembership, MemberId, Name, User, UserStatus as SdkUserStatus,
+    AlternateIdentifier, ConflictExceptionReason, Email, ExternalId as SdkExternalId, GroupMembership, MemberId, Name,
+    User, UserStatus as SdkUserStatus,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::Document;
 use jml_shared::aws::{AwsIdentityStore, SqsDeadLetterQueue, from_document};
 use jml_shared::contract::{ExternalId, ExternalIdPart, GroupName, UserName};
 use jml_shared::ports::{
-    AttributeChange, ConflictReason, DeadLetterQueue, IdentityStore, Op, ParkedMessage,
-    ServiceError, UserAttributes, UserStatus,
+    AttributeChange, ConflictReason, DeadLetterQueue, IdentityStore, Op, ParkedMessage, ServiceError, UserAttributes,
+    UserStatus,
 };
 use serde_json::json;
 
@@ -38,10 +38,7 @@ const USER: &str = "a1b2c3d4-5678-90ab-cdef-000000000001";
 const GROUP: &str = "a1b2c3d4-5678-90ab-cdef-000000000002";
 
 fn person() -> ExternalId {
-    ExternalId {
-        issuer: ExternalIdPart::parse("workday").unwrap(),
-        id: ExternalIdPart::parse("100234").unwrap(),
-    }
+    ExternalId { issuer: ExternalIdPart::parse("workday").unwrap(), id: ExternalIdPart::parse("100234").unwrap() }
 }
 
 fn get_user_id_ok() -> GetUserIdOutput {
@@ -54,19 +51,11 @@ fn get_user_id_ok() -> GetUserIdOutput {
 }
 
 fn update_ok() -> UpdateUserOutput {
-    UpdateUserOutput::builder()
-        .identity_store_id(STORE)
-        .user_id(USER)
-        .user_arn("arn")
-        .revision("2")
-        .build()
-        .unwrap()
+    UpdateUserOutput::builder().identity_store_id(STORE).user_id(USER).user_arn("arn").revision("2").build().unwrap()
 }
 
 fn not_found() -> ResourceNotFoundException {
-    ResourceNotFoundException::builder()
-        .message("not found")
-        .build()
+    ResourceNotFoundException::builder().message("not found").build()
 }
 
 #[tokio::test]
@@ -78,23 +67,11 @@ async fn get_user_id_by_user_name_sends_the_unique_attribute_and_maps_not_found_
                     if u.attribute_path() == "userName" && u.attribute_value() == &Document::String("ada".into()))
         })
         .then_output(get_user_id_ok);
-    let missing = mock!(Client::get_user_id)
-        .then_error(|| GetUserIdError::ResourceNotFoundException(not_found()));
-    let client = mock_client!(
-        aws_sdk_identitystore,
-        RuleMode::Sequential,
-        [&found, &missing]
-    );
+    let missing = mock!(Client::get_user_id).then_error(|| GetUserIdError::ResourceNotFoundException(not_found()));
+    let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&found, &missing]);
     let store = AwsIdentityStore::new(client, STORE);
     let name = UserName::parse("ada").unwrap();
-    assert_eq!(
-        store
-            .find_user_by_user_name(&name)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(USER)
-    );
+    assert_eq!(store.find_user_by_user_name(&name).await.unwrap().as_deref(), Some(USER));
     assert_eq!(store.find_user_by_user_name(&name).await.unwrap(), None);
     assert_eq!(found.num_calls(), 1);
     assert_eq!(missing.num_calls(), 1);
@@ -109,23 +86,14 @@ async fn get_user_id_by_external_id_sends_issuer_and_id() {
         .then_output(get_user_id_ok);
     let client = mock_client!(aws_sdk_identitystore, [&rule]);
     let store = AwsIdentityStore::new(client, STORE);
-    assert_eq!(
-        store
-            .find_user_by_external_id(&person())
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(USER)
-    );
+    assert_eq!(store.find_user_by_external_id(&person()).await.unwrap().as_deref(), Some(USER));
     assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn describe_user_asks_for_the_enterprise_extension_and_maps_every_attribute() {
     let rule = mock!(Client::describe_user)
-        .match_requests(|r| {
-            r.user_id() == Some(USER) && r.extensions() == ["aws:identitystore:enterprise"]
-        })
+        .match_requests(|r| r.user_id() == Some(USER) && r.extensions() == ["aws:identitystore:enterprise"])
         .then_output(|| {
             DescribeUserOutput::builder()
                 .identity_store_id(STORE)
@@ -135,27 +103,13 @@ async fn describe_user_asks_for_the_enterprise_extension_and_maps_every_attribut
                 .user_name("ada")
                 .display_name("Ada L")
                 .name(Name::builder().given_name("Ada").family_name("L").build())
-                .emails(
-                    Email::builder()
-                        .value("ada@example.com")
-                        .r#type("work")
-                        .primary(true)
-                        .build(),
-                )
+                .emails(Email::builder().value("ada@example.com").r#type("work").primary(true).build())
                 .profile_url(person().marker())
                 .user_status(SdkUserStatus::Disabled)
-                .external_ids(
-                    SdkExternalId::builder()
-                        .issuer("okta")
-                        .id("x")
-                        .build()
-                        .unwrap(),
-                )
+                .external_ids(SdkExternalId::builder().issuer("okta").id("x").build().unwrap())
                 .extensions(
                     "aws:identitystore:enterprise",
-                    jml_shared::aws::to_document(
-                        &json!({"department": "R&D", "manager": {"value": "mgr-id"}}),
-                    ),
+                    jml_shared::aws::to_document(&json!({"department": "R&D", "manager": {"value": "mgr-id"}})),
                 )
                 .build()
                 .unwrap()
@@ -190,10 +144,7 @@ fn attrs() -> UserAttributes {
 async fn create_user_sends_attributes_marker_and_enterprise_extension() {
     let rule = mock!(Client::create_user)
         .match_requests(|r| {
-            let ext = r
-                .extensions()
-                .and_then(|m| m.get("aws:identitystore:enterprise"))
-                .map(from_document);
+            let ext = r.extensions().and_then(|m| m.get("aws:identitystore:enterprise")).map(from_document);
             r.user_name() == Some("ada")
                 && r.display_name() == Some("Ada L")
                 && r.profile_url() == Some(person().marker().as_str())
@@ -229,16 +180,10 @@ async fn create_user_conflict_is_a_uniqueness_conflict_not_retryable() {
         )
     });
     let client = mock_client!(aws_sdk_identitystore, [&rule]);
-    let err = AwsIdentityStore::new(client, STORE)
-        .create_user(&attrs())
-        .await
-        .unwrap_err();
+    let err = AwsIdentityStore::new(client, STORE).create_user(&attrs()).await.unwrap_err();
     assert_eq!(
         err,
-        ServiceError::Conflict {
-            op: Op::CreateUser,
-            reason: ConflictReason::UniquenessConstraintViolation
-        }
+        ServiceError::Conflict { op: Op::CreateUser, reason: ConflictReason::UniquenessConstraintViolation }
     );
     assert!(!err.is_retryable());
 }
@@ -257,19 +202,10 @@ async fn update_user_sends_paths_and_values_and_removals() {
         .then_output(|| update_ok());
     let client = mock_client!(aws_sdk_identitystore, [&rule]);
     let changes = [
-        AttributeChange {
-            path: "title",
-            value: Some(json!("Lead")),
-        },
-        AttributeChange {
-            path: "phoneNumbers",
-            value: None,
-        },
+        AttributeChange { path: "title", value: Some(json!("Lead")) },
+        AttributeChange { path: "phoneNumbers", value: None },
     ];
-    AwsIdentityStore::new(client, STORE)
-        .update_user(USER, &changes)
-        .await
-        .unwrap();
+    AwsIdentityStore::new(client, STORE).update_user(USER, &changes).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -283,10 +219,7 @@ async fn set_user_status_is_an_update_of_user_status() {
         })
         .then_output(|| update_ok());
     let client = mock_client!(aws_sdk_identitystore, [&rule]);
-    AwsIdentityStore::new(client, STORE)
-        .set_user_status(USER, UserStatus::Disabled)
-        .await
-        .unwrap();
+    AwsIdentityStore::new(client, STORE).set_user_status(USER, UserStatus::Disabled).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -294,9 +227,7 @@ async fn set_user_status_is_an_update_of_user_status() {
 async fn update_user_errors_are_classified_and_validation_messages_redacted() {
     let concurrent = mock!(Client::update_user).then_error(|| {
         UpdateUserError::ConflictException(
-            ConflictException::builder()
-                .reason(ConflictExceptionReason::ConcurrentModification)
-                .build(),
+            ConflictException::builder().reason(ConflictExceptionReason::ConcurrentModification).build(),
         )
     });
     let invalid = mock!(Client::update_user).then_error(|| {
@@ -306,63 +237,35 @@ async fn update_user_errors_are_classified_and_validation_messages_redacted() {
                 .build(),
         )
     });
-    let missing = mock!(Client::update_user)
-        .then_error(|| UpdateUserError::ResourceNotFoundException(not_found()));
-    let client = mock_client!(
-        aws_sdk_identitystore,
-        RuleMode::Sequential,
-        [&concurrent, &invalid, &missing]
-    );
+    let missing = mock!(Client::update_user).then_error(|| UpdateUserError::ResourceNotFoundException(not_found()));
+    let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&concurrent, &invalid, &missing]);
     let store = AwsIdentityStore::new(client, STORE);
-    let change = [AttributeChange {
-        path: "title",
-        value: Some(json!("x")),
-    }];
+    let change = [AttributeChange { path: "title", value: Some(json!("x")) }];
     let e1 = store.update_user(USER, &change).await.unwrap_err();
-    assert!(
-        e1.is_retryable(),
-        "concurrent modification is retried: {e1}"
-    );
+    assert!(e1.is_retryable(), "concurrent modification is retried: {e1}");
     let e2 = store.update_user(USER, &change).await.unwrap_err();
     assert!(!e2.is_retryable());
     assert!(
         matches!(&e2, ServiceError::Validation { message, .. } if !message.contains("ada@example.com") && message.contains("emails")),
         "{e2}"
     );
-    assert_eq!(
-        store.update_user(USER, &change).await.unwrap_err(),
-        ServiceError::NotFound { op: Op::UpdateUser }
-    );
+    assert_eq!(store.update_user(USER, &change).await.unwrap_err(), ServiceError::NotFound { op: Op::UpdateUser });
 }
 
 #[tokio::test]
 async fn throttling_is_retried_by_the_sdk_then_succeeds() {
     let rule = mock!(Client::get_group_id)
         .sequence()
-        .error(|| {
-            GetGroupIdError::ThrottlingException(
-                ThrottlingException::builder().message("slow down").build(),
-            )
-        })
+        .error(|| GetGroupIdError::ThrottlingException(ThrottlingException::builder().message("slow down").build()))
         .times(2)
         .output(|| {
-            GetGroupIdOutput::builder()
-                .identity_store_id(STORE)
-                .group_id(GROUP)
-                .group_arn("arn")
-                .build()
-                .unwrap()
+            GetGroupIdOutput::builder().identity_store_id(STORE).group_id(GROUP).group_arn("arn").build().unwrap()
         })
         .build();
     let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&rule], |c| c
-        .retry_config(
-            aws_sdk_identitystore::config::retry::RetryConfig::standard().with_max_attempts(3)
-        ));
+        .retry_config(aws_sdk_identitystore::config::retry::RetryConfig::standard().with_max_attempts(3)));
     let store = AwsIdentityStore::new(client, STORE);
-    let id = store
-        .find_group_by_name(&GroupName::parse("jml-eng").unwrap())
-        .await
-        .unwrap();
+    let id = store.find_group_by_name(&GroupName::parse("jml-eng").unwrap()).await.unwrap();
     assert_eq!(id.as_deref(), Some(GROUP));
     assert_eq!(rule.num_calls(), 3);
 }
@@ -371,30 +274,14 @@ async fn throttling_is_retried_by_the_sdk_then_succeeds() {
 async fn throttling_beyond_the_retry_budget_is_a_retryable_error() {
     let rule = mock!(Client::get_group_id)
         .sequence()
-        .error(|| {
-            GetGroupIdError::ThrottlingException(
-                ThrottlingException::builder()
-                    .retry_after_seconds(2)
-                    .build(),
-            )
-        })
+        .error(|| GetGroupIdError::ThrottlingException(ThrottlingException::builder().retry_after_seconds(2).build()))
         .times(5)
         .build();
     let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&rule], |c| c
-        .retry_config(
-            aws_sdk_identitystore::config::retry::RetryConfig::standard().with_max_attempts(2)
-        ));
-    let err = AwsIdentityStore::new(client, STORE)
-        .find_group_by_name(&GroupName::parse("g").unwrap())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        ServiceError::Throttled {
-            op: Op::GetGroupId,
-            retry_after_seconds: Some(2)
-        }
-    );
+        .retry_config(aws_sdk_identitystore::config::retry::RetryConfig::standard().with_max_attempts(2)));
+    let err =
+        AwsIdentityStore::new(client, STORE).find_group_by_name(&GroupName::parse("g").unwrap()).await.unwrap_err();
+    assert_eq!(err, ServiceError::Throttled { op: Op::GetGroupId, retry_after_seconds: Some(2) });
     assert!(err.is_retryable());
     assert_eq!(rule.num_calls(), 2);
 }
@@ -406,46 +293,31 @@ async fn get_group_id_by_display_name_and_not_found() {
             matches!(r.alternate_identifier(), Some(AlternateIdentifier::UniqueAttribute(u))
                 if u.attribute_path() == "displayName" && u.attribute_value() == &Document::String("jml-eng".into()))
         })
-        .then_output(|| GetGroupIdOutput::builder().identity_store_id(STORE).group_id(GROUP).group_arn("arn").build().unwrap());
-    let missing = mock!(Client::get_group_id)
-        .then_error(|| GetGroupIdError::ResourceNotFoundException(not_found()));
-    let client = mock_client!(
-        aws_sdk_identitystore,
-        RuleMode::Sequential,
-        [&found, &missing]
-    );
+        .then_output(|| {
+            GetGroupIdOutput::builder().identity_store_id(STORE).group_id(GROUP).group_arn("arn").build().unwrap()
+        });
+    let missing = mock!(Client::get_group_id).then_error(|| GetGroupIdError::ResourceNotFoundException(not_found()));
+    let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&found, &missing]);
     let store = AwsIdentityStore::new(client, STORE);
     let g = GroupName::parse("jml-eng").unwrap();
-    assert_eq!(
-        store.find_group_by_name(&g).await.unwrap().as_deref(),
-        Some(GROUP)
-    );
+    assert_eq!(store.find_group_by_name(&g).await.unwrap().as_deref(), Some(GROUP));
     assert_eq!(store.find_group_by_name(&g).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn describe_group_returns_the_display_name() {
-    let rule = mock!(Client::describe_group)
-        .match_requests(|r| r.group_id() == Some(GROUP))
-        .then_output(|| {
-            DescribeGroupOutput::builder()
-                .identity_store_id(STORE)
-                .group_id(GROUP)
-                .group_arn("arn")
-                .revision("1")
-                .display_name("jml-eng")
-                .build()
-                .unwrap()
-        });
-    let client = mock_client!(aws_sdk_identitystore, [&rule]);
-    assert_eq!(
-        AwsIdentityStore::new(client, STORE)
-            .group_name(GROUP)
-            .await
+    let rule = mock!(Client::describe_group).match_requests(|r| r.group_id() == Some(GROUP)).then_output(|| {
+        DescribeGroupOutput::builder()
+            .identity_store_id(STORE)
+            .group_id(GROUP)
+            .group_arn("arn")
+            .revision("1")
+            .display_name("jml-eng")
+            .build()
             .unwrap()
-            .as_deref(),
-        Some("jml-eng")
-    );
+    });
+    let client = mock_client!(aws_sdk_identitystore, [&rule]);
+    assert_eq!(AwsIdentityStore::new(client, STORE).group_name(GROUP).await.unwrap().as_deref(), Some("jml-eng"));
 }
 
 fn membership(id: &str, group: &str) -> GroupMembership {
@@ -462,10 +334,7 @@ fn membership(id: &str, group: &str) -> GroupMembership {
 #[tokio::test]
 async fn memberships_follow_every_page() {
     let page1 = mock!(Client::list_group_memberships_for_member)
-        .match_requests(|r| {
-            r.next_token().is_none()
-                && matches!(r.member_id(), Some(MemberId::UserId(u)) if u == USER)
-        })
+        .match_requests(|r| r.next_token().is_none() && matches!(r.member_id(), Some(MemberId::UserId(u)) if u == USER))
         .then_output(|| {
             ListGroupMembershipsForMemberOutput::builder()
                 .group_memberships(membership("m1", "g1"))
@@ -476,16 +345,10 @@ async fn memberships_follow_every_page() {
     let page2 = mock!(Client::list_group_memberships_for_member)
         .match_requests(|r| r.next_token() == Some("t2"))
         .then_output(|| {
-            ListGroupMembershipsForMemberOutput::builder()
-                .group_memberships(membership("m2", "g2"))
-                .build()
-                .unwrap()
+            ListGroupMembershipsForMemberOutput::builder().group_memberships(membership("m2", "g2")).build().unwrap()
         });
     let client = mock_client!(aws_sdk_identitystore, RuleMode::MatchAny, [&page1, &page2]);
-    let ms = AwsIdentityStore::new(client, STORE)
-        .memberships(USER)
-        .await
-        .unwrap();
+    let ms = AwsIdentityStore::new(client, STORE).memberships(USER).await.unwrap();
     let ids: Vec<&str> = ms.iter().map(|m| m.membership_id.as_str()).collect();
     assert_eq!(ids, vec!["m1", "m2"]);
     assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
@@ -506,26 +369,12 @@ fn user(id: &str, marker: Option<String>) -> User {
 async fn marker_scan_pages_through_list_users() {
     let page1 = mock!(Client::list_users)
         .match_requests(|r| r.next_token().is_none())
-        .then_output(|| {
-            ListUsersOutput::builder()
-                .users(user("u1", None))
-                .next_token("p2")
-                .build()
-                .unwrap()
-        });
+        .then_output(|| ListUsersOutput::builder().users(user("u1", None)).next_token("p2").build().unwrap());
     let page2 = mock!(Client::list_users)
         .match_requests(|r| r.next_token() == Some("p2"))
-        .then_output(|| {
-            ListUsersOutput::builder()
-                .users(user(USER, Some(person().marker())))
-                .build()
-                .unwrap()
-        });
+        .then_output(|| ListUsersOutput::builder().users(user(USER, Some(person().marker()))).build().unwrap());
     let client = mock_client!(aws_sdk_identitystore, RuleMode::MatchAny, [&page1, &page2]);
-    let found = AwsIdentityStore::new(client, STORE)
-        .find_user_by_marker(&person().marker())
-        .await
-        .unwrap();
+    let found = AwsIdentityStore::new(client, STORE).find_user_by_marker(&person().marker()).await.unwrap();
     assert_eq!(found.as_deref(), Some(USER));
 }
 
@@ -533,14 +382,11 @@ async fn marker_scan_pages_through_list_users() {
 async fn membership_already_there_or_already_gone_is_success() {
     let add = mock!(Client::create_group_membership)
         .match_requests(|r| {
-            r.group_id() == Some(GROUP)
-                && matches!(r.member_id(), Some(MemberId::UserId(u)) if u == USER)
+            r.group_id() == Some(GROUP) && matches!(r.member_id(), Some(MemberId::UserId(u)) if u == USER)
         })
         .then_error(|| {
             CreateGroupMembershipError::ConflictException(
-                ConflictException::builder()
-                    .reason(ConflictExceptionReason::UniquenessConstraintViolation)
-                    .build(),
+                ConflictException::builder().reason(ConflictExceptionReason::UniquenessConstraintViolation).build(),
             )
         });
     let add_ok = mock!(Client::create_group_membership).then_output(|| {
@@ -554,27 +400,14 @@ async fn membership_already_there_or_already_gone_is_success() {
     let del = mock!(Client::delete_group_membership)
         .match_requests(|r| r.membership_id() == Some("m1"))
         .then_error(|| DeleteGroupMembershipError::ResourceNotFoundException(not_found()));
-    let del_ok = mock!(Client::delete_group_membership)
-        .then_output(|| DeleteGroupMembershipOutput::builder().build());
-    let client = mock_client!(
-        aws_sdk_identitystore,
-        RuleMode::Sequential,
-        [&add, &add_ok, &del, &del_ok]
-    );
+    let del_ok = mock!(Client::delete_group_membership).then_output(|| DeleteGroupMembershipOutput::builder().build());
+    let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&add, &add_ok, &del, &del_ok]);
     let store = AwsIdentityStore::new(client, STORE);
     store.add_membership(GROUP, USER).await.unwrap();
     store.add_membership(GROUP, USER).await.unwrap();
     store.remove_membership("m1").await.unwrap();
     store.remove_membership("m2").await.unwrap();
-    assert_eq!(
-        (
-            add.num_calls(),
-            add_ok.num_calls(),
-            del.num_calls(),
-            del_ok.num_calls()
-        ),
-        (1, 1, 1, 1)
-    );
+    assert_eq!((add.num_calls(), add_ok.num_calls(), del.num_calls(), del_ok.num_calls()), (1, 1, 1, 1));
 }
 
 #[tokio::test]
@@ -587,12 +420,8 @@ async fn parking_on_a_fifo_dlq_keeps_the_group_and_carries_the_reason() {
                 && r.message_body() == Some("{\"bad\":true}")
                 && r.message_group_id() == Some("g-1")
                 && r.message_deduplication_id().is_some_and(|d| d.len() == 64)
-                && a.and_then(|a| a.get("ErrorCode"))
-                    .and_then(|v| v.string_value())
-                    == Some("InvalidEvent")
-                && a.and_then(|a| a.get("ErrorReason"))
-                    .and_then(|v| v.string_value())
-                    == Some("eventId: is required")
+                && a.and_then(|a| a.get("ErrorCode")).and_then(|v| v.string_value()) == Some("InvalidEvent")
+                && a.and_then(|a| a.get("ErrorReason")).and_then(|v| v.string_value()) == Some("eventId: is required")
         })
         .then_output(|| SendMessageOutput::builder().message_id("x").build());
     let client = mock_client!(aws_sdk_sqs, [&rule]);

@@ -46,20 +46,9 @@ pub struct MemoryBackend {
 }
 
 impl State {
-    pub fn new(
-        store: Arc<dyn IdentityStore>,
-        dlq: Arc<dyn DeadLetterQueue>,
-        config: &Config,
-    ) -> Self {
-        let settings = SyncSettings {
-            managed_groups: config.managed_groups.clone(),
-            dry_run: config.dry_run,
-        };
-        Self {
-            sync: IdentitySync::new(store, settings),
-            dlq,
-            max_concurrency: config.max_concurrency,
-        }
+    pub fn new(store: Arc<dyn IdentityStore>, dlq: Arc<dyn DeadLetterQueue>, config: &Config) -> Self {
+        let settings = SyncSettings { managed_groups: config.managed_groups.clone(), dry_run: config.dry_run };
+        Self { sync: IdentitySync::new(store, settings), dlq, max_concurrency: config.max_concurrency }
     }
 
     /// A state on the given simulators.
@@ -73,9 +62,7 @@ impl State {
     /// simulator (seeded with the groups the sample events use).
     pub async fn from_config(config: &Config) -> Self {
         match config.backend {
-            Backend::Memory => {
-                Self::memory(Arc::new(jml_shared::sim::demo_identity_store()), config).0
-            }
+            Backend::Memory => Self::memory(Arc::new(jml_shared::sim::demo_identity_store()), config).0,
             Backend::Aws => {
                 let identity_store_id = config.identity_store_id.as_deref().unwrap_or_default();
                 let dlq_url = config.dlq_url.as_deref().unwrap_or_default();
@@ -115,33 +102,21 @@ pub async fn process_record(state: &State, body: &str, meta: &RecordMeta) -> Rec
         external_id = tracing::field::Empty,
         event_type = tracing::field::Empty,
     );
-    process_record_inner(state, body, meta)
-        .instrument(span)
-        .await
+    process_record_inner(state, body, meta).instrument(span).await
 }
 
 async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> RecordReport {
     let span = tracing::Span::current();
     let parsed = contract::parse_event(body);
     let (event_id, external_id, kind) = match &parsed {
-        Ok(e) => (
-            Some(e.event_id.to_string()),
-            Some(e.external_id.key()),
-            Some(e.kind()),
-        ),
+        Ok(e) => (Some(e.event_id.to_string()), Some(e.external_id.key()), Some(e.kind())),
         Err(_) => (event_id_hint(body), contract::external_id_hint(body), None),
     };
     span.record("event_id", event_id.as_deref().unwrap_or("-"));
     span.record("external_id", external_id.as_deref().unwrap_or("-"));
     span.record("event_type", kind.map(EventKind::as_str).unwrap_or("-"));
-    let mut report = RecordReport {
-        event_id,
-        external_id,
-        kind,
-        result: RecordResult::Done,
-        outcome: None,
-        error: None,
-    };
+    let mut report =
+        RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
 
     let result = match parsed {
         Ok(event) => apply(state, &event).await,
@@ -158,11 +133,7 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
                 "applied"
             );
             for note in &outcome.notes {
-                tracing::warn!(
-                    decision = outcome.decision.as_str(),
-                    note = note.as_str(),
-                    "note"
-                );
+                tracing::warn!(decision = outcome.decision.as_str(), note = note.as_str(), "note");
             }
             report.outcome = Some(outcome);
         }
@@ -212,14 +183,13 @@ fn event_id_hint(body: &str) -> Option<String> {
 pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, _context) = event.into_parts();
     if payload.get("Records").is_some() {
-        let sqs: SqsEvent =
-            serde_json::from_value(payload).map_err(|e| format!("not an SQS event: {e}"))?;
+        let sqs: SqsEvent = serde_json::from_value(payload).map_err(|e| format!("not an SQS event: {e}"))?;
         let response = handle_sqs(state, sqs).await;
         return Ok(serde_json::to_value(response)?);
     }
     if payload.get("detail-type").is_some() && payload.get("detail").is_some() {
-        let eb: EventBridgeEvent<Value> = serde_json::from_value(payload.clone())
-            .map_err(|e| format!("not an EventBridge event: {e}"))?;
+        let eb: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| format!("not an EventBridge event: {e}"))?;
         return handle_eventbridge(state, eb, &payload).await;
     }
     Err("unrecognised input: expected an SQS batch (Records) or an EventBridge event (detail-type, detail)".into())
@@ -233,23 +203,12 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
         .enumerate()
         .map(|(i, m)| {
             let message_id = m.message_id.unwrap_or_else(|| format!("record-{i}"));
-            let group = m
-                .attributes
-                .get("MessageGroupId")
-                .cloned()
-                .unwrap_or_else(|| message_id.clone());
-            BatchRecord {
-                message_id,
-                group,
-                body: m.body.unwrap_or_default(),
-            }
+            let group = m.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| message_id.clone());
+            BatchRecord { message_id, group, body: m.body.unwrap_or_default() }
         })
         .collect();
     let failed = run_batch(records, state.max_concurrency, |r| async move {
-        let meta = RecordMeta {
-            message_id: Some(r.message_id.clone()),
-            message_group: Some(r.group.clone()),
-        };
+        let meta = RecordMeta { message_id: Some(r.message_id.clone()), message_group: Some(r.group.clone()) };
         process_record(state, &r.body, &meta).await.result
     })
     .await;
@@ -263,19 +222,14 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
 /// A direct EventBridge delivery: the detail is the HR event. A permanent failure is parked
 /// (the invocation succeeds, so EventBridge does not retry it); a retryable one fails the
 /// invocation so Lambda's asynchronous retries apply.
-async fn handle_eventbridge(
-    state: &State,
-    eb: EventBridgeEvent<Value>,
-    raw: &Value,
-) -> Result<Value, Error> {
+async fn handle_eventbridge(state: &State, eb: EventBridgeEvent<Value>, raw: &Value) -> Result<Value, Error> {
     let mut body = eb.detail.to_string();
     let declared = eb.detail_type.as_str();
     // The detail-type must agree with the event's type; a mismatch is a producer bug: park it.
     if let Some(t) = eb.detail.get("type").and_then(Value::as_str)
         && !t.eq_ignore_ascii_case(declared)
     {
-        body = json!({ "eventbridge": raw, "mismatch": "detail-type does not match detail.type" })
-            .to_string();
+        body = json!({ "eventbridge": raw, "mismatch": "detail-type does not match detail.type" }).to_string();
         let parked = ParkedMessage {
             body,
             error_code: "InvalidEvent".to_string(),
@@ -285,27 +239,18 @@ async fn handle_eventbridge(
             source_message_id: eb.id.clone(),
             message_group: None,
         };
-        state
-            .dlq
-            .park(&parked)
-            .await
-            .map_err(|e| format!("could not park: {e}"))?;
+        state.dlq.park(&parked).await.map_err(|e| format!("could not park: {e}"))?;
         return Ok(json!({ "status": "parked", "errorCode": "InvalidEvent" }));
     }
-    let meta = RecordMeta {
-        message_id: eb.id.clone(),
-        message_group: None,
-    };
+    let meta = RecordMeta { message_id: eb.id.clone(), message_group: None };
     let report = process_record(state, &body, &meta).await;
     match report.result {
-        RecordResult::Retry => Err(report
-            .error
-            .map(|(c, r)| format!("{c}: {r}"))
-            .unwrap_or_else(|| "retry".to_string())
-            .into()),
-        RecordResult::Parked => Ok(
-            json!({ "status": "parked", "eventId": report.event_id, "errorCode": report.error.map(|e| e.0) }),
-        ),
+        RecordResult::Retry => {
+            Err(report.error.map(|(c, r)| format!("{c}: {r}")).unwrap_or_else(|| "retry".to_string()).into())
+        }
+        RecordResult::Parked => {
+            Ok(json!({ "status": "parked", "eventId": report.event_id, "errorCode": report.error.map(|e| e.0) }))
+        }
         RecordResult::Done => {
             let o = report.outcome.as_ref();
             Ok(json!({

@@ -13,8 +13,5 @@ async fn main() -> Result<(), Error> {
     tracing::info!(backend = ?config.backend, dry_run = config.dry_run, max_concurrency = config.max_concurrency, "identity-sync starting");
     let state = State::from_config(&config).await;
     let state = &state;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler(state, event).await
-    }))
-    .await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler(state, event).await })).await
 }

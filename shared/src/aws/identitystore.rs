@@ -17,9 +17,8 @@ use aws_sdk_identitystore::operation::list_group_memberships_for_member::ListGro
 use aws_sdk_identitystore::operation::list_users::ListUsersError;
 use aws_sdk_identitystore::operation::update_user::UpdateUserError;
 use aws_sdk_identitystore::types::{
-    Address, AlternateIdentifier, AttributeOperation, ConflictExceptionReason, Email,
-    ExternalId as SdkExternalId, MemberId, Name, PhoneNumber, UniqueAttribute,
-    UserStatus as SdkUserStatus,
+    Address, AlternateIdentifier, AttributeOperation, ConflictExceptionReason, Email, ExternalId as SdkExternalId,
+    MemberId, Name, PhoneNumber, UniqueAttribute, UserStatus as SdkUserStatus,
 };
 use aws_smithy_types::Document;
 use serde_json::Value;
@@ -27,8 +26,8 @@ use serde_json::Value;
 use super::document::{from_document, to_document};
 use crate::contract::{ExternalId, GroupName, UserName};
 use crate::ports::{
-    AddressAttributes, AttributeChange, ConflictReason, GroupId, IdentityStore, Membership, Op,
-    ServiceError, UserAttributes, UserId, UserRecord, UserStatus,
+    AddressAttributes, AttributeChange, ConflictReason, GroupId, IdentityStore, Membership, Op, ServiceError,
+    UserAttributes, UserId, UserRecord, UserStatus,
 };
 
 /// The enterprise extension's name (the only one the service supports).
@@ -43,10 +42,7 @@ pub struct AwsIdentityStore {
 
 impl AwsIdentityStore {
     pub fn new(client: Client, identity_store_id: impl Into<String>) -> Self {
-        Self {
-            client,
-            identity_store_id: identity_store_id.into(),
-        }
+        Self { client, identity_store_id: identity_store_id.into() }
     }
 }
 
@@ -64,12 +60,8 @@ trait Detail {
 
 fn map_reason(r: Option<&ConflictExceptionReason>) -> ConflictReason {
     match r {
-        Some(ConflictExceptionReason::UniquenessConstraintViolation) => {
-            ConflictReason::UniquenessConstraintViolation
-        }
-        Some(ConflictExceptionReason::ConcurrentModification) => {
-            ConflictReason::ConcurrentModification
-        }
+        Some(ConflictExceptionReason::UniquenessConstraintViolation) => ConflictReason::UniquenessConstraintViolation,
+        Some(ConflictExceptionReason::ConcurrentModification) => ConflictReason::ConcurrentModification,
         _ => ConflictReason::Unspecified,
     }
 }
@@ -134,11 +126,7 @@ macro_rules! detail {
 }
 detail!(CreateUserError, conflict, ServiceQuotaExceededException);
 detail!(UpdateUserError, conflict, ServiceQuotaExceededException);
-detail!(
-    CreateGroupMembershipError,
-    conflict,
-    ServiceQuotaExceededException
-);
+detail!(CreateGroupMembershipError, conflict, ServiceQuotaExceededException);
 detail!(DeleteGroupMembershipError, conflict);
 detail!(DescribeUserError);
 detail!(DescribeGroupError);
@@ -155,33 +143,22 @@ where
 {
     let Some(e) = err.as_service_error() else {
         // Dispatch failure, timeout, malformed response: transient by nature.
-        return ServiceError::Unavailable {
-            op,
-            message: sdk_error_kind(err).to_string(),
-        };
+        return ServiceError::Unavailable { op, message: sdk_error_kind(err).to_string() };
     };
     let message = redact_quoted(e.message().or(e.typed_message()).unwrap_or_default());
     match e.typed_code().or(e.code()).unwrap_or_default() {
-        "ConflictException" => ServiceError::Conflict {
-            op,
-            reason: e.conflict_reason().unwrap_or(ConflictReason::Unspecified),
-        },
+        "ConflictException" => {
+            ServiceError::Conflict { op, reason: e.conflict_reason().unwrap_or(ConflictReason::Unspecified) }
+        }
         "ResourceNotFoundException" => ServiceError::NotFound { op },
-        "ThrottlingException" => ServiceError::Throttled {
-            op,
-            retry_after_seconds: e.retry_after(),
-        },
+        "ThrottlingException" => ServiceError::Throttled { op, retry_after_seconds: e.retry_after() },
         "ValidationException" => ServiceError::Validation { op, message },
         "AccessDeniedException" => ServiceError::AccessDenied { op, message },
         "ServiceQuotaExceededException" => ServiceError::QuotaExceeded { op },
         // InternalServerException and anything unmodelled (5xx).
         code => ServiceError::Unavailable {
             op,
-            message: if code.is_empty() {
-                "unknown error".to_string()
-            } else {
-                code.to_string()
-            },
+            message: if code.is_empty() { "unknown error".to_string() } else { code.to_string() },
         },
     }
 }
@@ -240,10 +217,7 @@ fn sdk_error_kind<E, R>(err: &SdkError<E, R>) -> &'static str {
 }
 
 fn build_error(op: Op, e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Validation {
-        op,
-        message: format!("request could not be built: {e}"),
-    }
+    ServiceError::Validation { op, message: format!("request could not be built: {e}") }
 }
 
 fn text(v: Option<&str>) -> Option<String> {
@@ -261,11 +235,7 @@ fn read_enterprise(ext: Option<&HashMap<String, Document>>, a: &mut UserAttribut
     a.organization = s("organization");
     a.division = s("division");
     a.department = s("department");
-    a.manager_id = e
-        .get("manager")
-        .and_then(|m| m.get("value"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    a.manager_id = e.get("manager").and_then(|m| m.get("value")).and_then(Value::as_str).map(str::to_string);
 }
 
 /// DescribeUser output -> the port's plain record.
@@ -306,11 +276,7 @@ pub fn user_record(out: &DescribeUserOutput) -> UserRecord {
             Some(SdkUserStatus::Disabled) => UserStatus::Disabled,
             _ => UserStatus::Enabled,
         },
-        external_ids: out
-            .external_ids()
-            .iter()
-            .map(|e| (e.issuer().to_string(), e.id().to_string()))
-            .collect(),
+        external_ids: out.external_ids().iter().map(|e| (e.issuer().to_string(), e.id().to_string())).collect(),
         attributes,
     }
 }
@@ -346,10 +312,7 @@ fn user_name_attribute(op: Op, user_name: &str) -> Result<AlternateIdentifier, S
 
 #[async_trait]
 impl IdentityStore for AwsIdentityStore {
-    async fn find_user_by_user_name(
-        &self,
-        user_name: &UserName,
-    ) -> Result<Option<UserId>, ServiceError> {
+    async fn find_user_by_user_name(&self, user_name: &UserName) -> Result<Option<UserId>, ServiceError> {
         let op = Op::GetUserIdByUserName;
         let res = self
             .client
@@ -367,10 +330,7 @@ impl IdentityStore for AwsIdentityStore {
         }
     }
 
-    async fn find_user_by_external_id(
-        &self,
-        external_id: &ExternalId,
-    ) -> Result<Option<UserId>, ServiceError> {
+    async fn find_user_by_external_id(&self, external_id: &ExternalId) -> Result<Option<UserId>, ServiceError> {
         let op = Op::GetUserIdByExternalId;
         let ext = SdkExternalId::builder()
             .issuer(external_id.issuer.as_str())
@@ -403,11 +363,7 @@ impl IdentityStore for AwsIdentityStore {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(Op::ListUsers, &e))?;
-            if let Some(u) = page
-                .users()
-                .iter()
-                .find(|u| u.profile_url() == Some(marker))
-            {
+            if let Some(u) = page.users().iter().find(|u| u.profile_url() == Some(marker)) {
                 return Ok(Some(u.user_id().to_string()));
             }
         }
@@ -480,17 +436,10 @@ impl IdentityStore for AwsIdentityStore {
         if let Some(doc) = enterprise_document(a) {
             req = req.extensions(ENTERPRISE, doc);
         }
-        req.send()
-            .await
-            .map(|o| o.user_id().to_string())
-            .map_err(|e| classify(op, &e))
+        req.send().await.map(|o| o.user_id().to_string()).map_err(|e| classify(op, &e))
     }
 
-    async fn update_user(
-        &self,
-        user_id: &str,
-        changes: &[AttributeChange],
-    ) -> Result<(), ServiceError> {
+    async fn update_user(&self, user_id: &str, changes: &[AttributeChange]) -> Result<(), ServiceError> {
         let op = Op::UpdateUser;
         let ops = changes
             .iter()
@@ -520,12 +469,8 @@ impl IdentityStore for AwsIdentityStore {
             UserStatus::Enabled => "ENABLED",
             UserStatus::Disabled => "DISABLED",
         };
-        let change = AttributeChange {
-            path: "userStatus",
-            value: Some(Value::String(value.to_string())),
-        };
-        self.update_user(user_id, std::slice::from_ref(&change))
-            .await
+        let change = AttributeChange { path: "userStatus", value: Some(Value::String(value.to_string())) };
+        self.update_user(user_id, std::slice::from_ref(&change)).await
     }
 
     async fn find_group_by_name(&self, name: &GroupName) -> Result<Option<GroupId>, ServiceError> {
@@ -552,13 +497,8 @@ impl IdentityStore for AwsIdentityStore {
     }
 
     async fn group_name(&self, group_id: &str) -> Result<Option<String>, ServiceError> {
-        let res = self
-            .client
-            .describe_group()
-            .identity_store_id(&self.identity_store_id)
-            .group_id(group_id)
-            .send()
-            .await;
+        let res =
+            self.client.describe_group().identity_store_id(&self.identity_store_id).group_id(group_id).send().await;
         match res {
             Ok(out) => Ok(out.display_name().map(str::to_string)),
             Err(e) => match classify(Op::DescribeGroup, &e) {
@@ -581,10 +521,7 @@ impl IdentityStore for AwsIdentityStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(Op::ListGroupMembershipsForMember, &e))?;
             out.extend(page.group_memberships().iter().filter_map(|m| {
-                Some(Membership {
-                    membership_id: m.membership_id().to_string(),
-                    group_id: m.group_id()?.to_string(),
-                })
+                Some(Membership { membership_id: m.membership_id().to_string(), group_id: m.group_id()?.to_string() })
             }));
         }
         Ok(out)

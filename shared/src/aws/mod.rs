@@ -21,10 +21,7 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 }
 
 /// The AWS implementations of the identity ports, sharing one SDK configuration.
-pub async fn connect(
-    identity_store_id: &str,
-    dlq_url: &str,
-) -> (AwsIdentityStore, SqsDeadLetterQueue) {
+pub async fn connect(identity_store_id: &str, dlq_url: &str) -> (AwsIdentityStore, SqsDeadLetterQueue) {
     let sdk = load_sdk_config().await;
     (
         AwsIdentityStore::new(aws_sdk_identitystore::Client::new(&sdk), identity_store_id),

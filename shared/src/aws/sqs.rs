@@ -16,10 +16,7 @@ pub struct SqsDeadLetterQueue {
 
 impl SqsDeadLetterQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            queue_url: queue_url.into(),
-        }
+        Self { client, queue_url: queue_url.into() }
     }
 
     fn is_fifo(&self) -> bool {
@@ -28,11 +25,7 @@ impl SqsDeadLetterQueue {
 }
 
 fn attr(v: &str) -> Option<MessageAttributeValue> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(v)
-        .build()
-        .ok()
+    MessageAttributeValue::builder().data_type("String").string_value(v).build().ok()
 }
 
 /// SQS attribute values must be non-empty and at most 256 KiB overall; reasons are short, but
@@ -47,11 +40,7 @@ fn cap(s: &str) -> &str {
 #[async_trait]
 impl DeadLetterQueue for SqsDeadLetterQueue {
     async fn park(&self, m: &ParkedMessage) -> Result<(), ServiceError> {
-        let mut req = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(&m.body);
+        let mut req = self.client.send_message().queue_url(&self.queue_url).message_body(&m.body);
         for (k, v) in [
             ("ErrorCode", Some(m.error_code.as_str())),
             ("ErrorReason", Some(cap(&m.reason))),
@@ -66,10 +55,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
         if self.is_fifo() {
             // A FIFO DLQ keeps the person's group; dedup on the source message (a re-park of the
             // same delivery within 5 minutes is dropped by SQS, not duplicated).
-            let group = m
-                .message_group
-                .clone()
-                .unwrap_or_else(|| "jml-parked".to_string());
+            let group = m.message_group.clone().unwrap_or_else(|| "jml-parked".to_string());
             let dedup_src = m.source_message_id.as_deref().unwrap_or(&m.body);
             let dedup = format!("{:x}", Sha256::digest(dedup_src.as_bytes()));
             req = req.message_group_id(group).message_deduplication_id(dedup);
@@ -82,24 +68,14 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ServiceError {
     let op = Op::SendMessage;
     match err.as_service_error() {
         Some(e) => match e.code().unwrap_or_default() {
-            c if c.contains("Throttl") || c == "RequestThrottled" => ServiceError::Throttled {
-                op,
-                retry_after_seconds: None,
-            },
-            c if c.contains("AccessDenied") || c.contains("KmsAccessDenied") => {
-                ServiceError::AccessDenied {
-                    op,
-                    message: e.message().unwrap_or_default().to_string(),
-                }
+            c if c.contains("Throttl") || c == "RequestThrottled" => {
+                ServiceError::Throttled { op, retry_after_seconds: None }
             }
-            c => ServiceError::Unavailable {
-                op,
-                message: c.to_string(),
-            },
+            c if c.contains("AccessDenied") || c.contains("KmsAccessDenied") => {
+                ServiceError::AccessDenied { op, message: e.message().unwrap_or_default().to_string() }
+            }
+            c => ServiceError::Unavailable { op, message: c.to_string() },
         },
-        None => ServiceError::Unavailable {
-            op,
-            message: "dispatch failure or timeout".to_string(),
-        },
+        None => ServiceError::Unavailable { op, message: "dispatch failure or timeout".to_string() },
     }
 }

@@ -12,9 +12,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-pub use types::{
-    Email, EventId, ExternalId, ExternalIdPart, GroupName, Phone, RESERVED_NAMES, Text, UserName,
-};
+pub use types::{Email, EventId, ExternalId, ExternalIdPart, GroupName, Phone, RESERVED_NAMES, Text, UserName};
 
 /// The most managed groups one event may ask for (our limit; keeps one event's writes bounded).
 pub const MAX_GROUPS: usize = 100;
@@ -185,12 +183,7 @@ pub struct InvalidEvent {
 
 impl InvalidEvent {
     fn one(field: &str, rule: impl Into<String>) -> Self {
-        Self {
-            errors: vec![FieldError {
-                field: field.to_string(),
-                rule: rule.into(),
-            }],
-        }
+        Self { errors: vec![FieldError { field: field.to_string(), rule: rule.into() }] }
     }
 
     /// True when some error is about `field` (exact path).
@@ -211,12 +204,7 @@ pub fn parse_event(json: &str) -> Result<HrEvent, InvalidEvent> {
     let value: Value = serde_json::from_str(json).map_err(|e| {
         InvalidEvent::one(
             "$",
-            format!(
-                "must be a JSON object ({} at line {} column {})",
-                syntax_kind(&e),
-                e.line(),
-                e.column()
-            ),
+            format!("must be a JSON object ({} at line {} column {})", syntax_kind(&e), e.line(), e.column()),
         )
     })?;
     event_from_value(&value)
@@ -243,20 +231,11 @@ pub fn external_id_hint(json: &str) -> Option<String> {
 /// Validates an already parsed JSON value (e.g. an EventBridge `detail`).
 pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
     let Some(obj) = value.as_object() else {
-        return Err(InvalidEvent::one(
-            "$",
-            format!("must be a JSON object (got {})", kind_of(value)),
-        ));
+        return Err(InvalidEvent::one("$", format!("must be a JSON object (got {})", kind_of(value))));
     };
     let mut c = Collector::default();
-    c.unknown_fields(
-        obj,
-        "",
-        &["eventId", "type", "occurredAt", "person", "groups"],
-    );
-    let event_id = c
-        .required(obj, "", "eventId")
-        .and_then(|v| c.string(v, "eventId", EventId::parse));
+    c.unknown_fields(obj, "", &["eventId", "type", "occurredAt", "person", "groups"]);
+    let event_id = c.required(obj, "", "eventId").and_then(|v| c.string(v, "eventId", EventId::parse));
     let kind = c.required(obj, "", "type").and_then(|v| match v.as_str() {
         Some(s) => EventKind::parse(s).or_else(|| {
             c.push("type", "must be one of joiner, mover, leaver, rehire");
@@ -271,26 +250,18 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
         c.string(v, "occurredAt", |s| {
             DateTime::parse_from_rfc3339(s)
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| {
-                    "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z"
-                        .to_string()
-                })
+                .map_err(|_| "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z".to_string())
         })
     });
-    let person = c
-        .required(obj, "", "person")
-        .and_then(|v| c.object(v, "person"));
-    let external_id = person
-        .and_then(|p| c.required(p, "person.", "externalId"))
-        .and_then(|v| c.external_id(v, "person.externalId"));
+    let person = c.required(obj, "", "person").and_then(|v| c.object(v, "person"));
+    let external_id =
+        person.and_then(|p| c.required(p, "person.", "externalId")).and_then(|v| c.external_id(v, "person.externalId"));
 
     let change = match (kind, person) {
         (Some(EventKind::Leaver), Some(p)) => {
             // A leaver may carry the full record: known fields are accepted and not applied.
             c.unknown_fields(p, "person.", PERSON_FIELDS);
-            let user_name = p
-                .get("userName")
-                .and_then(|v| c.string(v, "person.userName", UserName::parse));
+            let user_name = p.get("userName").and_then(|v| c.string(v, "person.userName", UserName::parse));
             Some(Change::Leaver { user_name })
         }
         (Some(kind), Some(p)) => {
@@ -306,15 +277,8 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
     };
 
     match (event_id, occurred_at, external_id, change) {
-        (Some(event_id), Some(occurred_at), Some(external_id), Some(change))
-            if c.errors.is_empty() =>
-        {
-            Ok(HrEvent {
-                event_id,
-                occurred_at,
-                external_id,
-                change,
-            })
+        (Some(event_id), Some(occurred_at), Some(external_id), Some(change)) if c.errors.is_empty() => {
+            Ok(HrEvent { event_id, occurred_at, external_id, change })
         }
         _ => {
             if c.errors.is_empty() {
@@ -359,29 +323,18 @@ struct Collector {
 
 impl Collector {
     fn push(&mut self, field: &str, rule: impl Into<String>) {
-        self.errors.push(FieldError {
-            field: field.to_string(),
-            rule: rule.into(),
-        });
+        self.errors.push(FieldError { field: field.to_string(), rule: rule.into() });
     }
 
     fn unknown_fields(&mut self, obj: &Map<String, Value>, prefix: &str, known: &[&str]) {
         for key in obj.keys() {
             if !known.contains(&key.as_str()) {
-                self.push(
-                    &format!("{prefix}{key}"),
-                    "is not a field of the HR event contract v1",
-                );
+                self.push(&format!("{prefix}{key}"), "is not a field of the HR event contract v1");
             }
         }
     }
 
-    fn required<'v>(
-        &mut self,
-        obj: &'v Map<String, Value>,
-        prefix: &str,
-        key: &str,
-    ) -> Option<&'v Value> {
+    fn required<'v>(&mut self, obj: &'v Map<String, Value>, prefix: &str, key: &str) -> Option<&'v Value> {
         match obj.get(key) {
             Some(Value::Null) | None => {
                 self.push(&format!("{prefix}{key}"), "is required");
@@ -399,12 +352,7 @@ impl Collector {
         o
     }
 
-    fn string<T>(
-        &mut self,
-        v: &Value,
-        field: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    fn string<T>(&mut self, v: &Value, field: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         match v {
             Value::String(s) => match parse(s) {
                 Ok(t) => Some(t),
@@ -414,7 +362,10 @@ impl Collector {
                 }
             },
             Value::Array(_) => {
-                self.push(field, "must be a single string, not an array (the Identity Store keeps one value for this attribute)");
+                self.push(
+                    field,
+                    "must be a single string, not an array (the Identity Store keeps one value for this attribute)",
+                );
                 None
             }
             other => {
@@ -445,38 +396,22 @@ impl Collector {
         let issuer = self
             .required(o, &prefix, "issuer")
             .and_then(|v| self.string(v, &format!("{prefix}issuer"), ExternalIdPart::parse));
-        let id = self
-            .required(o, &prefix, "id")
-            .and_then(|v| self.string(v, &format!("{prefix}id"), ExternalIdPart::parse));
-        Some(ExternalId {
-            issuer: issuer?,
-            id: id?,
-        })
+        let id =
+            self.required(o, &prefix, "id").and_then(|v| self.string(v, &format!("{prefix}id"), ExternalIdPart::parse));
+        Some(ExternalId { issuer: issuer?, id: id? })
     }
 
     fn groups(&mut self, v: Option<&Value>) -> Option<BTreeSet<GroupName>> {
         let Some(v) = v else {
-            self.push(
-                "groups",
-                "is required for joiner, mover and rehire (the complete desired set; [] for none)",
-            );
+            self.push("groups", "is required for joiner, mover and rehire (the complete desired set; [] for none)");
             return None;
         };
         let Some(items) = v.as_array() else {
-            self.push(
-                "groups",
-                format!("must be an array of group names (got {})", kind_of(v)),
-            );
+            self.push("groups", format!("must be an array of group names (got {})", kind_of(v)));
             return None;
         };
         if items.len() > MAX_GROUPS {
-            self.push(
-                "groups",
-                format!(
-                    "must list at most {MAX_GROUPS} groups (got {})",
-                    items.len()
-                ),
-            );
+            self.push("groups", format!("must list at most {MAX_GROUPS} groups (got {})", items.len()));
             return None;
         }
         let mut set = BTreeSet::new();
@@ -496,26 +431,16 @@ impl Collector {
         ok.then_some(set)
     }
 
-    fn profile(
-        &mut self,
-        p: &Map<String, Value>,
-        groups: Option<BTreeSet<GroupName>>,
-    ) -> Option<Profile> {
+    fn profile(&mut self, p: &Map<String, Value>, groups: Option<BTreeSet<GroupName>>) -> Option<Profile> {
         const P: &str = "person.";
         self.unknown_fields(p, P, PERSON_FIELDS);
-        let user_name = self
-            .required(p, P, "userName")
-            .and_then(|v| self.string(v, "person.userName", UserName::parse));
-        let display_name = self
-            .required(p, P, "displayName")
-            .and_then(|v| self.string(v, "person.displayName", Text::parse));
-        let name = self
-            .required(p, P, "name")
-            .and_then(|v| self.object(v, "person.name"))
-            .and_then(|n| self.person_name(n));
-        let email = self
-            .required(p, P, "email")
-            .and_then(|v| self.string(v, "person.email", Email::parse));
+        let user_name =
+            self.required(p, P, "userName").and_then(|v| self.string(v, "person.userName", UserName::parse));
+        let display_name =
+            self.required(p, P, "displayName").and_then(|v| self.string(v, "person.displayName", Text::parse));
+        let name =
+            self.required(p, P, "name").and_then(|v| self.object(v, "person.name")).and_then(|n| self.person_name(n));
+        let email = self.required(p, P, "email").and_then(|v| self.string(v, "person.email", Email::parse));
         let phone = self.optional(p, P, "phone", Phone::parse);
         let address = match p.get("address") {
             None | Some(Value::Null) => None,
@@ -528,9 +453,7 @@ impl Collector {
         let timezone = self.optional(p, P, "timezone", Text::parse);
         let enterprise = match p.get("enterprise") {
             None | Some(Value::Null) => Some(Enterprise::default()),
-            Some(v) => self
-                .object(v, "person.enterprise")
-                .map(|e| self.enterprise(e)),
+            Some(v) => self.object(v, "person.enterprise").map(|e| self.enterprise(e)),
         };
         Some(Profile {
             user_name: user_name?,
@@ -554,21 +477,11 @@ impl Collector {
         self.unknown_fields(
             n,
             P,
-            &[
-                "givenName",
-                "familyName",
-                "middleName",
-                "honorificPrefix",
-                "honorificSuffix",
-                "formatted",
-            ],
+            &["givenName", "familyName", "middleName", "honorificPrefix", "honorificSuffix", "formatted"],
         );
-        let given = self
-            .required(n, P, "givenName")
-            .and_then(|v| self.string(v, "person.name.givenName", Text::parse));
-        let family = self
-            .required(n, P, "familyName")
-            .and_then(|v| self.string(v, "person.name.familyName", Text::parse));
+        let given = self.required(n, P, "givenName").and_then(|v| self.string(v, "person.name.givenName", Text::parse));
+        let family =
+            self.required(n, P, "familyName").and_then(|v| self.string(v, "person.name.familyName", Text::parse));
         let middle_name = self.optional(n, P, "middleName", Text::parse);
         let honorific_prefix = self.optional(n, P, "honorificPrefix", Text::parse);
         let honorific_suffix = self.optional(n, P, "honorificSuffix", Text::parse);
@@ -585,18 +498,7 @@ impl Collector {
 
     fn address(&mut self, a: &Map<String, Value>) -> Address {
         const P: &str = "person.address.";
-        self.unknown_fields(
-            a,
-            P,
-            &[
-                "streetAddress",
-                "locality",
-                "region",
-                "postalCode",
-                "country",
-                "formatted",
-            ],
-        );
+        self.unknown_fields(a, P, &["streetAddress", "locality", "region", "postalCode", "country", "formatted"]);
         Address {
             street_address: self.optional(a, P, "streetAddress", Text::parse),
             locality: self.optional(a, P, "locality", Text::parse),
@@ -612,14 +514,7 @@ impl Collector {
         self.unknown_fields(
             e,
             P,
-            &[
-                "employeeNumber",
-                "costCenter",
-                "organization",
-                "division",
-                "department",
-                "manager",
-            ],
+            &["employeeNumber", "costCenter", "organization", "division", "department", "manager"],
         );
         Enterprise {
             employee_number: self.optional(e, P, "employeeNumber", Text::parse),
@@ -656,10 +551,7 @@ mod tests {
         assert_eq!(e.external_id.key(), "workday#100234");
         let p = e.profile().unwrap();
         assert_eq!(p.groups.len(), 2);
-        assert_eq!(
-            p.enterprise.manager.as_ref().map(UserName::as_str),
-            Some("grace")
-        );
+        assert_eq!(p.enterprise.manager.as_ref().map(UserName::as_str), Some("grace"));
     }
 
     #[test]
@@ -670,7 +562,10 @@ mod tests {
 
     #[test]
     fn collects_every_error_with_its_path() {
-        let err = parse_event(r#"{"eventId":"","type":"fired","occurredAt":"yesterday","person":{"externalId":{"issuer":"w"}}}"#).unwrap_err();
+        let err = parse_event(
+            r#"{"eventId":"","type":"fired","occurredAt":"yesterday","person":{"externalId":{"issuer":"w"}}}"#,
+        )
+        .unwrap_err();
         for f in ["eventId", "type", "occurredAt", "person.externalId.id"] {
             assert!(err.mentions(f), "expected an error on {f}: {err}");
         }

@@ -14,8 +14,7 @@ static NAME_PATTERN: LazyLock<Regex> =
 
 /// `SensitiveStringType` and `GroupDisplayName`: `[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r  　]+`.
 static TEXT_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r \x{00A0}\x{3000}]+$")
-        .expect("static regex compiles")
+    Regex::new(r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r \x{00A0}\x{3000}]+$").expect("static regex compiles")
 });
 
 /// Names the Identity Store reserves for users and groups (CreateUser `UserName` documentation).
@@ -27,13 +26,7 @@ fn service_len(s: &str) -> usize {
 }
 
 /// Checks the length bounds and the pattern; the `Err` is the rule that was broken.
-fn check(
-    s: &str,
-    min: usize,
-    max: usize,
-    pattern: &Regex,
-    pattern_doc: &str,
-) -> Result<(), String> {
+fn check(s: &str, min: usize, max: usize, pattern: &Regex, pattern_doc: &str) -> Result<(), String> {
     let len = service_len(s);
     if len < min {
         return Err(format!("must be at least {min} character(s) long"));
@@ -132,10 +125,8 @@ impl UserName {
     pub fn parse(s: &str) -> Result<Self, String> {
         check(s, 1, 128, &NAME_PATTERN, r"[\p{L}\p{M}\p{S}\p{N}\p{P}]+")?;
         if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(s)) {
-            return Err(
-                "is a reserved name (Administrator and AWSAdministrators can't be used for users or groups)"
-                    .to_string(),
-            );
+            return Err("is a reserved name (Administrator and AWSAdministrators can't be used for users or groups)"
+                .to_string());
         }
         Ok(Self(s.to_string()))
     }
@@ -143,13 +134,7 @@ impl UserName {
 
 impl Text {
     pub fn parse(s: &str) -> Result<Self, String> {
-        check(
-            s,
-            1,
-            1024,
-            &TEXT_PATTERN,
-            r"[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r ]+",
-        )?;
+        check(s, 1, 1024, &TEXT_PATTERN, r"[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r ]+")?;
         Ok(Self(s.to_string()))
     }
 }
@@ -165,10 +150,7 @@ impl Email {
         let mut parts = s.split('@');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(local), Some(domain), None)
-                if !local.is_empty()
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.') =>
+                if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') =>
             {
                 Ok(Self(s.to_string()))
             }
@@ -183,9 +165,7 @@ impl Phone {
         Text::parse(s)?;
         let allowed = |c: char| c.is_ascii_digit() || " +-().x".contains(c);
         if !s.chars().all(allowed) || !s.chars().any(|c| c.is_ascii_digit()) {
-            return Err(
-                "must be one phone number: digits and + - ( ) . x or spaces only".to_string(),
-            );
+            return Err("must be one phone number: digits and + - ( ) . x or spaces only".to_string());
         }
         Ok(Self(s.to_string()))
     }
@@ -193,13 +173,7 @@ impl Phone {
 
 impl GroupName {
     pub fn parse(s: &str) -> Result<Self, String> {
-        check(
-            s,
-            1,
-            1024,
-            &TEXT_PATTERN,
-            r"[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r ]+",
-        )?;
+        check(s, 1, 1024, &TEXT_PATTERN, r"[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r ]+")?;
         if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(s)) {
             return Err("is a reserved group name (Administrator, AWSAdministrators)".to_string());
         }
@@ -213,7 +187,9 @@ impl EventId {
             return Err("must be 1 to 128 characters long".to_string());
         }
         if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Err("must be printable ASCII without spaces (it is used as the SQS MessageDeduplicationId)".to_string());
+            return Err(
+                "must be printable ASCII without spaces (it is used as the SQS MessageDeduplicationId)".to_string()
+            );
         }
         Ok(Self(s.to_string()))
     }
@@ -247,11 +223,7 @@ impl ExternalId {
     /// `urn:jml-sync:person:<issuer>:<id>`, each part percent-encoded. See README "Managed marker".
     pub fn marker(&self) -> String {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-        const SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
+        const SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
         format!(
             "urn:jml-sync:person:{}:{}",
             utf8_percent_encode(self.issuer.as_str(), SET),
@@ -280,55 +252,25 @@ mod tests {
     fn user_name_limits_and_reserved_names() {
         assert!(UserName::parse("ada.lovelace").is_ok());
         assert!(UserName::parse(&"a".repeat(128)).is_ok());
-        assert!(
-            UserName::parse(&"a".repeat(129))
-                .unwrap_err()
-                .contains("at most 128")
-        );
+        assert!(UserName::parse(&"a".repeat(129)).unwrap_err().contains("at most 128"));
         assert!(UserName::parse("").unwrap_err().contains("at least 1"));
-        assert!(
-            UserName::parse("ada lovelace")
-                .unwrap_err()
-                .contains("pattern")
-        );
-        assert!(
-            UserName::parse("administrator")
-                .unwrap_err()
-                .contains("reserved")
-        );
-        assert!(
-            UserName::parse("AWSAdministrators")
-                .unwrap_err()
-                .contains("reserved")
-        );
+        assert!(UserName::parse("ada lovelace").unwrap_err().contains("pattern"));
+        assert!(UserName::parse("administrator").unwrap_err().contains("reserved"));
+        assert!(UserName::parse("AWSAdministrators").unwrap_err().contains("reserved"));
     }
 
     #[test]
     fn text_rejects_control_characters_but_allows_spaces() {
         assert!(Text::parse("Ada Lovelace").is_ok());
         assert!(Text::parse("Zoë Ångström-Øster 三").is_ok());
-        assert!(
-            Text::parse("bad\u{0007}bell")
-                .unwrap_err()
-                .contains("pattern")
-        );
-        assert!(
-            Text::parse(&"x".repeat(1025))
-                .unwrap_err()
-                .contains("at most 1024")
-        );
+        assert!(Text::parse("bad\u{0007}bell").unwrap_err().contains("pattern"));
+        assert!(Text::parse(&"x".repeat(1025)).unwrap_err().contains("at most 1024"));
     }
 
     #[test]
     fn external_id_key_and_marker_are_injective() {
-        let a = ExternalId {
-            issuer: ExternalIdPart::parse("a#b").unwrap(),
-            id: ExternalIdPart::parse("c").unwrap(),
-        };
-        let b = ExternalId {
-            issuer: ExternalIdPart::parse("a").unwrap(),
-            id: ExternalIdPart::parse("b#c").unwrap(),
-        };
+        let a = ExternalId { issuer: ExternalIdPart::parse("a#b").unwrap(), id: ExternalIdPart::parse("c").unwrap() };
+        let b = ExternalId { issuer: ExternalIdPart::parse("a").unwrap(), id: ExternalIdPart::parse("b#c").unwrap() };
         assert_ne!(a.key(), b.key());
         assert_ne!(a.marker(), b.marker());
         assert_eq!(a.marker(), "urn:jml-sync:person:a%23b:c");

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::contract::{ExternalId, GroupName, RESERVED_NAMES, UserName};
 use crate::ports::{
-    AddressAttributes, AttributeChange, ConflictReason, GroupId, IdentityStore, Membership, Op,
-    ServiceError, UserAttributes, UserId, UserRecord, UserStatus,
+    AddressAttributes, AttributeChange, ConflictReason, GroupId, IdentityStore, Membership, Op, ServiceError,
+    UserAttributes, UserId, UserRecord, UserStatus,
 };
 
 /// A fault to inject: the next `times` calls of `op` (optionally only those touching the user
@@ -58,9 +58,10 @@ impl State {
     }
 
     fn take_fault(&mut self, op: Op, user_name: Option<&str>) -> Option<ServiceError> {
-        let idx = self.faults.iter().position(|f| {
-            f.op == op && f.times > 0 && f.user_name.as_deref().is_none_or(|n| Some(n) == user_name)
-        })?;
+        let idx = self
+            .faults
+            .iter()
+            .position(|f| f.op == op && f.times > 0 && f.user_name.as_deref().is_none_or(|n| Some(n) == user_name))?;
         let fault = &mut self.faults[idx];
         fault.times -= 1;
         let err = fault.error.clone();
@@ -86,18 +87,10 @@ pub struct CallCounts {
 
 impl CallCounts {
     pub fn writes(&self) -> usize {
-        self.by_op
-            .iter()
-            .filter(|(op, _)| op.is_write())
-            .map(|(_, n)| n)
-            .sum()
+        self.by_op.iter().filter(|(op, _)| op.is_write()).map(|(_, n)| n).sum()
     }
     pub fn reads(&self) -> usize {
-        self.by_op
-            .iter()
-            .filter(|(op, _)| !op.is_write())
-            .map(|(_, n)| n)
-            .sum()
+        self.by_op.iter().filter(|(op, _)| !op.is_write()).map(|(_, n)| n).sum()
     }
     pub fn get(&self, op: Op) -> usize {
         self.by_op.get(&op).copied().unwrap_or(0)
@@ -128,9 +121,7 @@ impl SimIdentityStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Creates a group (administrative seeding; not counted as a call).
@@ -145,12 +136,7 @@ impl SimIdentityStore {
     }
 
     /// Creates a user outside jml-sync (by hand, or SCIM when `external_id` is given); not counted.
-    pub fn seed_user(
-        &self,
-        user_name: &str,
-        external_id: Option<&ExternalId>,
-        marker: Option<&str>,
-    ) -> UserId {
+    pub fn seed_user(&self, user_name: &str, external_id: Option<&ExternalId>, marker: Option<&str>) -> UserId {
         let mut s = self.lock();
         let id = s.new_id();
         let record = UserRecord {
@@ -165,13 +151,7 @@ impl SimIdentityStore {
                 ..Default::default()
             },
         };
-        s.users.insert(
-            id.clone(),
-            SimUser {
-                record,
-                revision: 1,
-            },
-        );
+        s.users.insert(id.clone(), SimUser { record, revision: 1 });
         id
     }
 
@@ -179,8 +159,7 @@ impl SimIdentityStore {
     pub fn seed_membership(&self, group_id: &str, user_id: &str) {
         let mut s = self.lock();
         let id = s.new_id();
-        s.memberships
-            .insert(id, (group_id.to_string(), user_id.to_string()));
+        s.memberships.insert(id, (group_id.to_string(), user_id.to_string()));
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -188,9 +167,7 @@ impl SimIdentityStore {
     }
 
     pub fn calls(&self) -> CallCounts {
-        CallCounts {
-            by_op: self.lock().calls.clone(),
-        }
+        CallCounts { by_op: self.lock().calls.clone() }
     }
 
     pub fn reset_calls(&self) {
@@ -240,24 +217,16 @@ impl SimIdentityStore {
     }
 
     fn user_name_of(&self, user_id: &str) -> Option<String> {
-        self.lock()
-            .users
-            .get(user_id)
-            .map(|u| u.record.attributes.user_name.clone())
+        self.lock().users.get(user_id).map(|u| u.record.attributes.user_name.clone())
     }
 }
 
 fn validation(op: Op, message: &str) -> ServiceError {
-    ServiceError::Validation {
-        op,
-        message: message.to_string(),
-    }
+    ServiceError::Validation { op, message: message.to_string() }
 }
 
 fn str_of(op: Op, path: &str, v: &Value) -> Result<String, ServiceError> {
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| validation(op, &format!("{path}: expected a string")))
+    v.as_str().map(str::to_string).ok_or_else(|| validation(op, &format!("{path}: expected a string")))
 }
 
 fn first_value(op: Op, path: &str, v: &Value) -> Result<String, ServiceError> {
@@ -324,10 +293,7 @@ fn apply_change(a: &mut UserAttributes, c: &AttributeChange) -> Result<(), Servi
             });
         }
         other => {
-            return Err(validation(
-                op,
-                &format!("unsupported attribute path {other}"),
-            ));
+            return Err(validation(op, &format!("unsupported attribute path {other}")));
         }
     }
     Ok(())
@@ -337,34 +303,26 @@ fn check_user_name(op: Op, name: &str) -> Result<(), ServiceError> {
     if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         return Err(validation(op, "reserved user name"));
     }
-    UserName::parse(name)
-        .map(|_| ())
-        .map_err(|rule| validation(op, &format!("UserName {rule}")))
+    UserName::parse(name).map(|_| ()).map_err(|rule| validation(op, &format!("UserName {rule}")))
 }
 
 #[async_trait]
 impl IdentityStore for SimIdentityStore {
-    async fn find_user_by_user_name(
-        &self,
-        user_name: &UserName,
-    ) -> Result<Option<UserId>, ServiceError> {
-        self.enter(Op::GetUserIdByUserName, Some(user_name.as_str()))
-            .await?;
+    async fn find_user_by_user_name(&self, user_name: &UserName) -> Result<Option<UserId>, ServiceError> {
+        self.enter(Op::GetUserIdByUserName, Some(user_name.as_str())).await?;
         Ok(self.lock().user_id_by_name(user_name.as_str()))
     }
 
-    async fn find_user_by_external_id(
-        &self,
-        external_id: &ExternalId,
-    ) -> Result<Option<UserId>, ServiceError> {
+    async fn find_user_by_external_id(&self, external_id: &ExternalId) -> Result<Option<UserId>, ServiceError> {
         self.enter(Op::GetUserIdByExternalId, None).await?;
         let s = self.lock();
         Ok(s.users
             .values()
             .find(|u| {
-                u.record.external_ids.iter().any(|(i, id)| {
-                    i == external_id.issuer.as_str() && id == external_id.id.as_str()
-                })
+                u.record
+                    .external_ids
+                    .iter()
+                    .any(|(i, id)| i == external_id.issuer.as_str() && id == external_id.id.as_str())
             })
             .map(|u| u.record.user_id.clone()))
     }
@@ -389,17 +347,10 @@ impl IdentityStore for SimIdentityStore {
     }
 
     async fn create_user(&self, attributes: &UserAttributes) -> Result<UserId, ServiceError> {
-        self.enter(Op::CreateUser, Some(&attributes.user_name))
-            .await?;
+        self.enter(Op::CreateUser, Some(&attributes.user_name)).await?;
         check_user_name(Op::CreateUser, &attributes.user_name)?;
-        if attributes.display_name.is_none()
-            || attributes.given_name.is_none()
-            || attributes.family_name.is_none()
-        {
-            return Err(validation(
-                Op::CreateUser,
-                "DisplayName and Name are required in IAM Identity Center",
-            ));
+        if attributes.display_name.is_none() || attributes.given_name.is_none() || attributes.family_name.is_none() {
+            return Err(validation(Op::CreateUser, "DisplayName and Name are required in IAM Identity Center"));
         }
         let mut s = self.lock();
         if s.user_id_by_name(&attributes.user_name).is_some() {
@@ -415,28 +366,15 @@ impl IdentityStore for SimIdentityStore {
             external_ids: vec![],
             attributes: attributes.clone(),
         };
-        s.users.insert(
-            id.clone(),
-            SimUser {
-                record,
-                revision: 1,
-            },
-        );
+        s.users.insert(id.clone(), SimUser { record, revision: 1 });
         Ok(id)
     }
 
-    async fn update_user(
-        &self,
-        user_id: &str,
-        changes: &[AttributeChange],
-    ) -> Result<(), ServiceError> {
+    async fn update_user(&self, user_id: &str, changes: &[AttributeChange]) -> Result<(), ServiceError> {
         let name = self.user_name_of(user_id);
         self.enter(Op::UpdateUser, name.as_deref()).await?;
         if changes.is_empty() || changes.len() > 100 {
-            return Err(validation(
-                Op::UpdateUser,
-                "Operations must hold 1 to 100 items",
-            ));
+            return Err(validation(Op::UpdateUser, "Operations must hold 1 to 100 items"));
         }
         let mut s = self.lock();
         let Some(mut user) = s.users.get(user_id).cloned() else {
@@ -447,10 +385,10 @@ impl IdentityStore for SimIdentityStore {
         }
         let new_name = &user.record.attributes.user_name;
         check_user_name(Op::UpdateUser, new_name)?;
-        if s.users.values().any(|u| {
-            u.record.user_id != user_id
-                && u.record.attributes.user_name.eq_ignore_ascii_case(new_name)
-        }) {
+        if s.users
+            .values()
+            .any(|u| u.record.user_id != user_id && u.record.attributes.user_name.eq_ignore_ascii_case(new_name))
+        {
             return Err(ServiceError::Conflict {
                 op: Op::UpdateUser,
                 reason: ConflictReason::UniquenessConstraintViolation,
@@ -465,10 +403,7 @@ impl IdentityStore for SimIdentityStore {
         let name = self.user_name_of(user_id);
         self.enter(Op::UpdateUser, name.as_deref()).await?;
         let mut s = self.lock();
-        let user = s
-            .users
-            .get_mut(user_id)
-            .ok_or(ServiceError::NotFound { op: Op::UpdateUser })?;
+        let user = s.users.get_mut(user_id).ok_or(ServiceError::NotFound { op: Op::UpdateUser })?;
         user.record.status = status;
         user.revision += 1;
         Ok(())
@@ -476,12 +411,7 @@ impl IdentityStore for SimIdentityStore {
 
     async fn find_group_by_name(&self, name: &GroupName) -> Result<Option<GroupId>, ServiceError> {
         self.enter(Op::GetGroupId, None).await?;
-        Ok(self
-            .lock()
-            .groups
-            .iter()
-            .find(|(_, n)| n.as_str() == name.as_str())
-            .map(|(id, _)| id.clone()))
+        Ok(self.lock().groups.iter().find(|(_, n)| n.as_str() == name.as_str()).map(|(id, _)| id.clone()))
     }
 
     async fn group_name(&self, group_id: &str) -> Result<Option<String>, ServiceError> {
@@ -491,43 +421,30 @@ impl IdentityStore for SimIdentityStore {
 
     async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>, ServiceError> {
         let name = self.user_name_of(user_id);
-        self.enter(Op::ListGroupMembershipsForMember, name.as_deref())
-            .await?;
+        self.enter(Op::ListGroupMembershipsForMember, name.as_deref()).await?;
         let s = self.lock();
         if !s.users.contains_key(user_id) {
-            return Err(ServiceError::NotFound {
-                op: Op::ListGroupMembershipsForMember,
-            });
+            return Err(ServiceError::NotFound { op: Op::ListGroupMembershipsForMember });
         }
         Ok(s.memberships
             .iter()
             .filter(|(_, (_, u))| u == user_id)
-            .map(|(mid, (gid, _))| Membership {
-                membership_id: mid.clone(),
-                group_id: gid.clone(),
-            })
+            .map(|(mid, (gid, _))| Membership { membership_id: mid.clone(), group_id: gid.clone() })
             .collect())
     }
 
     async fn add_membership(&self, group_id: &str, user_id: &str) -> Result<(), ServiceError> {
         let name = self.user_name_of(user_id);
-        self.enter(Op::CreateGroupMembership, name.as_deref())
-            .await?;
+        self.enter(Op::CreateGroupMembership, name.as_deref()).await?;
         let mut s = self.lock();
         if !s.groups.contains_key(group_id) || !s.users.contains_key(user_id) {
-            return Err(ServiceError::NotFound {
-                op: Op::CreateGroupMembership,
-            });
+            return Err(ServiceError::NotFound { op: Op::CreateGroupMembership });
         }
-        if s.memberships
-            .values()
-            .any(|(g, u)| g == group_id && u == user_id)
-        {
+        if s.memberships.values().any(|(g, u)| g == group_id && u == user_id) {
             return Ok(()); // the adapter maps the service's ConflictException to success
         }
         let id = s.new_id();
-        s.memberships
-            .insert(id, (group_id.to_string(), user_id.to_string()));
+        s.memberships.insert(id, (group_id.to_string(), user_id.to_string()));
         Ok(())
     }
 
@@ -539,8 +456,7 @@ impl IdentityStore for SimIdentityStore {
                 .and_then(|(_, u)| s.users.get(u))
                 .map(|u| u.record.attributes.user_name.clone())
         };
-        self.enter(Op::DeleteGroupMembership, name.as_deref())
-            .await?;
+        self.enter(Op::DeleteGroupMembership, name.as_deref()).await?;
         self.lock().memberships.remove(membership_id);
         Ok(()) // already gone is success
     }

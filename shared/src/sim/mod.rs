@@ -12,13 +12,7 @@ pub use identitystore::{CallCounts, Fault, SimIdentityStore, UserView};
 use crate::ports::{DeadLetterQueue, Op, ParkedMessage, ServiceError};
 
 /// The groups the sample events in `events/` use; the simulator is seeded with them.
-pub const DEMO_GROUPS: &[&str] = &[
-    "jml-all-staff",
-    "jml-engineering",
-    "jml-vpn",
-    "jml-finance",
-    "jml-oncall",
-];
+pub const DEMO_GROUPS: &[&str] = &["jml-all-staff", "jml-engineering", "jml-vpn", "jml-finance", "jml-oncall"];
 
 /// A simulator seeded with `DEMO_GROUPS` and the managers the samples name.
 pub fn demo_identity_store() -> SimIdentityStore {
@@ -39,18 +33,12 @@ pub struct SimDeadLetterQueue {
 
 impl SimDeadLetterQueue {
     pub fn parked(&self) -> Vec<ParkedMessage> {
-        self.parked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The next `n` park calls fail as if SQS were unavailable.
     pub fn fail_next(&self, n: usize) {
-        *self
-            .fail_next
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = n;
+        *self.fail_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = n;
     }
 }
 
@@ -58,22 +46,13 @@ impl SimDeadLetterQueue {
 impl DeadLetterQueue for SimDeadLetterQueue {
     async fn park(&self, message: &ParkedMessage) -> Result<(), ServiceError> {
         {
-            let mut f = self
-                .fail_next
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut f = self.fail_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if *f > 0 {
                 *f -= 1;
-                return Err(ServiceError::Unavailable {
-                    op: Op::SendMessage,
-                    message: "injected".to_string(),
-                });
+                return Err(ServiceError::Unavailable { op: Op::SendMessage, message: "injected".to_string() });
             }
         }
-        self.parked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(message.clone());
+        self.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(message.clone());
         Ok(())
     }
 }
