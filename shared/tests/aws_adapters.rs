@@ -1,6 +1,9 @@
 //! Adapter tests with aws-smithy-mocks: request fields, error mapping, retries and call counts
 //! for every port method.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use aws_sdk_identitystore::Client;
 use aws_sdk_identitystore::operation::create_group_membership::{
     CreateGroupMembershipError, CreateGroupMembershipOutput,
@@ -199,7 +202,7 @@ async fn update_user_sends_paths_and_values_and_removals() {
                 && ops[1].attribute_path() == "phoneNumbers"
                 && ops[1].attribute_value().is_none()
         })
-        .then_output(|| update_ok());
+        .then_output(update_ok);
     let client = mock_client!(aws_sdk_identitystore, [&rule]);
     let changes = [
         AttributeChange { path: "title", value: Some(json!("Lead")) },
@@ -217,7 +220,7 @@ async fn set_user_status_is_an_update_of_user_status() {
                 && r.operations()[0].attribute_path() == "userStatus"
                 && r.operations()[0].attribute_value() == Some(&Document::String("DISABLED".into()))
         })
-        .then_output(|| update_ok());
+        .then_output(update_ok);
     let client = mock_client!(aws_sdk_identitystore, [&rule]);
     AwsIdentityStore::new(client, STORE).set_user_status(USER, UserStatus::Disabled).await.unwrap();
     assert_eq!(rule.num_calls(), 1);

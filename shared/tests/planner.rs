@@ -1,5 +1,8 @@
 //! Planner table tests: each event type against each kind of current state, and the edge cases.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use jml_shared::contract::{HrEvent, parse_event};

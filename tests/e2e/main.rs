@@ -1,1 +1,70 @@
-fn main() {}
+//! Workspace end-to-end tests: the `events/` fixtures through the real `identity-sync` handler
+//! on the in-memory simulators. One test binary (link once).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod bad_events;
+mod handler;
+mod logs;
+mod properties;
+mod samples;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use identity_sync::{MemoryBackend, State};
+use jml_shared::config::Config;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// The text of `events/<name>`.
+pub fn fixture(name: &str) -> String {
+    let p = events_dir().join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+/// A handler state on a fresh demo simulator (groups of the samples, manager seeded).
+pub fn memory_state() -> (State, MemoryBackend) {
+    let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())).unwrap();
+    State::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config)
+}
+
+/// An SQS event (FIFO) with one record per (message id, group, body).
+pub fn sqs_batch(records: &[(&str, &str, &str)]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, group, body)| {
+            json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {"MessageGroupId": group, "ApproximateReceiveCount": "1"},
+                "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-2:123456789012:jml-identity.fifo", "awsRegion": "eu-west-2"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Invokes the real Lambda handler.
+pub async fn invoke(state: &State, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    identity_sync::handler(state, LambdaEvent::new(payload, Context::default())).await
+}
+
+/// The message ids the handler reported as failed.
+pub fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {response}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -191,20 +191,6 @@ pub fn redact_quoted(message: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_quoted;
-
-    #[test]
-    fn redacts_values_keeps_field_paths() {
-        assert_eq!(
-            redact_quoted("Value 'ada@example.com' at 'emails' failed; 'x"),
-            "Value '<redacted>' at 'emails' failed; '<redacted>"
-        );
-        assert_eq!(redact_quoted("no quotes"), "no quotes");
-    }
-}
-
 fn sdk_error_kind<E, R>(err: &SdkError<E, R>) -> &'static str {
     match err {
         SdkError::ConstructionFailure(_) => "request construction failed",
@@ -560,5 +546,19 @@ impl IdentityStore for AwsIdentityStore {
             Ok(_) | Err(ServiceError::NotFound { .. }) => Ok(()), // already gone
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_quoted;
+
+    #[test]
+    fn redacts_values_keeps_field_paths() {
+        assert_eq!(
+            redact_quoted("Value 'ada@example.com' at 'emails' failed; 'x"),
+            "Value '<redacted>' at 'emails' failed; '<redacted>"
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
     }
 }

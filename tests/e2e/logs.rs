@@ -1,0 +1,89 @@
+//! The logs of a full scenario (JSON, as in Lambda) carry ids and decisions, never personal data.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::{failures, fixture, fixture_json, invoke, memory_state, sqs_batch};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_full_scenario_logs_no_email_name_or_phone() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (state, mem) = memory_state();
+    // joiner, duplicate, mover, leaver, rehire, a hijack attempt, a bad event, a throttled record
+    let mut bad = fixture_json("01-joiner-ada.json");
+    bad["person"]["email"] = "ada.lovelace at example.com".into();
+    let mut hijack = fixture_json("02-joiner-alan.json");
+    hijack["person"]["externalId"]["id"] = "666".into();
+    mem.store.inject(jml_shared::sim::Fault {
+        op: jml_shared::ports::Op::CreateUser,
+        user_name: Some("alan.turing".into()),
+        error: jml_shared::ports::ServiceError::Throttled {
+            op: jml_shared::ports::Op::CreateUser,
+            retry_after_seconds: None,
+        },
+        times: 1,
+    });
+    let steps = [
+        fixture("01-joiner-ada.json"),
+        fixture("01-joiner-ada.json"),
+        fixture("02-joiner-alan.json"),
+        fixture("02-joiner-alan.json"),
+        hijack.to_string(),
+        fixture("03-mover-ada.json"),
+        bad.to_string(),
+        fixture("04-leaver-ada.json"),
+        fixture("05-rehire-ada.json"),
+    ];
+    for (i, body) in steps.iter().enumerate() {
+        let _ = failures(&invoke(&state, sqs_batch(&[(&format!("m-{i}"), "g", body)])).await.unwrap());
+    }
+    assert_eq!(mem.dlq.parked().len(), 2, "the hijack and the bad event were parked");
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // The logs say what happened, by id...
+    for expected in [
+        "hr-2026-11-02-0001",
+        "workday#100234",
+        "\"decision\":\"create\"",
+        "\"decision\":\"parked\"",
+        "\"decision\":\"retry\"",
+    ] {
+        assert!(logs.contains(expected), "logs should contain {expected}");
+    }
+    // ...and never who it happened to.
+    let lower = logs.to_lowercase();
+    for personal in ["lovelace", "turing", "\"ada", "alan", "example.com", "7946", "staff engineer", "london"] {
+        assert!(!lower.contains(personal), "personal data '{personal}' leaked into the logs:\n{logs}");
+    }
+}
