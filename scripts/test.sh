@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's whole test command (README "Quick start", called by .ci/run).
+# Formatting, lints, every test in the workspace, then the main job and the call-count benchmark
+# on the embedded simulator (both exit non-zero when they fail their own checks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, adapter, planner, end-to-end, property)"
+cargo test --workspace --locked
+
+step "main job on the embedded simulator: jml replay events/"
+cargo run --locked -q --bin jml -- replay events/ > target/replay.txt
+grep -q "ada.lovelace" target/replay.txt
+
+step "API calls per event type (targets checked by the bench itself)"
+cargo run --locked -q --bin jml -- bench
