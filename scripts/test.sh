@@ -22,3 +22,6 @@ grep -q "ada.lovelace" target/replay.txt
 
 step "API calls per event type (targets checked by the bench itself)"
 cargo run --locked -q --bin jml -- bench
+
+step "identity-sync under cargo lambda watch (memory backend) answers cargo lambda invoke"
+./scripts/lambda-smoke.sh

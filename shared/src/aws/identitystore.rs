@@ -44,6 +44,17 @@ impl AwsIdentityStore {
     pub fn new(client: Client, identity_store_id: impl Into<String>) -> Self {
         Self { client, identity_store_id: identity_store_id.into() }
     }
+
+    async fn get_user_id(&self, op: Op, alternate: AlternateIdentifier) -> Result<Option<UserId>, ServiceError> {
+        let res = self
+            .client
+            .get_user_id()
+            .identity_store_id(&self.identity_store_id)
+            .alternate_identifier(alternate)
+            .send()
+            .await;
+        Ok(optional(op, res)?.map(|out| out.user_id().to_string()))
+    }
 }
 
 /// What the typed error of an operation tells beyond its metadata: the modelled exception's
@@ -206,6 +217,20 @@ fn build_error(op: Op, e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Validation { op, message: format!("request could not be built: {e}") }
 }
 
+/// For lookups: ResourceNotFound means "no such thing", not a failure.
+fn optional<T, E, R>(op: Op, res: Result<T, SdkError<E, R>>) -> Result<Option<T>, ServiceError>
+where
+    E: ProvideErrorMetadata + Detail,
+{
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => match classify(op, &e) {
+            ServiceError::NotFound { .. } => Ok(None),
+            other => Err(other),
+        },
+    }
+}
+
 fn text(v: Option<&str>) -> Option<String> {
     v.map(str::to_string)
 }
@@ -300,20 +325,7 @@ fn user_name_attribute(op: Op, user_name: &str) -> Result<AlternateIdentifier, S
 impl IdentityStore for AwsIdentityStore {
     async fn find_user_by_user_name(&self, user_name: &UserName) -> Result<Option<UserId>, ServiceError> {
         let op = Op::GetUserIdByUserName;
-        let res = self
-            .client
-            .get_user_id()
-            .identity_store_id(&self.identity_store_id)
-            .alternate_identifier(user_name_attribute(op, user_name.as_str())?)
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(Some(out.user_id().to_string())),
-            Err(e) => match classify(op, &e) {
-                ServiceError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        self.get_user_id(op, user_name_attribute(op, user_name.as_str())?).await
     }
 
     async fn find_user_by_external_id(&self, external_id: &ExternalId) -> Result<Option<UserId>, ServiceError> {
@@ -323,20 +335,7 @@ impl IdentityStore for AwsIdentityStore {
             .id(external_id.id.as_str())
             .build()
             .map_err(|e| build_error(op, e))?;
-        let res = self
-            .client
-            .get_user_id()
-            .identity_store_id(&self.identity_store_id)
-            .alternate_identifier(AlternateIdentifier::ExternalId(ext))
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(Some(out.user_id().to_string())),
-            Err(e) => match classify(op, &e) {
-                ServiceError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        self.get_user_id(op, AlternateIdentifier::ExternalId(ext)).await
     }
 
     async fn find_user_by_marker(&self, marker: &str) -> Result<Option<UserId>, ServiceError> {
@@ -365,13 +364,7 @@ impl IdentityStore for AwsIdentityStore {
             .extensions(ENTERPRISE)
             .send()
             .await;
-        match res {
-            Ok(out) => Ok(Some(user_record(&out))),
-            Err(e) => match classify(Op::DescribeUser, &e) {
-                ServiceError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        Ok(optional(Op::DescribeUser, res)?.map(|out| user_record(&out)))
     }
 
     async fn create_user(&self, a: &UserAttributes) -> Result<UserId, ServiceError> {
@@ -473,25 +466,13 @@ impl IdentityStore for AwsIdentityStore {
             .alternate_identifier(AlternateIdentifier::UniqueAttribute(u))
             .send()
             .await;
-        match res {
-            Ok(out) => Ok(Some(out.group_id().to_string())),
-            Err(e) => match classify(op, &e) {
-                ServiceError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        Ok(optional(op, res)?.map(|out| out.group_id().to_string()))
     }
 
     async fn group_name(&self, group_id: &str) -> Result<Option<String>, ServiceError> {
         let res =
             self.client.describe_group().identity_store_id(&self.identity_store_id).group_id(group_id).send().await;
-        match res {
-            Ok(out) => Ok(out.display_name().map(str::to_string)),
-            Err(e) => match classify(Op::DescribeGroup, &e) {
-                ServiceError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        Ok(optional(Op::DescribeGroup, res)?.and_then(|out| out.display_name().map(str::to_string)))
     }
 
     async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>, ServiceError> {
