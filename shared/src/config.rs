@@ -29,6 +29,10 @@ pub struct Config {
     pub max_concurrency: usize,
     /// `DRY_RUN`: plan and log, write nothing.
     pub dry_run: bool,
+    /// `LEDGER_TABLE`: the DynamoDB person ledger, required with the AWS backend.
+    pub ledger_table: Option<String>,
+    /// `AUDIT_TTL_DAYS`: how long audit entries are kept (default 400; 0 keeps them).
+    pub audit_ttl_days: u32,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -119,12 +123,36 @@ impl Config {
                 }
             },
         };
+        let ledger_table = get("LEDGER_TABLE");
+        if backend == Backend::Aws && ledger_table.is_none() {
+            return Err(err("LEDGER_TABLE", "is required with JML_BACKEND=aws (the DynamoDB person ledger)"));
+        }
+        let audit_ttl_days = match get("AUDIT_TTL_DAYS") {
+            None => 400,
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| err("AUDIT_TTL_DAYS", "must be a whole number of days (0 keeps audit entries)"))?,
+        };
         let dry_run = match get("DRY_RUN").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,
             Some(_) => return Err(err("DRY_RUN", "must be true or false")),
         };
-        Ok(Self { backend, identity_store_id, dlq_url, managed_groups, max_concurrency, dry_run })
+        Ok(Self {
+            backend,
+            identity_store_id,
+            dlq_url,
+            managed_groups,
+            max_concurrency,
+            dry_run,
+            ledger_table,
+            audit_ttl_days,
+        })
+    }
+
+    /// The audit retention as a duration (`None`: keep forever).
+    pub fn audit_ttl(&self) -> Option<chrono::Duration> {
+        (self.audit_ttl_days > 0).then(|| chrono::Duration::days(i64::from(self.audit_ttl_days)))
     }
 }
 
@@ -145,10 +173,15 @@ mod tests {
         assert_eq!(cfg(&[("IDENTITY_STORE_ID", "d-1234567890")]).unwrap_err().var, "DLQ_URL");
         let e = cfg(&[("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q")]).unwrap_err();
         assert_eq!(e.var, "MANAGED_GROUP_PREFIX");
-        let c =
-            cfg(&[("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q"), ("MANAGED_GROUPS", "a, b,")])
-                .unwrap();
+        let base = [("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q"), ("MANAGED_GROUPS", "a, b,")];
+        assert_eq!(cfg(&base).unwrap_err().var, "LEDGER_TABLE");
+        let c = cfg(&[base[0], base[1], base[2], ("LEDGER_TABLE", "jml-ledger")]).unwrap();
         assert_eq!(c.managed_groups.names.len(), 2);
+        assert_eq!(c.audit_ttl(), Some(chrono::Duration::days(400)));
+        let keep = cfg(&[base[0], base[1], base[2], ("LEDGER_TABLE", "t"), ("AUDIT_TTL_DAYS", "0")]).unwrap();
+        assert_eq!(keep.audit_ttl(), None);
+        let bad = cfg(&[base[0], base[1], base[2], ("LEDGER_TABLE", "t"), ("AUDIT_TTL_DAYS", "a year")]);
+        assert_eq!(bad.unwrap_err().var, "AUDIT_TTL_DAYS");
     }
 
     #[test]

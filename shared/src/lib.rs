@@ -4,6 +4,7 @@
 //! - [`contract`]: the HR event contract v1: parsing and validation into newtypes.
 //! - [`planner`]: the pure planner: (event, current state) -> ordered actions; ownership checks.
 //! - [`ports`]: the service ports (traits) over plain data, and the service error taxonomy.
+//! - [`ledger`]: the person ledger port, its records, audit entries and the pure stale guard.
 //! - [`sync`]: the identity engine: resolve, read, plan, apply through the ports.
 //! - [`batch`]: SQS batch processing: per-person ordering, bounded concurrency, FIFO failure rules.
 //! - [`config`]: settings from environment variables, validated once at start.
@@ -14,6 +15,7 @@ pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod contract;
+pub mod ledger;
 pub mod planner;
 pub mod ports;
 pub mod sim;

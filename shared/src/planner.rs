@@ -115,6 +115,10 @@ pub enum Decision {
     LeaverWithoutAccount,
     /// A joiner or mover for a disabled user: only a rehire re-enables a leaver.
     IgnoredForDisabledUser,
+    /// The ledger's last applied event again: nothing written at all.
+    Duplicate,
+    /// Older than the ledger's last applied event: skipped, audited.
+    Stale,
 }
 
 impl Decision {
@@ -127,6 +131,8 @@ impl Decision {
             Self::NoChange => "no-change",
             Self::LeaverWithoutAccount => "leaver-without-account",
             Self::IgnoredForDisabledUser => "ignored-for-disabled-user",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum Op {
     CreateGroupMembership,
     DeleteGroupMembership,
     SendMessage,
+    LedgerRead,
+    LedgerWrite,
 }
 
 impl Op {
@@ -51,6 +53,8 @@ impl Op {
             Self::CreateGroupMembership => "CreateGroupMembership",
             Self::DeleteGroupMembership => "DeleteGroupMembership",
             Self::SendMessage => "SendMessage",
+            Self::LedgerRead => "GetItem",
+            Self::LedgerWrite => "TransactWriteItems",
         }
     }
 }

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::contract::{HrEvent, InvalidEvent, UserName};
+use chrono::Utc;
+
+use crate::contract::{EventKind, HrEvent, InvalidEvent, UserName};
+use crate::ledger::{self, AuditEntry, Guard, IDENTITY_TARGET, Ledger, PersonRecord, PersonStatus};
 use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan, Refusal};
 use crate::ports::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
 
@@ -47,8 +50,10 @@ impl DirectoryCache {
 #[derive(Clone, Debug, Default)]
 pub struct SyncSettings {
     pub managed_groups: ManagedGroups,
-    /// Plan and report without writing.
+    /// Plan and report without writing (to any service, the ledger included).
     pub dry_run: bool,
+    /// How long audit entries are kept (DynamoDB TTL); `None` keeps them.
+    pub audit_ttl: Option<chrono::Duration>,
 }
 
 /// The result of one applied (or dry-run) event.
@@ -57,7 +62,10 @@ pub struct Outcome {
     pub decision: Decision,
     pub actions: Vec<Action>,
     pub user_id: Option<UserId>,
-    /// How the user was found: `user-name`, `external-id`, `marker-scan`, `created` or `none`.
+    /// The account's userName after the event (for the ledger).
+    pub user_name: Option<String>,
+    /// How the user was found: `ledger`, `user-name`, `external-id`, `marker-scan`, `created`,
+    /// `none`, or `-` when the ledger settled the event (duplicate, stale).
     pub resolved_by: &'static str,
     pub dry_run: bool,
     /// Non-fatal observations (e.g. manager not found), free of personal data.
@@ -120,6 +128,7 @@ impl SyncError {
 #[derive(Clone)]
 pub struct IdentitySync {
     store: Arc<dyn IdentityStore>,
+    ledger: Arc<dyn Ledger>,
     cache: Arc<DirectoryCache>,
     settings: SyncSettings,
 }
@@ -136,8 +145,8 @@ struct Resolved {
 }
 
 impl IdentitySync {
-    pub fn new(store: Arc<dyn IdentityStore>, settings: SyncSettings) -> Self {
-        Self { store, cache: Arc::default(), settings }
+    pub fn new(store: Arc<dyn IdentityStore>, ledger: Arc<dyn Ledger>, settings: SyncSettings) -> Self {
+        Self { store, ledger, cache: Arc::default(), settings }
     }
 
     pub fn settings(&self) -> &SyncSettings {
@@ -146,10 +155,108 @@ impl IdentitySync {
 
     /// Applies one validated event. Idempotent: the same event again finds equal state and
     /// makes no writes.
-    pub async fn apply(&self, event: &HrEvent) -> Result<Outcome, SyncError> {
+    /// Applies one validated event (`body` is the event as received, kept in the ledger).
+    /// Idempotent: a duplicate eventId makes no writes at all; an older event is skipped and
+    /// audited as stale; the same state again makes no Identity Store writes.
+    pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         if let Some(profile) = event.profile() {
             planner::check_groups(profile, &self.settings.managed_groups)?;
         }
+        let person = event.external_id.key();
+        let mut raced = false;
+        for _attempt in 0..MAX_ATTEMPTS {
+            let record = self.ledger.get(&person, IDENTITY_TARGET).await?;
+            match ledger::guard(event.event_id.as_str(), event.occurred_at, record.as_ref()) {
+                Guard::Duplicate => return Ok(self.settled(Decision::Duplicate, record.as_ref())),
+                Guard::Stale => {
+                    if raced && !self.settings.dry_run {
+                        // We lost a race to a newer event after writing: converge on the winner.
+                        self.converge_on_winner(record.as_ref()).await?;
+                    }
+                    let outcome = self.settled(Decision::Stale, record.as_ref());
+                    if !self.settings.dry_run {
+                        self.ledger.append_audit(&self.audit(event, &outcome)).await?;
+                    }
+                    return Ok(outcome);
+                }
+                Guard::Apply => {}
+            }
+            let outcome = self.converge(event, record.as_ref()).await?;
+            if self.settings.dry_run {
+                return Ok(outcome);
+            }
+            let next = self.next_record(event, body, &outcome);
+            let expected = record.as_ref().map(|r| r.last_event_id.as_str());
+            if self.ledger.commit(&next, expected, &self.audit(event, &outcome)).await? {
+                return Ok(outcome);
+            }
+            raced = true;
+            tracing::info!(decision = "ledger-race", "a concurrent delivery committed first; re-reading the ledger");
+        }
+        Err(SyncError::ConflictPersisted)
+    }
+
+    /// An outcome decided by the ledger alone.
+    fn settled(&self, decision: Decision, record: Option<&PersonRecord>) -> Outcome {
+        Outcome {
+            decision,
+            actions: vec![],
+            user_id: record.and_then(|r| r.user_id.clone()),
+            user_name: record.and_then(|r| r.user_name.clone()),
+            resolved_by: "-",
+            dry_run: self.settings.dry_run,
+            notes: vec![],
+        }
+    }
+
+    /// Re-applies the event the ledger holds (the winner of a race) to the current state.
+    async fn converge_on_winner(&self, record: Option<&PersonRecord>) -> Result<(), SyncError> {
+        let Some(record) = record else { return Ok(()) };
+        let Some(winner) = record.last_event.as_deref().and_then(|b| crate::contract::parse_event(b).ok()) else {
+            return Ok(());
+        };
+        tracing::info!(decision = "converge-on-winner", winner_event_id = %winner.event_id, "re-applying the newer event");
+        self.converge(&winner, Some(record)).await.map(|_| ())
+    }
+
+    fn next_record(&self, event: &HrEvent, body: &str, outcome: &Outcome) -> PersonRecord {
+        let status = match (event.kind(), outcome.decision, &outcome.user_id) {
+            (_, _, None) => PersonStatus::Deleted,
+            (EventKind::Leaver, _, _) | (_, Decision::IgnoredForDisabledUser, _) => PersonStatus::Disabled,
+            _ => PersonStatus::Active,
+        };
+        let now = Utc::now();
+        PersonRecord {
+            person: event.external_id.key(),
+            target: IDENTITY_TARGET.to_string(),
+            user_id: outcome.user_id.clone(),
+            user_name: outcome.user_name.clone(),
+            status,
+            last_event_id: event.event_id.to_string(),
+            last_occurred_at: event.occurred_at,
+            last_event: Some(body.to_string()),
+            updated_at: now,
+        }
+    }
+
+    fn audit(&self, event: &HrEvent, outcome: &Outcome) -> AuditEntry {
+        let now = Utc::now();
+        AuditEntry {
+            person: event.external_id.key(),
+            target: IDENTITY_TARGET.to_string(),
+            event_id: event.event_id.to_string(),
+            event_type: event.kind().as_str().to_string(),
+            occurred_at: event.occurred_at,
+            decision: outcome.decision.as_str().to_string(),
+            actions: outcome.actions.len(),
+            writes: outcome.writes(),
+            recorded_at: now,
+            expires_at: self.settings.audit_ttl.map(|ttl| (now + ttl).timestamp()),
+        }
+    }
+
+    /// Resolve, plan and execute against the Identity Store (no ledger writes).
+    async fn converge(&self, event: &HrEvent, hint: Option<&PersonRecord>) -> Result<Outcome, SyncError> {
         let manager_id = match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
             Some(m) => self.manager_id(m).await?,
             None => None,
@@ -161,9 +268,13 @@ impl IdentitySync {
             );
         }
         for _attempt in 0..MAX_ATTEMPTS {
-            let resolved = self.resolve(event).await?;
+            let resolved = self.resolve(event, hint).await?;
             let Plan { decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
             let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
+            let user_name = match event.profile() {
+                Some(p) => Some(p.user_name.as_str().to_string()),
+                None => resolved.current.as_ref().map(|c| c.record.attributes.user_name.clone()),
+            };
             // Every group must exist before the first write: a missing group parks the event
             // with nothing half-applied.
             for action in &actions {
@@ -171,21 +282,20 @@ impl IdentitySync {
                     self.group_id(group.as_str()).await?;
                 }
             }
-            if self.settings.dry_run {
-                return Ok(Outcome { decision, actions, user_id, resolved_by: resolved.by, dry_run: true, notes });
-            }
-            match self.execute(&actions, &mut user_id).await {
-                Ok(()) => {
-                    let by = if decision == Decision::Create { "created" } else { resolved.by };
-                    return Ok(Outcome { decision, actions, user_id, resolved_by: by, dry_run: false, notes });
+            let dry_run = self.settings.dry_run;
+            if !dry_run {
+                match self.execute(&actions, &mut user_id).await {
+                    Ok(()) => {}
+                    // A concurrent delivery created the user first: re-resolve and re-plan.
+                    Err(SyncError::Service(ServiceError::Conflict { op: crate::ports::Op::CreateUser, .. })) => {
+                        tracing::info!(decision = "create-conflict", "CreateUser conflicted; re-resolving");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
-                // A concurrent delivery created the user first: re-resolve and re-plan.
-                Err(SyncError::Service(ServiceError::Conflict { op: crate::ports::Op::CreateUser, .. })) => {
-                    tracing::info!(decision = "create-conflict", "CreateUser conflicted; re-resolving");
-                    continue;
-                }
-                Err(e) => return Err(e),
             }
+            let resolved_by = if decision == Decision::Create && !dry_run { "created" } else { resolved.by };
+            return Ok(Outcome { decision, actions, user_id, user_name, resolved_by, dry_run, notes });
         }
         Err(SyncError::ConflictPersisted)
     }
@@ -275,12 +385,24 @@ impl IdentitySync {
         Ok(id)
     }
 
-    /// The resolution chain. Order: userName (accepted only with this person's marker or
+    /// The resolution chain. Order: the ledger's UserId (rename-safe), then userName (accepted only with this person's marker or
     /// ExternalId), then GetUserId(ExternalId) for SCIM-provisioned users, then, for a leaver still not found, a
     /// ListUsers scan for the marker (a missed leaver is a security incident; the scan's cost is
     /// paid only when every cheaper lookup failed).
-    async fn resolve(&self, event: &HrEvent) -> Result<Resolved, SyncError> {
+    async fn resolve(&self, event: &HrEvent, hint: Option<&PersonRecord>) -> Result<Resolved, SyncError> {
         let person = &event.external_id;
+        // The ledger knows the account even after a userName change.
+        if let Some(id) = hint.and_then(|r| r.user_id.as_deref()) {
+            match self.store.describe_user(id).await? {
+                Some(record) if planner::ownership(&record, person) == Ownership::Ours => {
+                    return self.current(record, "ledger").await;
+                }
+                Some(_) => {
+                    tracing::warn!(decision = "ledger-repair", "ledger account no longer carries this person's marker")
+                }
+                None => tracing::info!(decision = "ledger-repair", "ledger account no longer exists; resolving again"),
+            }
+        }
         if let Some(user_name) = event.user_name()
             && let Some(id) = self.store.find_user_by_user_name(user_name).await?
             && let Some(record) = self.store.describe_user(&id).await?

@@ -13,9 +13,10 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use jml_shared::batch::{BatchRecord, RecordResult, run_batch};
 use jml_shared::config::{Backend, Config};
-use jml_shared::contract::{self, EventKind, HrEvent};
+use jml_shared::contract::{self, EventKind};
+use jml_shared::ledger::Ledger;
 use jml_shared::ports::{DeadLetterQueue, IdentityStore, ParkedMessage};
-use jml_shared::sim::{SimDeadLetterQueue, SimIdentityStore};
+use jml_shared::sim::{SimDeadLetterQueue, SimIdentityStore, SimLedger};
 use jml_shared::sync::{IdentitySync, Outcome, SyncError, SyncSettings};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
@@ -42,20 +43,31 @@ impl std::fmt::Debug for State {
 #[derive(Clone, Debug)]
 pub struct MemoryBackend {
     pub store: Arc<SimIdentityStore>,
+    pub ledger: Arc<SimLedger>,
     pub dlq: Arc<SimDeadLetterQueue>,
 }
 
 impl State {
-    pub fn new(store: Arc<dyn IdentityStore>, dlq: Arc<dyn DeadLetterQueue>, config: &Config) -> Self {
-        let settings = SyncSettings { managed_groups: config.managed_groups.clone(), dry_run: config.dry_run };
-        Self { sync: IdentitySync::new(store, settings), dlq, max_concurrency: config.max_concurrency }
+    pub fn new(
+        store: Arc<dyn IdentityStore>,
+        ledger: Arc<dyn Ledger>,
+        dlq: Arc<dyn DeadLetterQueue>,
+        config: &Config,
+    ) -> Self {
+        let settings = SyncSettings {
+            managed_groups: config.managed_groups.clone(),
+            dry_run: config.dry_run,
+            audit_ttl: config.audit_ttl(),
+        };
+        Self { sync: IdentitySync::new(store, ledger, settings), dlq, max_concurrency: config.max_concurrency }
     }
 
-    /// A state on the given simulators.
+    /// A state on the given simulator, with an in-memory ledger and DLQ.
     pub fn memory(store: Arc<SimIdentityStore>, config: &Config) -> (Self, MemoryBackend) {
         let dlq = Arc::new(SimDeadLetterQueue::default());
-        let state = Self::new(store.clone(), dlq.clone(), config);
-        (state, MemoryBackend { store, dlq })
+        let ledger = Arc::new(SimLedger::default());
+        let state = Self::new(store.clone(), ledger.clone(), dlq.clone(), config);
+        (state, MemoryBackend { store, ledger, dlq })
     }
 
     /// Builds the state the configuration asks for: real AWS clients, or the embedded demo
@@ -64,12 +76,22 @@ impl State {
         match config.backend {
             Backend::Memory => Self::memory(Arc::new(jml_shared::sim::demo_identity_store()), config).0,
             Backend::Aws => {
-                let identity_store_id = config.identity_store_id.as_deref().unwrap_or_default();
-                let dlq_url = config.dlq_url.as_deref().unwrap_or_default();
-                let (store, dlq) = jml_shared::aws::connect(identity_store_id, dlq_url).await;
-                Self::new(Arc::new(store), Arc::new(dlq), config)
+                let ports = jml_shared::aws::AwsPorts::connect(
+                    config.identity_store_id.as_deref().unwrap_or_default(),
+                    config.dlq_url.as_deref().unwrap_or_default(),
+                    config.ledger_table.as_deref().unwrap_or_default(),
+                )
+                .await;
+                Self::from_aws_ports(ports, config)
             }
         }
+    }
+}
+
+impl State {
+    /// A state on real (or endpoint-overridden) AWS services.
+    pub fn from_aws_ports(ports: jml_shared::aws::AwsPorts, config: &Config) -> Self {
+        Self::new(Arc::new(ports.identity_store), Arc::new(ports.ledger), Arc::new(ports.dlq), config)
     }
 }
 
@@ -119,7 +141,7 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
         RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
 
     let result = match parsed {
-        Ok(event) => apply(state, &event).await,
+        Ok(event) => state.sync.apply(&event, body).await,
         Err(invalid) => Err(SyncError::Invalid(invalid)),
     };
     match result {
@@ -167,10 +189,6 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
         }
     }
     report
-}
-
-async fn apply(state: &State, event: &HrEvent) -> Result<Outcome, SyncError> {
-    state.sync.apply(event).await
 }
 
 fn event_id_hint(body: &str) -> Option<String> {

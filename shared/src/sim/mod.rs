@@ -2,12 +2,14 @@
 //! are the embedded default backend of the `jml` CLI and of `JML_BACKEND=memory`.
 
 mod identitystore;
+mod ledger;
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 pub use identitystore::{CallCounts, Fault, SimIdentityStore, UserView};
+pub use ledger::{LedgerCalls, SimLedger};
 
 use crate::ports::{DeadLetterQueue, Op, ParkedMessage, ServiceError};
 

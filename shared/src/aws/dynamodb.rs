@@ -1,0 +1,223 @@
+//! The person ledger on DynamoDB.
+//!
+//! One table, `pk` (S) = the person's `issuer#id`, `sk` (S) = `target#<target>` for the person
+//! record of a target, or `audit#<occurredAt>#<target>#<eventId>` for an audit entry; `expiresAt`
+//! (N) is the TTL attribute of audit entries. The record and its audit entry are committed in one
+//! TransactWriteItems, the record conditioned on the last applied event (optimistic concurrency).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+
+use crate::ledger::{AuditEntry, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key};
+use crate::ports::{Op, ServiceError};
+
+#[derive(Clone, Debug)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn time(t: &DateTime<Utc>) -> AttributeValue {
+    s(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_time(item: &Item, k: &str) -> Option<DateTime<Utc>> {
+    get_s(item, k).and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|d| d.with_timezone(&Utc))
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn corrupt(what: &str) -> ServiceError {
+    ServiceError::Unavailable {
+        op: Op::LedgerRead,
+        message: format!("ledger item is missing or has an invalid {what}"),
+    }
+}
+
+pub fn record_item(r: &PersonRecord) -> Item {
+    let mut item: Item = HashMap::from([
+        ("pk".to_string(), s(&r.person)),
+        ("sk".to_string(), s(record_sort_key(&r.target))),
+        ("target".to_string(), s(&r.target)),
+        ("status".to_string(), s(r.status.as_str())),
+        ("lastEventId".to_string(), s(&r.last_event_id)),
+        ("lastOccurredAt".to_string(), time(&r.last_occurred_at)),
+        ("updatedAt".to_string(), time(&r.updated_at)),
+    ]);
+    for (k, v) in [("userId", &r.user_id), ("userName", &r.user_name), ("lastEvent", &r.last_event)] {
+        if let Some(v) = v {
+            item.insert(k.to_string(), s(v));
+        }
+    }
+    item
+}
+
+pub fn record_from_item(item: &Item) -> Result<PersonRecord, ServiceError> {
+    Ok(PersonRecord {
+        person: get_s(item, "pk").ok_or_else(|| corrupt("pk"))?.to_string(),
+        target: get_s(item, "target").ok_or_else(|| corrupt("target"))?.to_string(),
+        user_id: get_s(item, "userId").map(str::to_string),
+        user_name: get_s(item, "userName").map(str::to_string),
+        status: get_s(item, "status").and_then(PersonStatus::parse).ok_or_else(|| corrupt("status"))?,
+        last_event_id: get_s(item, "lastEventId").ok_or_else(|| corrupt("lastEventId"))?.to_string(),
+        last_occurred_at: get_time(item, "lastOccurredAt").ok_or_else(|| corrupt("lastOccurredAt"))?,
+        last_event: get_s(item, "lastEvent").map(str::to_string),
+        updated_at: get_time(item, "updatedAt").ok_or_else(|| corrupt("updatedAt"))?,
+    })
+}
+
+pub fn audit_item(a: &AuditEntry) -> Item {
+    let mut item: Item = HashMap::from([
+        ("pk".to_string(), s(&a.person)),
+        ("sk".to_string(), s(audit_sort_key(a))),
+        ("target".to_string(), s(&a.target)),
+        ("eventId".to_string(), s(&a.event_id)),
+        ("eventType".to_string(), s(&a.event_type)),
+        ("occurredAt".to_string(), time(&a.occurred_at)),
+        ("decision".to_string(), s(&a.decision)),
+        ("actions".to_string(), n(a.actions)),
+        ("writes".to_string(), n(a.writes)),
+        ("recordedAt".to_string(), time(&a.recorded_at)),
+    ]);
+    if let Some(e) = a.expires_at {
+        item.insert("expiresAt".to_string(), n(e));
+    }
+    item
+}
+
+pub fn audit_from_item(item: &Item) -> Result<AuditEntry, ServiceError> {
+    let text = |k: &str| get_s(item, k).map(str::to_string).ok_or_else(|| corrupt(k));
+    Ok(AuditEntry {
+        person: text("pk")?,
+        target: text("target")?,
+        event_id: text("eventId")?,
+        event_type: text("eventType")?,
+        occurred_at: get_time(item, "occurredAt").ok_or_else(|| corrupt("occurredAt"))?,
+        decision: text("decision")?,
+        actions: get_n(item, "actions").unwrap_or(0),
+        writes: get_n(item, "writes").unwrap_or(0),
+        recorded_at: get_time(item, "recordedAt").ok_or_else(|| corrupt("recordedAt"))?,
+        expires_at: get_n(item, "expiresAt"),
+    })
+}
+
+/// Every DynamoDB failure is worth a retry (throttling, 5xx, a missing table or permission
+/// being fixed); the source queue's maxReceiveCount bounds it.
+fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> ServiceError {
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("dispatch failure or timeout");
+    if code.contains("Throughput") || code.contains("Throttl") || code.contains("LimitExceeded") {
+        ServiceError::Throttled { op, retry_after_seconds: None }
+    } else {
+        ServiceError::Unavailable { op, message: code.to_string() }
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(record_sort_key(target)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(Op::LedgerRead, &e))?;
+        out.item().map(record_from_item).transpose()
+    }
+
+    async fn commit(
+        &self,
+        record: &PersonRecord,
+        expected: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<bool, ServiceError> {
+        let op = Op::LedgerWrite;
+        let build = |e: aws_sdk_dynamodb::error::BuildError| ServiceError::Validation { op, message: e.to_string() };
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(record_item(record)));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(last) => {
+                put.condition_expression("lastEventId = :expected").expression_attribute_values(":expected", s(last))
+            }
+        };
+        let audit_put =
+            Put::builder().table_name(&self.table).set_item(Some(audit_item(audit))).build().map_err(build)?;
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put.build().map_err(build)?).build())
+            .transact_items(TransactWriteItem::builder().put(audit_put).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let condition_failed = matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
+                    if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"));
+                if condition_failed { Ok(false) } else { Err(classify(op, &e)) }
+            }
+        }
+    }
+
+    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(audit_item(audit)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(Op::LedgerWrite, &e))
+    }
+
+    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :a)")
+            .expression_attribute_values(":p", s(person))
+            .expression_attribute_values(":a", s("audit#"))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(Op::LedgerRead, &e))?;
+            for item in page.items() {
+                out.push(audit_from_item(item)?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,121 @@
+//! An in-memory ledger with DynamoDB's semantics for what jml-sync uses: strongly consistent
+//! reads, an all-or-nothing conditional commit of record + audit, idempotent audit puts.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::ledger::{AuditEntry, Ledger, PersonRecord, audit_sort_key, record_sort_key};
+use crate::ports::{Op, ServiceError};
+
+#[derive(Debug, Default)]
+struct State {
+    records: BTreeMap<(String, String), PersonRecord>,
+    audits: BTreeMap<(String, String), AuditEntry>,
+    reads: usize,
+    writes: usize,
+    fail_commits: usize,
+    fail_audits: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct SimLedger {
+    state: Mutex<State>,
+}
+
+/// DynamoDB calls made: (reads, writes). A commit is one write (one TransactWriteItems).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerCalls {
+    pub reads: usize,
+    pub writes: usize,
+}
+
+fn unavailable() -> ServiceError {
+    ServiceError::Unavailable { op: Op::LedgerWrite, message: "injected".to_string() }
+}
+
+impl SimLedger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn calls(&self) -> LedgerCalls {
+        let s = self.lock();
+        LedgerCalls { reads: s.reads, writes: s.writes }
+    }
+
+    pub fn reset_calls(&self) {
+        let mut s = self.lock();
+        s.reads = 0;
+        s.writes = 0;
+    }
+
+    /// The next `n` commits fail as if DynamoDB were unavailable (nothing written).
+    pub fn fail_next_commits(&self, n: usize) {
+        self.lock().fail_commits = n;
+    }
+
+    /// The next `n` audit-only writes fail.
+    pub fn fail_next_audits(&self, n: usize) {
+        self.lock().fail_audits = n;
+    }
+
+    pub fn record(&self, person: &str, target: &str) -> Option<PersonRecord> {
+        self.lock().records.get(&(person.to_string(), record_sort_key(target))).cloned()
+    }
+
+    /// Overwrites a record, bypassing the condition (to model a concurrent writer in tests).
+    pub fn force_put(&self, record: PersonRecord) {
+        let key = (record.person.clone(), record_sort_key(&record.target));
+        self.lock().records.insert(key, record);
+    }
+}
+
+#[async_trait]
+impl Ledger for SimLedger {
+    async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.records.get(&(person.to_string(), record_sort_key(target))).cloned())
+    }
+
+    async fn commit(
+        &self,
+        record: &PersonRecord,
+        expected: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<bool, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        if s.fail_commits > 0 {
+            s.fail_commits -= 1;
+            return Err(unavailable());
+        }
+        let key = (record.person.clone(), record_sort_key(&record.target));
+        let current = s.records.get(&key).map(|r| r.last_event_id.as_str());
+        if current != expected {
+            return Ok(false);
+        }
+        s.records.insert(key, record.clone());
+        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        Ok(true)
+    }
+
+    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        if s.fail_audits > 0 {
+            s.fail_audits -= 1;
+            return Err(unavailable());
+        }
+        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        Ok(())
+    }
+
+    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.audits.iter().filter(|((p, _), _)| p == person).map(|(_, a)| a.clone()).collect())
+    }
+}
