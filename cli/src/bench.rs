@@ -1,12 +1,12 @@
-//! `jml bench`: Identity Store API calls per event type, measured on the simulator through the
-//! real handler code. Counts, not times: the same on every machine.
+//! `jml bench`: API calls per event type — Identity Store and the DynamoDB ledger — measured on
+//! the simulators through the real handler code. Counts, not times: the same on every machine.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use identity_sync::{RecordMeta, State, process_record};
+use identity_sync::{MemoryBackend, RecordMeta, State, process_record};
 use jml_shared::config::Config;
-use jml_shared::sim::{CallCounts, SimIdentityStore};
+use jml_shared::sim::{CallCounts, LedgerCalls};
 use serde_json::Value;
 
 const JOINER: &str = include_str!("../../events/01-joiner-ada.json");
@@ -14,73 +14,124 @@ const MOVER: &str = include_str!("../../events/03-mover-ada.json");
 const LEAVER: &str = include_str!("../../events/04-leaver-ada.json");
 const REHIRE: &str = include_str!("../../events/05-rehire-ada.json");
 
-/// The joiner sample for another person (same 3 groups), so the group cache is warm.
-fn other_joiner() -> String {
-    let mut v: Value = serde_json::from_str(JOINER).unwrap_or_default();
-    v["eventId"] = "bench-joiner-2".into();
-    v["person"]["externalId"]["id"] = "900001".into();
-    v["person"]["userName"] = "bench.person".into();
-    v["person"]["email"] = "bench.person@example.com".into();
+fn edit(body: &str, f: impl FnOnce(&mut Value)) -> String {
+    let mut v: Value = serde_json::from_str(body).unwrap_or_default();
+    f(&mut v);
     v.to_string()
 }
 
 struct Row {
     scenario: &'static str,
-    calls: CallCounts,
+    ids: CallCounts,
+    ledger: LedgerCalls,
+    decision: String,
 }
 
-async fn measure(state: &State, store: &SimIdentityStore, body: &str) -> CallCounts {
-    store.reset_calls();
-    let _ = process_record(state, body, &RecordMeta::default()).await;
-    store.calls()
+async fn measure(state: &State, mem: &MemoryBackend, body: &str) -> (CallCounts, LedgerCalls, String) {
+    mem.store.reset_calls();
+    mem.ledger.reset_calls();
+    let report = process_record(state, body, &RecordMeta::default()).await;
+    let decision = match (&report.outcome, &report.error) {
+        (Some(o), _) => o.decision.as_str().to_string(),
+        (None, Some((code, _))) => code.clone(),
+        _ => "-".to_string(),
+    };
+    (mem.store.calls(), mem.ledger.calls(), decision)
 }
 
 pub async fn run() -> ExitCode {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return ExitCode::from(2);
     };
-    let store = Arc::new(jml_shared::sim::demo_identity_store());
-    let (state, _) = State::memory(store.clone(), &config);
-    let other = other_joiner();
-    let scenarios: [(&'static str, &str); 9] = [
+    let (state, mem) = State::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    // Another person with the same 3 groups (warm group cache).
+    let other = edit(JOINER, |v| {
+        v["eventId"] = "bench-joiner-2".into();
+        v["person"]["externalId"]["id"] = "900001".into();
+        v["person"]["userName"] = "bench.person".into();
+        v["person"]["email"] = "bench.person@example.com".into();
+    });
+    // The joiner sent again by HR with a new eventId: same state.
+    let resent = edit(JOINER, |v| {
+        v["eventId"] = "hr-2026-11-02-0001-resent".into();
+        v["occurredAt"] = "2026-11-02T09:00:01Z".into();
+    });
+    // The joiner arriving (again, late) after the leaver.
+    let stale = edit(JOINER, |v| v["eventId"] = "hr-2026-11-02-0001-late".into());
+    let scenarios: [(&'static str, &str); 12] = [
         ("joiner, 3 groups (cold cache)", JOINER),
         ("joiner, 3 groups (warm cache)", &other),
-        ("joiner replayed (duplicate)", JOINER),
+        ("joiner duplicate (same eventId)", JOINER),
+        ("joiner re-sent (new eventId, same state)", &resent),
         ("mover: 3 attributes, 1 group swap", MOVER),
-        ("mover replayed", MOVER),
+        ("mover duplicate", MOVER),
         ("leaver (externalId only)", LEAVER),
-        ("leaver replayed", LEAVER),
+        ("leaver duplicate", LEAVER),
+        ("stale joiner after the leaver", &stale),
         ("rehire", REHIRE),
-        ("rehire replayed", REHIRE),
+        ("rehire duplicate", REHIRE),
+        ("joiner re-sent after rehire (stale)", &resent),
     ];
     let mut rows = Vec::new();
     for (scenario, body) in scenarios {
-        rows.push(Row { scenario, calls: measure(&state, &store, body).await });
+        let (ids, ledger, decision) = measure(&state, &mem, body).await;
+        rows.push(Row { scenario, ids, ledger, decision });
     }
+    println!("API calls per event (simulators, real handler code)\n");
     println!(
-        "Identity Store API calls per event (simulator, real handler code; {} users in the store)\n",
-        store.users().len()
+        "| {:<41} | {:<22} | {:>9} | {:>10} | {:>11} | {:>12} | Identity Store calls",
+        "event", "decision", "IdS reads", "IdS writes", "ledger read", "ledger write"
     );
-    println!("| {:<34} | {:>5} | {:>6} | calls", "event", "reads", "writes");
-    println!("|{:-<36}|{:-<7}|{:-<8}|------", "", "", "");
+    println!("|{:-<43}|{:-<24}|{:-<11}|{:-<12}|{:-<13}|{:-<14}|---------------------", "", "", "", "", "", "");
     for r in &rows {
-        let detail: Vec<String> = r.calls.by_op.iter().map(|(op, n)| format!("{} x{n}", op.label())).collect();
-        println!("| {:<34} | {:>5} | {:>6} | {}", r.scenario, r.calls.reads(), r.calls.writes(), detail.join(", "));
+        let detail: Vec<String> = r.ids.by_op.iter().map(|(op, n)| format!("{} x{n}", op.label())).collect();
+        println!(
+            "| {:<41} | {:<22} | {:>9} | {:>10} | {:>11} | {:>12} | {}",
+            r.scenario,
+            r.decision,
+            r.ids.reads(),
+            r.ids.writes(),
+            r.ledger.reads,
+            r.ledger.writes,
+            detail.join(", ")
+        );
     }
-    let warm = &rows[1].calls;
-    let replay = &rows[2].calls;
+    println!("\nA ledger write is one DynamoDB call: the conditional person record and its audit entry in one");
+    println!("TransactWriteItems (a stale skip writes the audit entry alone with PutItem).\n");
+    let row = |name: &str| rows.iter().find(|r| r.scenario == name);
+    let applied = |r: &&Row| !r.decision.contains("duplicate") && !r.decision.contains("stale");
     let checks = [
-        ("joiner with 3 groups: exactly 4 writes", warm.writes() == 4),
-        ("joiner with 3 groups (cached): at most 3 reads", warm.reads() <= 3),
         (
-            "replay: 0 writes",
-            rows.iter()
-                .filter(|r| r.scenario.ends_with("replayed") || r.scenario.contains("duplicate"))
-                .all(|r| r.calls.writes() == 0),
+            "joiner with 3 groups: exactly 4 writes",
+            row("joiner, 3 groups (warm cache)").is_some_and(|r| r.ids.writes() == 4),
         ),
-        ("joiner replay: at most 3 reads", replay.reads() <= 3),
+        (
+            "joiner with 3 groups (cached): at most 3 reads",
+            row("joiner, 3 groups (warm cache)").is_some_and(|r| r.ids.reads() <= 3),
+        ),
+        (
+            "every duplicate: 0 writes anywhere, 0 Identity Store calls",
+            rows.iter().filter(|r| r.scenario.contains("duplicate")).all(|r| {
+                r.decision == "duplicate"
+                    && r.ids.writes() + r.ids.reads() + r.ledger.writes == 0
+                    && r.ledger.reads == 1
+            }),
+        ),
+        (
+            "re-sent joiner (same state): 0 writes, at most 3 reads",
+            row("joiner re-sent (new eventId, same state)").is_some_and(|r| r.ids.writes() == 0 && r.ids.reads() <= 3),
+        ),
+        (
+            "stale events: skipped, 0 Identity Store calls, 1 audit write",
+            rows.iter()
+                .filter(|r| r.scenario.contains("stale"))
+                .all(|r| r.decision == "stale" && r.ids.reads() + r.ids.writes() == 0 && r.ledger.writes == 1),
+        ),
+        (
+            "applied events: 1 ledger read + 1 ledger write",
+            rows.iter().filter(applied).all(|r| r.ledger.reads == 1 && r.ledger.writes == 1),
+        ),
     ];
-    println!();
     let mut ok = true;
     for (what, pass) in checks {
         println!("{} {what}", if pass { "PASS" } else { "FAIL" });

@@ -72,6 +72,7 @@ async fn leaver_revocation_happens_before_disable_and_unmanaged_memberships_stay
         user_name: Some(ADA.into()),
         error: ServiceError::Unavailable { op: Op::UpdateUser, message: "500".into() },
         times: 1,
+        after: 0,
     });
     assert_eq!(deliver(&state, "m2", &fixture("04-leaver-ada.json")).await, vec!["m2"], "retried");
     // THEN the managed memberships were already gone (access revoked first)
@@ -158,6 +159,7 @@ async fn a_mixed_batch_reports_exactly_the_retryable_records_and_their_successor
         user_name: Some("alan.turing".into()),
         error: ServiceError::Throttled { op: Op::CreateUser, retry_after_seconds: None },
         times: 1,
+        after: 0,
     });
     let mut alan_mover = fixture_json("02-joiner-alan.json");
     alan_mover["type"] = "mover".into();
@@ -288,6 +290,7 @@ async fn a_retryable_eventbridge_failure_fails_the_invocation_for_lambda_to_retr
         user_name: Some(ADA.into()),
         error: ServiceError::Throttled { op: Op::GetUserIdByUserName, retry_after_seconds: None },
         times: 1,
+        after: 0,
     });
     let err = invoke(&state, fixture_json("lambda/eventbridge-joiner.json")).await.unwrap_err();
     assert!(err.to_string().contains("Throttled"), "{err}");

@@ -53,6 +53,7 @@ async fn a_full_scenario_logs_no_email_name_or_phone() {
             retry_after_seconds: None,
         },
         times: 1,
+        after: 0,
     });
     let steps = [
         fixture("01-joiner-ada.json"),

@@ -6,6 +6,7 @@
 
 mod bad_events;
 mod handler;
+mod ledger;
 mod logs;
 mod properties;
 mod samples;

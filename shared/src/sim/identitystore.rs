@@ -15,14 +15,22 @@ use crate::ports::{
     UserAttributes, UserId, UserRecord, UserStatus,
 };
 
-/// A fault to inject: the next `times` calls of `op` (optionally only those touching the user
-/// with this userName) fail with `error`.
+/// A fault to inject: after `after` matching calls succeed, the next `times` calls of `op`
+/// (optionally only those touching the user with this userName) fail with `error`.
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub op: Op,
     pub user_name: Option<String>,
     pub error: ServiceError,
     pub times: usize,
+    pub after: usize,
+}
+
+impl Fault {
+    /// The next `times` calls of `op` fail with `error`.
+    pub fn next(op: Op, error: ServiceError, times: usize) -> Self {
+        Self { op, user_name: None, error, times, after: 0 }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +71,10 @@ impl State {
             .iter()
             .position(|f| f.op == op && f.times > 0 && f.user_name.as_deref().is_none_or(|n| Some(n) == user_name))?;
         let fault = &mut self.faults[idx];
+        if fault.after > 0 {
+            fault.after -= 1;
+            return None;
+        }
         fault.times -= 1;
         let err = fault.error.clone();
         if fault.times == 0 {
