@@ -25,3 +25,6 @@ cargo run --locked -q --bin jml -- bench
 
 step "identity-sync under cargo lambda watch (memory backend) answers cargo lambda invoke"
 ./scripts/lambda-smoke.sh
+
+step "real AWS adapters against moto server (Identity Store + extension, DynamoDB ledger, SQS FIFO DLQ)"
+./scripts/moto-e2e.sh

@@ -8,6 +8,7 @@ mod bad_events;
 mod handler;
 mod ledger;
 mod logs;
+mod moto;
 mod properties;
 mod samples;
 

@@ -1,0 +1,158 @@
+"""moto server for jml-sync's end-to-end tests, with a small extension loaded at start-up.
+
+moto 5.2.5 serves identitystore CreateUser / GetUserId(userName) / DescribeUser / CreateGroup /
+CreateGroupMembership / ListGroupMembershipsForMember / DeleteGroupMembership, DynamoDB and SQS.
+It does not implement what jml-sync's mover and leaver paths need; this file adds, in process:
+
+- identitystore UpdateUser: the attribute paths jml-sync writes (userName with the uniqueness
+  check, displayName, name.*, title, userType, preferredLanguage, locale, timezone, profileUrl,
+  emails, phoneNumbers, addresses, userStatus, aws:identitystore:enterprise.*); an unknown path is
+  a ValidationException, a missing user a ResourceNotFoundException;
+- DescribeUser: returns UserStatus (default ENABLED) and, when asked for, the enterprise extension
+  given at CreateUser or written by UpdateUser;
+- GetUserId with the ExternalId alternate identifier: CreateUser cannot set ExternalIds, so no
+  user created here has one: ResourceNotFoundException, which is the real service's answer for
+  such users (instead of moto's HTTP 500).
+
+Usage: python scripts/moto_jml.py PORT   (listens on 127.0.0.1 only)
+"""
+
+import json
+import sys
+
+from moto.identitystore import models, responses
+from moto.identitystore.exceptions import (
+    ConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from moto.server import main as moto_main
+
+ENTERPRISE = "aws:identitystore:enterprise"
+# (identity store id, user id) -> {"UserStatus": str, "Extensions": {name: dict}}
+EXTRA: dict = {}
+
+TOP_LEVEL = {
+    "displayName": "DisplayName",
+    "nickName": "NickName",
+    "profileUrl": "ProfileUrl",
+    "title": "Title",
+    "userType": "UserType",
+    "preferredLanguage": "PreferredLanguage",
+    "locale": "Locale",
+    "timezone": "Timezone",
+    "emails": "Emails",
+    "phoneNumbers": "PhoneNumbers",
+    "addresses": "Addresses",
+}
+NAME_PARTS = {
+    "givenName": "GivenName",
+    "familyName": "FamilyName",
+    "middleName": "MiddleName",
+    "honorificPrefix": "HonorificPrefix",
+    "honorificSuffix": "HonorificSuffix",
+    "formatted": "Formatted",
+}
+
+
+def _store(backend, store_id):
+    return backend._IdentityStoreBackend__get_identity_store(store_id)
+
+
+def update_user(self, identity_store_id, user_id, operations):
+    store = _store(self, identity_store_id)
+    user = store.users.get(user_id)
+    if user is None:
+        raise ResourceNotFoundException(message="USER not found.", resource_type="USER")
+    if not operations or len(operations) > 100:
+        raise ValidationException(message="Operations must hold 1 to 100 items")
+    fields = user._asdict()
+    name = user.Name._asdict() if user.Name else {}
+    extra = EXTRA.setdefault((identity_store_id, user_id), {})
+    for op in operations:
+        path = op.get("AttributePath", "")
+        value = op.get("AttributeValue")
+        if path == "userName":
+            if not value:
+                raise ValidationException(message="userName cannot be removed")
+            taken = [u for u in store.users.values() if u.UserName == value and u.UserId != user_id]
+            if taken:
+                raise ConflictException(message="Duplicate UserName", reason="UNIQUENESS_CONSTRAINT_VIOLATION")
+            fields["UserName"] = value
+        elif path in TOP_LEVEL:
+            fields[TOP_LEVEL[path]] = value
+        elif path.startswith("name.") and path[5:] in NAME_PARTS:
+            name[NAME_PARTS[path[5:]]] = value
+        elif path == "userStatus":
+            if value not in ("ENABLED", "DISABLED"):
+                raise ValidationException(message="userStatus must be ENABLED or DISABLED")
+            extra["UserStatus"] = value
+        elif path.startswith(ENTERPRISE + "."):
+            ext = extra.setdefault("Extensions", {}).setdefault(ENTERPRISE, {})
+            key = path[len(ENTERPRISE) + 1 :]
+            if value is None:
+                ext.pop(key, None)
+            else:
+                ext[key] = value
+        else:
+            raise ValidationException(message=f"The attribute {path} is not supported by this test server")
+    fields["Name"] = models.Name.from_dict({k: v for k, v in name.items() if v is not None})
+    store.users[user_id] = models.User(**fields)
+
+
+original_get_user_id = models.IdentityStoreBackend.get_user_id
+
+
+def get_user_id(self, identity_store_id, alternate_identifier):
+    if "ExternalId" in alternate_identifier:
+        _store(self, identity_store_id)
+        raise ResourceNotFoundException(message="USER not found.", resource_type="USER")
+    return original_get_user_id(self, identity_store_id, alternate_identifier)
+
+
+def response_update_user(self):
+    store_id = self._get_param("IdentityStoreId")
+    user_id = self._get_param("UserId")
+    self.identitystore_backend.update_user(store_id, user_id, self._get_param("Operations"))
+    return json.dumps({"IdentityStoreId": store_id, "UserId": user_id, "UserArn": f"arn:aws:identitystore:::user/{user_id}", "Revision": "2"})
+
+
+original_create_user = responses.IdentityStoreResponse.create_user
+
+
+def response_create_user(self):
+    body = json.loads(original_create_user(self))
+    extensions = self._get_param("Extensions")
+    if extensions:
+        EXTRA.setdefault((body["IdentityStoreId"], body["UserId"]), {})["Extensions"] = extensions
+    body.setdefault("UserArn", f"arn:aws:identitystore:::user/{body['UserId']}")
+    body.setdefault("Revision", "1")
+    return json.dumps(body)
+
+
+original_describe_user = responses.IdentityStoreResponse.describe_user
+
+
+def response_describe_user(self):
+    body = json.loads(original_describe_user(self))
+    extra = EXTRA.get((body["IdentityStoreId"], body["UserId"]), {})
+    body["UserStatus"] = extra.get("UserStatus", "ENABLED")
+    wanted = self._get_param("Extensions") or []
+    exts = {k: v for k, v in extra.get("Extensions", {}).items() if k in wanted and v}
+    if exts:
+        body["Extensions"] = exts
+    if body.get("ExternalIds") is None:
+        body.pop("ExternalIds", None)
+    return json.dumps(body)
+
+
+models.IdentityStoreBackend.update_user = update_user
+models.IdentityStoreBackend.get_user_id = get_user_id
+responses.IdentityStoreResponse.update_user = response_update_user
+responses.IdentityStoreResponse.create_user = response_create_user
+responses.IdentityStoreResponse.describe_user = response_describe_user
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        sys.exit("usage: moto_jml.py PORT")
+    moto_main(["-H", "127.0.0.1", "-p", sys.argv[1]])

@@ -1,0 +1,259 @@
+//! The real AWS adapters over HTTP against moto server (something real that we did not write):
+//! Identity Store (with the extension in `scripts/moto_jml.py`), the DynamoDB ledger and the SQS
+//! FIFO dead-letter queue, through the real handler.
+//!
+//! Run by `scripts/moto-e2e.sh` (part of `./scripts/test.sh`), which starts moto and sets
+//! `JML_MOTO_ENDPOINT`; ignored by a plain `cargo test`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_identitystore::config::Credentials;
+use aws_sdk_identitystore::types::{MemberId, Name};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use identity_sync::{RecordMeta, State, process_record};
+use jml_shared::aws::AwsPorts;
+use jml_shared::config::Config;
+use jml_shared::ledger::{IDENTITY_TARGET, Ledger, PersonStatus};
+use jml_shared::planner::Decision;
+use serde_json::Value;
+
+use crate::{failures, fixture, fixture_json, invoke, sqs_batch};
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+struct Moto {
+    sdk: SdkConfig,
+    store_id: String,
+    table: String,
+    dlq_url: String,
+    state: State,
+    ids: aws_sdk_identitystore::Client,
+}
+
+async fn moto() -> Moto {
+    let endpoint = std::env::var("JML_MOTO_ENDPOINT").expect("JML_MOTO_ENDPOINT: run scripts/moto-e2e.sh");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await;
+    let n = NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() % 1000 * 100;
+    let store_id = format!("d-{n:010x}");
+    let table = format!("jml-ledger-{n}");
+    let ids = aws_sdk_identitystore::Client::new(&sdk);
+    for g in jml_shared::sim::DEMO_GROUPS {
+        ids.create_group().identity_store_id(&store_id).display_name(*g).send().await.unwrap();
+    }
+    ids.create_user()
+        .identity_store_id(&store_id)
+        .user_name("grace.hopper")
+        .display_name("Grace Hopper")
+        .name(Name::builder().given_name("Grace").family_name("Hopper").build())
+        .send()
+        .await
+        .unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    ddb.create_table()
+        .table_name(&table)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("jml-identity-dlq-{n}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let env = [
+        ("IDENTITY_STORE_ID", store_id.clone()),
+        ("DLQ_URL", dlq_url.clone()),
+        ("LEDGER_TABLE", table.clone()),
+        ("MANAGED_GROUP_PREFIX", "jml-".to_string()),
+    ];
+    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let state = State::from_aws_ports(AwsPorts::from_sdk_config(&sdk, &store_id, &dlq_url, &table), &config);
+    Moto { sdk, store_id, table, dlq_url, state, ids }
+}
+
+impl Moto {
+    async fn apply(&self, body: &str) -> Decision {
+        let r = process_record(&self.state, body, &RecordMeta::default()).await;
+        r.outcome.map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+    }
+
+    /// (userName, profileUrl) of every user in the store.
+    async fn users(&self) -> Vec<(String, Option<String>)> {
+        let out = self.ids.list_users().identity_store_id(&self.store_id).send().await.unwrap();
+        let mut users: Vec<_> = out
+            .users()
+            .iter()
+            .map(|u| (u.user_name().unwrap_or_default().to_string(), u.profile_url().map(str::to_string)))
+            .collect();
+        users.sort();
+        users
+    }
+
+    async fn user_id(&self, user_name: &str) -> String {
+        let users = self.ids.list_users().identity_store_id(&self.store_id).send().await.unwrap();
+        users.users().iter().find(|u| u.user_name() == Some(user_name)).map(|u| u.user_id().to_string()).unwrap()
+    }
+
+    async fn status(&self, user_id: &str) -> String {
+        let u = self.ids.describe_user().identity_store_id(&self.store_id).user_id(user_id).send().await.unwrap();
+        u.user_status().map(|s| s.as_str().to_string()).unwrap_or_default()
+    }
+
+    /// Names of the groups the user is a member of.
+    async fn groups(&self, user_id: &str) -> Vec<String> {
+        let ms = self
+            .ids
+            .list_group_memberships_for_member()
+            .identity_store_id(&self.store_id)
+            .member_id(MemberId::UserId(user_id.to_string()))
+            .send()
+            .await
+            .unwrap();
+        let mut names = Vec::new();
+        for m in ms.group_memberships() {
+            let g = self
+                .ids
+                .describe_group()
+                .identity_store_id(&self.store_id)
+                .group_id(m.group_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+            names.push(g.display_name().unwrap_or_default().to_string());
+        }
+        names.sort();
+        names
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
+    let m = moto().await;
+    // joiner
+    assert_eq!(m.apply(&fixture("01-joiner-ada.json")).await, Decision::Create);
+    let id = m.user_id("ada.lovelace").await;
+    assert_eq!(m.groups(&id).await, vec!["jml-all-staff", "jml-engineering", "jml-vpn"]);
+    assert!(m.users().await.contains(&("ada.lovelace".into(), Some("urn:jml-sync:person:workday:100234".into()))));
+    // duplicate
+    assert_eq!(m.apply(&fixture("01-joiner-ada.json")).await, Decision::Duplicate);
+    // mover with a userName change: the same account, renamed, no second account
+    let mut mover = fixture_json("03-mover-ada.json");
+    mover["person"]["userName"] = "ada.byron".into();
+    assert_eq!(m.apply(&mover.to_string()).await, Decision::Update);
+    let names: Vec<String> = m.users().await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["ada.byron", "grace.hopper"]);
+    assert_eq!(m.user_id("ada.byron").await, id);
+    assert_eq!(m.groups(&id).await, vec!["jml-all-staff", "jml-oncall", "jml-vpn"]);
+    let described = m
+        .ids
+        .describe_user()
+        .identity_store_id(&m.store_id)
+        .user_id(&id)
+        .extensions("aws:identitystore:enterprise")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.title(), Some("Principal Engineer, On-call Lead"));
+    let ext =
+        described.extensions().and_then(|e| e.get("aws:identitystore:enterprise")).map(jml_shared::aws::from_document);
+    assert_eq!(ext.as_ref().and_then(|e| e["department"].as_str()), Some("Site Reliability"));
+    // leaver (externalId only): memberships gone, disabled
+    assert_eq!(m.apply(&fixture("04-leaver-ada.json")).await, Decision::Disable);
+    assert_eq!(m.status(&id).await, "DISABLED");
+    assert!(m.groups(&id).await.is_empty());
+    // a stale joiner arriving after the leaver: skipped
+    let mut late = fixture_json("01-joiner-ada.json");
+    late["eventId"] = "late-copy".into();
+    assert_eq!(m.apply(&late.to_string()).await, Decision::Stale);
+    assert_eq!(m.status(&id).await, "DISABLED");
+    // rehire (HR still calls her ada.lovelace): same account, enabled, groups back, renamed back
+    assert_eq!(m.apply(&fixture("05-rehire-ada.json")).await, Decision::Rehire);
+    assert_eq!(m.status(&id).await, "ENABLED");
+    assert_eq!(m.groups(&id).await, vec!["jml-all-staff", "jml-engineering"]);
+    assert_eq!(m.users().await.len(), 2, "never a second account");
+
+    // The ledger item and the audit trail, read back from DynamoDB.
+    let ledger = jml_shared::aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
+    let rec = ledger.get("workday#100234", IDENTITY_TARGET).await.unwrap().unwrap();
+    assert_eq!(rec.user_id.as_deref(), Some(id.as_str()));
+    assert_eq!(rec.user_name.as_deref(), Some("ada.lovelace"));
+    assert_eq!(rec.status, PersonStatus::Active);
+    assert_eq!(rec.last_event_id, "hr-2027-03-01-0002");
+    let trail: Vec<(String, String)> =
+        ledger.audit_trail("workday#100234").await.unwrap().into_iter().map(|a| (a.event_type, a.decision)).collect();
+    let expected =
+        [("joiner", "create"), ("joiner", "stale"), ("mover", "update"), ("leaver", "disable"), ("rehire", "rehire")];
+    assert_eq!(trail, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_sqs_batch_hijack_is_parked_on_the_fifo_dlq_with_its_reason() {
+    let m = moto().await;
+    // A hand-made account holds the userName our joiner wants.
+    m.ids
+        .create_user()
+        .identity_store_id(&m.store_id)
+        .user_name("ada.lovelace")
+        .display_name("Someone Else")
+        .name(Name::builder().given_name("S").family_name("E").build())
+        .send()
+        .await
+        .unwrap();
+    let batch = sqs_batch(&[
+        ("m-1", "p-ada", &fixture("01-joiner-ada.json")),
+        ("m-2", "p-alan", &fixture("02-joiner-alan.json")),
+    ]);
+    let response = invoke(&m.state, batch).await.unwrap();
+    assert!(failures(&response).is_empty());
+    assert!(m.users().await.iter().any(|(n, _)| n == "alan.turing"), "the other record was applied");
+    let hand_made = m.user_id("ada.lovelace").await;
+    assert!(m.groups(&hand_made).await.is_empty(), "the hand-made account was not touched");
+
+    let sqs = aws_sdk_sqs::Client::new(&m.sdk);
+    let got = sqs
+        .receive_message()
+        .queue_url(&m.dlq_url)
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let msgs = got.messages();
+    assert_eq!(msgs.len(), 1);
+    let attr = |k: &str| {
+        msgs[0].message_attributes().and_then(|a| a.get(k)).and_then(|v| v.string_value()).map(str::to_string)
+    };
+    assert_eq!(attr("ErrorCode").as_deref(), Some("UserNameOwnedByAnother"));
+    assert_eq!(attr("ExternalId").as_deref(), Some("workday#100234"));
+    assert_eq!(attr("SourceMessageId").as_deref(), Some("m-1"));
+    assert!(attr("ErrorReason").unwrap().contains("not managed by jml-sync"));
+    let body: Value = serde_json::from_str(msgs[0].body().unwrap()).unwrap();
+    assert_eq!(body["eventId"], "hr-2026-11-02-0001", "the original body is parked");
+    let group =
+        msgs[0].attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId)).map(String::as_str);
+    assert_eq!(group, Some("p-ada"), "the FIFO DLQ keeps the person's message group");
+}
