@@ -47,6 +47,14 @@ enum Command {
         /// With --backend aws: really write.
         #[arg(long)]
         apply: bool,
+        /// After the replay, print this person's audit trail (`issuer#id`, e.g. workday#100234).
+        #[arg(long, value_name = "ISSUER#ID")]
+        audit: Option<String>,
+    },
+    /// Print a person's audit trail from the DynamoDB ledger (LEDGER_TABLE, default credentials).
+    Audit {
+        /// The person's ExternalId key, `issuer#id`.
+        person: String,
     },
     /// Print Identity Store API calls per event type, measured on the simulator.
     Bench,
@@ -60,7 +68,10 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay { paths, backend, dry_run, apply } => replay(&paths, backend, dry_run, apply).await,
+        Command::Replay { paths, backend, dry_run, apply, audit } => {
+            replay(&paths, backend, dry_run, apply, audit.as_deref()).await
+        }
+        Command::Audit { person } => audit(&person).await,
         Command::Bench => bench::run().await,
     }
 }
@@ -90,7 +101,45 @@ fn is_schema(p: &Path) -> bool {
     p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".schema.json"))
 }
 
-async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bool) -> ExitCode {
+async fn audit(person: &str) -> ExitCode {
+    let Some(table) = std::env::var("LEDGER_TABLE").ok().filter(|t| !t.is_empty()) else {
+        eprintln!("jml: LEDGER_TABLE: is required (the DynamoDB person ledger)");
+        return ExitCode::from(2);
+    };
+    let ports = jml_shared::aws::AwsPorts::connect("", "", &table).await;
+    match jml_shared::ledger::Ledger::audit_trail(&ports.ledger, person).await {
+        Ok(trail) => {
+            print_audit(person, &trail);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jml: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_audit(person: &str, trail: &[jml_shared::ledger::AuditEntry]) {
+    println!("\naudit trail of {person} ({} entries, HR time order)", trail.len());
+    println!(
+        "{:<26} {:<16} {:<24} {:<8} {:<26} {:>7} {:>6}",
+        "occurredAt", "target", "eventId", "type", "decision", "actions", "writes"
+    );
+    for a in trail {
+        println!(
+            "{:<26} {:<16} {:<24} {:<8} {:<26} {:>7} {:>6}",
+            a.occurred_at.to_rfc3339(),
+            a.target,
+            a.event_id,
+            a.event_type,
+            a.decision,
+            a.actions,
+            a.writes
+        );
+    }
+}
+
+async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bool, audit: Option<&str>) -> ExitCode {
     let files = match event_files(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -159,6 +208,12 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
         }
         let calls = mem.store.calls();
         println!("\nIdentity Store calls: {} reads, {} writes", calls.reads(), calls.writes());
+    }
+    if let Some(person) = audit {
+        match state.sync.audit_trail(person).await {
+            Ok(trail) => print_audit(person, &trail),
+            Err(e) => eprintln!("jml: audit trail: {e}"),
+        }
     }
     if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }

@@ -153,6 +153,11 @@ impl IdentitySync {
         &self.settings
     }
 
+    /// Every audit entry of a person (`issuer#id`), all targets, in HR time order.
+    pub async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        self.ledger.audit_trail(person).await
+    }
+
     /// Applies one validated event. Idempotent: the same event again finds equal state and
     /// makes no writes.
     /// Applies one validated event (`body` is the event as received, kept in the ledger).
