@@ -6,18 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-log=target/lambda-watch.log
-mkdir -p target
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-var JML_BACKEND=memory > "$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+source scripts/lib.sh
 
-for _ in $(seq 1 120); do
-  if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then break; fi
-  kill -0 "$pid" 2>/dev/null || { echo "cargo lambda watch exited:"; cat "$log"; exit 1; }
-  sleep 1
-done
+port=$(free_port)
+start_server target/lambda-watch.log \
+  cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-var JML_BACKEND=memory
+log=$SERVER_LOG
+wait_ready 60 port_open "$port"
 
 invoke() {
   timeout 300 cargo lambda invoke identity-sync --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$1"

@@ -6,18 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-mkdir -p target
-log=target/moto.log
-python scripts/moto_jml.py "$port" > "$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+source scripts/lib.sh
 
-for _ in $(seq 1 60); do
-  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then break; fi
-  kill -0 "$pid" 2>/dev/null || { echo "moto exited:"; cat "$log"; exit 1; }
-  sleep 0.5
-done
+port=$(free_port)
+start_server target/moto.log python scripts/moto_jml.py "$port"
+pid=$SERVER_PID
+wait_ready 30 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)"
 echo "moto $(python -c 'import moto; print(moto.__version__)') on 127.0.0.1:$port (pid $pid)"
 
 JML_MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --locked -p jml-e2e --test e2e -- --ignored moto:: --test-threads 1
