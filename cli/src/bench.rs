@@ -43,7 +43,7 @@ pub async fn run() -> ExitCode {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return ExitCode::from(2);
     };
-    let (state, mem) = State::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let (state, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
     // Another person with the same 3 groups (warm group cache).
     let other = edit(JOINER, |v| {
         v["eventId"] = "bench-joiner-2".into();

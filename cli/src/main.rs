@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use identity_sync::{RecordMeta, RecordReport, State, process_record};
+use identity_sync::{RecordMeta, RecordReport, process_record};
 use jml_shared::batch::RecordResult;
 use jml_shared::config::{Backend, Config};
 use jml_shared::sim::SimIdentityStore;
@@ -165,10 +165,10 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
     let (state, sim) = match cfg.backend {
         Backend::Memory => {
             let store = Arc::new(jml_shared::sim::demo_identity_store());
-            let (state, mem) = State::memory(store, cfg);
+            let (state, mem) = identity_sync::memory(store, cfg);
             (state, Some(mem))
         }
-        Backend::Aws => (State::from_config(cfg).await, None),
+        Backend::Aws => (identity_sync::from_config(cfg).await, None),
     };
     if cfg.dry_run {
         println!(
@@ -210,7 +210,7 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
         println!("\nIdentity Store calls: {} reads, {} writes", calls.reads(), calls.writes());
     }
     if let Some(person) = audit {
-        match state.sync.audit_trail(person).await {
+        match state.engine.audit_trail(person).await {
             Ok(trail) => print_audit(person, &trail),
             Err(e) => eprintln!("jml: audit trail: {e}"),
         }
@@ -228,7 +228,7 @@ fn print_report(r: &RecordReport) {
                 if o.dry_run { format!("{} (dry run)", o.decision.as_str()) } else { o.decision.as_str().to_string() };
             println!("{id:<22} {kind:<7} {ext:<16} {decision:<26} {}", o.actions.len());
             for a in &o.actions {
-                println!("{:>50}- {}", "", a.describe());
+                println!("{:>50}- {a}", "");
             }
             for n in &o.notes {
                 println!("{:>50}note: {n}", "");

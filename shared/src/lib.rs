@@ -5,7 +5,9 @@
 //! - [`planner`]: the pure planner: (event, current state) -> ordered actions; ownership checks.
 //! - [`ports`]: the service ports (traits) over plain data, and the service error taxonomy.
 //! - [`ledger`]: the person ledger port, its records, audit entries and the pure stale guard.
-//! - [`sync`]: the identity engine: resolve, read, plan, apply through the ports.
+//! - [`engine`]: the target-independent engine: ledger guard, a target's converge step, commit.
+//! - [`identity`]: the Identity Store target: resolve, read, plan, apply through the ports.
+//! - [`lambda`]: the Lambda side shared by every target: record, SQS batch, EventBridge.
 //! - [`batch`]: SQS batch processing: per-person ordering, bounded concurrency, FIFO failure rules.
 //! - [`config`]: settings from environment variables, validated once at start.
 //! - [`aws`]: AWS adapters (Identity Store, SQS). The only place that calls AWS.
@@ -15,8 +17,10 @@ pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod contract;
+pub mod engine;
+pub mod identity;
+pub mod lambda;
 pub mod ledger;
 pub mod planner;
 pub mod ports;
 pub mod sim;
-pub mod sync;

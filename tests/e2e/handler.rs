@@ -213,7 +213,7 @@ async fn concurrent_deliveries_of_one_joiner_create_exactly_one_account() {
     let config = jml_shared::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
     let store =
         std::sync::Arc::new(jml_shared::sim::demo_identity_store().with_latency(std::time::Duration::from_millis(2)));
-    let (a, mem) = identity_sync::State::memory(store, &config);
+    let (a, mem) = identity_sync::memory(store, &config);
     let b = a.clone();
     let body = fixture("01-joiner-ada.json");
     // WHEN the same joiner is processed twice at the same time
@@ -325,8 +325,7 @@ async fn dry_run_plans_without_writing() {
         _ => None,
     })
     .unwrap();
-    let (state, mem) =
-        identity_sync::State::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let (state, mem) = identity_sync::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config);
     let report = identity_sync::process_record(&state, &fixture("01-joiner-ada.json"), &Default::default()).await;
     let outcome = report.outcome.unwrap();
     assert!(outcome.dry_run);

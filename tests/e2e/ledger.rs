@@ -214,7 +214,7 @@ async fn the_loser_of_a_race_with_a_newer_event_converges_on_the_winner() {
     let store = Arc::new(jml_shared::sim::demo_identity_store());
     let inner = Arc::new(SimLedger::default());
     let racing = Arc::new(Racing { inner: inner.clone(), winner: std::sync::Mutex::new(None) });
-    let state = State::new(store.clone(), racing.clone(), Arc::new(SimDeadLetterQueue::default()), &config);
+    let state = identity_sync::state(store.clone(), racing.clone(), Arc::new(SimDeadLetterQueue::default()), &config);
     run(&state, &fixture("01-joiner-ada.json")).await;
     // AND a newer mover (the winner) commits while our older mover is being applied
     let mut winner: Value = fixture_json("03-mover-ada.json");

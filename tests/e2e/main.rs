@@ -37,7 +37,7 @@ pub fn fixture_json(name: &str) -> Value {
 /// A handler state on a fresh demo simulator (groups of the samples, manager seeded).
 pub fn memory_state() -> (State, MemoryBackend) {
     let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())).unwrap();
-    State::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config)
+    identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config)
 }
 
 /// An SQS event (FIFO) with one record per (message id, group, body).

@@ -1,43 +1,20 @@
 //! # identity-sync
 //!
-//! The Lambda handler that applies HR events to the Identity Store. It accepts an SQS batch (the
-//! target's FIFO queue, `ReportBatchItemFailures`) or a direct EventBridge event, told apart by
-//! shape. `main.rs` only initialises and calls [`handler`]; tests call it directly.
-//!
-//! Per record: validate (contract) -> apply (engine: resolve, plan, execute) -> classify the
-//! outcome: done, parked on the DLQ with its reason (permanent), or reported for retry.
+//! The Lambda that applies HR events to IAM Identity Center (the Identity Store). It accepts an
+//! SQS batch (its FIFO queue, `ReportBatchItemFailures`) or a direct EventBridge event; the
+//! record handling is shared by every target (`jml_shared::lambda`). This crate only builds the
+//! state: the Identity Store target on real AWS or on the embedded simulators.
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use jml_shared::batch::{BatchRecord, RecordResult, run_batch};
 use jml_shared::config::{Backend, Config};
-use jml_shared::contract::{self, EventKind};
+use jml_shared::engine::{Engine, EngineSettings};
+use jml_shared::identity::{IdentitySync, SyncSettings};
 use jml_shared::ledger::Ledger;
-use jml_shared::ports::{DeadLetterQueue, IdentityStore, ParkedMessage};
+use jml_shared::ports::{DeadLetterQueue, IdentityStore};
 use jml_shared::sim::{SimDeadLetterQueue, SimIdentityStore, SimLedger};
-use jml_shared::sync::{IdentitySync, Outcome, SyncError, SyncSettings};
-use lambda_runtime::{Error, LambdaEvent};
-use serde_json::{Value, json};
-use tracing::Instrument;
 
-/// Everything the handler needs, built once per container.
-#[derive(Clone)]
-pub struct State {
-    pub sync: IdentitySync,
-    pub dlq: Arc<dyn DeadLetterQueue>,
-    pub max_concurrency: usize,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("sync", &self.sync)
-            .field("max_concurrency", &self.max_concurrency)
-            .finish_non_exhaustive()
-    }
-}
+pub use jml_shared::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
 #[derive(Clone, Debug)]
@@ -47,236 +24,44 @@ pub struct MemoryBackend {
     pub dlq: Arc<SimDeadLetterQueue>,
 }
 
-impl State {
-    pub fn new(
-        store: Arc<dyn IdentityStore>,
-        ledger: Arc<dyn Ledger>,
-        dlq: Arc<dyn DeadLetterQueue>,
-        config: &Config,
-    ) -> Self {
-        let settings = SyncSettings {
-            managed_groups: config.managed_groups.clone(),
-            dry_run: config.dry_run,
-            audit_ttl: config.audit_ttl(),
-        };
-        Self { sync: IdentitySync::new(store, ledger, settings), dlq, max_concurrency: config.max_concurrency }
-    }
-
-    /// A state on the given simulator, with an in-memory ledger and DLQ.
-    pub fn memory(store: Arc<SimIdentityStore>, config: &Config) -> (Self, MemoryBackend) {
-        let dlq = Arc::new(SimDeadLetterQueue::default());
-        let ledger = Arc::new(SimLedger::default());
-        let state = Self::new(store.clone(), ledger.clone(), dlq.clone(), config);
-        (state, MemoryBackend { store, ledger, dlq })
-    }
-
-    /// Builds the state the configuration asks for: real AWS clients, or the embedded demo
-    /// simulator (seeded with the groups the sample events use).
-    pub async fn from_config(config: &Config) -> Self {
-        match config.backend {
-            Backend::Memory => Self::memory(Arc::new(jml_shared::sim::demo_identity_store()), config).0,
-            Backend::Aws => {
-                let ports = jml_shared::aws::AwsPorts::connect(
-                    config.identity_store_id.as_deref().unwrap_or_default(),
-                    config.dlq_url.as_deref().unwrap_or_default(),
-                    config.ledger_table.as_deref().unwrap_or_default(),
-                )
-                .await;
-                Self::from_aws_ports(ports, config)
-            }
-        }
-    }
+/// A state for the Identity Store target on the given ports.
+pub fn state(
+    store: Arc<dyn IdentityStore>,
+    ledger: Arc<dyn Ledger>,
+    dlq: Arc<dyn DeadLetterQueue>,
+    config: &Config,
+) -> State {
+    let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });
+    let settings = EngineSettings { dry_run: config.dry_run, audit_ttl: config.audit_ttl() };
+    State { engine: Engine::new(Arc::new(target), ledger, settings), dlq, max_concurrency: config.max_concurrency }
 }
 
-impl State {
-    /// A state on real (or endpoint-overridden) AWS services.
-    pub fn from_aws_ports(ports: jml_shared::aws::AwsPorts, config: &Config) -> Self {
-        Self::new(Arc::new(ports.identity_store), Arc::new(ports.ledger), Arc::new(ports.dlq), config)
-    }
+/// A state on the given simulator, with an in-memory ledger and DLQ.
+pub fn memory(store: Arc<SimIdentityStore>, config: &Config) -> (State, MemoryBackend) {
+    let dlq = Arc::new(SimDeadLetterQueue::default());
+    let ledger = Arc::new(SimLedger::default());
+    let state = state(store.clone(), ledger.clone(), dlq.clone(), config);
+    (state, MemoryBackend { store, ledger, dlq })
 }
 
-/// Where a record came from, for parking and logs.
-#[derive(Clone, Debug, Default)]
-pub struct RecordMeta {
-    pub message_id: Option<String>,
-    pub message_group: Option<String>,
+/// A state on real (or endpoint-overridden) AWS services.
+pub fn from_aws_ports(ports: jml_shared::aws::AwsPorts, config: &Config) -> State {
+    state(Arc::new(ports.identity_store), Arc::new(ports.ledger), Arc::new(ports.dlq), config)
 }
 
-/// What happened to one record: for logs, the CLI's table and tests.
-#[derive(Clone, Debug)]
-pub struct RecordReport {
-    pub event_id: Option<String>,
-    pub external_id: Option<String>,
-    pub kind: Option<EventKind>,
-    pub result: RecordResult,
-    pub outcome: Option<Outcome>,
-    /// Error code and reason when the record was not applied.
-    pub error: Option<(String, String)>,
-}
-
-/// Processes one HR event body: validate, apply, and park or report for retry. This is the one
-/// code path behind the SQS handler, the EventBridge handler and the `jml` CLI.
-pub async fn process_record(state: &State, body: &str, meta: &RecordMeta) -> RecordReport {
-    let span = tracing::info_span!(
-        "record",
-        message_id = meta.message_id.as_deref().unwrap_or("-"),
-        event_id = tracing::field::Empty,
-        external_id = tracing::field::Empty,
-        event_type = tracing::field::Empty,
-    );
-    process_record_inner(state, body, meta).instrument(span).await
-}
-
-async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> RecordReport {
-    let span = tracing::Span::current();
-    let parsed = contract::parse_event(body);
-    let (event_id, external_id, kind) = match &parsed {
-        Ok(e) => (Some(e.event_id.to_string()), Some(e.external_id.key()), Some(e.kind())),
-        Err(_) => (event_id_hint(body), contract::external_id_hint(body), None),
-    };
-    span.record("event_id", event_id.as_deref().unwrap_or("-"));
-    span.record("external_id", external_id.as_deref().unwrap_or("-"));
-    span.record("event_type", kind.map(EventKind::as_str).unwrap_or("-"));
-    let mut report =
-        RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
-
-    let result = match parsed {
-        Ok(event) => state.sync.apply(&event, body).await,
-        Err(invalid) => Err(SyncError::Invalid(invalid)),
-    };
-    match result {
-        Ok(outcome) => {
-            tracing::info!(
-                decision = outcome.decision.as_str(),
-                actions = outcome.actions.len(),
-                writes = outcome.writes(),
-                resolved_by = outcome.resolved_by,
-                dry_run = outcome.dry_run,
-                "applied"
-            );
-            for note in &outcome.notes {
-                tracing::warn!(decision = outcome.decision.as_str(), note = note.as_str(), "note");
-            }
-            report.outcome = Some(outcome);
-        }
-        Err(e) if e.is_retryable() => {
-            tracing::warn!(decision = "retry", error_code = e.code(), error = %e, "will be retried");
-            report.result = RecordResult::Retry;
-            report.error = Some((e.code().to_string(), e.to_string()));
-        }
-        Err(e) => {
-            let parked = ParkedMessage {
-                body: body.to_string(),
-                error_code: e.code().to_string(),
-                reason: e.to_string(),
-                event_id: report.event_id.clone(),
-                external_id: report.external_id.clone(),
-                source_message_id: meta.message_id.clone(),
-                message_group: meta.message_group.clone(),
-            };
-            report.error = Some((e.code().to_string(), e.to_string()));
-            match state.dlq.park(&parked).await {
-                Ok(()) => {
-                    tracing::warn!(decision = "parked", error_code = e.code(), error = %e, "parked on the dead-letter queue");
-                    report.result = RecordResult::Parked;
-                }
-                Err(park_err) => {
-                    // Never lost: if it cannot be parked, it goes back to the queue.
-                    tracing::error!(decision = "retry", error_code = e.code(), park_error = %park_err, "could not park; will be retried");
-                    report.result = RecordResult::Retry;
-                }
-            }
-        }
-    }
-    report
-}
-
-fn event_id_hint(body: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let id = v.get("eventId")?.as_str()?;
-    contract::EventId::parse(id).ok().map(|e| e.to_string())
-}
-
-/// The Lambda handler: an SQS batch or an EventBridge event, told apart by shape.
-pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let (payload, _context) = event.into_parts();
-    if payload.get("Records").is_some() {
-        let sqs: SqsEvent = serde_json::from_value(payload).map_err(|e| format!("not an SQS event: {e}"))?;
-        let response = handle_sqs(state, sqs).await;
-        return Ok(serde_json::to_value(response)?);
-    }
-    if payload.get("detail-type").is_some() && payload.get("detail").is_some() {
-        let eb: EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone()).map_err(|e| format!("not an EventBridge event: {e}"))?;
-        return handle_eventbridge(state, eb, &payload).await;
-    }
-    Err("unrecognised input: expected an SQS batch (Records) or an EventBridge event (detail-type, detail)".into())
-}
-
-/// Processes an SQS batch and reports the records to retry.
-pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<BatchRecord> = event
-        .records
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let message_id = m.message_id.unwrap_or_else(|| format!("record-{i}"));
-            let group = m.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| message_id.clone());
-            BatchRecord { message_id, group, body: m.body.unwrap_or_default() }
-        })
-        .collect();
-    let failed = run_batch(records, state.max_concurrency, |r| async move {
-        let meta = RecordMeta { message_id: Some(r.message_id.clone()), message_group: Some(r.group.clone()) };
-        process_record(state, &r.body, &meta).await.result
-    })
-    .await;
-    let mut response = SqsBatchResponse::default();
-    for id in failed {
-        response.add_failure(id);
-    }
-    response
-}
-
-/// A direct EventBridge delivery: the detail is the HR event. A permanent failure is parked
-/// (the invocation succeeds, so EventBridge does not retry it); a retryable one fails the
-/// invocation so Lambda's asynchronous retries apply.
-async fn handle_eventbridge(state: &State, eb: EventBridgeEvent<Value>, raw: &Value) -> Result<Value, Error> {
-    let mut body = eb.detail.to_string();
-    let declared = eb.detail_type.as_str();
-    // The detail-type must agree with the event's type; a mismatch is a producer bug: park it.
-    if let Some(t) = eb.detail.get("type").and_then(Value::as_str)
-        && !t.eq_ignore_ascii_case(declared)
-    {
-        body = json!({ "eventbridge": raw, "mismatch": "detail-type does not match detail.type" }).to_string();
-        let parked = ParkedMessage {
-            body,
-            error_code: "InvalidEvent".to_string(),
-            reason: format!("detail-type: '{declared}' does not match detail.type"),
-            event_id: event_id_hint(&eb.detail.to_string()),
-            external_id: contract::external_id_hint(&eb.detail.to_string()),
-            source_message_id: eb.id.clone(),
-            message_group: None,
-        };
-        state.dlq.park(&parked).await.map_err(|e| format!("could not park: {e}"))?;
-        return Ok(json!({ "status": "parked", "errorCode": "InvalidEvent" }));
-    }
-    let meta = RecordMeta { message_id: eb.id.clone(), message_group: None };
-    let report = process_record(state, &body, &meta).await;
-    match report.result {
-        RecordResult::Retry => {
-            Err(report.error.map(|(c, r)| format!("{c}: {r}")).unwrap_or_else(|| "retry".to_string()).into())
-        }
-        RecordResult::Parked => {
-            Ok(json!({ "status": "parked", "eventId": report.event_id, "errorCode": report.error.map(|e| e.0) }))
-        }
-        RecordResult::Done => {
-            let o = report.outcome.as_ref();
-            Ok(json!({
-                "status": "applied",
-                "eventId": report.event_id,
-                "decision": o.map(|o| o.decision.as_str()),
-                "actions": o.map(|o| o.actions.iter().map(|a| a.describe()).collect::<Vec<_>>()),
-            }))
+/// The state the configuration asks for: real AWS clients, or the embedded demo simulator
+/// (seeded with the groups the sample events use).
+pub async fn from_config(config: &Config) -> State {
+    match config.backend {
+        Backend::Memory => memory(Arc::new(jml_shared::sim::demo_identity_store()), config).0,
+        Backend::Aws => {
+            let ports = jml_shared::aws::AwsPorts::connect(
+                config.identity_store_id.as_deref().unwrap_or_default(),
+                config.dlq_url.as_deref().unwrap_or_default(),
+                config.ledger_table.as_deref().unwrap_or_default(),
+            )
+            .await;
+            from_aws_ports(ports, config)
         }
     }
 }

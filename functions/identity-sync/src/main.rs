@@ -1,6 +1,6 @@
 //! identity-sync Lambda entry point: init only (logging, configuration, clients), then run.
 
-use identity_sync::{State, handler};
+use identity_sync::handler;
 use jml_shared::config::Config;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     tracing::info!(backend = ?config.backend, dry_run = config.dry_run, max_concurrency = config.max_concurrency, "identity-sync starting");
-    let state = State::from_config(&config).await;
+    let state = identity_sync::from_config(&config).await;
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler(state, event).await })).await
 }
