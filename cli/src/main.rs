@@ -106,8 +106,8 @@ async fn audit(person: &str) -> ExitCode {
         eprintln!("jml: LEDGER_TABLE: is required (the DynamoDB person ledger)");
         return ExitCode::from(2);
     };
-    let ports = jml_shared::aws::AwsPorts::connect("", "", &table).await;
-    match jml_shared::ledger::Ledger::audit_trail(&ports.ledger, person).await {
+    let ledger = jml_shared::aws::dynamo_ledger(&table).await;
+    match jml_shared::ledger::Ledger::audit_trail(&ledger, person).await {
         Ok(trail) => {
             print_audit(person, &trail);
             ExitCode::SUCCESS
@@ -127,7 +127,7 @@ fn print_audit(person: &str, trail: &[jml_shared::ledger::AuditEntry]) {
     );
     for a in trail {
         println!(
-            "{:<26} {:<16} {:<24} {:<8} {:<26} {:>7} {:>6}",
+            "{:<26} {:<19} {:<26} {:<8} {:<26} {:>7} {:>6}",
             a.occurred_at.to_rfc3339(),
             a.target,
             a.event_id,
@@ -161,14 +161,26 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
         }
         return ExitCode::from(2);
     };
+    if let Err(e) = cfg.check_identity() {
+        eprintln!("jml: {e}");
+        return ExitCode::from(2);
+    }
     cfg.dry_run = dry_run || (cfg.backend == Backend::Aws && !apply);
-    let (state, sim) = match cfg.backend {
+    // Every enabled target gets every event, as hr-ingest fans out; the targets share one ledger.
+    let (targets, sims) = match cfg.backend {
         Backend::Memory => {
-            let store = Arc::new(jml_shared::sim::demo_identity_store());
-            let (state, mem) = identity_sync::memory(store, cfg);
-            (state, Some(mem))
+            let (identity, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), cfg);
+            let lmus = Arc::new(jml_shared::sim::SimUserSubscriptions::demo());
+            let (subs, smem) = subscription_sync::memory_with_ledger(lmus, mem.ledger.clone(), cfg);
+            (vec![identity, subs], Some((mem, smem)))
         }
-        Backend::Aws => (identity_sync::from_config(cfg).await, None),
+        Backend::Aws => {
+            let mut targets = vec![identity_sync::from_config(cfg).await];
+            if cfg.directory_id.is_some() {
+                targets.push(subscription_sync::from_config(cfg).await);
+            }
+            (targets, None)
+        }
     };
     if cfg.dry_run {
         println!(
@@ -176,7 +188,7 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
             if cfg.backend == Backend::Aws { " (add --apply to write)" } else { "" }
         );
     }
-    println!("{:<22} {:<7} {:<16} {:<26} actions", "eventId", "type", "externalId", "decision");
+    println!("{:<26} {:<19} {:<7} {:<16} {:<26} actions", "eventId", "target", "type", "externalId", "decision");
     let mut failures = 0;
     for f in &files {
         let body = match std::fs::read_to_string(f) {
@@ -191,25 +203,31 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
             message_id: Some(f.display().to_string()),
             message_group: jml_shared::contract::external_id_hint(&body),
         };
-        let report = process_record(&state, &body, &meta).await;
-        print_report(&report);
-        if report.result != RecordResult::Done {
-            failures += 1;
+        for state in &targets {
+            let report = process_record(state, &body, &meta).await;
+            print_report(state.engine.target_name(), &report);
+            if report.result != RecordResult::Done {
+                failures += 1;
+            }
         }
     }
-    if let Some(mem) = sim {
+    if let Some((mem, smem)) = sims {
         print_users(&mem.store);
-        let parked = mem.dlq.parked();
+        print_subscriptions(&smem.service);
+        let parked: Vec<_> = mem.dlq.parked().into_iter().chain(smem.dlq.parked()).collect();
         if !parked.is_empty() {
-            println!("\nparked on the dead-letter queue: {}", parked.len());
+            println!("\nparked on the dead-letter queues: {}", parked.len());
             for p in parked {
                 println!("  {} [{}] {}", p.source_message_id.unwrap_or_default(), p.error_code, p.reason);
             }
         }
-        let calls = mem.store.calls();
+        let (calls, lm) = (mem.store.calls(), smem.service.calls());
         println!("\nIdentity Store calls: {} reads, {} writes", calls.reads(), calls.writes());
+        println!("License Manager user subscriptions calls: {} reads, {} writes", lm.reads(), lm.writes());
     }
-    if let Some(person) = audit {
+    if let Some(person) = audit
+        && let Some(state) = targets.first()
+    {
         match state.engine.audit_trail(person).await {
             Ok(trail) => print_audit(person, &trail),
             Err(e) => eprintln!("jml: audit trail: {e}"),
@@ -218,7 +236,7 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
     if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-fn print_report(r: &RecordReport) {
+fn print_report(target: &str, r: &RecordReport) {
     let kind = r.kind.map(|k| k.as_str()).unwrap_or("-");
     let id = r.event_id.as_deref().unwrap_or("-");
     let ext = r.external_id.as_deref().unwrap_or("-");
@@ -226,19 +244,32 @@ fn print_report(r: &RecordReport) {
         (Some(o), _) => {
             let decision =
                 if o.dry_run { format!("{} (dry run)", o.decision.as_str()) } else { o.decision.as_str().to_string() };
-            println!("{id:<22} {kind:<7} {ext:<16} {decision:<26} {}", o.actions.len());
+            println!("{id:<26} {target:<19} {kind:<7} {ext:<16} {decision:<26} {}", o.actions.len());
             for a in &o.actions {
-                println!("{:>50}- {a}", "");
+                println!("{:>72}- {a}", "");
             }
             for n in &o.notes {
-                println!("{:>50}note: {n}", "");
+                println!("{:>72}note: {n}", "");
             }
         }
         (None, Some((code, reason))) => {
             let what = if r.result == RecordResult::Parked { "PARKED" } else { "RETRY" };
-            println!("{id:<22} {kind:<7} {ext:<16} {what} {code}: {reason}");
+            println!("{id:<26} {target:<19} {kind:<7} {ext:<16} {what} {code}: {reason}");
         }
-        (None, None) => println!("{id:<22} {kind:<7} {ext:<16} -"),
+        (None, None) => println!("{id:<26} {target:<19} {kind:<7} {ext:<16} -"),
+    }
+}
+
+fn print_subscriptions(service: &jml_shared::sim::SimUserSubscriptions) {
+    println!("\nfinal user-based subscriptions (simulator)");
+    println!("{:<20} {:<54} instances", "AD user", "products");
+    let holdings = service.all_holdings();
+    if holdings.is_empty() {
+        println!("(none)");
+    }
+    for (user, (products, instances)) in holdings {
+        let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+        println!("{user:<20} {:<54} {}", or_dash(products), or_dash(instances));
     }
 }
 

@@ -1,5 +1,7 @@
 //! Settings from environment variables, validated once at start-up: a missing or invalid value
 //! is a clear error at init, never a surprise on the first event. README "Configuration".
+//! Common settings are checked by [`Config::from_lookup`]; what only one target needs by
+//! [`Config::check_identity`] and [`Config::check_subscriptions`].
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -7,6 +9,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::planner::ManagedGroups;
+use crate::subscriptions::DirectoryUserNameRule;
 
 /// Which implementation of the ports to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,19 +23,26 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub backend: Backend,
-    /// `IDENTITY_STORE_ID`, required with the AWS backend.
-    pub identity_store_id: Option<String>,
-    /// `DLQ_URL`, required with the AWS backend.
+    /// `DLQ_URL`: where permanently failing events are parked (required with the AWS backend).
     pub dlq_url: Option<String>,
-    pub managed_groups: ManagedGroups,
+    /// `LEDGER_TABLE`: the DynamoDB person ledger (required with the AWS backend).
+    pub ledger_table: Option<String>,
     /// `MAX_CONCURRENCY`: records of different people processed at once within one batch.
     pub max_concurrency: usize,
     /// `DRY_RUN`: plan and log, write nothing.
     pub dry_run: bool,
-    /// `LEDGER_TABLE`: the DynamoDB person ledger, required with the AWS backend.
-    pub ledger_table: Option<String>,
     /// `AUDIT_TTL_DAYS`: how long audit entries are kept (default 400; 0 keeps them).
     pub audit_ttl_days: u32,
+    /// `IDENTITY_STORE_ID` (identity-sync).
+    pub identity_store_id: Option<String>,
+    /// `MANAGED_GROUP_PREFIX` / `MANAGED_GROUPS` (identity-sync).
+    pub managed_groups: ManagedGroups,
+    /// `DIRECTORY_ID`: the Active Directory of user-based subscriptions (subscription-sync).
+    pub directory_id: Option<String>,
+    /// `DIRECTORY_DOMAIN`: its domain name, sent with every subscriptions call when set.
+    pub directory_domain: Option<String>,
+    /// `DIRECTORY_USERNAME_RULE`: how the AD user name is derived when HR does not send it.
+    pub directory_username_rule: DirectoryUserNameRule,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +62,10 @@ static IDENTITY_STORE_ID: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex compiles")
 });
 
+/// `Directory` in the License Manager user subscriptions model.
+static DIRECTORY_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(d|sd)-[0-9a-f]{10}$").expect("static regex compiles"));
+
 /// The managed-group prefix the memory backend uses when none is configured.
 pub const DEMO_GROUP_PREFIX: &str = "jml-";
 
@@ -69,33 +83,28 @@ impl Config {
             Some("memory") => Backend::Memory,
             Some(_) => return Err(err("JML_BACKEND", "must be 'aws' or 'memory'")),
         };
+        let aws = backend == Backend::Aws;
+
         let identity_store_id = get("IDENTITY_STORE_ID");
+        if identity_store_id.as_deref().is_some_and(|id| !IDENTITY_STORE_ID.is_match(id)) {
+            return Err(err(
+                "IDENTITY_STORE_ID",
+                "must be d-XXXXXXXXXX (10 hex digits), a UUID, or an identity store ARN",
+            ));
+        }
         let dlq_url = get("DLQ_URL");
-        if backend == Backend::Aws {
-            match &identity_store_id {
-                None => {
-                    return Err(err("IDENTITY_STORE_ID", "is required with JML_BACKEND=aws (e.g. d-1234567890)"));
-                }
-                Some(id) if !IDENTITY_STORE_ID.is_match(id) => {
-                    return Err(err(
-                        "IDENTITY_STORE_ID",
-                        "must be d-XXXXXXXXXX (10 hex digits), a UUID, or an identity store ARN",
-                    ));
-                }
-                Some(_) => {}
+        match &dlq_url {
+            None if aws => {
+                return Err(err("DLQ_URL", "is required with JML_BACKEND=aws (the queue that receives parked events)"));
             }
-            match &dlq_url {
-                None => {
-                    return Err(err(
-                        "DLQ_URL",
-                        "is required with JML_BACKEND=aws (the queue that receives parked events)",
-                    ));
-                }
-                Some(u) if !u.starts_with("https://") && !u.starts_with("http://") => {
-                    return Err(err("DLQ_URL", "must be an SQS queue URL"));
-                }
-                Some(_) => {}
+            Some(u) if !u.starts_with("https://") && !u.starts_with("http://") => {
+                return Err(err("DLQ_URL", "must be an SQS queue URL"));
             }
+            _ => {}
+        }
+        let ledger_table = get("LEDGER_TABLE");
+        if aws && ledger_table.is_none() {
+            return Err(err("LEDGER_TABLE", "is required with JML_BACKEND=aws (the DynamoDB person ledger)"));
         }
         let prefix = get("MANAGED_GROUP_PREFIX");
         let names: BTreeSet<String> = get("MANAGED_GROUPS")
@@ -103,12 +112,6 @@ impl Config {
             .unwrap_or_default();
         let managed_groups = match (prefix, names.is_empty(), backend) {
             (None, true, Backend::Memory) => ManagedGroups { prefix: Some(DEMO_GROUP_PREFIX.to_string()), names },
-            (None, true, Backend::Aws) => {
-                return Err(err(
-                    "MANAGED_GROUP_PREFIX",
-                    "set MANAGED_GROUP_PREFIX and/or MANAGED_GROUPS: jml-sync only reconciles groups it is told it manages",
-                ));
-            }
             (prefix, _, _) => ManagedGroups { prefix, names },
         };
         let max_concurrency = match get("MAX_CONCURRENCY") {
@@ -123,10 +126,6 @@ impl Config {
                 }
             },
         };
-        let ledger_table = get("LEDGER_TABLE");
-        if backend == Backend::Aws && ledger_table.is_none() {
-            return Err(err("LEDGER_TABLE", "is required with JML_BACKEND=aws (the DynamoDB person ledger)"));
-        }
         let audit_ttl_days = match get("AUDIT_TTL_DAYS") {
             None => 400,
             Some(v) => v
@@ -138,16 +137,57 @@ impl Config {
             Some("true" | "1") => true,
             Some(_) => return Err(err("DRY_RUN", "must be true or false")),
         };
+        let directory_id = get("DIRECTORY_ID");
+        if directory_id.as_deref().is_some_and(|d| !DIRECTORY_ID.is_match(d)) {
+            return Err(err("DIRECTORY_ID", "must match (d|sd)-[0-9a-f]{10} (an AWS Directory Service directory id)"));
+        }
+        let directory_domain = get("DIRECTORY_DOMAIN");
+        let directory_username_rule = match get("DIRECTORY_USERNAME_RULE") {
+            None => DirectoryUserNameRule::default(),
+            Some(v) => DirectoryUserNameRule::parse(&v)
+                .ok_or_else(|| err("DIRECTORY_USERNAME_RULE", "must be user-name-local-part or required"))?,
+        };
         Ok(Self {
             backend,
-            identity_store_id,
             dlq_url,
-            managed_groups,
+            ledger_table,
             max_concurrency,
             dry_run,
-            ledger_table,
             audit_ttl_days,
+            identity_store_id,
+            managed_groups,
+            directory_id,
+            directory_domain,
+            directory_username_rule,
         })
+    }
+
+    /// What identity-sync needs beyond the common settings: the identity store and which groups
+    /// it manages (with the AWS backend).
+    pub fn check_identity(&self) -> Result<(), ConfigError> {
+        if self.backend == Backend::Aws {
+            if self.identity_store_id.is_none() {
+                return Err(err("IDENTITY_STORE_ID", "is required with JML_BACKEND=aws (e.g. d-1234567890)"));
+            }
+            if self.managed_groups.prefix.is_none() && self.managed_groups.names.is_empty() {
+                return Err(err(
+                    "MANAGED_GROUP_PREFIX",
+                    "set MANAGED_GROUP_PREFIX and/or MANAGED_GROUPS: jml-sync only reconciles groups it is told it manages",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What subscription-sync needs beyond the common settings: the Active Directory.
+    pub fn check_subscriptions(&self) -> Result<(), ConfigError> {
+        if self.backend == Backend::Aws && self.directory_id.is_none() {
+            return Err(err(
+                "DIRECTORY_ID",
+                "is required with JML_BACKEND=aws (the Active Directory of the subscriptions)",
+            ));
+        }
+        Ok(())
     }
 
     /// The audit retention as a duration (`None`: keep forever).
@@ -167,21 +207,27 @@ mod tests {
     }
 
     #[test]
-    fn aws_backend_requires_store_dlq_and_managed_groups() {
-        assert_eq!(cfg(&[]).unwrap_err().var, "IDENTITY_STORE_ID");
+    fn aws_backend_requires_dlq_ledger_and_each_target_its_own() {
+        assert_eq!(cfg(&[]).unwrap_err().var, "DLQ_URL");
         assert_eq!(cfg(&[("IDENTITY_STORE_ID", "d-12")]).unwrap_err().var, "IDENTITY_STORE_ID");
-        assert_eq!(cfg(&[("IDENTITY_STORE_ID", "d-1234567890")]).unwrap_err().var, "DLQ_URL");
-        let e = cfg(&[("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q")]).unwrap_err();
-        assert_eq!(e.var, "MANAGED_GROUP_PREFIX");
-        let base = [("IDENTITY_STORE_ID", "d-1234567890"), ("DLQ_URL", "https://sqs/q"), ("MANAGED_GROUPS", "a, b,")];
-        assert_eq!(cfg(&base).unwrap_err().var, "LEDGER_TABLE");
-        let c = cfg(&[base[0], base[1], base[2], ("LEDGER_TABLE", "jml-ledger")]).unwrap();
+        assert_eq!(cfg(&[("DLQ_URL", "https://sqs/q")]).unwrap_err().var, "LEDGER_TABLE");
+        let common = [("DLQ_URL", "https://sqs/q"), ("LEDGER_TABLE", "jml-ledger")];
+        let c = cfg(&common).unwrap();
+        assert_eq!(c.check_identity().unwrap_err().var, "IDENTITY_STORE_ID");
+        assert_eq!(c.check_subscriptions().unwrap_err().var, "DIRECTORY_ID");
+        let c = cfg(&[common[0], common[1], ("IDENTITY_STORE_ID", "d-1234567890")]).unwrap();
+        assert_eq!(c.check_identity().unwrap_err().var, "MANAGED_GROUP_PREFIX");
+        let c =
+            cfg(&[common[0], common[1], ("IDENTITY_STORE_ID", "d-1234567890"), ("MANAGED_GROUPS", "a, b,")]).unwrap();
+        assert!(c.check_identity().is_ok());
         assert_eq!(c.managed_groups.names.len(), 2);
         assert_eq!(c.audit_ttl(), Some(chrono::Duration::days(400)));
-        let keep = cfg(&[base[0], base[1], base[2], ("LEDGER_TABLE", "t"), ("AUDIT_TTL_DAYS", "0")]).unwrap();
-        assert_eq!(keep.audit_ttl(), None);
-        let bad = cfg(&[base[0], base[1], base[2], ("LEDGER_TABLE", "t"), ("AUDIT_TTL_DAYS", "a year")]);
-        assert_eq!(bad.unwrap_err().var, "AUDIT_TTL_DAYS");
+        assert_eq!(cfg(&[common[0], common[1], ("DIRECTORY_ID", "d-12")]).unwrap_err().var, "DIRECTORY_ID");
+        assert!(cfg(&[common[0], common[1], ("DIRECTORY_ID", "sd-0123456789")]).unwrap().check_subscriptions().is_ok());
+        assert_eq!(cfg(&[common[0], common[1], ("AUDIT_TTL_DAYS", "0")]).unwrap().audit_ttl(), None);
+        assert_eq!(cfg(&[common[0], common[1], ("AUDIT_TTL_DAYS", "a year")]).unwrap_err().var, "AUDIT_TTL_DAYS");
+        let rule = cfg(&[common[0], common[1], ("DIRECTORY_USERNAME_RULE", "x")]);
+        assert_eq!(rule.unwrap_err().var, "DIRECTORY_USERNAME_RULE");
     }
 
     #[test]
@@ -189,6 +235,7 @@ mod tests {
         let c = cfg(&[("JML_BACKEND", "memory")]).unwrap();
         assert_eq!(c.managed_groups.prefix.as_deref(), Some("jml-"));
         assert_eq!(c.max_concurrency, 4);
+        assert!(c.check_identity().is_ok() && c.check_subscriptions().is_ok());
         assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("MAX_CONCURRENCY", "0")]).unwrap_err().var, "MAX_CONCURRENCY");
         assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("DRY_RUN", "yes")]).unwrap_err().var, "DRY_RUN");
         assert_eq!(cfg(&[("JML_BACKEND", "s3")]).unwrap_err().var, "JML_BACKEND");

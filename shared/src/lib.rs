@@ -8,6 +8,7 @@
 //! - [`engine`]: the target-independent engine: ledger guard, a target's converge step, commit.
 //! - [`identity`]: the Identity Store target: resolve, read, plan, apply through the ports.
 //! - [`lambda`]: the Lambda side shared by every target: record, SQS batch, EventBridge.
+//! - [`subscriptions`]: the License Manager user-based subscriptions target and its pure planner.
 //! - [`batch`]: SQS batch processing: per-person ordering, bounded concurrency, FIFO failure rules.
 //! - [`config`]: settings from environment variables, validated once at start.
 //! - [`aws`]: AWS adapters (Identity Store, SQS). The only place that calls AWS.
@@ -24,3 +25,4 @@ pub mod ledger;
 pub mod planner;
 pub mod ports;
 pub mod sim;
+pub mod subscriptions;

@@ -32,11 +32,28 @@ pub enum Op {
     SendMessage,
     LedgerRead,
     LedgerWrite,
+    ListInstances,
+    ListUserAssociations,
+    ListProductSubscriptions,
+    StartProductSubscription,
+    StopProductSubscription,
+    AssociateUser,
+    DisassociateUser,
 }
 
 impl Op {
     pub fn is_write(self) -> bool {
-        matches!(self, Self::CreateUser | Self::UpdateUser | Self::CreateGroupMembership | Self::DeleteGroupMembership)
+        matches!(
+            self,
+            Self::CreateUser
+                | Self::UpdateUser
+                | Self::CreateGroupMembership
+                | Self::DeleteGroupMembership
+                | Self::StartProductSubscription
+                | Self::StopProductSubscription
+                | Self::AssociateUser
+                | Self::DisassociateUser
+        )
     }
 
     /// The service's operation name.
@@ -55,6 +72,13 @@ impl Op {
             Self::SendMessage => "SendMessage",
             Self::LedgerRead => "GetItem",
             Self::LedgerWrite => "TransactWriteItems",
+            Self::ListInstances => "ListInstances",
+            Self::ListUserAssociations => "ListUserAssociations",
+            Self::ListProductSubscriptions => "ListProductSubscriptions",
+            Self::StartProductSubscription => "StartProductSubscription",
+            Self::StopProductSubscription => "StopProductSubscription",
+            Self::AssociateUser => "AssociateUser",
+            Self::DisassociateUser => "DisassociateUser",
         }
     }
 }
@@ -229,6 +253,36 @@ pub trait IdentityStore: Send + Sync {
     async fn add_membership(&self, group_id: &str, user_id: &str) -> Result<(), ServiceError>;
     /// DeleteGroupMembership; a membership already gone is success.
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError>;
+}
+
+/// An EC2 instance that provides user-based subscriptions (ListInstances).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionInstance {
+    pub instance_id: String,
+    pub products: Vec<String>,
+    pub status: String,
+}
+
+/// License Manager user-based subscriptions for Active Directory users, as jml-sync uses them.
+/// The adapter holds the identity provider (the Active Directory) and the domain.
+#[async_trait]
+pub trait UserSubscriptions: Send + Sync {
+    /// ListInstances, all pages.
+    async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError>;
+    /// ListUserAssociations on one instance, filtered to `username`: is the user associated
+    /// (or being associated) with it?
+    async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError>;
+    /// ListProductSubscriptions filtered to `username`: the products the user holds (active or
+    /// being activated).
+    async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError>;
+    /// StartProductSubscription; one that already exists is success.
+    async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError>;
+    /// StopProductSubscription; one already stopped is success.
+    async fn stop_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError>;
+    /// AssociateUser; an association that already exists is success.
+    async fn associate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
+    /// DisassociateUser; an association already gone is success.
+    async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
 }
 
 /// A record that cannot succeed, with its reason, put aside for an operator (SQS DLQ).

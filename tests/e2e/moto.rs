@@ -88,7 +88,7 @@ async fn moto() -> Moto {
         ("MANAGED_GROUP_PREFIX", "jml-".to_string()),
     ];
     let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-    let state = identity_sync::from_aws_ports(AwsPorts::from_sdk_config(&sdk, &store_id, &dlq_url, &table), &config);
+    let state = identity_sync::from_aws_ports(AwsPorts::from_sdk_config(&sdk, &config), &config);
     Moto { sdk, store_id, table, dlq_url, state, ids }
 }
 

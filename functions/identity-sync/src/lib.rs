@@ -54,14 +54,6 @@ pub fn from_aws_ports(ports: jml_shared::aws::AwsPorts, config: &Config) -> Stat
 pub async fn from_config(config: &Config) -> State {
     match config.backend {
         Backend::Memory => memory(Arc::new(jml_shared::sim::demo_identity_store()), config).0,
-        Backend::Aws => {
-            let ports = jml_shared::aws::AwsPorts::connect(
-                config.identity_store_id.as_deref().unwrap_or_default(),
-                config.dlq_url.as_deref().unwrap_or_default(),
-                config.ledger_table.as_deref().unwrap_or_default(),
-            )
-            .await;
-            from_aws_ports(ports, config)
-        }
+        Backend::Aws => from_aws_ports(jml_shared::aws::AwsPorts::connect(config).await, config),
     }
 }

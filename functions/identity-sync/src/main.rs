@@ -10,6 +10,7 @@ async fn main() -> Result<(), Error> {
     // Honours AWS_LAMBDA_LOG_LEVEL / RUST_LOG and AWS_LAMBDA_LOG_FORMAT=JSON.
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
+    config.check_identity()?;
     tracing::info!(backend = ?config.backend, dry_run = config.dry_run, max_concurrency = config.max_concurrency, "identity-sync starting");
     let state = identity_sync::from_config(&config).await;
     let state = &state;

@@ -3,11 +3,13 @@
 mod document;
 pub mod dynamodb;
 pub mod identitystore;
+pub mod lmus;
 pub mod sqs;
 
 pub use document::{from_document, to_document};
 pub use dynamodb::DynamoLedger;
 pub use identitystore::AwsIdentityStore;
+pub use lmus::AwsUserSubscriptions;
 pub use sqs::SqsDeadLetterQueue;
 
 use aws_config::retry::RetryConfig;
@@ -22,30 +24,41 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// The AWS implementations of the identity-sync ports, sharing one SDK configuration.
+/// The AWS implementations of every port, sharing one SDK configuration. Each function uses
+/// the ones its target needs (unused clients cost nothing until called).
 #[derive(Debug)]
 pub struct AwsPorts {
     pub identity_store: AwsIdentityStore,
+    pub user_subscriptions: AwsUserSubscriptions,
     pub dlq: SqsDeadLetterQueue,
     pub ledger: DynamoLedger,
 }
 
 impl AwsPorts {
-    pub fn from_sdk_config(
-        sdk: &aws_config::SdkConfig,
-        identity_store_id: &str,
-        dlq_url: &str,
-        ledger_table: &str,
-    ) -> Self {
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &crate::config::Config) -> Self {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
         Self {
-            identity_store: AwsIdentityStore::new(aws_sdk_identitystore::Client::new(sdk), identity_store_id),
-            dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), dlq_url),
-            ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), ledger_table),
+            identity_store: AwsIdentityStore::new(
+                aws_sdk_identitystore::Client::new(sdk),
+                text(&config.identity_store_id),
+            ),
+            user_subscriptions: AwsUserSubscriptions::new(
+                aws_sdk_licensemanagerusersubscriptions::Client::new(sdk),
+                text(&config.directory_id),
+                config.directory_domain.clone(),
+            ),
+            dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), text(&config.dlq_url)),
+            ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), text(&config.ledger_table)),
         }
     }
 
     /// Default credential chain and region.
-    pub async fn connect(identity_store_id: &str, dlq_url: &str, ledger_table: &str) -> Self {
-        Self::from_sdk_config(&load_sdk_config().await, identity_store_id, dlq_url, ledger_table)
+    pub async fn connect(config: &crate::config::Config) -> Self {
+        Self::from_sdk_config(&load_sdk_config().await, config)
     }
+}
+
+/// The DynamoDB ledger alone (for `jml audit`).
+pub async fn dynamo_ledger(table: &str) -> DynamoLedger {
+    DynamoLedger::new(aws_sdk_dynamodb::Client::new(&load_sdk_config().await), table)
 }

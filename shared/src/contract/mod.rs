@@ -12,7 +12,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-pub use types::{Email, EventId, ExternalId, ExternalIdPart, GroupName, Phone, RESERVED_NAMES, Text, UserName};
+pub use types::{
+    DirectoryUserName, Email, EventId, ExternalId, ExternalIdPart, GroupName, InstanceId, Phone, Product,
+    RESERVED_NAMES, Text, UserName,
+};
 
 /// The most managed groups one event may ask for (our limit; keeps one event's writes bounded).
 pub const MAX_GROUPS: usize = 100;
@@ -87,7 +90,7 @@ impl HrEvent {
     pub fn user_name(&self) -> Option<&UserName> {
         match &self.change {
             Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => Some(&p.user_name),
-            Change::Leaver { user_name } => user_name.as_ref(),
+            Change::Leaver { user_name, .. } => user_name.as_ref(),
         }
     }
 
@@ -105,9 +108,11 @@ pub enum Change {
     Joiner(Profile),
     Mover(Profile),
     Rehire(Profile),
-    /// A leaver needs only the ExternalId; a userName, if sent, helps resolution.
+    /// A leaver needs only the ExternalId; a userName or directoryUserName, if sent, helps
+    /// resolution.
     Leaver {
         user_name: Option<UserName>,
+        directory_user_name: Option<DirectoryUserName>,
     },
 }
 
@@ -128,7 +133,21 @@ pub struct Profile {
     pub enterprise: Enterprise,
     /// The complete desired set of managed groups.
     pub groups: BTreeSet<GroupName>,
+    /// The person's Active Directory user name (user-based subscriptions), if HR sends it.
+    pub directory_user_name: Option<DirectoryUserName>,
+    /// The complete desired set of user-based subscriptions (absent: none).
+    pub subscriptions: Vec<Subscription>,
 }
+
+/// One desired product subscription and the instances the person uses it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub product: Product,
+    pub instance_ids: BTreeSet<InstanceId>,
+}
+
+/// The most subscriptions (and instances per subscription) one event may ask for.
+pub const MAX_SUBSCRIPTIONS: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersonName {
@@ -234,7 +253,7 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
         return Err(InvalidEvent::one("$", format!("must be a JSON object (got {})", kind_of(value))));
     };
     let mut c = Collector::default();
-    c.unknown_fields(obj, "", &["eventId", "type", "occurredAt", "person", "groups"]);
+    c.unknown_fields(obj, "", &["eventId", "type", "occurredAt", "person", "groups", "subscriptions"]);
     let event_id = c.required(obj, "", "eventId").and_then(|v| c.string(v, "eventId", EventId::parse));
     let kind = c.required(obj, "", "type").and_then(|v| match v.as_str() {
         Some(s) => EventKind::parse(s).or_else(|| {
@@ -262,15 +281,19 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
             // A leaver may carry the full record: known fields are accepted and not applied.
             c.unknown_fields(p, "person.", PERSON_FIELDS);
             let user_name = p.get("userName").and_then(|v| c.string(v, "person.userName", UserName::parse));
-            Some(Change::Leaver { user_name })
+            let directory_user_name = p
+                .get("directoryUserName")
+                .and_then(|v| c.string(v, "person.directoryUserName", DirectoryUserName::parse));
+            Some(Change::Leaver { user_name, directory_user_name })
         }
         (Some(kind), Some(p)) => {
             let groups = c.groups(obj.get("groups"));
-            c.profile(p, groups).map(|profile| match kind {
+            let subscriptions = c.subscriptions(obj.get("subscriptions"));
+            c.profile(p, groups, subscriptions).map(|profile| match kind {
                 EventKind::Joiner => Change::Joiner(profile),
                 EventKind::Mover => Change::Mover(profile),
                 EventKind::Rehire => Change::Rehire(profile),
-                EventKind::Leaver => Change::Leaver { user_name: None },
+                EventKind::Leaver => Change::Leaver { user_name: None, directory_user_name: None },
             })
         }
         _ => None,
@@ -303,6 +326,7 @@ const PERSON_FIELDS: &[&str] = &[
     "locale",
     "timezone",
     "enterprise",
+    "directoryUserName",
 ];
 
 fn kind_of(v: &Value) -> &'static str {
@@ -431,7 +455,77 @@ impl Collector {
         ok.then_some(set)
     }
 
-    fn profile(&mut self, p: &Map<String, Value>, groups: Option<BTreeSet<GroupName>>) -> Option<Profile> {
+    fn subscriptions(&mut self, v: Option<&Value>) -> Option<Vec<Subscription>> {
+        let items = match v {
+            None | Some(Value::Null) => return Some(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.push(
+                    "subscriptions",
+                    format!("must be an array of {{product, instanceIds}} (got {})", kind_of(other)),
+                );
+                return None;
+            }
+        };
+        if items.len() > MAX_SUBSCRIPTIONS {
+            self.push("subscriptions", format!("must list at most {MAX_SUBSCRIPTIONS} products"));
+            return None;
+        }
+        let mut out: Vec<Subscription> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("subscriptions[{i}]");
+            let Some(o) = self.object(item, &field) else {
+                ok = false;
+                continue;
+            };
+            let prefix = format!("{field}.");
+            self.unknown_fields(o, &prefix, &["product", "instanceIds"]);
+            let product = self
+                .required(o, &prefix, "product")
+                .and_then(|v| self.string(v, &format!("{field}.product"), Product::parse));
+            let mut instance_ids = BTreeSet::new();
+            match o.get("instanceIds") {
+                Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= MAX_SUBSCRIPTIONS => {
+                    for (j, id) in ids.iter().enumerate() {
+                        let f = format!("{field}.instanceIds[{j}]");
+                        match self.string(id, &f, InstanceId::parse) {
+                            Some(id) => {
+                                if !instance_ids.insert(id) {
+                                    self.push(&f, "is listed twice");
+                                    ok = false;
+                                }
+                            }
+                            None => ok = false,
+                        }
+                    }
+                }
+                _ => {
+                    self.push(
+                        &format!("{field}.instanceIds"),
+                        format!("must list 1 to {MAX_SUBSCRIPTIONS} EC2 instance ids"),
+                    );
+                    ok = false;
+                }
+            }
+            match product {
+                Some(p) if out.iter().any(|s| s.product == p) => {
+                    self.push(&format!("{field}.product"), "is listed twice");
+                    ok = false;
+                }
+                Some(product) => out.push(Subscription { product, instance_ids }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn profile(
+        &mut self,
+        p: &Map<String, Value>,
+        groups: Option<BTreeSet<GroupName>>,
+        subscriptions: Option<Vec<Subscription>>,
+    ) -> Option<Profile> {
         const P: &str = "person.";
         self.unknown_fields(p, P, PERSON_FIELDS);
         let user_name =
@@ -451,6 +545,7 @@ impl Collector {
         let preferred_language = self.optional(p, P, "preferredLanguage", Text::parse);
         let locale = self.optional(p, P, "locale", Text::parse);
         let timezone = self.optional(p, P, "timezone", Text::parse);
+        let directory_user_name = self.optional(p, P, "directoryUserName", DirectoryUserName::parse);
         let enterprise = match p.get("enterprise") {
             None | Some(Value::Null) => Some(Enterprise::default()),
             Some(v) => self.object(v, "person.enterprise").map(|e| self.enterprise(e)),
@@ -469,6 +564,8 @@ impl Collector {
             timezone,
             enterprise: enterprise?,
             groups: groups?,
+            directory_user_name,
+            subscriptions: subscriptions?,
         })
     }
 
@@ -557,7 +654,7 @@ mod tests {
     #[test]
     fn leaver_needs_only_the_external_id() {
         let e = parse_event(r#"{"eventId":"e-2","type":"leaver","occurredAt":"2026-11-02T09:00:00Z","person":{"externalId":{"issuer":"w","id":"1"}}}"#).unwrap();
-        assert_eq!(e.change, Change::Leaver { user_name: None });
+        assert_eq!(e.change, Change::Leaver { user_name: None, directory_user_name: None });
     }
 
     #[test]

@@ -92,6 +92,20 @@ string_newtype!(
     /// `ExternalIdIssuer` / `ExternalIdIdentifier`: 1..=256, `[\p{L}\p{M}\p{S}\p{N}\p{P}]+`.
     ExternalIdPart
 );
+string_newtype!(
+    /// An Active Directory user name (sAMAccountName rules): 1..=20 characters, none of
+    /// `" / \ [ ] : ; | = , + * ? < > @` or control characters, not ending with a period.
+    DirectoryUserName
+);
+string_newtype!(
+    /// A License Manager user-based subscription product, e.g. `OFFICE_PROFESSIONAL_PLUS`:
+    /// 1..=64 of `A-Z 0-9 _`, starting with a letter.
+    Product
+);
+string_newtype!(
+    /// An EC2 instance id: `i-` and 8 or 17 lowercase hex digits.
+    InstanceId
+);
 
 // Personal data never appears in Debug output (and so never in a log line by accident).
 macro_rules! redacted_debug {
@@ -103,7 +117,7 @@ macro_rules! redacted_debug {
         }
     )*};
 }
-redacted_debug!(UserName, Text, Email, Phone);
+redacted_debug!(UserName, Text, Email, Phone, DirectoryUserName);
 
 macro_rules! plain_debug_display {
     ($($name:ident),*) => {$(
@@ -119,7 +133,7 @@ macro_rules! plain_debug_display {
         }
     )*};
 }
-plain_debug_display!(GroupName, EventId, ExternalIdPart);
+plain_debug_display!(GroupName, EventId, ExternalIdPart, Product, InstanceId);
 
 impl UserName {
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -199,6 +213,49 @@ impl ExternalIdPart {
     pub fn parse(s: &str) -> Result<Self, String> {
         check(s, 1, 256, &NAME_PATTERN, r"[\p{L}\p{M}\p{S}\p{N}\p{P}]+")?;
         Ok(Self(s.to_string()))
+    }
+}
+
+impl DirectoryUserName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let len = s.chars().count();
+        if len == 0 || len > 20 {
+            return Err(format!("must be 1 to 20 characters long (Active Directory sAMAccountName; got {len})"));
+        }
+        if s.chars().any(|c| c.is_control() || "\"/\\[]:;|=,+*?<>@".contains(c)) {
+            return Err("must not contain \" / \\ [ ] : ; | = , + * ? < > @ or control characters (Active Directory sAMAccountName)".to_string());
+        }
+        if s.ends_with('.') || s.trim() != s {
+            return Err(
+                "must not end with a period or start or end with a space (Active Directory sAMAccountName)".to_string()
+            );
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl Product {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (1..=64).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be a product name of 1 to 64 of A-Z, 0-9 and _ (e.g. OFFICE_PROFESSIONAL_PLUS)".to_string())
+        }
+    }
+}
+
+impl InstanceId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let hex = s.strip_prefix("i-").unwrap_or("");
+        let ok = matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be an EC2 instance id: i- and 8 or 17 lowercase hex digits".to_string())
+        }
     }
 }
 

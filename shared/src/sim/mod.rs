@@ -3,6 +3,7 @@
 
 mod identitystore;
 mod ledger;
+mod subscriptions;
 
 use std::sync::Mutex;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 
 pub use identitystore::{CallCounts, Fault, SimIdentityStore, UserView};
 pub use ledger::{LedgerCalls, SimLedger};
+pub use subscriptions::{DEMO_INSTANCES, SimUserSubscriptions};
 
 use crate::ports::{DeadLetterQueue, Op, ParkedMessage, ServiceError};
 

@@ -1,0 +1,288 @@
+//! The License Manager user-based subscriptions target: the person's Active Directory user name,
+//! the pure subscription planner, and the converge step through the `UserSubscriptions` port.
+//!
+//! Billing for a user continues until they are disassociated from every instance and their
+//! product subscriptions are stopped, so a leaver releases everything, in that order.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::contract::{Change, DirectoryUserName, EventKind, HrEvent, Subscription};
+use crate::engine::{Outcome, SyncError, Target};
+use crate::ledger::{PersonRecord, PersonStatus};
+use crate::planner::Decision;
+use crate::ports::{SubscriptionInstance, UserSubscriptions};
+
+/// The ledger target name of subscription-sync.
+pub const SUBSCRIPTIONS_TARGET: &str = "user-subscriptions";
+/// How long the ListInstances answer is trusted in a warm container.
+const INSTANCES_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// How to derive the AD user name when HR does not send `person.directoryUserName`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DirectoryUserNameRule {
+    /// The part of the Identity Store userName before `@` (the whole userName without one).
+    #[default]
+    UserNameLocalPart,
+    /// HR must send `person.directoryUserName`; without it the event is parked.
+    Required,
+}
+
+impl DirectoryUserNameRule {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user-name-local-part" => Some(Self::UserNameLocalPart),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+}
+
+/// A user's subscriptions as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CurrentSubscriptions {
+    pub products: BTreeSet<String>,
+    pub instances: BTreeSet<String>,
+}
+
+/// One step, in execution order: disassociations, stops, starts, associations.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SubscriptionAction {
+    Disassociate { instance_id: String },
+    Stop { product: String },
+    Start { product: String },
+    Associate { instance_id: String },
+}
+
+impl SubscriptionAction {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Disassociate { instance_id } => format!("DisassociateUser {instance_id}"),
+            Self::Stop { product } => format!("StopProductSubscription {product}"),
+            Self::Start { product } => format!("StartProductSubscription {product}"),
+            Self::Associate { instance_id } => format!("AssociateUser {instance_id}"),
+        }
+    }
+}
+
+/// Plans the change from `current` to `desired` (`None`: release everything, a leaver).
+/// Desired instances must be among those the service lists and offer the product; else the
+/// event can never succeed (`Err((code, reason))`).
+pub fn plan_subscriptions(
+    desired: Option<&[Subscription]>,
+    current: &CurrentSubscriptions,
+    instances: &[SubscriptionInstance],
+) -> Result<Vec<SubscriptionAction>, (&'static str, String)> {
+    let mut want_products = BTreeSet::new();
+    let mut want_instances = BTreeSet::new();
+    for (i, s) in desired.unwrap_or_default().iter().enumerate() {
+        for id in &s.instance_ids {
+            let Some(instance) = instances.iter().find(|x| x.instance_id == id.as_str()) else {
+                return Err((
+                    "UnknownInstance",
+                    format!(
+                        "subscriptions[{i}]: instance {id} is not a License Manager user-based subscriptions instance (ListInstances)"
+                    ),
+                ));
+            };
+            if !instance.products.iter().any(|p| p == s.product.as_str()) {
+                return Err((
+                    "ProductNotOnInstance",
+                    format!(
+                        "subscriptions[{i}]: instance {id} does not provide {} (it provides {})",
+                        s.product,
+                        instance.products.join(", ")
+                    ),
+                ));
+            }
+            want_instances.insert(id.as_str().to_string());
+        }
+        want_products.insert(s.product.as_str().to_string());
+    }
+    let mut actions = Vec::new();
+    actions.extend(
+        current
+            .instances
+            .difference(&want_instances)
+            .map(|i| SubscriptionAction::Disassociate { instance_id: i.clone() }),
+    );
+    actions
+        .extend(current.products.difference(&want_products).map(|p| SubscriptionAction::Stop { product: p.clone() }));
+    actions
+        .extend(want_products.difference(&current.products).map(|p| SubscriptionAction::Start { product: p.clone() }));
+    actions.extend(
+        want_instances.difference(&current.instances).map(|i| SubscriptionAction::Associate { instance_id: i.clone() }),
+    );
+    Ok(actions)
+}
+
+/// The AD user name for the event: sent by HR, else remembered in the ledger, else derived.
+pub fn directory_user_name(
+    event: &HrEvent,
+    record: Option<&PersonRecord>,
+    rule: DirectoryUserNameRule,
+) -> Result<Option<DirectoryUserName>, SyncError> {
+    let remembered = record.and_then(|r| r.user_name.as_deref()).and_then(|n| DirectoryUserName::parse(n).ok());
+    match &event.change {
+        Change::Leaver { directory_user_name, .. } => Ok(directory_user_name.clone().or(remembered)),
+        Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
+            if let Some(n) = &p.directory_user_name {
+                return Ok(Some(n.clone()));
+            }
+            match rule {
+                DirectoryUserNameRule::Required => Err(SyncError::permanent(
+                    "NoDirectoryUserName",
+                    "person.directoryUserName: is required (DIRECTORY_USERNAME_RULE=required)",
+                )),
+                DirectoryUserNameRule::UserNameLocalPart => {
+                    let local = p.user_name.as_str().split('@').next().unwrap_or_default();
+                    DirectoryUserName::parse(local).map(Some).map_err(|rule| {
+                        SyncError::permanent(
+                            "NoDirectoryUserName",
+                            format!("person.directoryUserName: not sent, and the userName's local part {rule}"),
+                        )
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The subscriptions target.
+pub struct SubscriptionSync {
+    service: Arc<dyn UserSubscriptions>,
+    rule: DirectoryUserNameRule,
+    instances: Mutex<Option<(Instant, Vec<SubscriptionInstance>)>>,
+}
+
+impl std::fmt::Debug for SubscriptionSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionSync").field("rule", &self.rule).finish_non_exhaustive()
+    }
+}
+
+impl SubscriptionSync {
+    pub fn new(service: Arc<dyn UserSubscriptions>, rule: DirectoryUserNameRule) -> Self {
+        Self { service, rule, instances: Mutex::new(None) }
+    }
+
+    /// ListInstances through a warm-container cache.
+    async fn instances(&self) -> Result<Vec<SubscriptionInstance>, SyncError> {
+        if let Some((at, list)) = self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && at.elapsed() < INSTANCES_TTL
+        {
+            return Ok(list.clone());
+        }
+        let list = self.service.instances().await?;
+        *self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    async fn current(
+        &self,
+        username: &str,
+        instances: &[SubscriptionInstance],
+    ) -> Result<CurrentSubscriptions, SyncError> {
+        let mut current = CurrentSubscriptions {
+            products: self.service.products(username).await?.into_iter().collect(),
+            ..Default::default()
+        };
+        for i in instances {
+            if self.service.is_associated(&i.instance_id, username).await? {
+                current.instances.insert(i.instance_id.clone());
+            }
+        }
+        Ok(current)
+    }
+
+    async fn execute(&self, username: &str, actions: &[SubscriptionAction]) -> Result<(), SyncError> {
+        for a in actions {
+            match a {
+                SubscriptionAction::Disassociate { instance_id } => {
+                    self.service.disassociate_user(username, instance_id).await?
+                }
+                SubscriptionAction::Stop { product } => {
+                    self.service.stop_product_subscription(username, product).await?
+                }
+                SubscriptionAction::Start { product } => {
+                    self.service.start_product_subscription(username, product).await?
+                }
+                SubscriptionAction::Associate { instance_id } => {
+                    self.service.associate_user(username, instance_id).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans (and unless dry run executes) `desired` for one user name.
+    async fn reconcile(
+        &self,
+        username: &str,
+        desired: Option<&[Subscription]>,
+        dry_run: bool,
+    ) -> Result<Vec<SubscriptionAction>, SyncError> {
+        let instances = self.instances().await?;
+        let current = self.current(username, &instances).await?;
+        let actions = plan_subscriptions(desired, &current, &instances)
+            .map_err(|(code, reason)| SyncError::permanent(code, reason))?;
+        if !dry_run {
+            self.execute(username, &actions).await?;
+        }
+        Ok(actions)
+    }
+}
+
+#[async_trait]
+impl Target for SubscriptionSync {
+    fn name(&self) -> &'static str {
+        SUBSCRIPTIONS_TARGET
+    }
+
+    async fn converge(
+        &self,
+        event: &HrEvent,
+        record: Option<&PersonRecord>,
+        dry_run: bool,
+    ) -> Result<Outcome, SyncError> {
+        let outcome = |decision, actions: Vec<SubscriptionAction>, name: Option<String>| Outcome {
+            decision,
+            actions: actions.iter().map(SubscriptionAction::describe).collect(),
+            user_id: None,
+            user_name: name,
+            resolved_by: if record.is_some() { "ledger" } else { "event" },
+            dry_run,
+            notes: vec![],
+        };
+        let Some(username) = directory_user_name(event, record, self.rule)? else {
+            // A leaver for someone this target never provisioned and HR names no AD account.
+            return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None));
+        };
+        let kind = event.kind();
+        if matches!(kind, EventKind::Joiner | EventKind::Mover)
+            && record.is_some_and(|r| r.status == PersonStatus::Disabled)
+        {
+            // Only a rehire brings a leaver's subscriptions back.
+            return Ok(outcome(Decision::IgnoredForDisabledUser, vec![], Some(username.as_str().to_string())));
+        }
+        let mut actions = Vec::new();
+        // The AD account changed: release everything held under the old name first.
+        if let Some(old) = record.and_then(|r| r.user_name.as_deref()).filter(|old| *old != username.as_str()) {
+            actions.extend(self.reconcile(old, None, dry_run).await?);
+        }
+        let desired = event.profile().map(|p| p.subscriptions.as_slice());
+        actions.extend(self.reconcile(username.as_str(), desired, dry_run).await?);
+        let decision = match (actions.is_empty(), kind) {
+            (true, _) => Decision::NoChange,
+            (false, EventKind::Leaver) => Decision::Disable,
+            (false, EventKind::Joiner) => Decision::Create,
+            (false, EventKind::Mover) => Decision::Update,
+            (false, EventKind::Rehire) => Decision::Rehire,
+        };
+        Ok(outcome(decision, actions, Some(username.as_str().to_string())))
+    }
+}
