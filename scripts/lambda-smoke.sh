@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves README "Running the function locally": identity-sync under `cargo lambda watch` with the
+# Proves README "Running the functions locally": identity-sync and subscription-sync under `cargo lambda watch` with the
 # memory backend answers `cargo lambda invoke --data-file` with the sample envelopes, offline.
 # The watch server listens on loopback only and is stopped by its own PID.
 set -euo pipefail
@@ -15,17 +15,26 @@ log=$SERVER_LOG
 wait_ready 60 port_open "$port"
 
 invoke() {
-  timeout 300 cargo lambda invoke identity-sync --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$1"
+  timeout 300 cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$2"
 }
 
-out=$(invoke events/lambda/sqs-batch.json)
+out=$(invoke identity-sync events/lambda/sqs-batch.json)
 echo "sqs-batch.json -> $out"
 [ "$out" = '{"batchItemFailures":[]}' ] || { echo "unexpected response"; cat "$log"; exit 1; }
 
-out=$(invoke events/lambda/eventbridge-leaver.json)
+out=$(invoke identity-sync events/lambda/eventbridge-leaver.json)
 echo "eventbridge-leaver.json -> $out"
 case "$out" in
   *'"decision":"disable"'*'"status":"applied"'*) ;;
   *) echo "unexpected response"; cat "$log"; exit 1 ;;
 esac
+out=$(invoke subscription-sync events/lambda/sqs-batch.json)
+echo "subscription-sync sqs-batch.json -> $out"
+[ "$out" = '{"batchItemFailures":[]}' ] || { echo "unexpected response"; cat "$log"; exit 1; }
+
+out=$(invoke subscription-sync events/lambda/eventbridge-leaver.json)
+echo "subscription-sync eventbridge-leaver.json -> $out"
+if [[ "$out" != *'"decision":"disable"'* || "$out" != *'StopProductSubscription VISUAL_STUDIO_PROFESSIONAL'* ]]; then
+  echo "unexpected response"; cat "$log"; exit 1
+fi
 echo "cargo lambda watch/invoke on the memory backend: ok"

@@ -23,7 +23,7 @@ grep -q "ada.lovelace" target/replay.txt
 step "API calls per event type (targets checked by the bench itself)"
 cargo run --locked -q --bin jml -- bench
 
-step "identity-sync under cargo lambda watch (memory backend) answers cargo lambda invoke"
+step "identity-sync and subscription-sync under cargo lambda watch (memory backend) answer cargo lambda invoke"
 ./scripts/lambda-smoke.sh
 
 step "real AWS adapters against moto server (Identity Store + extension, DynamoDB ledger, SQS FIFO DLQ)"

@@ -132,10 +132,69 @@ pub async fn run() -> ExitCode {
             rows.iter().filter(applied).all(|r| r.ledger.reads == 1 && r.ledger.writes == 1),
         ),
     ];
-    let mut ok = true;
-    for (what, pass) in checks {
+    let subs_checks = subscriptions_table().await;
+    let mut ok = !subs_checks.is_empty();
+    for (what, pass) in checks.into_iter().chain(subs_checks) {
         println!("{} {what}", if pass { "PASS" } else { "FAIL" });
         ok &= pass;
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// License Manager user subscriptions calls per event (3 instances listed by the service).
+async fn subscriptions_table() -> Vec<(&'static str, bool)> {
+    let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
+        return vec![];
+    };
+    let (state, mem) = subscription_sync::memory(Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+    let scenarios: [(&str, &str); 6] = [
+        ("joiner: 1 product on 1 instance (cold cache)", JOINER),
+        ("joiner duplicate", JOINER),
+        ("mover: instance and product change", MOVER),
+        ("leaver: release everything", LEAVER),
+        ("leaver duplicate", LEAVER),
+        ("rehire", REHIRE),
+    ];
+    println!(
+        "\nLicense Manager user subscriptions calls per event ({} instances listed)\n",
+        jml_shared::sim::DEMO_INSTANCES.len()
+    );
+    println!(
+        "| {:<44} | {:<10} | {:>5} | {:>6} | {:>11} | {:>12} | calls",
+        "event", "decision", "reads", "writes", "ledger read", "ledger write"
+    );
+    println!("|{:-<46}|{:-<12}|{:-<7}|{:-<8}|{:-<13}|{:-<14}|------", "", "", "", "", "", "");
+    let mut rows = Vec::new();
+    for (name, body) in scenarios {
+        mem.service.reset_calls();
+        mem.ledger.reset_calls();
+        let report = process_record(&state, body, &RecordMeta::default()).await;
+        let decision = report.outcome.map(|o| o.decision.as_str().to_string()).unwrap_or_else(|| "-".into());
+        let (calls, ledger) = (mem.service.calls(), mem.ledger.calls());
+        let detail: Vec<String> = calls.by_op.iter().map(|(op, n)| format!("{} x{n}", op.label())).collect();
+        println!(
+            "| {:<44} | {:<10} | {:>5} | {:>6} | {:>11} | {:>12} | {}",
+            name,
+            decision,
+            calls.reads(),
+            calls.writes(),
+            ledger.reads,
+            ledger.writes,
+            detail.join(", ")
+        );
+        rows.push((name, decision, calls, ledger));
+    }
+    let checks = vec![
+        (
+            "subscriptions: duplicates make 0 calls and 0 writes",
+            rows.iter()
+                .filter(|r| r.0.contains("duplicate"))
+                .all(|r| r.1 == "duplicate" && r.2.reads() + r.2.writes() + r.3.writes == 0),
+        ),
+        (
+            "subscriptions: the leaver releases every association and product",
+            rows.iter().find(|r| r.0.starts_with("leaver:")).is_some_and(|r| r.1 == "disable" && r.2.writes() == 2),
+        ),
+    ];
+    checks
 }

@@ -11,6 +11,7 @@ mod logs;
 mod moto;
 mod properties;
 mod samples;
+mod subscriptions;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -48,6 +48,7 @@ fn username_filter(username: &str) -> Filter {
 /// The modelled exception of an operation error (the same seven for every operation used).
 trait Code {
     fn typed_code(&self) -> Option<&'static str>;
+    fn typed_message(&self) -> Option<&str>;
 }
 
 macro_rules! code {
@@ -64,6 +65,13 @@ macro_rules! code {
                     $t::ValidationException(_) => "ValidationException",
                     _ => return None,
                 })
+            }
+            fn typed_message(&self) -> Option<&str> {
+                match self {
+                    $t::AccessDeniedException(e) => e.message(),
+                    $t::ValidationException(e) => e.message(),
+                    _ => None,
+                }
             }
         }
     )*};
@@ -85,7 +93,7 @@ fn classify<E: ProvideErrorMetadata + Code, R>(op: Op, err: &SdkError<E, R>) -> 
             message: "dispatch failure, timeout or unparseable response".to_string(),
         };
     };
-    let message = redact_quoted(e.message().unwrap_or_default());
+    let message = redact_quoted(e.message().or(e.typed_message()).unwrap_or_default());
     match e.typed_code().or(e.code()).unwrap_or_default() {
         "ConflictException" => ServiceError::Conflict { op, reason: ConflictReason::Unspecified },
         "ResourceNotFoundException" => ServiceError::NotFound { op },

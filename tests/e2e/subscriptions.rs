@@ -1,0 +1,142 @@
+//! subscription-sync on the simulators through the real handler: joiner -> mover (instance
+//! change) -> leaver (everything released) -> duplicate, the AD user name's sources, permanent
+//! and retryable failures.
+
+use std::sync::Arc;
+
+use jml_shared::batch::RecordResult;
+use jml_shared::config::Config;
+use jml_shared::ledger::Ledger;
+use jml_shared::planner::Decision;
+use jml_shared::ports::{Op, ServiceError};
+use jml_shared::sim::SimUserSubscriptions;
+use serde_json::json;
+use subscription_sync::{MemoryBackend, RecordMeta, State, process_record};
+
+use crate::{failures, fixture, fixture_json, invoke, sqs_batch};
+
+fn subs_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_lookup(|k| {
+        if k == "JML_BACKEND" {
+            return Some("memory".into());
+        }
+        extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    subscription_sync::memory(Arc::new(SimUserSubscriptions::demo()), &config)
+}
+
+async fn run(state: &State, body: &str) -> subscription_sync::RecordReport {
+    process_record(state, body, &RecordMeta::default()).await
+}
+
+fn decision(r: &subscription_sync::RecordReport) -> Decision {
+    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+}
+
+#[tokio::test]
+async fn joiner_mover_leaver_duplicate_follow_the_person_and_the_leaver_releases_everything() {
+    let (state, mem) = subs_state(&[]);
+    // joiner: product then instance
+    assert_eq!(decision(&run(&state, &fixture("01-joiner-ada.json")).await), Decision::Create);
+    assert_eq!(
+        mem.service.holdings("alovelace"),
+        (vec!["OFFICE_PROFESSIONAL_PLUS".to_string()], vec!["i-0a1b2c3d4e5f60001".to_string()])
+    );
+    // mover: a different product on a different instance
+    let r = run(&state, &fixture("03-mover-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Update);
+    assert_eq!(
+        r.outcome.unwrap().actions,
+        vec![
+            "DisassociateUser i-0a1b2c3d4e5f60001",
+            "StopProductSubscription OFFICE_PROFESSIONAL_PLUS",
+            "StartProductSubscription VISUAL_STUDIO_PROFESSIONAL",
+            "AssociateUser i-0a1b2c3d4e5f60002"
+        ]
+    );
+    // leaver (externalId only): the AD name comes from the ledger; everything released
+    mem.service.reset_calls();
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert_eq!(
+        r.outcome.unwrap().actions,
+        vec!["DisassociateUser i-0a1b2c3d4e5f60002", "StopProductSubscription VISUAL_STUDIO_PROFESSIONAL"]
+    );
+    assert_eq!(mem.service.holdings("alovelace"), (vec![], vec![]), "billing stops: nothing held");
+    // duplicate: zero writes, zero calls
+    mem.service.reset_calls();
+    mem.ledger.reset_calls();
+    assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::Duplicate);
+    assert_eq!(mem.service.calls().reads() + mem.service.calls().writes(), 0);
+    assert_eq!(mem.ledger.calls().writes, 0);
+    // and a mover arriving after the leaver with a later time does not grant anything back
+    let mut late_mover = fixture_json("03-mover-ada.json");
+    late_mover["eventId"] = "mover-after-leaving".into();
+    late_mover["occurredAt"] = "2026-12-01T00:00:00Z".into();
+    assert_eq!(decision(&run(&state, &late_mover.to_string()).await), Decision::IgnoredForDisabledUser);
+    assert_eq!(mem.service.holdings("alovelace"), (vec![], vec![]));
+    // the audit trail records the release
+    let trail = mem.ledger.audit_trail("workday#100234").await.unwrap();
+    assert!(trail.iter().any(|a| a.event_type == "leaver" && a.decision == "disable" && a.writes == 2));
+}
+
+#[tokio::test]
+async fn the_ad_name_is_derived_from_the_user_name_when_hr_does_not_send_it() {
+    let (state, mem) = subs_state(&[]);
+    assert_eq!(decision(&run(&state, &fixture("02-joiner-alan.json")).await), Decision::Create);
+    assert_eq!(mem.service.holdings("alan.turing").1, vec!["i-0a1b2c3d4e5f60003"]);
+}
+
+#[tokio::test]
+async fn the_required_rule_parks_an_event_without_an_ad_name() {
+    let (state, mem) = subs_state(&[("DIRECTORY_USERNAME_RULE", "required")]);
+    let r = run(&state, &fixture("02-joiner-alan.json")).await;
+    assert_eq!(r.result, RecordResult::Parked);
+    assert_eq!(mem.dlq.parked()[0].error_code, "NoDirectoryUserName");
+    assert!(mem.dlq.parked()[0].reason.starts_with("person.directoryUserName: is required"));
+}
+
+#[tokio::test]
+async fn an_unknown_instance_is_parked_with_nothing_written() {
+    let (state, mem) = subs_state(&[]);
+    let mut j = fixture_json("01-joiner-ada.json");
+    j["subscriptions"] = json!([{"product": "OFFICE_PROFESSIONAL_PLUS", "instanceIds": ["i-0fffffffffffffff0"]}]);
+    assert_eq!(run(&state, &j.to_string()).await.result, RecordResult::Parked);
+    assert_eq!(mem.dlq.parked()[0].error_code, "UnknownInstance");
+    assert_eq!(mem.service.calls().writes(), 0);
+}
+
+#[tokio::test]
+async fn an_ad_rename_releases_the_old_account_before_granting_the_new_one() {
+    let (state, mem) = subs_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let mut m = fixture_json("01-joiner-ada.json");
+    m["eventId"] = "ad-rename".into();
+    m["type"] = "mover".into();
+    m["occurredAt"] = "2026-11-05T00:00:00Z".into();
+    m["person"]["directoryUserName"] = "abyron".into();
+    assert_eq!(decision(&run(&state, &m.to_string()).await), Decision::Update);
+    assert_eq!(mem.service.holdings("alovelace"), (vec![], vec![]));
+    assert_eq!(mem.service.holdings("abyron").1, vec!["i-0a1b2c3d4e5f60001"]);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_through_the_batch_and_an_outage_never_blocks_other_people() {
+    let (state, mem) = subs_state(&[]);
+    mem.service
+        .fail_next(Op::AssociateUser, ServiceError::Throttled { op: Op::AssociateUser, retry_after_seconds: None });
+    let batch =
+        sqs_batch(&[("1", "p-ada", &fixture("01-joiner-ada.json")), ("2", "p-alan", &fixture("02-joiner-alan.json"))]);
+    let failed = failures(&invoke_subs(&state, batch).await);
+    assert_eq!(failed.len(), 1, "one of the two hit the throttle: {failed:?}");
+    let retry = if failed[0] == "1" { fixture("01-joiner-ada.json") } else { fixture("02-joiner-alan.json") };
+    assert!(failures(&invoke_subs(&state, sqs_batch(&[(&failed[0], "p", &retry)])).await).is_empty());
+    assert_eq!(mem.service.holdings("alovelace").1.len(), 1);
+    assert_eq!(mem.service.holdings("alan.turing").1.len(), 1);
+}
+
+async fn invoke_subs(state: &State, payload: serde_json::Value) -> serde_json::Value {
+    invoke(state, payload).await.unwrap()
+}
