@@ -43,6 +43,8 @@ pub struct Config {
     pub directory_domain: Option<String>,
     /// `DIRECTORY_USERNAME_RULE`: how the AD user name is derived when HR does not send it.
     pub directory_username_rule: DirectoryUserNameRule,
+    /// `TARGET_QUEUES` (hr-ingest): `name=fifo-queue-url,...`, one per enabled target.
+    pub target_queues: Vec<crate::ingest::TargetQueue>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -147,7 +149,12 @@ impl Config {
             Some(v) => DirectoryUserNameRule::parse(&v)
                 .ok_or_else(|| err("DIRECTORY_USERNAME_RULE", "must be user-name-local-part or required"))?,
         };
+        let target_queues = match get("TARGET_QUEUES") {
+            None => Vec::new(),
+            Some(v) => crate::ingest::parse_target_queues(&v).map_err(|rule| err("TARGET_QUEUES", rule))?,
+        };
         Ok(Self {
+            target_queues,
             backend,
             dlq_url,
             ledger_table,
@@ -190,6 +197,18 @@ impl Config {
         Ok(())
     }
 
+    /// What hr-ingest needs beyond the common settings: the target queues (with the AWS backend;
+    /// the memory backend uses in-memory `identity` and `subscriptions` queues).
+    pub fn check_ingest(&self) -> Result<(), ConfigError> {
+        if self.backend == Backend::Aws && self.target_queues.is_empty() {
+            return Err(err(
+                "TARGET_QUEUES",
+                "is required with JML_BACKEND=aws: name=fifo-queue-url for every enabled target",
+            ));
+        }
+        Ok(())
+    }
+
     /// The audit retention as a duration (`None`: keep forever).
     pub fn audit_ttl(&self) -> Option<chrono::Duration> {
         (self.audit_ttl_days > 0).then(|| chrono::Duration::days(i64::from(self.audit_ttl_days)))
@@ -226,6 +245,13 @@ mod tests {
         assert!(cfg(&[common[0], common[1], ("DIRECTORY_ID", "sd-0123456789")]).unwrap().check_subscriptions().is_ok());
         assert_eq!(cfg(&[common[0], common[1], ("AUDIT_TTL_DAYS", "0")]).unwrap().audit_ttl(), None);
         assert_eq!(cfg(&[common[0], common[1], ("AUDIT_TTL_DAYS", "a year")]).unwrap_err().var, "AUDIT_TTL_DAYS");
+        assert_eq!(c.check_ingest().unwrap_err().var, "TARGET_QUEUES");
+        assert_eq!(
+            cfg(&[common[0], common[1], ("TARGET_QUEUES", "identity=https://q")]).unwrap_err().var,
+            "TARGET_QUEUES"
+        );
+        let ok = cfg(&[common[0], common[1], ("TARGET_QUEUES", "identity=https://q.fifo")]).unwrap();
+        assert!(ok.check_ingest().is_ok());
         let rule = cfg(&[common[0], common[1], ("DIRECTORY_USERNAME_RULE", "x")]);
         assert_eq!(rule.unwrap_err().var, "DIRECTORY_USERNAME_RULE");
     }

@@ -7,6 +7,7 @@
 //! - [`ledger`]: the person ledger port, its records, audit entries and the pure stale guard.
 //! - [`engine`]: the target-independent engine: ledger guard, a target's converge step, commit.
 //! - [`identity`]: the Identity Store target: resolve, read, plan, apply through the ports.
+//! - [`ingest`]: hr-ingest: validate, then fan out to every target's FIFO queue (group and dedup ids).
 //! - [`lambda`]: the Lambda side shared by every target: record, SQS batch, EventBridge.
 //! - [`subscriptions`]: the License Manager user-based subscriptions target and its pure planner.
 //! - [`batch`]: SQS batch processing: per-person ordering, bounded concurrency, FIFO failure rules.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod identity;
+pub mod ingest;
 pub mod lambda;
 pub mod ledger;
 pub mod planner;

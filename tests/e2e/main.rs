@@ -6,6 +6,7 @@
 
 mod bad_events;
 mod handler;
+mod ingest;
 mod ledger;
 mod logs;
 mod moto;

@@ -10,7 +10,7 @@ pub use document::{from_document, to_document};
 pub use dynamodb::DynamoLedger;
 pub use identitystore::AwsIdentityStore;
 pub use lmus::AwsUserSubscriptions;
-pub use sqs::SqsDeadLetterQueue;
+pub use sqs::{SqsDeadLetterQueue, SqsPublisher};
 
 use aws_config::retry::RetryConfig;
 
@@ -32,6 +32,7 @@ pub struct AwsPorts {
     pub user_subscriptions: AwsUserSubscriptions,
     pub dlq: SqsDeadLetterQueue,
     pub ledger: DynamoLedger,
+    pub publisher: SqsPublisher,
 }
 
 impl AwsPorts {
@@ -49,6 +50,7 @@ impl AwsPorts {
             ),
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), text(&config.dlq_url)),
             ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), text(&config.ledger_table)),
+            publisher: SqsPublisher::new(aws_sdk_sqs::Client::new(sdk)),
         }
     }
 

@@ -79,3 +79,31 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> ServiceError {
         None => ServiceError::Unavailable { op, message: "dispatch failure or timeout".to_string() },
     }
 }
+
+/// Sends fanned-out HR events to a target's FIFO queue.
+#[derive(Clone, Debug)]
+pub struct SqsPublisher {
+    client: Client,
+}
+
+impl SqsPublisher {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl crate::ingest::Publisher for SqsPublisher {
+    async fn send(&self, queue_url: &str, body: &str, group_id: &str, dedup_id: &str) -> Result<(), ServiceError> {
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .message_group_id(group_id)
+            .message_deduplication_id(dedup_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}

@@ -60,3 +60,42 @@ impl DeadLetterQueue for SimDeadLetterQueue {
         Ok(())
     }
 }
+
+/// In-memory FIFO target queues with SQS's deduplication (by MessageDeduplicationId per queue).
+#[derive(Debug, Default)]
+pub struct SimQueues {
+    /// queue url -> (body, group id, dedup id), in send order.
+    sent: Mutex<Vec<(String, String, String, String)>>,
+    fail_next: Mutex<Vec<String>>,
+}
+
+impl SimQueues {
+    /// Messages accepted by a queue (duplicates dropped, as SQS does within its window).
+    pub fn messages(&self, queue_url: &str) -> Vec<(String, String)> {
+        let sent = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sent.iter().filter(|(q, ..)| q == queue_url).map(|(_, b, g, _)| (b.clone(), g.clone())).collect()
+    }
+
+    /// The next send to `queue_url` fails as if SQS were throttling.
+    pub fn fail_next_send(&self, queue_url: &str) {
+        self.fail_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(queue_url.to_string());
+    }
+}
+
+#[async_trait]
+impl crate::ingest::Publisher for SimQueues {
+    async fn send(&self, queue_url: &str, body: &str, group_id: &str, dedup_id: &str) -> Result<(), ServiceError> {
+        {
+            let mut f = self.fail_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(i) = f.iter().position(|q| q == queue_url) {
+                f.remove(i);
+                return Err(ServiceError::Throttled { op: Op::SendMessage, retry_after_seconds: None });
+            }
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !sent.iter().any(|(q, _, _, d)| q == queue_url && d == dedup_id) {
+            sent.push((queue_url.to_string(), body.to_string(), group_id.to_string(), dedup_id.to_string()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! hr-ingest: validate each HR event with the contract, then fan it out to every enabled target's
+//! SQS FIFO queue, ordered per person. The ids are pure functions of the event, so a resend after
+//! a partial fan-out is deduplicated by SQS (5 minutes) and by each target's ledger (always).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::contract::{self, HrEvent};
+use crate::ports::{DeadLetterQueue, ParkedMessage, ServiceError};
+
+/// The FIFO `MessageGroupId` of a person: `p-` + SHA-256 (hex) of the ExternalId key. Stable
+/// across deployments, collision-safe, free of personal data, 66 characters (SQS allows 128 of
+/// `[A-Za-z0-9!-~]`).
+pub fn message_group_id(event: &HrEvent) -> String {
+    format!("p-{:x}", Sha256::digest(event.external_id.key().as_bytes()))
+}
+
+/// The FIFO `MessageDeduplicationId`: SHA-256 (hex) of the person and the eventId, so the same HR
+/// change sent twice is one message, and two people's events never collide.
+pub fn message_deduplication_id(event: &HrEvent) -> String {
+    format!("{:x}", Sha256::digest(format!("{}\n{}", event.external_id.key(), event.event_id).as_bytes()))
+}
+
+/// One enabled target: its name and its queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetQueue {
+    pub name: String,
+    pub queue_url: String,
+}
+
+/// Sending to a target queue.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    async fn send(&self, queue_url: &str, body: &str, group_id: &str, dedup_id: &str) -> Result<(), ServiceError>;
+}
+
+/// What became of one inbound event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Sent to every target queue.
+    FannedOut { event_id: String, external_id: String, targets: usize },
+    /// Invalid: parked with its reason.
+    Parked { code: String, reason: String },
+    /// A send or the parking failed: retry the whole event (sends are deduplicated).
+    Retry { reason: String },
+}
+
+/// The ingest step, shared by the EventBridge and the inbound-SQS paths.
+#[derive(Clone)]
+pub struct Ingest {
+    pub targets: Vec<TargetQueue>,
+    pub publisher: Arc<dyn Publisher>,
+    pub dlq: Arc<dyn DeadLetterQueue>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").field("targets", &self.targets).finish_non_exhaustive()
+    }
+}
+
+impl Ingest {
+    /// Validates `body` (an HR event) and fans it out; `source_id` is the SQS message id or the
+    /// EventBridge event id.
+    pub async fn ingest(&self, body: &str, source_id: Option<&str>) -> IngestOutcome {
+        let event = match contract::parse_event(body) {
+            Ok(e) => e,
+            Err(invalid) => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
+        };
+        let (group, dedup) = (message_group_id(&event), message_deduplication_id(&event));
+        for t in &self.targets {
+            if let Err(e) = self.publisher.send(&t.queue_url, body, &group, &dedup).await {
+                return IngestOutcome::Retry { reason: format!("{}: {e}", t.name) };
+            }
+        }
+        IngestOutcome::FannedOut {
+            event_id: event.event_id.to_string(),
+            external_id: event.external_id.key(),
+            targets: self.targets.len(),
+        }
+    }
+
+    /// Parks an event that can never be fanned out.
+    pub async fn park(&self, body: &str, code: &str, reason: &str, source_id: Option<&str>) -> IngestOutcome {
+        let parked = ParkedMessage {
+            body: body.to_string(),
+            error_code: code.to_string(),
+            reason: reason.to_string(),
+            event_id: None,
+            external_id: contract::external_id_hint(body),
+            source_message_id: source_id.map(str::to_string),
+            message_group: None,
+        };
+        match self.dlq.park(&parked).await {
+            Ok(()) => IngestOutcome::Parked { code: code.to_string(), reason: reason.to_string() },
+            Err(e) => IngestOutcome::Retry { reason: format!("could not park: {e}") },
+        }
+    }
+}
+
+/// Parses `TARGET_QUEUES`: `name=url,name=url`.
+pub fn parse_target_queues(s: &str) -> Result<Vec<TargetQueue>, String> {
+    let mut out: Vec<TargetQueue> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, url)) = part.split_once('=') else {
+            return Err(format!("'{part}' is not name=queue-url"));
+        };
+        let (name, url) = (name.trim(), url.trim());
+        if name.is_empty() || !(url.starts_with("https://") || url.starts_with("http://")) || !url.ends_with(".fifo") {
+            return Err(format!("'{part}': each target needs a name and an SQS FIFO queue URL (ending in .fifo)"));
+        }
+        if out.iter().any(|t| t.name == name) {
+            return Err(format!("target '{name}' is listed twice"));
+        }
+        out.push(TargetQueue { name: name.to_string(), queue_url: url.to_string() });
+    }
+    if out.is_empty() {
+        return Err("at least one target queue is required".to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(issuer: &str, id: &str, event_id: &str) -> HrEvent {
+        let body = format!(
+            r#"{{"eventId":"{event_id}","type":"leaver","occurredAt":"2026-11-20T17:00:00Z","person":{{"externalId":{{"issuer":"{issuer}","id":"{id}"}}}}}}"#
+        );
+        contract::parse_event(&body).unwrap()
+    }
+
+    #[test]
+    fn group_and_dedup_ids_are_stable_distinct_and_within_sqs_limits() {
+        let a = event("workday", "1", "e-1");
+        assert_eq!(message_group_id(&a), message_group_id(&event("workday", "1", "e-2")), "one group per person");
+        assert_ne!(message_group_id(&a), message_group_id(&event("workday", "2", "e-1")));
+        assert_ne!(
+            message_deduplication_id(&a),
+            message_deduplication_id(&event("workday", "2", "e-1")),
+            "same eventId, other person"
+        );
+        for id in [message_group_id(&a), message_deduplication_id(&a)] {
+            assert!(id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        }
+        assert!(message_group_id(&a).starts_with("p-") && message_group_id(&a).len() == 66);
+        assert!(!message_group_id(&a).contains("workday"), "no identifying data in the group id");
+    }
+
+    #[test]
+    fn target_queues_are_validated() {
+        let t = parse_target_queues("identity=https://sqs/q1.fifo, subscriptions=https://sqs/q2.fifo").unwrap();
+        assert_eq!(t.len(), 2);
+        assert!(parse_target_queues("identity=https://sqs/q1").unwrap_err().contains(".fifo"));
+        assert!(parse_target_queues("a=https://x.fifo,a=https://y.fifo").unwrap_err().contains("twice"));
+        assert!(parse_target_queues("").is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! hr-ingest on in-memory queues: EventBridge and inbound SQS, fan-out to every target queue with
+//! the person's group and the change's dedup id, parking of invalid events, retry of a partial
+//! fan-out, and the whole pipeline: hr-ingest -> target queues -> identity-sync and
+//! subscription-sync.
+
+use std::sync::Arc;
+
+use hr_ingest::{MemoryBackend, memory};
+use jml_shared::config::Config;
+use jml_shared::ingest::Ingest;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+use crate::{failures, fixture, fixture_json, sqs_batch};
+
+const IDENTITY_Q: &str = "memory://jml-identity.fifo";
+const SUBS_Q: &str = "memory://jml-subscriptions.fifo";
+
+fn ingest() -> (Ingest, MemoryBackend) {
+    memory(&Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap())
+}
+
+async fn call(state: &Ingest, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    hr_ingest::handler(state, LambdaEvent::new(payload, Context::default())).await
+}
+
+#[tokio::test]
+async fn an_eventbridge_event_is_fanned_out_to_every_target_once_even_when_resent() {
+    let (state, mem) = ingest();
+    let eb = fixture_json("lambda/eventbridge-joiner.json");
+    let r = call(&state, eb.clone()).await.unwrap();
+    assert_eq!(r["status"], "fanned-out");
+    assert_eq!(r["targets"], 2);
+    // resent (an EventBridge retry, a producer resend): deduplicated by the queue
+    call(&state, eb.clone()).await.unwrap();
+    for q in [IDENTITY_Q, SUBS_Q] {
+        let msgs = mem.queues.messages(q);
+        assert_eq!(msgs.len(), 1, "{q}");
+        let body: Value = serde_json::from_str(&msgs[0].0).unwrap();
+        assert_eq!(body, eb["detail"], "the HR event is forwarded as received");
+        assert!(msgs[0].1.starts_with("p-") && msgs[0].1.len() == 66, "group id derived from the person");
+    }
+}
+
+#[tokio::test]
+async fn invalid_events_are_parked_with_their_reason_and_never_forwarded() {
+    let (state, mem) = ingest();
+    let mut bad = fixture_json("lambda/eventbridge-joiner.json");
+    bad["detail"]["person"]["userName"] = "Administrator".into();
+    let r = call(&state, bad).await.unwrap();
+    assert_eq!(r["status"], "parked");
+    let mut wrong_type = fixture_json("lambda/eventbridge-joiner.json");
+    wrong_type["detail-type"] = "Promotion".into();
+    assert_eq!(call(&state, wrong_type).await.unwrap()["status"], "parked");
+    let parked = mem.dlq.parked();
+    assert_eq!(parked.len(), 2);
+    assert!(parked[0].reason.contains("person.userName: is a reserved name"));
+    assert_eq!(parked[0].external_id.as_deref(), Some("workday#100234"));
+    assert!(parked[1].reason.contains("detail-type"));
+    assert!(mem.queues.messages(IDENTITY_Q).is_empty() && mem.queues.messages(SUBS_Q).is_empty());
+}
+
+#[tokio::test]
+async fn a_partial_fan_out_is_retried_and_the_resend_is_deduplicated() {
+    let (state, mem) = ingest();
+    mem.queues.fail_next_send(SUBS_Q);
+    let batch = sqs_batch(&[
+        ("1", "in-1", &fixture("01-joiner-ada.json")),
+        ("2", "in-2", "{\"eventId\": \"x\"}"),
+        ("3", "in-3", &fixture("02-joiner-alan.json")),
+    ]);
+    let failed = failures(&call(&state, batch).await.unwrap());
+    // ada's went to identity, then failed on subscriptions: retried; the bad one parked; alan's sent
+    assert_eq!(failed, vec!["1"]);
+    assert_eq!(mem.dlq.parked().len(), 1);
+    assert_eq!(mem.queues.messages(IDENTITY_Q).len(), 2);
+    assert_eq!(mem.queues.messages(SUBS_Q).len(), 1);
+    // the redelivery completes the fan-out without a second identity message
+    assert!(
+        failures(&call(&state, sqs_batch(&[("1", "in-1", &fixture("01-joiner-ada.json"))])).await.unwrap()).is_empty()
+    );
+    assert_eq!(mem.queues.messages(IDENTITY_Q).len(), 2);
+    assert_eq!(mem.queues.messages(SUBS_Q).len(), 2);
+}
+
+/// The messages of a target queue as the SQS event source would deliver them.
+fn deliver(mem: &MemoryBackend, queue: &str) -> Value {
+    let msgs = mem.queues.messages(queue);
+    let records: Vec<(String, String, String)> =
+        msgs.iter().enumerate().map(|(i, (b, g))| (format!("m-{i}"), g.clone(), b.clone())).collect();
+    let refs: Vec<(&str, &str, &str)> = records.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    sqs_batch(&refs)
+}
+
+#[tokio::test]
+async fn the_pipeline_ingest_then_both_targets_provisions_and_releases_a_person() {
+    let (state, mem) = ingest();
+    for f in ["01-joiner-ada.json", "03-mover-ada.json", "04-leaver-ada.json"] {
+        let r = call(&state, sqs_batch(&[("in", "in", &fixture(f))])).await.unwrap();
+        assert!(failures(&r).is_empty());
+    }
+    let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    let (identity, ids) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let (subs, lm) = subscription_sync::memory(Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+    let r = identity_sync::handler(&identity, LambdaEvent::new(deliver(&mem, IDENTITY_Q), Context::default()))
+        .await
+        .unwrap();
+    assert!(failures(&r).is_empty());
+    let r =
+        subscription_sync::handler(&subs, LambdaEvent::new(deliver(&mem, SUBS_Q), Context::default())).await.unwrap();
+    assert!(failures(&r).is_empty());
+    let ada = ids.store.user("ada.lovelace").unwrap();
+    assert_eq!(ada.status, jml_shared::ports::UserStatus::Disabled);
+    assert!(ada.groups.is_empty());
+    assert_eq!(lm.service.holdings("alovelace"), (vec![], vec![]));
+    assert_eq!(ids.ledger.record("workday#100234", "identity-store").unwrap().last_event_id, "hr-2026-11-20-0031");
+}
