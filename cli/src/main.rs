@@ -58,6 +58,12 @@ enum Command {
     },
     /// Print Identity Store API calls per event type, measured on the simulator.
     Bench,
+    /// Run a function's start-up configuration check on this environment (the template test
+    /// uses it to prove the environment the template sets is complete and valid).
+    CheckConfig {
+        #[arg(value_parser = ["identity-sync", "subscription-sync", "hr-ingest"])]
+        function: String,
+    },
 }
 
 #[tokio::main]
@@ -73,6 +79,7 @@ async fn main() -> ExitCode {
         }
         Command::Audit { person } => audit(&person).await,
         Command::Bench => bench::run().await,
+        Command::CheckConfig { function } => check_config(&function),
     }
 }
 
@@ -99,6 +106,24 @@ fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 fn is_schema(p: &Path) -> bool {
     p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".schema.json"))
+}
+
+fn check_config(function: &str) -> ExitCode {
+    let checked = Config::from_env().and_then(|c| match function {
+        "identity-sync" => c.check_identity(),
+        "subscription-sync" => c.check_subscriptions(),
+        _ => c.check_ingest(),
+    });
+    match checked {
+        Ok(()) => {
+            println!("{function}: configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{function}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn audit(person: &str) -> ExitCode {

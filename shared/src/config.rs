@@ -105,9 +105,6 @@ impl Config {
             _ => {}
         }
         let ledger_table = get("LEDGER_TABLE");
-        if aws && ledger_table.is_none() {
-            return Err(err("LEDGER_TABLE", "is required with JML_BACKEND=aws (the DynamoDB person ledger)"));
-        }
         let prefix = get("MANAGED_GROUP_PREFIX");
         let names: BTreeSet<String> = get("MANAGED_GROUPS")
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
@@ -172,6 +169,7 @@ impl Config {
     /// What identity-sync needs beyond the common settings: the identity store and which groups
     /// it manages (with the AWS backend).
     pub fn check_identity(&self) -> Result<(), ConfigError> {
+        self.check_ledger()?;
         if self.backend == Backend::Aws {
             if self.identity_store_id.is_none() {
                 return Err(err("IDENTITY_STORE_ID", "is required with JML_BACKEND=aws (e.g. d-1234567890)"));
@@ -188,11 +186,20 @@ impl Config {
 
     /// What subscription-sync needs beyond the common settings: the Active Directory.
     pub fn check_subscriptions(&self) -> Result<(), ConfigError> {
+        self.check_ledger()?;
         if self.backend == Backend::Aws && self.directory_id.is_none() {
             return Err(err(
                 "DIRECTORY_ID",
                 "is required with JML_BACKEND=aws (the Active Directory of the subscriptions)",
             ));
+        }
+        Ok(())
+    }
+
+    /// The targets keep their state in the ledger.
+    fn check_ledger(&self) -> Result<(), ConfigError> {
+        if self.backend == Backend::Aws && self.ledger_table.is_none() {
+            return Err(err("LEDGER_TABLE", "is required with JML_BACKEND=aws (the DynamoDB person ledger)"));
         }
         Ok(())
     }
@@ -229,7 +236,9 @@ mod tests {
     fn aws_backend_requires_dlq_ledger_and_each_target_its_own() {
         assert_eq!(cfg(&[]).unwrap_err().var, "DLQ_URL");
         assert_eq!(cfg(&[("IDENTITY_STORE_ID", "d-12")]).unwrap_err().var, "IDENTITY_STORE_ID");
-        assert_eq!(cfg(&[("DLQ_URL", "https://sqs/q")]).unwrap_err().var, "LEDGER_TABLE");
+        let no_ledger = cfg(&[("DLQ_URL", "https://sqs/q")]).unwrap();
+        assert_eq!(no_ledger.check_identity().unwrap_err().var, "LEDGER_TABLE");
+        assert_eq!(no_ledger.check_subscriptions().unwrap_err().var, "LEDGER_TABLE");
         let common = [("DLQ_URL", "https://sqs/q"), ("LEDGER_TABLE", "jml-ledger")];
         let c = cfg(&common).unwrap();
         assert_eq!(c.check_identity().unwrap_err().var, "IDENTITY_STORE_ID");

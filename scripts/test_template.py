@@ -1,0 +1,214 @@
+"""Checks of template.yaml that `sam validate --lint` cannot make: it does not look inside the
+resources SAM generates, so a typo in FunctionResponseTypes or an absurd BatchSize would pass.
+
+Run by scripts/test.sh: `python -m unittest scripts/test_template.py` (needs PyYAML from the
+project venv and a built `target/debug/jml`).
+"""
+
+import json
+import os
+import re
+import subprocess
+import unittest
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+
+class Tag:
+    """A CloudFormation intrinsic (!Ref, !Sub, !GetAtt, !If, ...)."""
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+    def __repr__(self):
+        return f"!{self.name} {self.value!r}"
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return Tag(suffix, value)
+
+
+Loader.add_multi_constructor("!", _tag)
+
+T = yaml.load(TEMPLATE.read_text(), Loader=Loader)
+RES = T["Resources"]
+GLOBAL_FN = T.get("Globals", {}).get("Function", {})
+FUNCTIONS = {k: v for k, v in RES.items() if v["Type"] == "AWS::Serverless::Function"}
+QUEUES = {k: v for k, v in RES.items() if v["Type"] == "AWS::SQS::Queue"}
+
+# The scenario the environment check resolves: every optional part enabled.
+PARAMS = {
+    "IdentityStoreId": "d-1234567890",
+    "DirectoryId": "d-0123456789",
+    "DirectoryDomain": "corp.example.com",
+    "ManagedGroups": "jml-admins",
+    "EnableSubscriptions": "true",
+    "ExistingEventBusName": "",
+    "AlarmEmail": "ops@example.com",
+}
+
+
+def param(name):
+    return PARAMS.get(name, T["Parameters"].get(name, {}).get("Default", ""))
+
+
+def condition(name):
+    c = T["Conditions"][name]
+    return evaluate(c)
+
+
+def ref_value(name):
+    if name in T.get("Parameters", {}):
+        return param(name)
+    if name.startswith("AWS::"):
+        return {"AWS::NoValue": None, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}.get(name, name)
+    res = RES[name]
+    if res["Type"] == "AWS::SQS::Queue":
+        fifo = ".fifo" if res["Properties"].get("FifoQueue") else ""
+        return f"https://sqs.eu-west-2.amazonaws.com/123456789012/{name}{fifo}"
+    return name
+
+
+def evaluate(v):
+    """Resolves the intrinsics the function environments use."""
+    if not isinstance(v, Tag):
+        return v
+    if v.name == "Ref":
+        return ref_value(v.value)
+    if v.name == "Sub":
+        return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(ref_value(m.group(1))), v.value)
+    if v.name == "If":
+        cond, yes, no = v.value
+        return evaluate(yes) if condition(cond) else evaluate(no)
+    if v.name == "Equals":
+        a, b = (evaluate(x) for x in v.value)
+        return a == b
+    if v.name == "Not":
+        return not evaluate(v.value[0])
+    raise AssertionError(f"unexpected intrinsic {v!r}")
+
+
+def workspace_binaries():
+    out = subprocess.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    return {t["name"] for p in json.loads(out)["packages"] for t in p["targets"] if "bin" in t["kind"]}
+
+
+def sqs_events(fn):
+    return {k: e for k, e in fn["Properties"].get("Events", {}).items() if e["Type"] == "SQS"}
+
+
+def statements(fn):
+    for policy in fn["Properties"].get("Policies", []):
+        for st in policy.get("Statement", []):
+            yield st
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+class TemplateTest(unittest.TestCase):
+    def test_every_sqs_event_source_reports_batch_item_failures_with_a_sane_batch(self):
+        seen = 0
+        for name, fn in FUNCTIONS.items():
+            for ev_name, ev in sqs_events(fn).items():
+                seen += 1
+                p = ev["Properties"]
+                self.assertEqual(p.get("FunctionResponseTypes"), ["ReportBatchItemFailures"], f"{name}.{ev_name}")
+                self.assertTrue(1 <= p.get("BatchSize", 10) <= 10, f"{name}.{ev_name}: BatchSize")
+                queue = p["Queue"].value[0] if isinstance(p["Queue"].value, list) else p["Queue"].value.split(".")[0]
+                if QUEUES[queue]["Properties"].get("FifoQueue"):
+                    mc = p.get("ScalingConfig", {}).get("MaximumConcurrency")
+                    self.assertTrue(mc is not None and 2 <= mc <= 5, f"{name}.{ev_name}: MaximumConcurrency bounded (quota)")
+        self.assertGreaterEqual(seen, 3)
+
+    def test_every_queue_has_a_dead_letter_queue_or_is_one(self):
+        dlqs = set()
+        for q in QUEUES.values():
+            rp = q["Properties"].get("RedrivePolicy")
+            if rp:
+                dlqs.add(rp["deadLetterTargetArn"].value[0] if isinstance(rp["deadLetterTargetArn"].value, list)
+                         else rp["deadLetterTargetArn"].value.split(".")[0])
+        text = TEMPLATE.read_text()
+        for name, q in QUEUES.items():
+            self.assertTrue(q["Properties"].get("SqsManagedSseEnabled") or q["Properties"].get("KmsMasterKeyId"), f"{name}: encrypted")
+            if "RedrivePolicy" in q["Properties"]:
+                continue
+            used_as_dlq = name in dlqs or re.search(rf"(Arn|Destination): !GetAtt {name}\.Arn", text)
+            self.assertTrue(used_as_dlq, f"{name} has no DLQ and is no DLQ")
+        for name, q in QUEUES.items():
+            if name in dlqs:
+                self.assertEqual(bool(q["Properties"].get("FifoQueue")), bool(
+                    next(v for v in QUEUES.values() if v["Properties"].get("RedrivePolicy")
+                         and name in repr(v["Properties"]["RedrivePolicy"]))["Properties"].get("FifoQueue")),
+                    f"{name}: a DLQ has its source's FIFO type")
+
+    def test_every_function_is_arm64_al2023_cargolambda_with_a_binary_of_the_workspace(self):
+        bins = workspace_binaries()
+        for name, fn in FUNCTIONS.items():
+            p = {**GLOBAL_FN, **fn["Properties"]}
+            self.assertEqual(p.get("Architectures"), ["arm64"], name)
+            self.assertEqual(p.get("Runtime"), "provided.al2023", name)
+            self.assertEqual(p.get("Handler"), "bootstrap", name)
+            meta = fn.get("Metadata", {})
+            self.assertEqual(meta.get("BuildMethod"), "rust-cargolambda", name)
+            self.assertIn(meta.get("BuildProperties", {}).get("Binary"), bins, f"{name}: Binary not in the workspace")
+        self.assertEqual({f["Metadata"]["BuildProperties"]["Binary"] for f in FUNCTIONS.values()},
+                         {"hr-ingest", "identity-sync", "subscription-sync"})
+
+    def test_no_wildcard_action_and_resource_star_only_with_a_reason(self):
+        for name, fn in FUNCTIONS.items():
+            for st in statements(fn):
+                for action in as_list(st["Action"]):
+                    self.assertNotEqual(action, "*", name)
+                    self.assertFalse(str(action).endswith(":*"), f"{name}: {action}")
+        lines = TEMPLATE.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if re.search(r'Resource:\s*"\*"', line):
+                prev = next(l for l in reversed(lines[:i]) if l.strip())
+                self.assertTrue(prev.strip().startswith("#"), f"line {i + 1}: Resource \"*\" needs a comment saying why")
+
+    def test_every_function_environment_passes_its_own_start_up_check(self):
+        known = set(re.findall(r'get\("([A-Z_]+)"\)', (ROOT / "shared/src/config.rs").read_text()))
+        jml = ROOT / "target" / "debug" / "jml"
+        self.assertTrue(jml.exists(), "build the workspace first (cargo build)")
+        for name, fn in FUNCTIONS.items():
+            env = {k: evaluate(v) for k, v in fn["Properties"]["Environment"]["Variables"].items()}
+            env = {k: str(v) for k, v in env.items() if v is not None}
+            unknown = set(env) - known
+            self.assertFalse(unknown, f"{name} sets variables no code reads: {unknown}")
+            binary = fn["Metadata"]["BuildProperties"]["Binary"]
+            run = subprocess.run([str(jml), "check-config", binary], env={"PATH": os.environ["PATH"], **env},
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, f"{name}: {run.stderr.strip()}")
+
+    def test_alarms_watch_every_dlq_and_every_function(self):
+        alarms = [r for r in RES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+        watched = repr([a["Properties"]["Dimensions"] for a in alarms])
+        for name, q in QUEUES.items():
+            if "RedrivePolicy" not in q["Properties"]:
+                self.assertIn(f"'{name}.QueueName'", watched, f"no alarm on DLQ {name}")
+        for name in FUNCTIONS:
+            metrics = {a["Properties"]["MetricName"] for a in alarms if f"'{name}'" in repr(a["Properties"]["Dimensions"])}
+            self.assertEqual(metrics, {"Errors", "Throttles"}, name)
+
+
+if __name__ == "__main__":
+    unittest.main()
