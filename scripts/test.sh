@@ -20,6 +20,11 @@ step "main job on the embedded simulator: jml replay events/"
 cargo run --locked -q --bin jml -- replay events/ > target/replay.txt
 grep -q "ada.lovelace" target/replay.txt
 
+step "template.yaml: sam validate --lint, and the checks it cannot make (scripts/test_template.py)"
+source scripts/tools.sh
+AWS_DEFAULT_REGION=eu-west-2 SAM_CLI_TELEMETRY=0 sam validate --lint --template template.yaml
+python -m unittest -v scripts/test_template.py
+
 step "API calls per event type (targets checked by the bench itself)"
 cargo run --locked -q --bin jml -- bench
 
@@ -28,3 +33,6 @@ step "identity-sync and subscription-sync under cargo lambda watch (memory backe
 
 step "real AWS adapters against moto server (Identity Store + extension, DynamoDB ledger, SQS FIFO DLQ)"
 ./scripts/moto-e2e.sh
+
+step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes"
+./scripts/build-lambdas.sh
