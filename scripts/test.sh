@@ -28,7 +28,7 @@ python -m unittest -v scripts/test_template.py
 step "API calls per event type (targets checked by the bench itself)"
 cargo run --locked -q --bin jml -- bench
 
-step "identity-sync and subscription-sync under cargo lambda watch (memory backend) answer cargo lambda invoke"
+step "every function under cargo lambda watch (memory backend) answers cargo lambda invoke"
 ./scripts/lambda-smoke.sh
 
 step "real AWS adapters against moto server (Identity Store + extension, DynamoDB ledger, SQS FIFO DLQ)"
