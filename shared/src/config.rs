@@ -43,6 +43,10 @@ pub struct Config {
     pub directory_domain: Option<String>,
     /// `DIRECTORY_USERNAME_RULE`: how the AD user name is derived when HR does not send it.
     pub directory_username_rule: DirectoryUserNameRule,
+    /// `IDENTITY_STORE_RPS` (identity-sync): Identity Store calls per second of one instance
+    /// (default 10 on AWS: the 20/s account quota shared by MaximumConcurrency 2; unpaced on the
+    /// memory backend).
+    pub identity_store_rps: Option<f64>,
     /// `TARGET_QUEUES` (hr-ingest): `name=fifo-queue-url,...`, one per enabled target.
     pub target_queues: Vec<crate::ingest::TargetQueue>,
 }
@@ -146,11 +150,24 @@ impl Config {
             Some(v) => DirectoryUserNameRule::parse(&v)
                 .ok_or_else(|| err("DIRECTORY_USERNAME_RULE", "must be user-name-local-part or required"))?,
         };
+        let identity_store_rps = match get("IDENTITY_STORE_RPS") {
+            None => aws.then_some(10.0),
+            Some(v) => match v.parse::<f64>() {
+                Ok(r) if r > 0.0 && r <= 20.0 => Some(r),
+                _ => {
+                    return Err(err(
+                        "IDENTITY_STORE_RPS",
+                        "must be a number of requests per second above 0 and at most 20 (the account quota)",
+                    ));
+                }
+            },
+        };
         let target_queues = match get("TARGET_QUEUES") {
             None => Vec::new(),
             Some(v) => crate::ingest::parse_target_queues(&v).map_err(|rule| err("TARGET_QUEUES", rule))?,
         };
         Ok(Self {
+            identity_store_rps,
             target_queues,
             backend,
             dlq_url,
@@ -250,6 +267,7 @@ mod tests {
         assert!(c.check_identity().is_ok());
         assert_eq!(c.managed_groups.names.len(), 2);
         assert_eq!(c.audit_ttl(), Some(chrono::Duration::days(400)));
+        assert_eq!(c.identity_store_rps, Some(10.0));
         assert_eq!(cfg(&[common[0], common[1], ("DIRECTORY_ID", "d-12")]).unwrap_err().var, "DIRECTORY_ID");
         assert!(cfg(&[common[0], common[1], ("DIRECTORY_ID", "sd-0123456789")]).unwrap().check_subscriptions().is_ok());
         assert_eq!(cfg(&[common[0], common[1], ("AUDIT_TTL_DAYS", "0")]).unwrap().audit_ttl(), None);
@@ -271,6 +289,11 @@ mod tests {
         assert_eq!(c.managed_groups.prefix.as_deref(), Some("jml-"));
         assert_eq!(c.max_concurrency, 4);
         assert!(c.check_identity().is_ok() && c.check_subscriptions().is_ok());
+        assert_eq!(c.identity_store_rps, None, "the simulator is not paced unless asked");
+        assert_eq!(
+            cfg(&[("JML_BACKEND", "memory"), ("IDENTITY_STORE_RPS", "25")]).unwrap_err().var,
+            "IDENTITY_STORE_RPS"
+        );
         assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("MAX_CONCURRENCY", "0")]).unwrap_err().var, "MAX_CONCURRENCY");
         assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("DRY_RUN", "yes")]).unwrap_err().var, "DRY_RUN");
         assert_eq!(cfg(&[("JML_BACKEND", "s3")]).unwrap_err().var, "JML_BACKEND");

@@ -33,7 +33,11 @@ fn sample_events() -> Vec<(String, Value)> {
             // `aws events put-events --entries` files: Detail is the HR event as a string.
             for (i, e) in entries.iter().enumerate() {
                 let detail: Value = serde_json::from_str(e["Detail"].as_str().unwrap()).unwrap();
-                assert_eq!(e["DetailType"].as_str().map(str::to_lowercase), detail["type"].as_str().map(String::from), "{name}");
+                assert_eq!(
+                    e["DetailType"].as_str().map(str::to_lowercase),
+                    detail["type"].as_str().map(String::from),
+                    "{name}"
+                );
                 out.push((format!("{name} entry {i}"), detail));
             }
         } else if let Some(detail) = v.get("detail") {

@@ -11,6 +11,7 @@ use jml_shared::config::{Backend, Config};
 use jml_shared::engine::{Engine, EngineSettings};
 use jml_shared::identity::{IdentitySync, SyncSettings};
 use jml_shared::ledger::Ledger;
+use jml_shared::pacing::{Paced, TokenBucket};
 use jml_shared::ports::{DeadLetterQueue, IdentityStore};
 use jml_shared::sim::{SimDeadLetterQueue, SimIdentityStore, SimLedger};
 
@@ -31,6 +32,11 @@ pub fn state(
     dlq: Arc<dyn DeadLetterQueue>,
     config: &Config,
 ) -> State {
+    // Every Identity Store call waits for a token when pacing is on (IDENTITY_STORE_RPS).
+    let store: Arc<dyn IdentityStore> = match config.identity_store_rps {
+        Some(rps) => Arc::new(Paced::new(store, Arc::new(TokenBucket::new(rps, rps)))),
+        None => store,
+    };
     let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });
     let settings = EngineSettings { dry_run: config.dry_run, audit_ttl: config.audit_ttl() };
     State { engine: Engine::new(Arc::new(target), ledger, settings), dlq, max_concurrency: config.max_concurrency }
