@@ -43,7 +43,8 @@ pub async fn run() -> ExitCode {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return ExitCode::from(2);
     };
-    let (state, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let (mut state, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    state.metrics = Arc::new(jml_shared::metrics::NullSink);
     // Another person with the same 3 groups (warm group cache).
     let other = edit(JOINER, |v| {
         v["eventId"] = "bench-joiner-2".into();
@@ -146,7 +147,8 @@ async fn subscriptions_table() -> Vec<(&'static str, bool)> {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return vec![];
     };
-    let (state, mem) = subscription_sync::memory(Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+    let (mut state, mem) = subscription_sync::memory(Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+    state.metrics = Arc::new(jml_shared::metrics::NullSink);
     let scenarios: [(&str, &str); 6] = [
         ("joiner: 1 product on 1 instance (cold cache)", JOINER),
         ("joiner duplicate", JOINER),

@@ -207,6 +207,14 @@ async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bo
             (targets, None)
         }
     };
+    // The replay prints its own table; EMF documents are for CloudWatch.
+    let targets: Vec<_> = targets
+        .into_iter()
+        .map(|mut t| {
+            t.metrics = Arc::new(jml_shared::metrics::NullSink);
+            t
+        })
+        .collect();
     if cfg.dry_run {
         println!(
             "DRY RUN: planning only, nothing is written{}",

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::batch::{BatchRecord, RecordResult, run_batch};
 use crate::contract::{self, EventKind};
 use crate::engine::{Engine, Outcome, SyncError};
+use crate::metrics::{self, MetricsSink, RecordFacts};
 use crate::ports::{DeadLetterQueue, ParkedMessage};
 
 /// Everything a handler needs, built once per container.
@@ -21,6 +22,8 @@ pub struct State {
     pub engine: Engine,
     pub dlq: Arc<dyn DeadLetterQueue>,
     pub max_concurrency: usize,
+    /// Where EMF metric documents go (stdout in Lambda).
+    pub metrics: Arc<dyn MetricsSink>,
 }
 
 impl std::fmt::Debug for State {
@@ -78,6 +81,7 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
     let mut report =
         RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
 
+    let occurred_at = parsed.as_ref().ok().map(|e| e.occurred_at);
     let result = match parsed {
         Ok(event) => state.engine.apply(&event, body).await,
         Err(invalid) => Err(SyncError::Invalid(invalid)),
@@ -126,7 +130,33 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
             }
         }
     }
+    emit_metrics(state, &report, occurred_at);
     report
+}
+
+fn emit_metrics(state: &State, report: &RecordReport, occurred_at: Option<chrono::DateTime<chrono::Utc>>) {
+    let decision = match (&report.outcome, report.result) {
+        (Some(o), _) => o.decision.as_str(),
+        (None, RecordResult::Parked) => "parked",
+        (None, _) => "retry",
+    };
+    let removed_access = report.kind == Some(EventKind::Leaver) && decision == "disable";
+    let no_actions: [String; 0] = [];
+    metrics::record(
+        state.metrics.as_ref(),
+        chrono::Utc::now(),
+        &RecordFacts {
+            target: state.engine.target_name(),
+            event_type: report.kind.map(EventKind::as_str),
+            decision,
+            actions: report.outcome.as_ref().map_or(&no_actions[..], |o| &o.actions[..]),
+            dry_run: report.outcome.as_ref().is_some_and(|o| o.dry_run),
+            error_code: report.error.as_ref().map(|(code, _)| code.as_str()),
+            parked: report.result == RecordResult::Parked,
+            retried: report.result == RecordResult::Retry,
+            left_at: if removed_access { occurred_at } else { None },
+        },
+    );
 }
 
 fn event_id_hint(body: &str) -> Option<String> {

@@ -5,6 +5,7 @@
 //! - [`planner`]: the pure planner: (event, current state) -> ordered actions; ownership checks.
 //! - [`ports`]: the service ports (traits) over plain data, and the service error taxonomy.
 //! - [`ledger`]: the person ledger port, its records, audit entries and the pure stale guard.
+//! - [`metrics`]: CloudWatch Embedded Metric Format documents (events, actions, parked, retries).
 //! - [`pacing`]: a token bucket in front of every Identity Store call (the 20 requests/s quota).
 //! - [`engine`]: the target-independent engine: ledger guard, a target's converge step, commit.
 //! - [`identity`]: the Identity Store target: resolve, read, plan, apply through the ports.
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod ingest;
 pub mod lambda;
 pub mod ledger;
+pub mod metrics;
 pub mod pacing;
 pub mod planner;
 pub mod ports;

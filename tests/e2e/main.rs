@@ -9,6 +9,7 @@ mod handler;
 mod ingest;
 mod ledger;
 mod logs;
+mod metrics;
 mod moto;
 mod properties;
 mod samples;

@@ -39,7 +39,12 @@ pub fn state(
     };
     let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });
     let settings = EngineSettings { dry_run: config.dry_run, audit_ttl: config.audit_ttl() };
-    State { engine: Engine::new(Arc::new(target), ledger, settings), dlq, max_concurrency: config.max_concurrency }
+    State {
+        engine: Engine::new(Arc::new(target), ledger, settings),
+        dlq,
+        max_concurrency: config.max_concurrency,
+        metrics: Arc::new(jml_shared::metrics::StdoutSink),
+    }
 }
 
 /// A state on the given simulator, with an in-memory ledger and DLQ.

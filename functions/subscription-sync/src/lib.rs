@@ -33,7 +33,12 @@ pub fn state(
 ) -> State {
     let target = SubscriptionSync::new(service, config.directory_username_rule);
     let settings = EngineSettings { dry_run: config.dry_run, audit_ttl: config.audit_ttl() };
-    State { engine: Engine::new(Arc::new(target), ledger, settings), dlq, max_concurrency: config.max_concurrency }
+    State {
+        engine: Engine::new(Arc::new(target), ledger, settings),
+        dlq,
+        max_concurrency: config.max_concurrency,
+        metrics: Arc::new(jml_shared::metrics::StdoutSink),
+    }
 }
 
 /// A state on the given simulator with its own in-memory ledger and DLQ.
