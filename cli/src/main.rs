@@ -58,6 +58,15 @@ enum Command {
     },
     /// Print Identity Store API calls per event type, measured on the simulator.
     Bench,
+    /// List the leavers the blast-radius breaker held (dry run), or release them with --apply.
+    /// Uses the function's own configuration from the environment (real AWS).
+    ReleaseHeld {
+        #[arg(value_parser = ["identity-sync", "subscription-sync"])]
+        function: String,
+        /// Apply the held leavers (without it, only list them).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Run a function's start-up configuration check on this environment (the template test
     /// uses it to prove the environment the template sets is complete and valid).
     CheckConfig {
@@ -80,6 +89,7 @@ async fn main() -> ExitCode {
         Command::Audit { person } => audit(&person).await,
         Command::Bench => bench::run().await,
         Command::CheckConfig { function } => check_config(&function),
+        Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,
     }
 }
 
@@ -106,6 +116,57 @@ fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 fn is_schema(p: &Path) -> bool {
     p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".schema.json"))
+}
+
+async fn release_held(function: &str, apply: bool) -> ExitCode {
+    let config = match Config::from_env().and_then(|c| {
+        if function == "identity-sync" { c.check_identity() } else { c.check_subscriptions() }.map(|()| c)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let state = if function == "identity-sync" {
+        identity_sync::from_config(&config).await
+    } else {
+        subscription_sync::from_config(&config).await
+    };
+    let held = match state.engine.held().await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("{} leaver(s) held for {}:", held.len(), state.engine.target_name());
+    for h in &held {
+        println!("  {}  {}  {}  held at {}", h.occurred_at.to_rfc3339(), h.person, h.event_id, h.held_at.to_rfc3339());
+    }
+    if !apply {
+        println!("dry run: nothing released (add --apply to apply them)");
+        return ExitCode::SUCCESS;
+    }
+    match state.engine.release_held().await {
+        Ok(results) => {
+            let mut failed = 0;
+            for (id, r) in results {
+                match r {
+                    Ok(o) => println!("  released {id}: {}", o.decision.as_str()),
+                    Err(e) => {
+                        failed += 1;
+                        println!("  NOT released {id}: [{}] {e}", e.code());
+                    }
+                }
+            }
+            if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("jml: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn check_config(function: &str) -> ExitCode {

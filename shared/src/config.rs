@@ -47,6 +47,9 @@ pub struct Config {
     /// (default 10 on AWS: the 20/s account quota shared by MaximumConcurrency 2; unpaced on the
     /// memory backend).
     pub identity_store_rps: Option<f64>,
+    /// `BREAKER_LEAVERS_PER_HOUR`: leavers applied per hour per target before the rest are held
+    /// (default 25; 0 turns the breaker off).
+    pub leavers_per_hour: Option<u32>,
     /// `TARGET_QUEUES` (hr-ingest): `name=fifo-queue-url,...`, one per enabled target.
     pub target_queues: Vec<crate::ingest::TargetQueue>,
 }
@@ -162,11 +165,25 @@ impl Config {
                 }
             },
         };
+        let leavers_per_hour = match get("BREAKER_LEAVERS_PER_HOUR") {
+            None => Some(25),
+            Some(v) => match v.parse::<u32>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(err(
+                        "BREAKER_LEAVERS_PER_HOUR",
+                        "must be a whole number of leavers per hour (0: no breaker)",
+                    ));
+                }
+            },
+        };
         let target_queues = match get("TARGET_QUEUES") {
             None => Vec::new(),
             Some(v) => crate::ingest::parse_target_queues(&v).map_err(|rule| err("TARGET_QUEUES", rule))?,
         };
         Ok(Self {
+            leavers_per_hour,
             identity_store_rps,
             target_queues,
             backend,
@@ -290,6 +307,15 @@ mod tests {
         assert_eq!(c.max_concurrency, 4);
         assert!(c.check_identity().is_ok() && c.check_subscriptions().is_ok());
         assert_eq!(c.identity_store_rps, None, "the simulator is not paced unless asked");
+        assert_eq!(c.leavers_per_hour, Some(25));
+        assert_eq!(
+            cfg(&[("JML_BACKEND", "memory"), ("BREAKER_LEAVERS_PER_HOUR", "0")]).unwrap().leavers_per_hour,
+            None
+        );
+        assert_eq!(
+            cfg(&[("JML_BACKEND", "memory"), ("BREAKER_LEAVERS_PER_HOUR", "-1")]).unwrap_err().var,
+            "BREAKER_LEAVERS_PER_HOUR"
+        );
         assert_eq!(
             cfg(&[("JML_BACKEND", "memory"), ("IDENTITY_STORE_RPS", "25")]).unwrap_err().var,
             "IDENTITY_STORE_RPS"

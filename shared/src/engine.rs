@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
-use crate::ledger::{self, AuditEntry, Guard, Ledger, PersonRecord, PersonStatus};
+use crate::ledger::{self, AuditEntry, Guard, HeldEvent, Ledger, PersonRecord, PersonStatus};
 use crate::planner::Decision;
 use crate::ports::ServiceError;
 
@@ -111,6 +111,9 @@ pub struct EngineSettings {
     pub dry_run: bool,
     /// How long audit entries are kept (DynamoDB TTL); `None` keeps them.
     pub audit_ttl: Option<chrono::Duration>,
+    /// The blast-radius breaker: at most this many leavers an hour per target are applied; the
+    /// others are held until an operator releases them. `None`: no breaker.
+    pub leavers_per_hour: Option<u32>,
 }
 
 /// The engine for one target. Cheap to clone.
@@ -173,6 +176,9 @@ impl Engine {
                 }
                 Guard::Apply => {}
             }
+            if !raced && !dry_run && event.kind() == EventKind::Leaver && !self.breaker_allows(event).await? {
+                return self.hold(event, body, record.as_ref()).await;
+            }
             let outcome = self.target.converge(event, record.as_ref(), dry_run).await?;
             if dry_run {
                 return Ok(outcome);
@@ -186,6 +192,59 @@ impl Engine {
             tracing::info!(decision = "ledger-race", "a concurrent delivery committed first; re-reading the ledger");
         }
         Err(SyncError::ConflictPersisted)
+    }
+
+    /// Takes one of this hour's leaver slots (shared by every instance through the ledger).
+    async fn breaker_allows(&self, _event: &HrEvent) -> Result<bool, SyncError> {
+        let Some(limit) = self.settings.leavers_per_hour else { return Ok(true) };
+        let now = Utc::now();
+        let key = format!("leavers#{}#{}", self.target.name(), now.format("%Y-%m-%dT%H"));
+        let expires = (now + chrono::Duration::days(2)).timestamp();
+        Ok(self.ledger.take_slot(&key, limit, expires).await?)
+    }
+
+    /// Keeps the leaver for an operator; the person record is not advanced, so the released event
+    /// applies normally later.
+    async fn hold(&self, event: &HrEvent, body: &str, record: Option<&PersonRecord>) -> Result<Outcome, SyncError> {
+        let outcome = self.settled(Decision::Held, record);
+        let held = HeldEvent {
+            target: self.target.name().to_string(),
+            person: event.external_id.key(),
+            event_id: event.event_id.to_string(),
+            occurred_at: event.occurred_at,
+            body: body.to_string(),
+            held_at: Utc::now(),
+        };
+        self.ledger.hold(&held, &self.audit(event, &outcome)).await?;
+        tracing::warn!(
+            decision = "held",
+            "blast-radius breaker: more leavers this hour than allowed; held for an operator"
+        );
+        Ok(outcome)
+    }
+
+    /// Events held by the breaker for this target.
+    pub async fn held(&self) -> Result<Vec<HeldEvent>, ServiceError> {
+        self.ledger.held(self.target.name()).await
+    }
+
+    /// Applies every held event (oldest first) with the breaker bypassed, forgetting each one
+    /// that was applied. Returns each event id with its outcome or error.
+    pub async fn release_held(&self) -> Result<Vec<(String, Result<Outcome, SyncError>)>, ServiceError> {
+        let mut bypass = self.clone();
+        bypass.settings.leavers_per_hour = None;
+        let mut out = Vec::new();
+        for h in self.held().await? {
+            let result = match crate::contract::parse_event(&h.body) {
+                Ok(event) => bypass.apply(&event, &h.body).await,
+                Err(e) => Err(SyncError::Invalid(e)),
+            };
+            if result.is_ok() {
+                self.ledger.forget_held(&h).await?;
+            }
+            out.push((h.event_id.clone(), result));
+        }
+        Ok(out)
     }
 
     /// An outcome decided by the ledger alone.

@@ -96,6 +96,43 @@ pub trait Ledger: Send + Sync {
     async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError>;
     /// Every audit entry of a person, all targets, in HR time order.
     async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError>;
+    /// Takes one of `limit` slots of a shared counter (`key`, e.g. a target's leavers this hour),
+    /// atomically across every function instance. `Ok(false)`: the limit is reached.
+    async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError>;
+    /// Keeps an event that the breaker held, with its audit entry.
+    async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError>;
+    /// Every event held for a target, oldest HR time first.
+    async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError>;
+    /// Forgets a held event (after it was released).
+    async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError>;
+}
+
+/// An event the blast-radius breaker held instead of applying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldEvent {
+    pub target: String,
+    pub person: String,
+    pub event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    /// The event as received.
+    pub body: String,
+    pub held_at: DateTime<Utc>,
+}
+
+impl HeldEvent {
+    /// Partition of a target's held events: one Query lists them all.
+    pub fn partition(target: &str) -> String {
+        format!("held#{target}")
+    }
+
+    pub fn sort_key(&self) -> String {
+        format!(
+            "{}#{}#{}",
+            self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.person,
+            self.event_id
+        )
+    }
 }
 
 /// What to do with an event given the person's record.

@@ -112,6 +112,9 @@ pub fn record(sink: &dyn MetricsSink, now: DateTime<Utc>, f: &RecordFacts<'_>) {
     for (kind, n) in kinds {
         sink.emit(document(now, &[("Target", f.target), ("ActionKind", kind)], &[(metric, "Count", n as f64)]));
     }
+    if f.decision == "held" {
+        sink.emit(document(now, &[("Target", f.target)], &[("Held", "Count", 1.0)]));
+    }
     if let Some(code) = f.error_code {
         let metric = if f.parked {
             "Parked"

@@ -119,6 +119,8 @@ pub enum Decision {
     Duplicate,
     /// Older than the ledger's last applied event: skipped, audited.
     Stale,
+    /// A leaver beyond the blast-radius breaker's threshold: kept, not applied, until released.
+    Held,
 }
 
 impl Decision {
@@ -133,6 +135,7 @@ impl Decision {
             Self::IgnoredForDisabledUser => "ignored-for-disabled-user",
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
+            Self::Held => "held",
         }
     }
 }

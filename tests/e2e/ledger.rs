@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use identity_sync::{RecordMeta, State, process_record};
 use jml_shared::batch::RecordResult;
-use jml_shared::ledger::{AuditEntry, IDENTITY_TARGET, Ledger, PersonRecord, PersonStatus};
+use jml_shared::ledger::{AuditEntry, HeldEvent, IDENTITY_TARGET, Ledger, PersonRecord, PersonStatus};
 use jml_shared::planner::Decision;
 use jml_shared::ports::{Op, ServiceError, UserStatus};
 use jml_shared::sim::{Fault, SimDeadLetterQueue, SimIdentityStore, SimLedger};
@@ -204,6 +204,18 @@ impl Ledger for Racing {
     }
     async fn audit_trail(&self, p: &str) -> Result<Vec<AuditEntry>, ServiceError> {
         self.inner.audit_trail(p).await
+    }
+    async fn take_slot(&self, k: &str, l: u32, e: i64) -> Result<bool, ServiceError> {
+        self.inner.take_slot(k, l, e).await
+    }
+    async fn hold(&self, h: &HeldEvent, a: &AuditEntry) -> Result<(), ServiceError> {
+        self.inner.hold(h, a).await
+    }
+    async fn held(&self, t: &str) -> Result<Vec<HeldEvent>, ServiceError> {
+        self.inner.held(t).await
+    }
+    async fn forget_held(&self, h: &HeldEvent) -> Result<(), ServiceError> {
+        self.inner.forget_held(h).await
     }
 }
 

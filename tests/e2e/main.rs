@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_events;
+mod breaker;
 mod handler;
 mod ingest;
 mod ledger;

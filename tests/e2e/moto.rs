@@ -257,3 +257,52 @@ async fn moto_sqs_batch_hijack_is_parked_on_the_fifo_dlq_with_its_reason() {
         msgs[0].attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId)).map(String::as_str);
     assert_eq!(group, Some("p-ada"), "the FIFO DLQ keeps the person's message group");
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_breaker_counter_is_shared_and_held_events_round_trip() {
+    use jml_shared::ledger::HeldEvent;
+    let m = moto().await;
+    let ledger = jml_shared::aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
+    let taken: Vec<bool> = futures_take(&ledger).await;
+    assert_eq!(taken.iter().filter(|t| **t).count(), 3, "exactly the limit, across concurrent takers: {taken:?}");
+    let held = HeldEvent {
+        target: "identity-store".into(),
+        person: "workday#1".into(),
+        event_id: "leave-1".into(),
+        occurred_at: "2026-11-20T17:00:00Z".parse().unwrap(),
+        body: fixture("04-leaver-ada.json"),
+        held_at: "2026-11-20T17:00:05Z".parse().unwrap(),
+    };
+    let audit = jml_shared::ledger::AuditEntry {
+        person: "workday#1".into(),
+        target: "identity-store".into(),
+        event_id: "leave-1".into(),
+        event_type: "leaver".into(),
+        occurred_at: held.occurred_at,
+        decision: "held".into(),
+        actions: 0,
+        writes: 0,
+        recorded_at: held.held_at,
+        expires_at: None,
+    };
+    ledger.hold(&held, &audit).await.unwrap();
+    assert_eq!(ledger.held("identity-store").await.unwrap(), vec![held.clone()]);
+    assert_eq!(ledger.audit_trail("workday#1").await.unwrap()[0].decision, "held");
+    ledger.forget_held(&held).await.unwrap();
+    assert!(ledger.held("identity-store").await.unwrap().is_empty());
+}
+
+/// Five concurrent takers of a 3-slot counter (each on its own task and client clone).
+async fn futures_take(ledger: &jml_shared::aws::DynamoLedger) -> Vec<bool> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let l = ledger.clone();
+        set.spawn(async move { l.take_slot("leavers#identity-store#2026-11-20T17", 3, 0).await });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap().unwrap());
+    }
+    out
+}

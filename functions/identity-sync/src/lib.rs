@@ -38,7 +38,11 @@ pub fn state(
         None => store,
     };
     let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });
-    let settings = EngineSettings { dry_run: config.dry_run, audit_ttl: config.audit_ttl() };
+    let settings = EngineSettings {
+        dry_run: config.dry_run,
+        audit_ttl: config.audit_ttl(),
+        leavers_per_hour: config.leavers_per_hour,
+    };
     State {
         engine: Engine::new(Arc::new(target), ledger, settings),
         dlq,

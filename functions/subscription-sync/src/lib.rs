@@ -32,7 +32,11 @@ pub fn state(
     config: &Config,
 ) -> State {
     let target = SubscriptionSync::new(service, config.directory_username_rule);
-    let settings = EngineSettings { dry_run: config.dry_run, audit_ttl: config.audit_ttl() };
+    let settings = EngineSettings {
+        dry_run: config.dry_run,
+        audit_ttl: config.audit_ttl(),
+        leavers_per_hour: config.leavers_per_hour,
+    };
     State {
         engine: Engine::new(Arc::new(target), ledger, settings),
         dlq,

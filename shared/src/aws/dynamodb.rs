@@ -11,10 +11,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-use crate::ledger::{AuditEntry, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key};
+use crate::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key};
 use crate::ports::{Op, ServiceError};
 
 #[derive(Clone, Debug)]
@@ -129,6 +130,31 @@ pub fn audit_from_item(item: &Item) -> Result<AuditEntry, ServiceError> {
     })
 }
 
+pub fn held_item(h: &HeldEvent) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(HeldEvent::partition(&h.target))),
+        ("sk".to_string(), s(h.sort_key())),
+        ("target".to_string(), s(&h.target)),
+        ("person".to_string(), s(&h.person)),
+        ("eventId".to_string(), s(&h.event_id)),
+        ("occurredAt".to_string(), time(&h.occurred_at)),
+        ("body".to_string(), s(&h.body)),
+        ("heldAt".to_string(), time(&h.held_at)),
+    ])
+}
+
+pub fn held_from_item(item: &Item) -> Result<HeldEvent, ServiceError> {
+    let text = |k: &str| get_s(item, k).map(str::to_string).ok_or_else(|| corrupt(k));
+    Ok(HeldEvent {
+        target: text("target")?,
+        person: text("person")?,
+        event_id: text("eventId")?,
+        occurred_at: get_time(item, "occurredAt").ok_or_else(|| corrupt("occurredAt"))?,
+        body: text("body")?,
+        held_at: get_time(item, "heldAt").ok_or_else(|| corrupt("heldAt"))?,
+    })
+}
+
 /// Every DynamoDB failure is worth a retry (throttling, 5xx, a missing table or permission
 /// being fixed); the source queue's maxReceiveCount bounds it.
 fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> ServiceError {
@@ -219,5 +245,76 @@ impl Ledger for DynamoLedger {
             }
         }
         Ok(out)
+    }
+
+    async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError> {
+        let op = Op::LedgerWrite;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("breaker"))
+            .key("sk", s(key))
+            .update_expression("ADD slots :one SET expiresAt = :ttl")
+            .condition_expression("attribute_not_exists(slots) OR slots < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":ttl", n(expires_at))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(classify(op, &e)),
+        }
+    }
+
+    async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {
+        let op = Op::LedgerWrite;
+        let build = |e: aws_sdk_dynamodb::error::BuildError| ServiceError::Validation { op, message: e.to_string() };
+        let held_put = Put::builder().table_name(&self.table).set_item(Some(held_item(held))).build().map_err(build)?;
+        let audit_put =
+            Put::builder().table_name(&self.table).set_item(Some(audit_item(audit))).build().map_err(build)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(held_put).build())
+            .transact_items(TransactWriteItem::builder().put(audit_put).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(op, &e))
+    }
+
+    async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(HeldEvent::partition(target)))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(Op::LedgerRead, &e))?;
+            for item in page.items() {
+                out.push(held_from_item(item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(HeldEvent::partition(&held.target)))
+            .key("sk", s(held.sort_key()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(Op::LedgerWrite, &e))
     }
 }

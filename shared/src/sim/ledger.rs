@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ledger::{AuditEntry, Ledger, PersonRecord, audit_sort_key, record_sort_key};
+use crate::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, audit_sort_key, record_sort_key};
 use crate::ports::{Op, ServiceError};
 
 #[derive(Debug, Default)]
@@ -17,6 +17,8 @@ struct State {
     writes: usize,
     fail_commits: usize,
     fail_audits: usize,
+    slots: BTreeMap<String, u32>,
+    held: BTreeMap<(String, String), HeldEvent>,
 }
 
 #[derive(Debug, Default)]
@@ -117,5 +119,38 @@ impl Ledger for SimLedger {
         let mut s = self.lock();
         s.reads += 1;
         Ok(s.audits.iter().filter(|((p, _), _)| p == person).map(|(_, a)| a.clone()).collect())
+    }
+
+    async fn take_slot(&self, key: &str, limit: u32, _expires_at: i64) -> Result<bool, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        let n = s.slots.entry(key.to_string()).or_default();
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+
+    async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        s.held.insert((HeldEvent::partition(&held.target), held.sort_key()), held.clone());
+        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        Ok(())
+    }
+
+    async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        let p = HeldEvent::partition(target);
+        Ok(s.held.iter().filter(|((pk, _), _)| *pk == p).map(|(_, h)| h.clone()).collect())
+    }
+
+    async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        s.held.remove(&(HeldEvent::partition(&held.target), held.sort_key()));
+        Ok(())
     }
 }
