@@ -6,6 +6,7 @@
 //! - `jml bench` — Identity Store API calls per event type, measured on the simulator.
 
 mod bench;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,6 +59,17 @@ enum Command {
     },
     /// Print Identity Store API calls per event type, measured on the simulator.
     Bench,
+    /// Bulk onboarding through the real handler on virtual time: the quota, latency and
+    /// concurrent instances of a deployment; prints a table and checks the targets.
+    BenchScale {
+        #[arg(long, default_value_t = 10_000)]
+        joiners: usize,
+        /// Concurrent function instances (the template's MaximumConcurrency).
+        #[arg(long, default_value_t = 2)]
+        instances: usize,
+        #[arg(long, default_value_t = 30)]
+        latency_ms: u64,
+    },
     /// List the leavers the blast-radius breaker held (dry run), or release them with --apply.
     /// Uses the function's own configuration from the environment (real AWS).
     ReleaseHeld {
@@ -75,14 +87,38 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    if let Command::BenchScale { joiners, instances, latency_ms } = cli.command {
+        // Virtual time: a current-thread runtime whose clock jumps when every task waits.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
+        return match rt.map(|rt| rt.block_on(scale::run(joiners, instances, latency_ms))) {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("jml: {e}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("jml: runtime: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(run(cli.command)),
+        Err(e) => {
+            eprintln!("jml: runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
         Command::Replay { paths, backend, dry_run, apply, audit } => {
             replay(&paths, backend, dry_run, apply, audit.as_deref()).await
         }
@@ -90,6 +126,7 @@ async fn main() -> ExitCode {
         Command::Bench => bench::run().await,
         Command::CheckConfig { function } => check_config(&function),
         Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,
+        Command::BenchScale { .. } => ExitCode::from(2),
     }
 }
 

@@ -32,9 +32,10 @@ pub fn state(
     dlq: Arc<dyn DeadLetterQueue>,
     config: &Config,
 ) -> State {
-    // Every Identity Store call waits for a token when pacing is on (IDENTITY_STORE_RPS).
+    // Every Identity Store call waits for a token when pacing is on (IDENTITY_STORE_RPS), at a
+    // steady pace (burst 1): the account quota is counted over any one second.
     let store: Arc<dyn IdentityStore> = match config.identity_store_rps {
-        Some(rps) => Arc::new(Paced::new(store, Arc::new(TokenBucket::new(rps, rps)))),
+        Some(rps) => Arc::new(Paced::new(store, Arc::new(TokenBucket::new(rps, 1.0)))),
         None => store,
     };
     let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });

@@ -89,6 +89,11 @@ impl State {
 pub struct SimIdentityStore {
     state: Mutex<State>,
     latency: Option<Duration>,
+    /// The account-wide quota: at most this many requests in any one second, else
+    /// ThrottlingException (the call still counts, as it does against the real quota).
+    rate_limit: Option<u32>,
+    window: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    throttled: std::sync::atomic::AtomicUsize,
 }
 
 /// Call counts by operation, with read/write totals.
@@ -130,6 +135,17 @@ impl SimIdentityStore {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = Some(latency);
         self
+    }
+
+    /// At most `per_second` requests in any one second (IAM Identity Center: 20 per account).
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = Some(per_second);
+        self
+    }
+
+    /// How many calls the rate limit rejected.
+    pub fn throttled(&self) -> usize {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -217,6 +233,20 @@ impl SimIdentityStore {
 
     /// Counts the call, sleeps the latency, and returns an injected fault if one matches.
     async fn enter(&self, op: Op, user_name: Option<&str>) -> Result<(), ServiceError> {
+        if let Some(limit) = self.rate_limit {
+            let now = tokio::time::Instant::now();
+            let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+                w.pop_front();
+            }
+            if w.len() >= limit as usize {
+                drop(w);
+                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *self.lock().calls.entry(op).or_default() += 1;
+                return Err(ServiceError::Throttled { op, retry_after_seconds: None });
+            }
+            w.push_back(now);
+        }
         if let Some(l) = self.latency {
             tokio::time::sleep(l).await;
         }
