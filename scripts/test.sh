@@ -28,6 +28,9 @@ python -m unittest -v scripts/test_template.py
 step "API calls per event type (targets checked by the bench itself)"
 cargo run --locked -q --bin jml -- bench
 
+step "bulk onboarding under the 20 requests/s quota on virtual time (2,000 joiners; README has the 10,000 run)"
+cargo run --locked -q --bin jml -- bench-scale --joiners 2000
+
 step "every function under cargo lambda watch (memory backend) answers cargo lambda invoke"
 ./scripts/lambda-smoke.sh
 

@@ -6,6 +6,7 @@
 //! - `jml bench` — Identity Store API calls per event type, measured on the simulator.
 
 mod bench;
+mod publish;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,21 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         latency_ms: u64,
     },
+    /// Bulk load: validate HR events (a .jsonl file, one event a line, or directories of .json
+    /// files) and send them to the inbound queue (INBOUND_QUEUE_URL), or with --to-targets fan
+    /// them out to TARGET_QUEUES exactly as hr-ingest does; SendMessageBatch, 10 per call.
+    Publish {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Fan out to TARGET_QUEUES (group and dedup ids as hr-ingest) instead of the inbound queue.
+        #[arg(long)]
+        to_targets: bool,
+        #[arg(long, value_enum, default_value_t = BackendArg::Aws)]
+        backend: BackendArg,
+        /// Validate and count only.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the leavers the blast-radius breaker held (dry run), or release them with --apply.
     /// Uses the function's own configuration from the environment (real AWS).
     ReleaseHeld {
@@ -127,6 +143,9 @@ async fn run(command: Command) -> ExitCode {
         Command::CheckConfig { function } => check_config(&function),
         Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,
         Command::BenchScale { .. } => ExitCode::from(2),
+        Command::Publish { paths, to_targets, backend, dry_run } => {
+            publish::run(&paths, to_targets, backend == BackendArg::Aws, dry_run).await
+        }
     }
 }
 

@@ -30,10 +30,102 @@ pub struct TargetQueue {
     pub queue_url: String,
 }
 
-/// Sending to a target queue.
+/// One message to send: body, and for a FIFO queue its group and deduplication ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub body: String,
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+}
+
+/// Sending to a queue.
 #[async_trait]
 pub trait Publisher: Send + Sync {
     async fn send(&self, queue_url: &str, body: &str, group_id: &str, dedup_id: &str) -> Result<(), ServiceError>;
+
+    /// Sends up to 10 messages in one call (SendMessageBatch); returns the indices that failed,
+    /// with the reason. The default sends them one by one.
+    async fn send_batch(&self, queue_url: &str, messages: &[Outgoing]) -> Result<Vec<(usize, String)>, ServiceError> {
+        let mut failed = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let (g, d) = (m.group_id.as_deref().unwrap_or_default(), m.dedup_id.as_deref().unwrap_or_default());
+            if let Err(e) = self.send(queue_url, &m.body, g, d).await {
+                failed.push((i, e.to_string()));
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// Where `jml publish` sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishTo {
+    /// The inbound queue: hr-ingest validates and fans out.
+    Inbound(String),
+    /// Straight to the target queues, with the ids hr-ingest would use.
+    Targets(Vec<TargetQueue>),
+}
+
+/// What `publish` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    pub sent: usize,
+    /// (source, reason) of every event not sent: invalid, or refused by SQS.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Validates every (source, body) and sends the valid ones in batches of 10 per queue. Invalid
+/// events never stop the rest. `progress` is called after each event is settled.
+pub async fn publish(
+    events: &[(String, String)],
+    to: &PublishTo,
+    publisher: &dyn Publisher,
+    dry_run: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<PublishReport, ServiceError> {
+    let mut report = PublishReport::default();
+    let queues: Vec<(String, bool)> = match to {
+        PublishTo::Inbound(url) => vec![(url.clone(), url.ends_with(".fifo"))],
+        PublishTo::Targets(t) => t.iter().map(|t| (t.queue_url.clone(), true)).collect(),
+    };
+    let mut valid: Vec<(&String, HrEvent, &String)> = Vec::new();
+    for (source, body) in events {
+        match contract::parse_event(body) {
+            Ok(e) => valid.push((source, e, body)),
+            Err(invalid) => {
+                report.rejected.push((source.clone(), invalid.to_string()));
+                progress(1);
+            }
+        }
+    }
+    for chunk in valid.chunks(10) {
+        let mut refused: Vec<(usize, String)> = Vec::new();
+        for (url, fifo) in &queues {
+            let messages: Vec<Outgoing> = chunk
+                .iter()
+                .map(|(_, e, body)| Outgoing {
+                    body: (*body).clone(),
+                    group_id: fifo.then(|| message_group_id(e)),
+                    dedup_id: fifo.then(|| message_deduplication_id(e)),
+                })
+                .collect();
+            if !dry_run {
+                for (i, why) in publisher.send_batch(url, &messages).await? {
+                    if !refused.iter().any(|(j, _)| *j == i) {
+                        refused.push((i, why));
+                    }
+                }
+            }
+        }
+        for (i, (source, _, _)) in chunk.iter().enumerate() {
+            match refused.iter().find(|(j, _)| *j == i) {
+                Some((_, why)) => report.rejected.push(((*source).clone(), format!("not sent: {why}"))),
+                None => report.sent += 1,
+            }
+        }
+        progress(chunk.len());
+    }
+    Ok(report)
 }
 
 /// What became of one inbound event.

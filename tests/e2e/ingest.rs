@@ -115,3 +115,42 @@ async fn the_pipeline_ingest_then_both_targets_provisions_and_releases_a_person(
     assert_eq!(lm.service.holdings("alovelace"), (vec![], vec![]));
     assert_eq!(ids.ledger.record("workday#100234", "identity-store").unwrap().last_event_id, "hr-2026-11-20-0031");
 }
+
+#[tokio::test]
+async fn publish_sends_valid_events_in_batches_with_the_ingest_ids_and_reports_the_rest() {
+    use jml_shared::ingest::{PublishTo, message_group_id, publish};
+    let queues = jml_shared::sim::SimQueues::default();
+    let mut events: Vec<(String, String)> = (0..23)
+        .map(|n| {
+            let mut j = fixture_json("01-joiner-ada.json");
+            j["eventId"] = format!("bulk-{n}").into();
+            j["person"]["externalId"]["id"] = format!("p{n}").into();
+            (format!("line {n}"), j.to_string())
+        })
+        .collect();
+    events.insert(5, ("line x".into(), "{\"eventId\": 1}".into()));
+    events.push(("line y".into(), "not json".into()));
+    let to = PublishTo::Targets(hr_ingest::memory_targets());
+    let progressed = std::sync::atomic::AtomicUsize::new(0);
+    let count = |n: usize| {
+        progressed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    };
+    let report = publish(&events, &to, &queues, false, &count).await.unwrap();
+    assert_eq!(report.sent, 23);
+    assert_eq!(report.rejected.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), vec!["line x", "line y"]);
+    assert!(report.rejected[0].1.contains("eventId: must be a string"));
+    assert_eq!(progressed.load(std::sync::atomic::Ordering::Relaxed), 25, "every event is counted once");
+    for q in [IDENTITY_Q, SUBS_Q] {
+        let msgs = queues.messages(q);
+        assert_eq!(msgs.len(), 23);
+        let first = jml_shared::contract::parse_event(&msgs[0].0).unwrap();
+        assert_eq!(msgs[0].1, message_group_id(&first), "the same group id as hr-ingest");
+    }
+    // Published again (an operator re-runs the load): deduplicated per event.
+    publish(&events, &to, &queues, false, &|_| {}).await.unwrap();
+    assert_eq!(queues.messages(IDENTITY_Q).len(), 23);
+    // Dry run: counted, nothing sent.
+    let dry = jml_shared::sim::SimQueues::default();
+    assert_eq!(publish(&events, &to, &dry, true, &|_| {}).await.unwrap().sent, 23);
+    assert!(dry.messages(IDENTITY_Q).is_empty());
+}

@@ -306,3 +306,42 @@ async fn futures_take(ledger: &jml_shared::aws::DynamoLedger) -> Vec<bool> {
     }
     out
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_publish_uses_send_message_batch_on_a_fifo_queue() {
+    use jml_shared::ingest::{PublishTo, TargetQueue, publish};
+    let m = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&m.sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("jml-target-{}.fifo", std::process::id()))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let events: Vec<(String, String)> = (0..12)
+        .map(|n| {
+            let mut j = fixture_json("04-leaver-ada.json");
+            j["eventId"] = format!("pub-{n}").into();
+            j["person"]["externalId"]["id"] = format!("m{n}").into();
+            (format!("{n}"), j.to_string())
+        })
+        .collect();
+    let publisher = jml_shared::aws::SqsPublisher::new(sqs.clone());
+    let to = PublishTo::Targets(vec![TargetQueue { name: "identity".into(), queue_url: url.clone() }]);
+    let report = publish(&events, &to, &publisher, false, &|_| {}).await.unwrap();
+    assert_eq!((report.sent, report.rejected.len()), (12, 0));
+    let mut received = 0;
+    for _ in 0..5 {
+        let got = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        received += got.messages().len();
+        for msg in got.messages() {
+            sqs.delete_message().queue_url(&url).receipt_handle(msg.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+    assert_eq!(received, 12);
+}

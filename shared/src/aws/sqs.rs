@@ -106,4 +106,40 @@ impl crate::ingest::Publisher for SqsPublisher {
             .map(|_| ())
             .map_err(|e| classify(&e))
     }
+
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        messages: &[crate::ingest::Outgoing],
+    ) -> Result<Vec<(usize, String)>, ServiceError> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body)
+                    .set_message_group_id(m.group_id.clone())
+                    .set_message_deduplication_id(m.dedup_id.clone())
+                    .build()
+                    .map_err(|e| ServiceError::Validation { op: Op::SendMessage, message: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out
+            .failed()
+            .iter()
+            .filter_map(|f| {
+                f.id().parse::<usize>().ok().map(|i| (i, format!("{}: {}", f.code(), f.message().unwrap_or_default())))
+            })
+            .collect())
+    }
 }

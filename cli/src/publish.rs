@@ -1,0 +1,104 @@
+//! `jml publish`: the bulk-onboarding path. Validates every event, sends the valid ones in
+//! batches of 10, shows progress, and ends with the count sent and every rejection with its reason.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use jml_shared::config::Config;
+use jml_shared::ingest::{PublishTo, Publisher, publish};
+
+/// (source, body) of every event: each line of a .jsonl file, each .json file of a directory.
+pub fn read_events(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        let files: Vec<PathBuf> = if p.is_dir() {
+            let mut f: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "json" || x == "jsonl"))
+                .filter(|f| !f.to_string_lossy().ends_with(".schema.json"))
+                .collect();
+            f.sort();
+            f
+        } else {
+            vec![p.clone()]
+        };
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            if f.extension().is_some_and(|x| x == "jsonl") {
+                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                    out.push((format!("{}:{}", f.display(), i + 1), line.to_string()));
+                }
+            } else {
+                out.push((f.display().to_string(), text));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(paths: &[PathBuf], to_targets: bool, aws: bool, dry_run: bool) -> ExitCode {
+    let events = match read_events(paths) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let backend = if aws { "aws" } else { "memory" };
+    let config =
+        match Config::from_lookup(|k| if k == "JML_BACKEND" { Some(backend.into()) } else { std::env::var(k).ok() }) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("jml: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let to = if to_targets {
+        let targets = if aws { config.target_queues.clone() } else { hr_ingest::memory_targets() };
+        if targets.is_empty() {
+            eprintln!("jml: TARGET_QUEUES: is required with --to-targets (name=fifo-queue-url,...)");
+            return ExitCode::from(2);
+        }
+        PublishTo::Targets(targets)
+    } else {
+        match std::env::var("INBOUND_QUEUE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => PublishTo::Inbound(url),
+            None if !aws => PublishTo::Inbound("memory://jml-inbound".into()),
+            None => {
+                eprintln!(
+                    "jml: INBOUND_QUEUE_URL: is required (the stack's InboundQueueUrl output), or use --to-targets"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let publisher: Arc<dyn Publisher> = if aws {
+        Arc::new(jml_shared::aws::AwsPorts::connect(&config).await.publisher)
+    } else {
+        Arc::new(jml_shared::sim::SimQueues::default())
+    };
+    let bar = ProgressBar::new(events.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = publish(&events, &to, publisher.as_ref(), dry_run, &|n| bar.inc(n as u64)).await;
+    bar.finish_and_clear();
+    match report {
+        Ok(r) => {
+            let verb = if dry_run { "valid (dry run, nothing sent)" } else { "sent" };
+            println!("{} {verb}, {} rejected", r.sent, r.rejected.len());
+            for (source, why) in &r.rejected {
+                println!("  {source}: {why}");
+            }
+            if r.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("jml: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
