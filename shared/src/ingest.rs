@@ -145,6 +145,8 @@ pub struct Ingest {
     pub targets: Vec<TargetQueue>,
     pub publisher: Arc<dyn Publisher>,
     pub dlq: Arc<dyn DeadLetterQueue>,
+    /// Validate and report, send and park nothing.
+    pub dry_run: bool,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -161,6 +163,13 @@ impl Ingest {
             Ok(e) => e,
             Err(invalid) => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
         };
+        if self.dry_run {
+            return IngestOutcome::FannedOut {
+                event_id: event.event_id.to_string(),
+                external_id: event.external_id.key(),
+                targets: 0,
+            };
+        }
         let (group, dedup) = (message_group_id(&event), message_deduplication_id(&event));
         for t in &self.targets {
             if let Err(e) = self.publisher.send(&t.queue_url, body, &group, &dedup).await {
@@ -176,6 +185,9 @@ impl Ingest {
 
     /// Parks an event that can never be fanned out.
     pub async fn park(&self, body: &str, code: &str, reason: &str, source_id: Option<&str>) -> IngestOutcome {
+        if self.dry_run {
+            return IngestOutcome::Parked { code: code.to_string(), reason: reason.to_string() };
+        }
         let parked = ParkedMessage {
             body: body.to_string(),
             error_code: code.to_string(),

@@ -154,3 +154,21 @@ async fn publish_sends_valid_events_in_batches_with_the_ingest_ids_and_reports_t
     assert_eq!(publish(&events, &to, &dry, true, &|_| {}).await.unwrap().sent, 23);
     assert!(dry.messages(IDENTITY_Q).is_empty());
 }
+
+#[tokio::test]
+async fn dry_run_validates_and_reports_but_sends_and_parks_nothing() {
+    let config = Config::from_lookup(|k| match k {
+        "JML_BACKEND" => Some("memory".into()),
+        "DRY_RUN" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    let (state, mem) = memory(&config);
+    let r = call(&state, fixture_json("lambda/eventbridge-joiner.json")).await.unwrap();
+    assert_eq!((r["status"].as_str(), r["targets"].as_u64()), (Some("fanned-out"), Some(0)));
+    let mut bad = fixture_json("lambda/eventbridge-joiner.json");
+    bad["detail"]["type"] = "fired".into();
+    bad["detail-type"] = "Joiner".into();
+    let _ = call(&state, bad).await;
+    assert!(mem.queues.messages(IDENTITY_Q).is_empty() && mem.dlq.parked().is_empty());
+}

@@ -140,3 +140,17 @@ async fn throttling_is_retried_through_the_batch_and_an_outage_never_blocks_othe
 async fn invoke_subs(state: &State, payload: serde_json::Value) -> serde_json::Value {
     invoke(state, payload).await.unwrap()
 }
+
+#[tokio::test]
+async fn dry_run_plans_the_grants_without_calling_a_write() {
+    let (state, mem) = subs_state(&[("DRY_RUN", "true")]);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    let o = r.outcome.unwrap();
+    assert!(o.dry_run);
+    assert_eq!(
+        o.actions,
+        vec!["StartProductSubscription OFFICE_PROFESSIONAL_PLUS", "AssociateUser i-0a1b2c3d4e5f60001"]
+    );
+    assert_eq!(mem.service.calls().writes(), 0);
+    assert_eq!(mem.ledger.calls().writes, 0, "the ledger is not written in a dry run either");
+}

@@ -41,7 +41,8 @@ pub fn memory(config: &Config) -> (Ingest, MemoryBackend) {
     let queues = Arc::new(SimQueues::default());
     let dlq = Arc::new(SimDeadLetterQueue::default());
     let targets = if config.target_queues.is_empty() { memory_targets() } else { config.target_queues.clone() };
-    (Ingest { targets, publisher: queues.clone(), dlq: dlq.clone() }, MemoryBackend { queues, dlq })
+    let ingest = Ingest { targets, publisher: queues.clone(), dlq: dlq.clone(), dry_run: config.dry_run };
+    (ingest, MemoryBackend { queues, dlq })
 }
 
 /// The state the configuration asks for.
@@ -54,6 +55,7 @@ pub async fn from_config(config: &Config) -> Ingest {
                 targets: config.target_queues.clone(),
                 publisher: Arc::new(ports.publisher),
                 dlq: Arc::new(ports.dlq),
+                dry_run: config.dry_run,
             }
         }
     }
