@@ -26,6 +26,29 @@ pub struct State {
     pub metrics: Arc<dyn MetricsSink>,
 }
 
+impl State {
+    /// A target's state with the settings every target shares (dry run, audit TTL, breaker,
+    /// concurrency); metrics go to stdout (the Lambda log stream).
+    pub fn for_target(
+        target: Arc<dyn crate::engine::Target>,
+        ledger: Arc<dyn crate::ledger::Ledger>,
+        dlq: Arc<dyn DeadLetterQueue>,
+        config: &crate::config::Config,
+    ) -> Self {
+        let settings = crate::engine::EngineSettings {
+            dry_run: config.dry_run,
+            audit_ttl: config.audit_ttl(),
+            leavers_per_hour: config.leavers_per_hour,
+        };
+        Self {
+            engine: Engine::new(target, ledger, settings),
+            dlq,
+            max_concurrency: config.max_concurrency,
+            metrics: Arc::new(crate::metrics::StdoutSink),
+        }
+    }
+}
+
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
@@ -181,9 +204,10 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
     Err("unrecognised input: expected an SQS batch (Records) or an EventBridge event (detail-type, detail)".into())
 }
 
-/// Processes an SQS batch and reports the records to retry.
-pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<BatchRecord> = event
+/// The records of an SQS event, grouped by their FIFO `MessageGroupId` (a standard queue's
+/// records each form their own group).
+pub fn batch_records(event: SqsEvent) -> Vec<BatchRecord> {
+    event
         .records
         .into_iter()
         .enumerate()
@@ -192,17 +216,26 @@ pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
             let group = m.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| message_id.clone());
             BatchRecord { message_id, group, body: m.body.unwrap_or_default() }
         })
-        .collect();
-    let failed = run_batch(records, state.max_concurrency, |r| async move {
-        let meta = RecordMeta { message_id: Some(r.message_id.clone()), message_group: Some(r.group.clone()) };
-        process_record(state, &r.body, &meta).await.result
-    })
-    .await;
+        .collect()
+}
+
+/// The `ReportBatchItemFailures` response for the failed message ids.
+pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for id in failed {
         response.add_failure(id);
     }
     response
+}
+
+/// Processes an SQS batch and reports the records to retry.
+pub async fn handle_sqs(state: &State, event: SqsEvent) -> SqsBatchResponse {
+    let failed = run_batch(batch_records(event), state.max_concurrency, |r| async move {
+        let meta = RecordMeta { message_id: Some(r.message_id.clone()), message_group: Some(r.group.clone()) };
+        process_record(state, &r.body, &meta).await.result
+    })
+    .await;
+    batch_response(failed)
 }
 
 /// A direct EventBridge delivery: the detail is the HR event. A permanent failure is parked

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use jml_shared::batch::{BatchRecord, RecordResult, run_batch};
+use jml_shared::batch::{RecordResult, run_batch};
 use jml_shared::config::{Backend, Config};
 use jml_shared::ingest::{Ingest, IngestOutcome, TargetQueue};
+use jml_shared::lambda::{batch_records, batch_response};
 use jml_shared::sim::{SimDeadLetterQueue, SimQueues};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
@@ -98,17 +99,7 @@ pub async fn handler(state: &Ingest, event: LambdaEvent<Value>) -> Result<Value,
 /// The inbound queue: each body is one HR event. Invalid ones are parked (not retried); a failed
 /// fan-out is retried, and with it every later record of the same message group.
 pub async fn handle_sqs(state: &Ingest, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<BatchRecord> = event
-        .records
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let message_id = m.message_id.unwrap_or_else(|| format!("record-{i}"));
-            let group = m.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| message_id.clone());
-            BatchRecord { message_id, group, body: m.body.unwrap_or_default() }
-        })
-        .collect();
-    let failed = run_batch(records, 10, |r| async move {
+    let failed = run_batch(batch_records(event), 10, |r| async move {
         match ingest_one(state, &r.body, Some(&r.message_id)).await {
             IngestOutcome::FannedOut { .. } => RecordResult::Done,
             IngestOutcome::Parked { .. } => RecordResult::Parked,
@@ -116,11 +107,7 @@ pub async fn handle_sqs(state: &Ingest, event: SqsEvent) -> SqsBatchResponse {
         }
     })
     .await;
-    let mut response = SqsBatchResponse::default();
-    for id in failed {
-        response.add_failure(id);
-    }
-    response
+    batch_response(failed)
 }
 
 /// The HR rule's delivery. Invalid: parked, the invocation succeeds. A failed fan-out fails the

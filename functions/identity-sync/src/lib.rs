@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use jml_shared::config::{Backend, Config};
-use jml_shared::engine::{Engine, EngineSettings};
 use jml_shared::identity::{IdentitySync, SyncSettings};
 use jml_shared::ledger::Ledger;
 use jml_shared::pacing::{Paced, TokenBucket};
@@ -39,17 +38,7 @@ pub fn state(
         None => store,
     };
     let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });
-    let settings = EngineSettings {
-        dry_run: config.dry_run,
-        audit_ttl: config.audit_ttl(),
-        leavers_per_hour: config.leavers_per_hour,
-    };
-    State {
-        engine: Engine::new(Arc::new(target), ledger, settings),
-        dlq,
-        max_concurrency: config.max_concurrency,
-        metrics: Arc::new(jml_shared::metrics::StdoutSink),
-    }
+    State::for_target(Arc::new(target), ledger, dlq, config)
 }
 
 /// A state on the given simulator, with an in-memory ledger and DLQ.

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use jml_shared::config::{Backend, Config};
-use jml_shared::engine::{Engine, EngineSettings};
 use jml_shared::ledger::Ledger;
 use jml_shared::ports::{DeadLetterQueue, UserSubscriptions};
 use jml_shared::sim::{SimDeadLetterQueue, SimLedger, SimUserSubscriptions};
@@ -32,17 +31,7 @@ pub fn state(
     config: &Config,
 ) -> State {
     let target = SubscriptionSync::new(service, config.directory_username_rule);
-    let settings = EngineSettings {
-        dry_run: config.dry_run,
-        audit_ttl: config.audit_ttl(),
-        leavers_per_hour: config.leavers_per_hour,
-    };
-    State {
-        engine: Engine::new(Arc::new(target), ledger, settings),
-        dlq,
-        max_concurrency: config.max_concurrency,
-        metrics: Arc::new(jml_shared::metrics::StdoutSink),
-    }
+    State::for_target(Arc::new(target), ledger, dlq, config)
 }
 
 /// A state on the given simulator with its own in-memory ledger and DLQ.

@@ -105,6 +105,28 @@ fn classify<E: ProvideErrorMetadata + Code, R>(op: Op, err: &SdkError<E, R>) -> 
     }
 }
 
+/// The write reached its goal, or the service says it already had: a Conflict for a grant
+/// (already subscribed or associated), a ResourceNotFound for a release (already gone).
+fn done<T, E: ProvideErrorMetadata + Code, R>(
+    op: Op,
+    res: Result<T, SdkError<E, R>>,
+    already: fn(&ServiceError) -> bool,
+) -> Result<(), ServiceError> {
+    match res.map_err(|e| classify(op, &e)) {
+        Ok(_) => Ok(()),
+        Err(e) if already(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn conflict(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::Conflict { .. })
+}
+
+fn not_found(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::NotFound { .. })
+}
+
 #[async_trait]
 impl UserSubscriptions for AwsUserSubscriptions {
     async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError> {
@@ -175,10 +197,7 @@ impl UserSubscriptions for AwsUserSubscriptions {
             .set_domain(self.domain.clone())
             .send()
             .await;
-        match res.map_err(|e| classify(op, &e)) {
-            Ok(_) | Err(ServiceError::Conflict { .. }) => Ok(()), // already subscribed
-            Err(e) => Err(e),
-        }
+        done(op, res, conflict)
     }
 
     async fn stop_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError> {
@@ -192,10 +211,7 @@ impl UserSubscriptions for AwsUserSubscriptions {
             .set_domain(self.domain.clone())
             .send()
             .await;
-        match res.map_err(|e| classify(op, &e)) {
-            Ok(_) | Err(ServiceError::NotFound { .. }) => Ok(()), // already stopped
-            Err(e) => Err(e),
-        }
+        done(op, res, not_found)
     }
 
     async fn associate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError> {
@@ -209,10 +225,7 @@ impl UserSubscriptions for AwsUserSubscriptions {
             .set_domain(self.domain.clone())
             .send()
             .await;
-        match res.map_err(|e| classify(op, &e)) {
-            Ok(_) | Err(ServiceError::Conflict { .. }) => Ok(()), // already associated
-            Err(e) => Err(e),
-        }
+        done(op, res, conflict)
     }
 
     async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError> {
@@ -226,9 +239,6 @@ impl UserSubscriptions for AwsUserSubscriptions {
             .set_domain(self.domain.clone())
             .send()
             .await;
-        match res.map_err(|e| classify(op, &e)) {
-            Ok(_) | Err(ServiceError::NotFound { .. }) => Ok(()), // already gone
-            Err(e) => Err(e),
-        }
+        done(op, res, not_found)
     }
 }
