@@ -140,15 +140,20 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
                 message_group: meta.message_group.clone(),
             };
             report.error = Some((e.code().to_string(), e.to_string()));
-            match state.dlq.park(&parked).await {
-                Ok(()) => {
-                    tracing::warn!(decision = "parked", error_code = e.code(), error = %e, "parked on the dead-letter queue");
-                    report.result = RecordResult::Parked;
-                }
-                Err(park_err) => {
-                    // Never lost: if it cannot be parked, it goes back to the queue.
-                    tracing::error!(decision = "retry", error_code = e.code(), park_error = %park_err, "could not park; will be retried");
-                    report.result = RecordResult::Retry;
+            if state.engine.dry_run() {
+                tracing::warn!(decision = "parked", dry_run = true, error_code = e.code(), error = %e, "would be parked (dry run)");
+                report.result = RecordResult::Parked;
+            } else {
+                match state.dlq.park(&parked).await {
+                    Ok(()) => {
+                        tracing::warn!(decision = "parked", error_code = e.code(), error = %e, "parked on the dead-letter queue");
+                        report.result = RecordResult::Parked;
+                    }
+                    Err(park_err) => {
+                        // Never lost: if it cannot be parked, it goes back to the queue.
+                        tracing::error!(decision = "retry", error_code = e.code(), park_error = %park_err, "could not park; will be retried");
+                        report.result = RecordResult::Retry;
+                    }
                 }
             }
         }
@@ -258,8 +263,10 @@ async fn handle_eventbridge(state: &State, eb: EventBridgeEvent<Value>, raw: &Va
             source_message_id: eb.id.clone(),
             message_group: None,
         };
-        state.dlq.park(&parked).await.map_err(|e| format!("could not park: {e}"))?;
-        return Ok(json!({ "status": "parked", "errorCode": "InvalidEvent" }));
+        if !state.engine.dry_run() {
+            state.dlq.park(&parked).await.map_err(|e| format!("could not park: {e}"))?;
+        }
+        return Ok(json!({ "status": "parked", "errorCode": "InvalidEvent", "dryRun": state.engine.dry_run() }));
     }
     let meta = RecordMeta { message_id: eb.id.clone(), message_group: None };
     let report = process_record(state, &body, &meta).await;

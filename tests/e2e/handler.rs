@@ -333,3 +333,18 @@ async fn dry_run_plans_without_writing() {
     assert_eq!(mem.store.calls().writes(), 0);
     assert!(mem.store.user(ADA).is_none());
 }
+
+#[tokio::test]
+async fn dry_run_writes_nothing_anywhere_not_even_the_dead_letter_queue() {
+    let config = jml_shared::config::Config::from_lookup(|k| match k {
+        "JML_BACKEND" => Some("memory".into()),
+        "DRY_RUN" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    let (state, mem) = identity_sync::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let report = identity_sync::process_record(&state, "{\"eventId\": 1}", &Default::default()).await;
+    assert_eq!(report.result, jml_shared::batch::RecordResult::Parked, "reported as it would be");
+    assert_eq!(report.error.map(|e| e.0).as_deref(), Some("InvalidEvent"));
+    assert!(mem.dlq.parked().is_empty());
+}
