@@ -88,3 +88,47 @@ async fn a_full_scenario_logs_no_email_name_or_phone() {
         assert!(!lower.contains(personal), "personal data '{personal}' leaked into the logs:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn subscription_sync_and_hr_ingest_log_no_personal_data_either() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let config = jml_shared::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    let (subs, _) =
+        subscription_sync::memory(std::sync::Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+    let (ingest, _) = hr_ingest::memory(&config);
+    let mut bad = fixture_json("02-joiner-alan.json");
+    bad["person"]["directoryUserName"] = "alan turing the great".into();
+    for body in
+        [fixture("01-joiner-ada.json"), fixture("03-mover-ada.json"), bad.to_string(), fixture("04-leaver-ada.json")]
+    {
+        let _ = invoke(&subs, sqs_batch(&[("m", "g", &body)])).await.unwrap();
+        let _ = hr_ingest::handler(
+            &ingest,
+            lambda_runtime::LambdaEvent::new(sqs_batch(&[("m", "g", &body)]), Default::default()),
+        )
+        .await
+        .unwrap();
+    }
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "\"target\":\"user-subscriptions\"",
+        "\"decision\":\"fanned-out\"",
+        "workday#100234",
+        "\"decision\":\"parked\"",
+    ] {
+        assert!(logs.contains(expected), "logs should contain {expected}");
+    }
+    let lower = logs.to_lowercase();
+    for personal in ["lovelace", "alovelace", "turing", "example.com", "7946", "london"] {
+        assert!(!lower.contains(personal), "personal data '{personal}' leaked into the logs:\n{logs}");
+    }
+}
