@@ -176,7 +176,7 @@ impl Engine {
                 }
                 Guard::Apply => {}
             }
-            if !raced && !dry_run && event.kind() == EventKind::Leaver && !self.breaker_allows(event).await? {
+            if !raced && !dry_run && event.kind() == EventKind::Leaver && !self.breaker_allows().await? {
                 return self.hold(event, body, record.as_ref()).await;
             }
             let outcome = self.target.converge(event, record.as_ref(), dry_run).await?;
@@ -195,7 +195,7 @@ impl Engine {
     }
 
     /// Takes one of this hour's leaver slots (shared by every instance through the ledger).
-    async fn breaker_allows(&self, _event: &HrEvent) -> Result<bool, SyncError> {
+    async fn breaker_allows(&self) -> Result<bool, SyncError> {
         let Some(limit) = self.settings.leavers_per_hour else { return Ok(true) };
         let now = Utc::now();
         let key = format!("leavers#{}#{}", self.target.name(), now.format("%Y-%m-%dT%H"));

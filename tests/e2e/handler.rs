@@ -319,13 +319,7 @@ async fn unrecognised_input_is_an_error_naming_the_expected_shapes() {
 
 #[tokio::test]
 async fn dry_run_plans_without_writing() {
-    let config = jml_shared::config::Config::from_lookup(|k| match k {
-        "JML_BACKEND" => Some("memory".into()),
-        "DRY_RUN" => Some("true".into()),
-        _ => None,
-    })
-    .unwrap();
-    let (state, mem) = identity_sync::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let (state, mem) = dry_run_state();
     let report = identity_sync::process_record(&state, &fixture("01-joiner-ada.json"), &Default::default()).await;
     let outcome = report.outcome.unwrap();
     assert!(outcome.dry_run);
@@ -336,15 +330,19 @@ async fn dry_run_plans_without_writing() {
 
 #[tokio::test]
 async fn dry_run_writes_nothing_anywhere_not_even_the_dead_letter_queue() {
+    let (state, mem) = dry_run_state();
+    let report = identity_sync::process_record(&state, "{\"eventId\": 1}", &Default::default()).await;
+    assert_eq!(report.result, jml_shared::batch::RecordResult::Parked, "reported as it would be");
+    assert_eq!(report.error.map(|e| e.0).as_deref(), Some("InvalidEvent"));
+    assert!(mem.dlq.parked().is_empty());
+}
+
+fn dry_run_state() -> (identity_sync::State, identity_sync::MemoryBackend) {
     let config = jml_shared::config::Config::from_lookup(|k| match k {
         "JML_BACKEND" => Some("memory".into()),
         "DRY_RUN" => Some("true".into()),
         _ => None,
     })
     .unwrap();
-    let (state, mem) = identity_sync::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config);
-    let report = identity_sync::process_record(&state, "{\"eventId\": 1}", &Default::default()).await;
-    assert_eq!(report.result, jml_shared::batch::RecordResult::Parked, "reported as it would be");
-    assert_eq!(report.error.map(|e| e.0).as_deref(), Some("InvalidEvent"));
-    assert!(mem.dlq.parked().is_empty());
+    identity_sync::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config)
 }

@@ -27,8 +27,8 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
-#[tokio::test]
-async fn a_full_scenario_logs_no_email_name_or_phone() {
+/// JSON logs, as in Lambda, captured for this thread until the guard drops.
+fn capture_json_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -37,7 +37,12 @@ async fn a_full_scenario_logs_no_email_name_or_phone() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(capture.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (capture, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn a_full_scenario_logs_no_email_name_or_phone() {
+    let (capture, _guard) = capture_json_logs();
 
     let (state, mem) = memory_state();
     // joiner, duplicate, mover, leaver, rehire, a hijack attempt, a bad event, a throttled record
@@ -91,15 +96,7 @@ async fn a_full_scenario_logs_no_email_name_or_phone() {
 
 #[tokio::test]
 async fn subscription_sync_and_hr_ingest_log_no_personal_data_either() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = capture_json_logs();
 
     let config = jml_shared::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
     let (subs, _) =

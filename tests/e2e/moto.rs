@@ -70,17 +70,7 @@ async fn moto() -> Moto {
         .send()
         .await
         .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(format!("jml-identity-dlq-{n}.fifo"))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let dlq_url = fifo_queue(&aws_sdk_sqs::Client::new(&sdk), &format!("jml-identity-dlq-{n}")).await;
     let env = [
         ("IDENTITY_STORE_ID", store_id.clone()),
         ("DLQ_URL", dlq_url.clone()),
@@ -90,6 +80,17 @@ async fn moto() -> Moto {
     let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let state = identity_sync::from_aws_ports(AwsPorts::from_sdk_config(&sdk, &config), &config);
     Moto { sdk, store_id, table, dlq_url, state, ids }
+}
+
+/// Creates a FIFO queue `<name>.fifo` on moto; its URL.
+async fn fifo_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    let out = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await;
+    out.unwrap().queue_url().unwrap().to_string()
 }
 
 impl Moto {
@@ -313,16 +314,7 @@ async fn moto_publish_uses_send_message_batch_on_a_fifo_queue() {
     use jml_shared::ingest::{PublishTo, TargetQueue, publish};
     let m = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&m.sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("jml-target-{}.fifo", std::process::id()))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let url = fifo_queue(&sqs, &format!("jml-target-{}", std::process::id())).await;
     let events: Vec<(String, String)> = (0..12)
         .map(|n| {
             let mut j = fixture_json("04-leaver-ada.json");

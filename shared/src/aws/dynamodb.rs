@@ -30,6 +30,41 @@ impl DynamoLedger {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
+
+    /// A transaction item putting `item` in the table, optionally conditioned.
+    fn put(&self, item: Item, condition: Option<(&str, Option<&str>)>) -> Result<TransactWriteItem, ServiceError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expression, expected)) = condition {
+            put = put.condition_expression(expression);
+            if let Some(v) = expected {
+                put = put.expression_attribute_values(":expected", s(v));
+            }
+        }
+        let put = put.build().map_err(|e| ServiceError::Validation { op: Op::LedgerWrite, message: e.to_string() })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Every item of a Query (all pages), converted.
+    async fn query_all<T>(
+        &self,
+        key_condition: &str,
+        values: &[(&str, String)],
+        convert: fn(&Item) -> Result<T, ServiceError>,
+    ) -> Result<Vec<T>, ServiceError> {
+        let mut query = self.client.query().table_name(&self.table).key_condition_expression(key_condition);
+        for (k, v) in values {
+            query = query.expression_attribute_values(*k, s(v));
+        }
+        let mut pages = query.into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(Op::LedgerRead, &e))?;
+            for item in page.items() {
+                out.push(convert(item)?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -189,21 +224,15 @@ impl Ledger for DynamoLedger {
         audit: &AuditEntry,
     ) -> Result<bool, ServiceError> {
         let op = Op::LedgerWrite;
-        let build = |e: aws_sdk_dynamodb::error::BuildError| ServiceError::Validation { op, message: e.to_string() };
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(record_item(record)));
-        put = match expected {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(last) => {
-                put.condition_expression("lastEventId = :expected").expression_attribute_values(":expected", s(last))
-            }
+        let condition = match expected {
+            None => ("attribute_not_exists(pk)", None),
+            Some(last) => ("lastEventId = :expected", Some(last)),
         };
-        let audit_put =
-            Put::builder().table_name(&self.table).set_item(Some(audit_item(audit))).build().map_err(build)?;
         let res = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put.build().map_err(build)?).build())
-            .transact_items(TransactWriteItem::builder().put(audit_put).build())
+            .transact_items(self.put(record_item(record), Some(condition))?)
+            .transact_items(self.put(audit_item(audit), None)?)
             .send()
             .await;
         match res {
@@ -228,23 +257,8 @@ impl Ledger for DynamoLedger {
     }
 
     async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :p AND begins_with(sk, :a)")
-            .expression_attribute_values(":p", s(person))
-            .expression_attribute_values(":a", s("audit#"))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(Op::LedgerRead, &e))?;
-            for item in page.items() {
-                out.push(audit_from_item(item)?);
-            }
-        }
-        Ok(out)
+        let values = [(":p", person.to_string()), (":a", "audit#".to_string())];
+        self.query_all("pk = :p AND begins_with(sk, :a)", &values, audit_from_item).await
     }
 
     async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError> {
@@ -272,38 +286,18 @@ impl Ledger for DynamoLedger {
     }
 
     async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {
-        let op = Op::LedgerWrite;
-        let build = |e: aws_sdk_dynamodb::error::BuildError| ServiceError::Validation { op, message: e.to_string() };
-        let held_put = Put::builder().table_name(&self.table).set_item(Some(held_item(held))).build().map_err(build)?;
-        let audit_put =
-            Put::builder().table_name(&self.table).set_item(Some(audit_item(audit))).build().map_err(build)?;
         self.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(held_put).build())
-            .transact_items(TransactWriteItem::builder().put(audit_put).build())
+            .transact_items(self.put(held_item(held), None)?)
+            .transact_items(self.put(audit_item(audit), None)?)
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify(op, &e))
+            .map_err(|e| classify(Op::LedgerWrite, &e))
     }
 
     async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s(HeldEvent::partition(target)))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(Op::LedgerRead, &e))?;
-            for item in page.items() {
-                out.push(held_from_item(item)?);
-            }
-        }
-        Ok(out)
+        self.query_all("pk = :p", &[(":p", HeldEvent::partition(target))], held_from_item).await
     }
 
     async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
