@@ -52,6 +52,19 @@ pub struct Config {
     pub leavers_per_hour: Option<u32>,
     /// `TARGET_QUEUES` (hr-ingest): `name=fifo-queue-url,...`, one per enabled target.
     pub target_queues: Vec<crate::ingest::TargetQueue>,
+    /// `APPSTREAM_STACKS_BY_DEPARTMENT` (appstream-sync): JSON department -> stacks (`*`: any
+    /// other); used when an event lists no `appstreamStacks`. Demo rules on the memory backend.
+    pub appstream_stacks: crate::appstream::StackRules,
+    /// `APPSTREAM_WELCOME_EMAIL` (appstream-sync): `send` (default: AppStream e-mails a temporary
+    /// password; a rehire gets a RESEND) or `suppress`.
+    pub appstream_welcome: crate::ports::WelcomeEmail,
+    /// `IAM_GROUP_MAP` (iam-sync): JSON HR group -> IAM groups; its values are the managed IAM groups.
+    pub iam_groups: crate::iam::GroupMap,
+    /// `IAM_PATH_PREFIX` (iam-sync): the path under which users are created (default `/jml/`).
+    pub iam_path_prefix: String,
+    /// `IAM_PERMISSIONS_BOUNDARY` (iam-sync): the managed policy ARN every user gets as its
+    /// permissions boundary. Mandatory with the AWS backend.
+    pub iam_permissions_boundary: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +87,11 @@ static IDENTITY_STORE_ID: LazyLock<Regex> = LazyLock::new(|| {
 /// `Directory` in the License Manager user subscriptions model.
 static DIRECTORY_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(d|sd)-[0-9a-f]{10}$").expect("static regex compiles"));
+
+/// A managed policy ARN (the permissions boundary).
+static IAM_POLICY_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\x21-\x7e]{1,1900}$").expect("static regex compiles")
+});
 
 /// The managed-group prefix the memory backend uses when none is configured.
 pub const DEMO_GROUP_PREFIX: &str = "jml-";
@@ -182,7 +200,42 @@ impl Config {
             None => Vec::new(),
             Some(v) => crate::ingest::parse_target_queues(&v).map_err(|rule| err("TARGET_QUEUES", rule))?,
         };
+        let memory = backend == Backend::Memory;
+        let appstream_stacks = match get("APPSTREAM_STACKS_BY_DEPARTMENT") {
+            None if memory => crate::appstream::StackRules::parse(crate::sim::DEMO_STACK_RULES)
+                .map_err(|rule| err("APPSTREAM_STACKS_BY_DEPARTMENT", rule))?,
+            None => crate::appstream::StackRules::default(),
+            Some(v) => {
+                crate::appstream::StackRules::parse(&v).map_err(|rule| err("APPSTREAM_STACKS_BY_DEPARTMENT", rule))?
+            }
+        };
+        let appstream_welcome = match get("APPSTREAM_WELCOME_EMAIL").as_deref() {
+            None | Some("send") => crate::ports::WelcomeEmail::Send,
+            Some("suppress") => crate::ports::WelcomeEmail::Suppress,
+            Some(_) => return Err(err("APPSTREAM_WELCOME_EMAIL", "must be send or suppress")),
+        };
+        let iam_groups = match get("IAM_GROUP_MAP") {
+            None if memory => crate::iam::GroupMap::parse(crate::sim::DEMO_IAM_GROUP_MAP)
+                .map_err(|rule| err("IAM_GROUP_MAP", rule))?,
+            None => crate::iam::GroupMap::default(),
+            Some(v) => crate::iam::GroupMap::parse(&v).map_err(|rule| err("IAM_GROUP_MAP", rule))?,
+        };
+        let iam_path_prefix = get("IAM_PATH_PREFIX").unwrap_or_else(|| "/jml/".to_string());
+        crate::iam::check_path(&iam_path_prefix).map_err(|rule| err("IAM_PATH_PREFIX", rule))?;
+        let iam_permissions_boundary =
+            get("IAM_PERMISSIONS_BOUNDARY").or_else(|| memory.then(|| crate::sim::DEMO_BOUNDARY.to_string()));
+        if iam_permissions_boundary.as_deref().is_some_and(|a| !IAM_POLICY_ARN.is_match(a)) {
+            return Err(err(
+                "IAM_PERMISSIONS_BOUNDARY",
+                "must be a managed policy ARN, arn:aws:iam::<account>:policy/<name> (arnType, 20 to 2048)",
+            ));
+        }
         Ok(Self {
+            appstream_stacks,
+            appstream_welcome,
+            iam_groups,
+            iam_path_prefix,
+            iam_permissions_boundary,
             leavers_per_hour,
             identity_store_rps,
             target_queues,
@@ -225,6 +278,24 @@ impl Config {
             return Err(err(
                 "DIRECTORY_ID",
                 "is required with JML_BACKEND=aws (the Active Directory of the subscriptions)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What appstream-sync needs beyond the common settings (the stacks come from events or
+    /// the department rules; none is mandatory).
+    pub fn check_appstream(&self) -> Result<(), ConfigError> {
+        self.check_ledger()
+    }
+
+    /// What iam-sync needs beyond the common settings: a permissions boundary, always.
+    pub fn check_iam(&self) -> Result<(), ConfigError> {
+        self.check_ledger()?;
+        if self.iam_permissions_boundary.is_none() {
+            return Err(err(
+                "IAM_PERMISSIONS_BOUNDARY",
+                "is required: every IAM user jml-sync creates gets this managed policy as its permissions boundary",
             ));
         }
         Ok(())
@@ -296,6 +367,20 @@ mod tests {
         );
         let ok = cfg(&[common[0], common[1], ("TARGET_QUEUES", "identity=https://q.fifo")]).unwrap();
         assert!(ok.check_ingest().is_ok());
+        assert!(c.check_appstream().is_ok());
+        assert_eq!(c.check_iam().unwrap_err().var, "IAM_PERMISSIONS_BOUNDARY");
+        let boundary = ("IAM_PERMISSIONS_BOUNDARY", "arn:aws:iam::123456789012:policy/jml-boundary");
+        assert!(cfg(&[common[0], common[1], boundary]).unwrap().check_iam().is_ok());
+        let bad = ("IAM_PERMISSIONS_BOUNDARY", "jml-boundary");
+        assert_eq!(cfg(&[common[0], common[1], bad]).unwrap_err().var, "IAM_PERMISSIONS_BOUNDARY");
+        assert_eq!(cfg(&[common[0], common[1], ("IAM_PATH_PREFIX", "jml")]).unwrap_err().var, "IAM_PATH_PREFIX");
+        assert_eq!(cfg(&[common[0], common[1], ("IAM_GROUP_MAP", "[1]")]).unwrap_err().var, "IAM_GROUP_MAP");
+        let stacks = ("APPSTREAM_STACKS_BY_DEPARTMENT", r#"{"Finance": ["bad stack"]}"#);
+        assert_eq!(cfg(&[common[0], common[1], stacks]).unwrap_err().var, "APPSTREAM_STACKS_BY_DEPARTMENT");
+        assert_eq!(
+            cfg(&[common[0], common[1], ("APPSTREAM_WELCOME_EMAIL", "maybe")]).unwrap_err().var,
+            "APPSTREAM_WELCOME_EMAIL"
+        );
         let rule = cfg(&[common[0], common[1], ("DIRECTORY_USERNAME_RULE", "x")]);
         assert_eq!(rule.unwrap_err().var, "DIRECTORY_USERNAME_RULE");
     }
@@ -306,6 +391,8 @@ mod tests {
         assert_eq!(c.managed_groups.prefix.as_deref(), Some("jml-"));
         assert_eq!(c.max_concurrency, 4);
         assert!(c.check_identity().is_ok() && c.check_subscriptions().is_ok());
+        assert!(c.check_appstream().is_ok() && c.check_iam().is_ok(), "demo boundary and rules on memory");
+        assert!(!c.iam_groups.managed().is_empty() && !c.appstream_stacks.0.is_empty());
         assert_eq!(c.identity_store_rps, None, "the simulator is not paced unless asked");
         assert_eq!(c.leavers_per_hour, Some(25));
         assert_eq!(

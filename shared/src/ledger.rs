@@ -105,6 +105,17 @@ pub trait Ledger: Send + Sync {
     async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError>;
     /// Forgets a held event (after it was released).
     async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError>;
+    /// Claims an account name on a target for a person, atomically across every instance: the
+    /// first claimant owns the name for good (a leaver keeps it: the account still exists).
+    /// Returns the owner after the attempt (`person` itself when the claim is, or was, ours).
+    /// It is the ownership record of services whose accounts carry no ExternalId (AppStream
+    /// user pool users) and stops two people deriving one name (IAM, case-insensitively).
+    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError>;
+}
+
+/// The key of a name claim: its own partition, never a person's (`issuer#id` has one `#`).
+pub fn claim_key(target: &str, name: &str) -> String {
+    format!("claim#{target}#{name}")
 }
 
 /// An event the blast-radius breaker held instead of applying.

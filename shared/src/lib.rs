@@ -12,16 +12,21 @@
 //! - [`ingest`]: hr-ingest: validate, then fan out to every target's FIFO queue (group and dedup ids).
 //! - [`lambda`]: the Lambda side shared by every target: record, SQS batch, EventBridge.
 //! - [`subscriptions`]: the License Manager user-based subscriptions target and its pure planner.
+//! - [`appstream`]: the AppStream 2.0 user pool target: user names, names, stacks, ledger claims.
+//! - [`iam`]: the IAM users target: derived name, path and tags, lock-down of leavers.
 //! - [`batch`]: SQS batch processing: per-person ordering, bounded concurrency, FIFO failure rules.
 //! - [`config`]: settings from environment variables, validated once at start.
-//! - [`aws`]: AWS adapters (Identity Store, SQS). The only place that calls AWS.
+//! - [`aws`]: AWS adapters (Identity Store, License Manager user subscriptions, AppStream, IAM,
+//!   DynamoDB, SQS). The only place that calls AWS.
 //! - [`sim`]: in-memory simulators implementing the same ports.
 
+pub mod appstream;
 pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod contract;
 pub mod engine;
+pub mod iam;
 pub mod identity;
 pub mod ingest;
 pub mod lambda;

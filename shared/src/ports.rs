@@ -39,6 +39,26 @@ pub enum Op {
     StopProductSubscription,
     AssociateUser,
     DisassociateUser,
+    // AppStream 2.0
+    AppStreamCreateUser,
+    EnableUser,
+    DisableUser,
+    DescribeUserStackAssociations,
+    BatchAssociateUserStack,
+    BatchDisassociateUserStack,
+    // IAM
+    GetUser,
+    IamCreateUser,
+    IamUpdateUser,
+    PutUserPermissionsBoundary,
+    TagUser,
+    UntagUser,
+    ListGroupsForUser,
+    AddUserToGroup,
+    RemoveUserFromGroup,
+    DeleteLoginProfile,
+    ListAccessKeys,
+    UpdateAccessKey,
 }
 
 impl Op {
@@ -53,6 +73,20 @@ impl Op {
                 | Self::StopProductSubscription
                 | Self::AssociateUser
                 | Self::DisassociateUser
+                | Self::AppStreamCreateUser
+                | Self::EnableUser
+                | Self::DisableUser
+                | Self::BatchAssociateUserStack
+                | Self::BatchDisassociateUserStack
+                | Self::IamCreateUser
+                | Self::IamUpdateUser
+                | Self::PutUserPermissionsBoundary
+                | Self::TagUser
+                | Self::UntagUser
+                | Self::AddUserToGroup
+                | Self::RemoveUserFromGroup
+                | Self::DeleteLoginProfile
+                | Self::UpdateAccessKey
         )
     }
 
@@ -79,6 +113,23 @@ impl Op {
             Self::StopProductSubscription => "StopProductSubscription",
             Self::AssociateUser => "AssociateUser",
             Self::DisassociateUser => "DisassociateUser",
+            Self::AppStreamCreateUser | Self::IamCreateUser => "CreateUser",
+            Self::EnableUser => "EnableUser",
+            Self::DisableUser => "DisableUser",
+            Self::DescribeUserStackAssociations => "DescribeUserStackAssociations",
+            Self::BatchAssociateUserStack => "BatchAssociateUserStack",
+            Self::BatchDisassociateUserStack => "BatchDisassociateUserStack",
+            Self::GetUser => "GetUser",
+            Self::IamUpdateUser => "UpdateUser",
+            Self::PutUserPermissionsBoundary => "PutUserPermissionsBoundary",
+            Self::TagUser => "TagUser",
+            Self::UntagUser => "UntagUser",
+            Self::ListGroupsForUser => "ListGroupsForUser",
+            Self::AddUserToGroup => "AddUserToGroup",
+            Self::RemoveUserFromGroup => "RemoveUserFromGroup",
+            Self::DeleteLoginProfile => "DeleteLoginProfile",
+            Self::ListAccessKeys => "ListAccessKeys",
+            Self::UpdateAccessKey => "UpdateAccessKey",
         }
     }
 }
@@ -283,6 +334,126 @@ pub trait UserSubscriptions: Send + Sync {
     async fn associate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
     /// DisassociateUser; an association already gone is success.
     async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
+}
+
+/// The welcome e-mail of a new AppStream user pool user (`MessageAction`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WelcomeEmail {
+    /// `MessageAction` omitted: AppStream sends the welcome e-mail with a temporary password.
+    #[default]
+    Send,
+    /// `MessageAction` SUPPRESS: no e-mail (the deployment tells users another way).
+    Suppress,
+}
+
+/// A CreateUser request for an AppStream 2.0 user pool user (`AuthenticationType` USERPOOL).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppStreamNewUser {
+    /// The e-mail address, normalised (see `appstream::user_name`).
+    pub user_name: String,
+    /// Only `^[A-Za-z0-9_\-\s]+$`, at most 2048 (see `appstream::pool_name`); `None` omitted.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub welcome: WelcomeEmail,
+}
+
+impl std::fmt::Debug for AppStreamNewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppStreamNewUser").field("welcome", &self.welcome).finish_non_exhaustive()
+    }
+}
+
+/// One failed association of a BatchAssociateUserStack / BatchDisassociateUserStack call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackAssociationError {
+    pub stack: String,
+    /// `UserStackAssociationErrorCode`: STACK_NOT_FOUND, USER_NAME_NOT_FOUND,
+    /// DIRECTORY_NOT_FOUND, INTERNAL_ERROR.
+    pub code: String,
+}
+
+/// AppStream 2.0 user pool users and their stack associations. User names are e-mail addresses
+/// (case-sensitive in the service).
+#[async_trait]
+pub trait AppStreamUsers: Send + Sync {
+    /// CreateUser. `Ok(false)`: ResourceAlreadyExistsException (the user exists).
+    async fn create_user(&self, user: &AppStreamNewUser) -> Result<bool, ServiceError>;
+    /// CreateUser with `MessageAction` RESEND and no names: the welcome e-mail again.
+    async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError>;
+    /// EnableUser. `Ok(false)`: ResourceNotFoundException (no such user).
+    async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// DisableUser. `Ok(false)`: ResourceNotFoundException (already gone).
+    async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// DescribeUserStackAssociations for the user, all pages: stack names.
+    async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError>;
+    /// BatchAssociateUserStack (at most 25 per call); the per-association errors it reports.
+    async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError>;
+    /// BatchDisassociateUserStack (at most 25 per call); the per-association errors it reports.
+    async fn disassociate(
+        &self,
+        user_name: &str,
+        stacks: &[String],
+    ) -> Result<Vec<StackAssociationError>, ServiceError>;
+}
+
+/// An IAM user as GetUser returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IamUser {
+    /// As IAM stores it (IAM names are unique case-insensitively; GetUser may return another case).
+    pub user_name: String,
+    pub user_id: String,
+    pub path: String,
+    pub permissions_boundary: Option<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// A CreateUser request for IAM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IamNewUser {
+    pub user_name: String,
+    pub path: String,
+    pub permissions_boundary: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// An access key's id and status (`Active`, `Inactive`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub status: String,
+}
+
+/// IAM users, as jml-sync manages them (users, groups, tags, console password, access keys).
+#[async_trait]
+pub trait IamUsers: Send + Sync {
+    /// GetUser. `None`: NoSuchEntity.
+    async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>, ServiceError>;
+    /// CreateUser. `Ok(None)`: EntityAlreadyExists; else the new user's id.
+    async fn create_user(&self, user: &IamNewUser) -> Result<Option<String>, ServiceError>;
+    /// UpdateUser with NewPath and/or NewUserName.
+    async fn update_user(
+        &self,
+        user_name: &str,
+        new_path: Option<&str>,
+        new_user_name: Option<&str>,
+    ) -> Result<(), ServiceError>;
+    async fn put_permissions_boundary(&self, user_name: &str, arn: &str) -> Result<(), ServiceError>;
+    async fn tag_user(
+        &self,
+        user_name: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ServiceError>;
+    async fn untag_user(&self, user_name: &str, keys: &[String]) -> Result<(), ServiceError>;
+    /// ListGroupsForUser, all pages: group names.
+    async fn groups(&self, user_name: &str) -> Result<Vec<String>, ServiceError>;
+    async fn add_to_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError>;
+    async fn remove_from_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError>;
+    /// DeleteLoginProfile. `Ok(false)`: the user had no console password.
+    async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// ListAccessKeys, all pages.
+    async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError>;
+    /// UpdateAccessKey to `Inactive`.
+    async fn deactivate_access_key(&self, user_name: &str, access_key_id: &str) -> Result<(), ServiceError>;
 }
 
 /// A record that cannot succeed, with its reason, put aside for an operator (SQS DLQ).

@@ -217,6 +217,9 @@ impl Ledger for Racing {
     async fn forget_held(&self, h: &HeldEvent) -> Result<(), ServiceError> {
         self.inner.forget_held(h).await
     }
+    async fn claim(&self, t: &str, n: &str, p: &str) -> Result<String, ServiceError> {
+        self.inner.claim(t, n, p).await
+    }
 }
 
 #[tokio::test]

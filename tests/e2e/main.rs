@@ -4,9 +4,11 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+mod appstream;
 mod bad_events;
 mod breaker;
 mod handler;
+mod iam;
 mod ingest;
 mod ledger;
 mod logs;

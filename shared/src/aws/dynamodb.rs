@@ -4,12 +4,15 @@
 //! record of a target, or `audit#<occurredAt>#<target>#<eventId>` for an audit entry; `expiresAt`
 //! (N) is the TTL attribute of audit entries. The record and its audit entry are committed in one
 //! TransactWriteItems, the record conditioned on the last applied event (optimistic concurrency).
+//! A name claim is `pk` = `claim#<target>#<name>`, `sk` = `claim`, `owner` = the person's key,
+//! written once with a conditional PutItem.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -259,6 +262,39 @@ impl Ledger for DynamoLedger {
     async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
         let values = [(":p", person.to_string()), (":a", "audit#".to_string())];
         self.query_all("pk = :p AND begins_with(sk, :a)", &values, audit_from_item).await
+    }
+
+    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
+        let key = crate::ledger::claim_key(target, name);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&key))
+            .item("sk", s("claim"))
+            .item("owner", s(person))
+            .condition_expression("attribute_not_exists(pk) OR #owner = :person")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":person", s(person))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(person.to_string()),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&key))
+                    .key("sk", s("claim"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify(Op::LedgerRead, &e))?;
+                out.item().and_then(|i| get_s(i, "owner")).map(str::to_string).ok_or_else(|| corrupt("claim owner"))
+            }
+            Err(e) => Err(classify(Op::LedgerWrite, &e)),
+        }
     }
 
     async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError> {

@@ -1,13 +1,17 @@
 //! AWS adapters. The only code that talks to AWS.
 
+pub mod appstream;
 mod document;
 pub mod dynamodb;
+pub mod iam;
 pub mod identitystore;
 pub mod lmus;
 pub mod sqs;
 
+pub use appstream::AwsAppStream;
 pub use document::{from_document, to_document};
 pub use dynamodb::DynamoLedger;
+pub use iam::AwsIam;
 pub use identitystore::AwsIdentityStore;
 pub use lmus::AwsUserSubscriptions;
 pub use sqs::{SqsDeadLetterQueue, SqsPublisher};
@@ -30,6 +34,8 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 pub struct AwsPorts {
     pub identity_store: AwsIdentityStore,
     pub user_subscriptions: AwsUserSubscriptions,
+    pub appstream: AwsAppStream,
+    pub iam: AwsIam,
     pub dlq: SqsDeadLetterQueue,
     pub ledger: DynamoLedger,
     pub publisher: SqsPublisher,
@@ -48,6 +54,8 @@ impl AwsPorts {
                 text(&config.directory_id),
                 config.directory_domain.clone(),
             ),
+            appstream: AwsAppStream::new(aws_sdk_appstream::Client::new(sdk)),
+            iam: AwsIam::new(aws_sdk_iam::Client::new(sdk)),
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), text(&config.dlq_url)),
             ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), text(&config.ledger_table)),
             publisher: SqsPublisher::new(aws_sdk_sqs::Client::new(sdk)),

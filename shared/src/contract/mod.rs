@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 pub use types::{
     DirectoryUserName, Email, EventId, ExternalId, ExternalIdPart, GroupName, InstanceId, Phone, Product,
-    RESERVED_NAMES, Text, UserName,
+    RESERVED_NAMES, StackName, Text, UserName,
 };
 
 /// The most managed groups one event may ask for (our limit; keeps one event's writes bounded).
@@ -137,6 +137,9 @@ pub struct Profile {
     pub directory_user_name: Option<DirectoryUserName>,
     /// The complete desired set of user-based subscriptions (absent: none).
     pub subscriptions: Vec<Subscription>,
+    /// The complete desired set of AppStream 2.0 stacks (`appstreamStacks`); absent: the
+    /// deployment's department rule decides (`APPSTREAM_STACKS_BY_DEPARTMENT`).
+    pub appstream_stacks: Option<BTreeSet<StackName>>,
 }
 
 /// One desired product subscription and the instances the person uses it on.
@@ -146,6 +149,8 @@ pub struct Subscription {
     pub instance_ids: BTreeSet<InstanceId>,
 }
 
+/// The most AppStream stacks one event may ask for (one BatchAssociateUserStack call).
+pub const MAX_STACKS: usize = 25;
 /// The most subscriptions (and instances per subscription) one event may ask for.
 pub const MAX_SUBSCRIPTIONS: usize = 20;
 
@@ -253,7 +258,11 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
         return Err(InvalidEvent::one("$", format!("must be a JSON object (got {})", kind_of(value))));
     };
     let mut c = Collector::default();
-    c.unknown_fields(obj, "", &["eventId", "type", "occurredAt", "person", "groups", "subscriptions"]);
+    c.unknown_fields(
+        obj,
+        "",
+        &["eventId", "type", "occurredAt", "person", "groups", "subscriptions", "appstreamStacks"],
+    );
     let event_id = c.required(obj, "", "eventId").and_then(|v| c.string(v, "eventId", EventId::parse));
     let kind = c.required(obj, "", "type").and_then(|v| match v.as_str() {
         Some(s) => EventKind::parse(s).or_else(|| {
@@ -289,12 +298,19 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
         (Some(kind), Some(p)) => {
             let groups = c.groups(obj.get("groups"));
             let subscriptions = c.subscriptions(obj.get("subscriptions"));
-            c.profile(p, groups, subscriptions).map(|profile| match kind {
-                EventKind::Joiner => Change::Joiner(profile),
-                EventKind::Mover => Change::Mover(profile),
-                EventKind::Rehire => Change::Rehire(profile),
-                EventKind::Leaver => Change::Leaver { user_name: None, directory_user_name: None },
-            })
+            let stacks = c.stacks(obj.get("appstreamStacks"));
+            c.profile(p, groups, subscriptions)
+                .zip(stacks)
+                .map(|(mut profile, stacks)| {
+                    profile.appstream_stacks = stacks;
+                    profile
+                })
+                .map(|profile| match kind {
+                    EventKind::Joiner => Change::Joiner(profile),
+                    EventKind::Mover => Change::Mover(profile),
+                    EventKind::Rehire => Change::Rehire(profile),
+                    EventKind::Leaver => Change::Leaver { user_name: None, directory_user_name: None },
+                })
         }
         _ => None,
     };
@@ -455,6 +471,37 @@ impl Collector {
         ok.then_some(set)
     }
 
+    /// `Some(None)`: absent (the department rule decides); `None`: invalid.
+    fn stacks(&mut self, v: Option<&Value>) -> Option<Option<BTreeSet<StackName>>> {
+        let items = match v {
+            None | Some(Value::Null) => return Some(None),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.push("appstreamStacks", format!("must be an array of stack names (got {})", kind_of(other)));
+                return None;
+            }
+        };
+        if items.len() > MAX_STACKS {
+            self.push("appstreamStacks", format!("must list at most {MAX_STACKS} stacks (got {})", items.len()));
+            return None;
+        }
+        let mut set = BTreeSet::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("appstreamStacks[{i}]");
+            match self.string(item, &field, StackName::parse) {
+                Some(s) => {
+                    if !set.insert(s) {
+                        self.push(&field, "is listed twice");
+                        ok = false;
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(Some(set))
+    }
+
     fn subscriptions(&mut self, v: Option<&Value>) -> Option<Vec<Subscription>> {
         let items = match v {
             None | Some(Value::Null) => return Some(Vec::new()),
@@ -566,6 +613,7 @@ impl Collector {
             groups: groups?,
             directory_user_name,
             subscriptions: subscriptions?,
+            appstream_stacks: None,
         })
     }
 

@@ -106,6 +106,10 @@ string_newtype!(
     /// An EC2 instance id: `i-` and 8 or 17 lowercase hex digits.
     InstanceId
 );
+string_newtype!(
+    /// An AppStream 2.0 stack name (`Name` in appstream.json): `^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}$`.
+    StackName
+);
 
 // Personal data never appears in Debug output (and so never in a log line by accident).
 macro_rules! redacted_debug {
@@ -133,7 +137,7 @@ macro_rules! plain_debug_display {
         }
     )*};
 }
-plain_debug_display!(GroupName, EventId, ExternalIdPart, Product, InstanceId);
+plain_debug_display!(GroupName, EventId, ExternalIdPart, Product, InstanceId, StackName);
 
 impl UserName {
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -255,6 +259,20 @@ impl InstanceId {
             Ok(Self(s.to_string()))
         } else {
             Err("must be an EC2 instance id: i- and 8 or 17 lowercase hex digits".to_string())
+        }
+    }
+}
+
+impl StackName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut chars = s.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let rest: Vec<char> = chars.collect();
+        let ok = first_ok && rest.len() <= 100 && rest.iter().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be an AppStream stack name: ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}$".to_string())
         }
     }
 }

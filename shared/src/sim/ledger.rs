@@ -19,6 +19,7 @@ struct State {
     fail_audits: usize,
     slots: BTreeMap<String, u32>,
     held: BTreeMap<(String, String), HeldEvent>,
+    claims: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +39,11 @@ fn unavailable() -> ServiceError {
 }
 
 impl SimLedger {
+    /// The owner of a name claim.
+    pub fn claim_owner(&self, target: &str, name: &str) -> Option<String> {
+        self.lock().claims.get(&crate::ledger::claim_key(target, name)).cloned()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -119,6 +125,12 @@ impl Ledger for SimLedger {
         let mut s = self.lock();
         s.reads += 1;
         Ok(s.audits.iter().filter(|((p, _), _)| p == person).map(|(_, a)| a.clone()).collect())
+    }
+
+    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        Ok(s.claims.entry(crate::ledger::claim_key(target, name)).or_insert_with(|| person.to_string()).clone())
     }
 
     async fn take_slot(&self, key: &str, limit: u32, _expires_at: i64) -> Result<bool, ServiceError> {

@@ -1,6 +1,8 @@
 //! In-memory simulators of the services, implementing the same ports as the AWS adapters. They
 //! are the embedded default backend of the `jml` CLI and of `JML_BACKEND=memory`.
 
+mod appstream;
+mod iam;
 mod identitystore;
 mod ledger;
 mod subscriptions;
@@ -9,6 +11,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+pub use appstream::{DEFAULT_POOL_QUOTA, DEMO_STACK_RULES, DEMO_STACKS, PoolUser, SimAppStream};
+pub use iam::{DEMO_BOUNDARY, DEMO_IAM_GROUP_MAP, DEMO_IAM_GROUPS, GROUPS_PER_USER, SimIam, SimIamUser};
 pub use identitystore::{CallCounts, Fault, SimIdentityStore, UserView};
 pub use ledger::{LedgerCalls, SimLedger};
 pub use subscriptions::{DEMO_INSTANCES, SimUserSubscriptions};

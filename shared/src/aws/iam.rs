@@ -1,0 +1,208 @@
+//! The IAM adapter (`aws-sdk-iam`, awsQuery): users, groups, tags, permissions boundary, login
+//! profile and access keys. Errors are classified by their code, once, here; IAM's own
+//! ConcurrentModification is a retryable conflict (see `iam::retrying`).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_iam::Client;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::{StatusType, Tag};
+
+use super::identitystore::redact_quoted;
+use crate::ports::{AccessKey, ConflictReason, IamNewUser, IamUser, IamUsers, Op, ServiceError};
+
+#[derive(Clone, Debug)]
+pub struct AwsIam {
+    client: Client,
+}
+
+impl AwsIam {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> ServiceError {
+    let Some(e) = err.as_service_error() else {
+        return ServiceError::Unavailable { op, message: "dispatch failure, timeout or unparseable response".into() };
+    };
+    let message = redact_quoted(e.message().unwrap_or_default());
+    match e.code().unwrap_or_default() {
+        "NoSuchEntity" => ServiceError::NotFound { op },
+        "EntityAlreadyExists" => ServiceError::Conflict { op, reason: ConflictReason::UniquenessConstraintViolation },
+        "ConcurrentModification" | "EntityTemporarilyUnmodifiable" => {
+            ServiceError::Conflict { op, reason: ConflictReason::ConcurrentModification }
+        }
+        "LimitExceeded" => ServiceError::QuotaExceeded { op },
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => {
+            ServiceError::Throttled { op, retry_after_seconds: None }
+        }
+        "AccessDenied" | "AccessDeniedException" => ServiceError::AccessDenied { op, message },
+        code @ ("InvalidInput" | "ValidationError" | "PolicyNotAttachable" | "MalformedPolicyDocument") => {
+            ServiceError::Validation { op, message: format!("{code}: {message}") }
+        }
+        code => ServiceError::Unavailable { op, message: code.to_string() },
+    }
+}
+
+fn tags(map: &BTreeMap<String, String>, op: Op) -> Result<Vec<Tag>, ServiceError> {
+    map.iter()
+        .map(|(k, v)| {
+            Tag::builder().key(k).value(v).build().map_err(|e| ServiceError::Validation { op, message: e.to_string() })
+        })
+        .collect()
+}
+
+/// Ok(()) also when the service answers NoSuchEntity (`gone_is_done`): a release already done.
+fn unit<T, E: ProvideErrorMetadata, R>(op: Op, res: Result<T, SdkError<E, R>>) -> Result<(), ServiceError> {
+    res.map(|_| ()).map_err(|e| classify(op, &e))
+}
+
+#[async_trait]
+impl IamUsers for AwsIam {
+    async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>, ServiceError> {
+        let op = Op::GetUser;
+        match self.client.get_user().user_name(user_name).send().await.map_err(|e| classify(op, &e)) {
+            Ok(out) => Ok(out.user().map(|u| IamUser {
+                user_name: u.user_name().to_string(),
+                user_id: u.user_id().to_string(),
+                path: u.path().to_string(),
+                permissions_boundary: u
+                    .permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(str::to_string),
+                tags: u.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            })),
+            Err(ServiceError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_user(&self, user: &IamNewUser) -> Result<Option<String>, ServiceError> {
+        let op = Op::IamCreateUser;
+        let res = self
+            .client
+            .create_user()
+            .user_name(&user.user_name)
+            .path(&user.path)
+            .permissions_boundary(&user.permissions_boundary)
+            .set_tags(Some(tags(&user.tags, op)?))
+            .send()
+            .await;
+        match res.map_err(|e| classify(op, &e)) {
+            Ok(out) => Ok(Some(out.user().map(|u| u.user_id().to_string()).unwrap_or_default())),
+            Err(ServiceError::Conflict { reason: ConflictReason::UniquenessConstraintViolation, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn update_user(
+        &self,
+        user_name: &str,
+        new_path: Option<&str>,
+        new_user_name: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let req = self
+            .client
+            .update_user()
+            .user_name(user_name)
+            .set_new_path(new_path.map(str::to_string))
+            .set_new_user_name(new_user_name.map(str::to_string));
+        unit(Op::IamUpdateUser, req.send().await)
+    }
+
+    async fn put_permissions_boundary(&self, user_name: &str, arn: &str) -> Result<(), ServiceError> {
+        let req = self.client.put_user_permissions_boundary().user_name(user_name).permissions_boundary(arn);
+        unit(Op::PutUserPermissionsBoundary, req.send().await)
+    }
+
+    async fn tag_user(&self, user_name: &str, map: &BTreeMap<String, String>) -> Result<(), ServiceError> {
+        let op = Op::TagUser;
+        unit(op, self.client.tag_user().user_name(user_name).set_tags(Some(tags(map, op)?)).send().await)
+    }
+
+    async fn untag_user(&self, user_name: &str, keys: &[String]) -> Result<(), ServiceError> {
+        unit(
+            Op::UntagUser,
+            self.client.untag_user().user_name(user_name).set_tag_keys(Some(keys.to_vec())).send().await,
+        )
+    }
+
+    async fn groups(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
+        let op = Op::ListGroupsForUser;
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_groups_for_user()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(op, &e))?;
+            out.extend(page.groups().iter().map(|g| g.group_name().to_string()));
+            match page.marker() {
+                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn add_to_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError> {
+        unit(Op::AddUserToGroup, self.client.add_user_to_group().user_name(user_name).group_name(group).send().await)
+    }
+
+    async fn remove_from_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError> {
+        let op = Op::RemoveUserFromGroup;
+        match unit(op, self.client.remove_user_from_group().user_name(user_name).group_name(group).send().await) {
+            // Not a member any more (or the group is gone): the goal is reached.
+            Err(ServiceError::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {
+        let op = Op::DeleteLoginProfile;
+        match unit(op, self.client.delete_login_profile().user_name(user_name).send().await) {
+            Ok(()) => Ok(true),
+            Err(ServiceError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError> {
+        let op = Op::ListAccessKeys;
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_access_keys()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(op, &e))?;
+            out.extend(page.access_key_metadata().iter().map(|k| AccessKey {
+                access_key_id: k.access_key_id().unwrap_or_default().to_string(),
+                status: k.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            }));
+            match page.marker() {
+                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn deactivate_access_key(&self, user_name: &str, access_key_id: &str) -> Result<(), ServiceError> {
+        let req = self
+            .client
+            .update_access_key()
+            .user_name(user_name)
+            .access_key_id(access_key_id)
+            .status(StatusType::Inactive);
+        unit(Op::UpdateAccessKey, req.send().await)
+    }
+}

@@ -1,0 +1,216 @@
+//! appstream-sync on the simulator through the real handler: joiner -> mover -> leaver ->
+//! rehire -> duplicate, the ledger claim against hijacking, ResourceAlreadyExists after a crash,
+//! the pool quota, names AppStream cannot take, and the welcome e-mail rules.
+
+use std::sync::Arc;
+
+use appstream_sync::{MemoryBackend, RecordMeta, State, process_record};
+use jml_shared::appstream::APPSTREAM_TARGET;
+use jml_shared::batch::RecordResult;
+use jml_shared::config::Config;
+use jml_shared::ledger::Ledger;
+use jml_shared::planner::Decision;
+use jml_shared::ports::{Op, ServiceError};
+use jml_shared::sim::SimAppStream;
+use lambda_runtime::{Context, LambdaEvent};
+
+use crate::{failures, fixture, fixture_json, sqs_batch};
+
+const ADA: &str = "ada.lovelace@example.com";
+
+pub fn appstream_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_lookup(|k| {
+        if k == "JML_BACKEND" {
+            return Some("memory".into());
+        }
+        extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    appstream_sync::memory(Arc::new(SimAppStream::demo()), &config)
+}
+
+async fn run(state: &State, body: &str) -> appstream_sync::RecordReport {
+    process_record(state, body, &RecordMeta::default()).await
+}
+
+fn decision(r: &appstream_sync::RecordReport) -> Decision {
+    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+}
+
+fn stacks(mem: &MemoryBackend, user: &str) -> Vec<String> {
+    mem.service.all().get(user).map(|(_, s)| s.clone()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
+    let (state, mem) = appstream_state(&[]);
+    // joiner: no appstreamStacks in the event, so the Platform Engineering rule applies
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Create);
+    assert_eq!(
+        r.outcome.unwrap().actions,
+        vec!["CreateUser", "BatchAssociateUserStack engineering-desktop", "BatchAssociateUserStack office-apps"]
+    );
+    let user = mem.service.user(ADA).expect("created under the lower-cased e-mail");
+    assert!(user.enabled);
+    assert_eq!((user.first_name.as_deref(), user.last_name.as_deref()), (Some("Ada"), Some("Lovelace")));
+    assert_eq!(user.welcome_emails, 1, "MessageAction omitted: the welcome e-mail is sent");
+    // mover: the event lists its stacks; office-apps goes, data-science comes
+    let r = run(&state, &fixture("03-mover-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Update);
+    assert_eq!(
+        r.outcome.unwrap().actions,
+        vec!["BatchDisassociateUserStack office-apps", "BatchAssociateUserStack data-science"]
+    );
+    assert_eq!(stacks(&mem, ADA), vec!["data-science", "engineering-desktop"]);
+    // leaver (externalId only): from every stack, then disabled
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert_eq!(
+        r.outcome.unwrap().actions,
+        vec![
+            "BatchDisassociateUserStack data-science",
+            "BatchDisassociateUserStack engineering-desktop",
+            "DisableUser"
+        ]
+    );
+    assert!(stacks(&mem, ADA).is_empty());
+    assert!(!mem.service.user(ADA).unwrap().enabled);
+    // rehire: enabled, a fresh welcome (RESEND, no names), stacks back by the rule
+    let r = run(&state, &fixture("05-rehire-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Rehire);
+    let actions = r.outcome.unwrap().actions;
+    assert_eq!(&actions[..2], ["EnableUser", "CreateUser(RESEND)"]);
+    assert!(mem.service.user(ADA).unwrap().enabled);
+    assert_eq!(mem.service.user(ADA).unwrap().welcome_emails, 2);
+    assert_eq!(stacks(&mem, ADA), vec!["engineering-desktop", "office-apps"]);
+    assert_eq!(mem.service.user_count(), 1, "never a second user");
+    // duplicate: zero calls, zero writes anywhere
+    mem.service.reset_calls();
+    mem.ledger.reset_calls();
+    assert_eq!(decision(&run(&state, &fixture("05-rehire-ada.json")).await), Decision::Duplicate);
+    assert_eq!(mem.service.calls().reads() + mem.service.calls().writes(), 0);
+    assert_eq!(mem.ledger.calls().writes, 0);
+    // the same state again under a new eventId: one read, no writes
+    let mut again = fixture_json("05-rehire-ada.json");
+    again["type"] = "mover".into();
+    again["eventId"] = "same-state-again".into();
+    again["occurredAt"] = "2027-06-01T00:00:00Z".into();
+    let r = run(&state, &again.to_string()).await;
+    assert_eq!(decision(&r), Decision::NoChange);
+    assert_eq!((mem.service.calls().reads(), mem.service.calls().writes()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_created_user_whose_ledger_commit_was_lost_is_recognised_by_the_claim() {
+    // GIVEN the joiner created the user but the ledger commit failed (the record will be redelivered)
+    let (state, mem) = appstream_state(&[]);
+    mem.ledger.fail_next_commits(1);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Retry), "a ledger failure is retried: {:?}", r.error);
+    assert!(mem.service.user(ADA).is_some());
+    // WHEN it is redelivered, CreateUser answers ResourceAlreadyExists
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    // THEN the claim says it is ours: no second user, stacks already in place, a note says why
+    assert_eq!(decision(&r), Decision::NoChange);
+    let outcome = r.outcome.unwrap();
+    assert!(outcome.notes.iter().any(|n| n.contains("ours by the ledger claim")), "{:?}", outcome.notes);
+    assert_eq!(mem.service.user_count(), 1);
+    assert_eq!(stacks(&mem, ADA), vec!["engineering-desktop", "office-apps"]);
+}
+
+#[tokio::test]
+async fn another_persons_address_is_never_taken_over() {
+    // GIVEN ada's AppStream user exists and is claimed by her
+    let (state, mem) = appstream_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    // WHEN another person (a different ExternalId) arrives with ada's e-mail in other capitalisation
+    let mut impostor = fixture_json("02-joiner-alan.json");
+    impostor["person"]["email"] = "Ada.Lovelace@Example.com".into();
+    let r = run(&state, &impostor.to_string()).await;
+    // THEN it is parked as a hijack, and ada's user is untouched
+    assert!(matches!(r.result, RecordResult::Parked), "{:?}", r.result);
+    assert_eq!(r.error.as_ref().unwrap().0, "AppStreamUserOwnedByAnother");
+    assert_eq!(mem.dlq.parked()[0].error_code, "AppStreamUserOwnedByAnother");
+    assert_eq!(mem.service.user_count(), 1);
+    assert_eq!(mem.ledger.claim_owner(APPSTREAM_TARGET, ADA).as_deref(), Some("workday#100234"));
+}
+
+#[tokio::test]
+async fn the_pool_quota_parks_with_a_clear_reason_and_missing_stacks_too() {
+    let (state, mem) = appstream_state(&[]);
+    mem.service.set_quota(0);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Parked));
+    let parked = &mem.dlq.parked()[0];
+    assert_eq!(parked.error_code, "AppStreamUserPoolLimit");
+    assert!(parked.reason.contains("user quota"), "{}", parked.reason);
+    // a stack that does not exist can never succeed: parked, named
+    let (state, mem) = appstream_state(&[]);
+    let mut joiner = fixture_json("01-joiner-ada.json");
+    joiner["appstreamStacks"] = serde_json::json!(["no-such-stack"]);
+    let r = run(&state, &joiner.to_string()).await;
+    assert!(matches!(r.result, RecordResult::Parked));
+    assert_eq!(mem.dlq.parked()[0].error_code, "StackNotFound");
+    assert!(mem.dlq.parked()[0].reason.contains("no-such-stack"));
+}
+
+#[tokio::test]
+async fn names_outside_the_pool_pattern_are_transliterated_or_omitted_and_suppress_is_honoured() {
+    let (state, mem) = appstream_state(&[("APPSTREAM_WELCOME_EMAIL", "suppress")]);
+    let mut joiner = fixture_json("01-joiner-ada.json");
+    joiner["person"]["name"]["givenName"] = "Zoë-Ann".into();
+    joiner["person"]["name"]["familyName"] = "’’".into();
+    let r = run(&state, &joiner.to_string()).await;
+    assert_eq!(decision(&r), Decision::Create);
+    let user = mem.service.user(ADA).unwrap();
+    assert_eq!(user.first_name.as_deref(), Some("Zoe-Ann"));
+    assert_eq!(user.last_name, None, "nothing AppStream accepts is left: omitted, not rejected");
+    assert_eq!(user.welcome_emails, 0, "SUPPRESS");
+    // a rehire with suppress sends no RESEND either
+    run(&state, &fixture("04-leaver-ada.json")).await;
+    let r = run(&state, &fixture("05-rehire-ada.json")).await;
+    assert!(!r.outcome.unwrap().actions.iter().any(|a| a.contains("RESEND")));
+    assert_eq!(mem.service.user(ADA).unwrap().welcome_emails, 0);
+}
+
+#[tokio::test]
+async fn a_leaver_whose_user_is_already_gone_succeeds_and_throttling_is_retried() {
+    let (state, mem) = appstream_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    // throttled mid-leaver: retried, nothing recorded as done
+    mem.service.fail_next(Op::DisableUser, ServiceError::Throttled { op: Op::DisableUser, retry_after_seconds: None });
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Retry));
+    assert_eq!(
+        mem.ledger.get("workday#100234", APPSTREAM_TARGET).await.unwrap().unwrap().last_event_id,
+        "hr-2026-11-02-0001"
+    );
+    // the redelivery completes the leaver
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert!(!mem.service.user(ADA).unwrap().enabled);
+    // a user deleted by hand (DeleteUser) before the leaver: ResourceNotFound on DisableUser is success
+    let (state, mem) = appstream_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    mem.service.delete_user(ADA);
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert!(r.outcome.unwrap().notes.iter().any(|n| n.contains("no longer exists")));
+}
+
+#[tokio::test]
+async fn the_handler_takes_an_sqs_batch() {
+    let (state, mem) = appstream_state(&[]);
+    let batch = sqs_batch(&[
+        ("m1", "p-ada", &fixture("01-joiner-ada.json")),
+        ("m2", "p-alan", &fixture("02-joiner-alan.json")),
+    ]);
+    let out = appstream_sync::handler(&state, LambdaEvent::new(batch, Context::default())).await.unwrap();
+    assert!(failures(&out).is_empty(), "{out}");
+    assert_eq!(mem.service.user_count(), 2);
+    // alan (Finance) got the Finance rule's stacks
+    let alan = mem.service.all().into_iter().find(|(n, _)| n.starts_with("alan")).unwrap();
+    assert_eq!(alan.1.1, vec!["finance-desktop", "office-apps"]);
+}

@@ -1,0 +1,234 @@
+//! iam-sync on the simulator through the real handler: joiner -> mover -> leaver -> rehire ->
+//! duplicate, hijack refusals (unmanaged user, another person's tag, a case-only collision, two
+//! people deriving one name), in-place retries of IAM's transient answers, quotas and renames.
+
+use std::sync::Arc;
+
+use iam_sync::{MemoryBackend, RecordMeta, State, process_record};
+use jml_shared::batch::RecordResult;
+use jml_shared::config::Config;
+use jml_shared::ledger::Ledger;
+use jml_shared::iam::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
+use jml_shared::planner::Decision;
+use jml_shared::ports::{ConflictReason, Op, ServiceError};
+use jml_shared::sim::{DEMO_BOUNDARY, SimIam};
+use lambda_runtime::{Context, LambdaEvent};
+
+use crate::{failures, fixture, fixture_json, sqs_batch};
+
+const ADA: &str = "ada.lovelace";
+
+pub fn iam_state() -> (State, MemoryBackend) {
+    let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    iam_sync::memory(Arc::new(SimIam::demo()), &config)
+}
+
+async fn run(state: &State, body: &str) -> iam_sync::RecordReport {
+    process_record(state, body, &RecordMeta::default()).await
+}
+
+fn decision(r: &iam_sync::RecordReport) -> Decision {
+    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+}
+
+fn actions(r: iam_sync::RecordReport) -> Vec<String> {
+    r.outcome.unwrap().actions
+}
+
+fn groups(mem: &MemoryBackend) -> Vec<String> {
+    mem.service.user(ADA).unwrap().groups.into_iter().collect()
+}
+
+#[tokio::test]
+async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
+    let (state, mem) = iam_state();
+    // joiner: path from the department, mandatory boundary, ExternalId tags, mapped groups
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Create);
+    assert_eq!(
+        actions(r),
+        vec![
+            "CreateUser Path=/jml/platform-engineering/",
+            "AddUserToGroup all-staff",
+            "AddUserToGroup engineers",
+            "AddUserToGroup vpn-users"
+        ]
+    );
+    let u = mem.service.user(ADA).unwrap();
+    assert_eq!(u.user.permissions_boundary.as_deref(), Some(DEMO_BOUNDARY));
+    assert_eq!(u.user.tags.get(TAG_EXTERNAL_ID).map(String::as_str), Some("workday/100234"));
+    assert_eq!(u.user.tags.get(TAG_STATUS).map(String::as_str), Some("active"));
+    // mover: new department path, engineers -> oncall; a manual group outside the map is left
+    mem.service.add_group("billing-viewers");
+    mem.service.add_membership(ADA, "billing-viewers");
+    let r = run(&state, &fixture("03-mover-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Update);
+    let out = r.outcome.unwrap();
+    assert_eq!(
+        out.actions,
+        vec!["UpdateUser NewPath=/jml/site-reliability/", "RemoveUserFromGroup engineers", "AddUserToGroup oncall"]
+    );
+    assert!(out.notes.iter().any(|n| n.contains("outside IAM_GROUP_MAP")));
+    assert_eq!(groups(&mem), vec!["all-staff", "billing-viewers", "oncall", "vpn-users"]);
+    // leaver: a human had given ada a console password and an access key
+    mem.service.add_credentials(ADA, "AKIAEXAMPLE0000001");
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert_eq!(
+        actions(r),
+        vec![
+            "DeleteLoginProfile",
+            "UpdateAccessKey AKIAEXAMPLE0000001 Inactive",
+            "RemoveUserFromGroup all-staff",
+            "RemoveUserFromGroup billing-viewers",
+            "RemoveUserFromGroup oncall",
+            "RemoveUserFromGroup vpn-users",
+            "TagUser jml-sync:disabled-at,jml-sync:status"
+        ]
+    );
+    let u = mem.service.user(ADA).expect("never deleted: audit needs the principal");
+    assert!(!u.login_profile && u.groups.is_empty());
+    assert_eq!(u.access_keys[0].status, "Inactive");
+    assert_eq!(u.user.tags.get(TAG_STATUS).map(String::as_str), Some("disabled"));
+    assert_eq!(u.user.tags.get(TAG_DISABLED_AT).map(String::as_str), Some("2026-11-20T17:00:00Z"));
+    // a mover after leaving grants nothing back
+    let mut late = fixture_json("03-mover-ada.json");
+    late["eventId"] = "late-mover".into();
+    late["occurredAt"] = "2026-11-21T00:00:00Z".into();
+    assert_eq!(decision(&run(&state, &late.to_string()).await), Decision::IgnoredForDisabledUser);
+    assert!(mem.service.user(ADA).unwrap().groups.is_empty());
+    // rehire: groups and status back; credentials stay off
+    let r = run(&state, &fixture("05-rehire-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Rehire);
+    let out = r.outcome.unwrap();
+    assert!(out.notes.iter().any(|n| n.contains("human step")));
+    assert_eq!(
+        out.actions[..3],
+        ["UpdateUser NewPath=/jml/platform-engineering/", "TagUser jml-sync:status", "UntagUser jml-sync:disabled-at"]
+    );
+    let u = mem.service.user(ADA).unwrap();
+    assert_eq!(u.groups.into_iter().collect::<Vec<_>>(), vec!["all-staff", "engineers"]);
+    assert!(!u.login_profile);
+    assert_eq!(u.access_keys[0].status, "Inactive");
+    assert!(!u.user.tags.contains_key(TAG_DISABLED_AT));
+    assert_eq!(mem.service.all().len(), 1, "never a second user");
+    // duplicate: zero calls, zero writes anywhere
+    mem.service.reset_calls();
+    mem.ledger.reset_calls();
+    assert_eq!(decision(&run(&state, &fixture("05-rehire-ada.json")).await), Decision::Duplicate);
+    assert_eq!(mem.service.calls().reads() + mem.service.calls().writes(), 0);
+    assert_eq!(mem.ledger.calls().writes, 0);
+}
+
+#[tokio::test]
+async fn users_that_are_not_this_persons_are_never_taken_over() {
+    // an unmanaged user of the derived name
+    let (state, mem) = iam_state();
+    mem.service.seed_user(ADA, &[]);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Parked));
+    assert_eq!(mem.dlq.parked()[0].error_code, "IamUserNotManaged");
+    assert!(mem.service.user(ADA).unwrap().groups.is_empty(), "untouched");
+    // another person's user (their ExternalId tag)
+    let (state, mem) = iam_state();
+    mem.service.seed_user(ADA, &[(TAG_EXTERNAL_ID, "workday/999")]);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(r.error.unwrap().0, "IamUserOwnedByAnother");
+    // a case-only collision is caught before CreateUser is called
+    let (state, mem) = iam_state();
+    mem.service.seed_user("Ada.Lovelace", &[]);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(r.error.unwrap().0, "IamUserNameCaseCollision");
+    assert_eq!(mem.service.calls().get(Op::IamCreateUser), 0);
+    assert_eq!(mem.service.all().len(), 1);
+    // two people whose userNames derive the same IAM name: the second finds the first's tag
+    let (state, mem) = iam_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let mut twin = fixture_json("02-joiner-alan.json");
+    twin["person"]["userName"] = "Ada.Lovelace".into();
+    let r = run(&state, &twin.to_string()).await;
+    assert!(matches!(r.result, RecordResult::Parked));
+    assert_eq!(mem.dlq.parked()[0].error_code, "IamUserOwnedByAnother");
+    assert_eq!(mem.service.all().len(), 1);
+    // and while another person's create is in flight (their claim taken, no user yet), the
+    // ledger claim refuses before CreateUser
+    let (state, mem) = iam_state();
+    mem.ledger.claim(IAM_TARGET, ADA, "workday#999").await.unwrap();
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(r.error.unwrap().0, "IamUserNameClaimedByAnother");
+    assert_eq!(mem.service.calls().get(Op::IamCreateUser), 0);
+}
+
+#[tokio::test]
+async fn transient_answers_are_retried_in_place_and_quotas_are_parked() {
+    let (state, mem) = iam_state();
+    // ConcurrentModification on the first group add: retried in place, the event completes
+    let conflict = ServiceError::Conflict { op: Op::AddUserToGroup, reason: ConflictReason::ConcurrentModification };
+    mem.service.fail_next(Op::AddUserToGroup, conflict);
+    // and NoSuchEntity once right after CreateUser (IAM's eventual consistency)
+    mem.service.fail_next(Op::AddUserToGroup, ServiceError::NotFound { op: Op::AddUserToGroup });
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Create);
+    assert_eq!(groups(&mem), vec!["all-staff", "engineers", "vpn-users"]);
+    assert_eq!(mem.service.calls().get(Op::AddUserToGroup), 5, "3 groups + 2 retries");
+    // a throttle that outlasts the in-place retries goes back to the queue
+    let (state, mem) = iam_state();
+    for _ in 0..4 {
+        mem.service.fail_next(Op::GetUser, ServiceError::Throttled { op: Op::GetUser, retry_after_seconds: None });
+    }
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Retry), "{:?}", r.result);
+    // LimitExceeded (groups per user, users per account) is permanent and says so
+    let (state, mem) = iam_state();
+    mem.service.fail_next(Op::IamCreateUser, ServiceError::QuotaExceeded { op: Op::IamCreateUser });
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Parked));
+    assert_eq!(mem.dlq.parked()[0].error_code, "IamLimitExceeded");
+    assert!(mem.dlq.parked()[0].reason.contains("quota"));
+    // a mapped IAM group that does not exist is a configuration error, parked with its name
+    let (state, mem) = iam_state();
+    let config = Config::from_lookup(|k| match k {
+        "JML_BACKEND" => Some("memory".into()),
+        "IAM_GROUP_MAP" => Some(r#"{"jml-vpn": ["no-such-group"]}"#.into()),
+        _ => None,
+    })
+    .unwrap();
+    let (state2, mem2) = iam_sync::memory(Arc::new(SimIam::demo()), &config);
+    let r = run(&state2, &fixture("01-joiner-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Parked));
+    assert_eq!(mem2.dlq.parked()[0].error_code, "IamGroupNotFound");
+    assert!(mem2.dlq.parked()[0].reason.contains("no-such-group"));
+    drop((state, mem));
+}
+
+#[tokio::test]
+async fn a_renamed_person_keeps_their_iam_user() {
+    let (state, mem) = iam_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let before = mem.service.user(ADA).unwrap().user.user_id;
+    let mut renamed = fixture_json("03-mover-ada.json");
+    renamed["person"]["userName"] = "ada.king".into();
+    let r = run(&state, &renamed.to_string()).await;
+    assert_eq!(decision(&r), Decision::Update);
+    assert_eq!(actions(r)[0], "UpdateUser NewUserName");
+    assert!(mem.service.user(ADA).is_none());
+    let after = mem.service.user("ada.king").unwrap();
+    assert_eq!(after.user.user_id, before, "same principal, new name");
+    // the leaver finds it under its new name through the ledger
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert!(mem.service.user("ada.king").unwrap().groups.is_empty());
+}
+
+#[tokio::test]
+async fn the_handler_takes_an_sqs_batch() {
+    let (state, mem) = iam_state();
+    let batch = sqs_batch(&[
+        ("m1", "p-ada", &fixture("01-joiner-ada.json")),
+        ("m2", "p-alan", &fixture("02-joiner-alan.json")),
+    ]);
+    let out = iam_sync::handler(&state, LambdaEvent::new(batch, Context::default())).await.unwrap();
+    assert!(failures(&out).is_empty(), "{out}");
+    assert_eq!(mem.service.all().len(), 2);
+    assert_eq!(mem.service.user("alan.turing").unwrap().user.path, "/jml/finance/");
+}
