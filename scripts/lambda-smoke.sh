@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves README "Running the functions locally": hr-ingest, identity-sync and subscription-sync under `cargo lambda watch` with the
+# Proves README "Running the functions locally": hr-ingest and the four target functions under `cargo lambda watch` with the
 # memory backend answers `cargo lambda invoke --data-file` with the sample envelopes, offline.
 # The watch server listens on loopback only and is stopped by its own PID.
 set -euo pipefail
@@ -37,9 +37,24 @@ echo "subscription-sync eventbridge-leaver.json -> $out"
 if [[ "$out" != *'"decision":"disable"'* || "$out" != *'StopProductSubscription VISUAL_STUDIO_PROFESSIONAL'* ]]; then
   echo "unexpected response"; cat "$log"; exit 1
 fi
+for fn in appstream-sync iam-sync; do
+  out=$(invoke $fn events/lambda/sqs-batch.json)
+  echo "$fn sqs-batch.json -> $out"
+  [ "$out" = '{"batchItemFailures":[]}' ] || { echo "unexpected response"; cat "$log"; exit 1; }
+done
+out=$(invoke appstream-sync events/lambda/eventbridge-leaver.json)
+echo "appstream-sync eventbridge-leaver.json -> $out"
+if [[ "$out" != *'"decision":"disable"'* || "$out" != *'DisableUser'* ]]; then
+  echo "unexpected response"; cat "$log"; exit 1
+fi
+out=$(invoke iam-sync events/lambda/eventbridge-leaver.json)
+echo "iam-sync eventbridge-leaver.json -> $out"
+if [[ "$out" != *'"decision":"disable"'* || "$out" != *'TagUser jml-sync:disabled-at,jml-sync:status'* ]]; then
+  echo "unexpected response"; cat "$log"; exit 1
+fi
 out=$(invoke hr-ingest events/lambda/eventbridge-joiner.json)
 echo "hr-ingest eventbridge-joiner.json -> $out"
-if [[ "$out" != *'"status":"fanned-out"'* || "$out" != *'"targets":2'* ]]; then
+if [[ "$out" != *'"status":"fanned-out"'* || "$out" != *'"targets":4'* ]]; then
   echo "unexpected response"; cat "$log"; exit 1
 fi
 echo "cargo lambda watch/invoke on the memory backend: ok"

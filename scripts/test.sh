@@ -19,6 +19,7 @@ cargo test --workspace --locked
 step "main job on the embedded simulator: jml replay events/"
 cargo run --locked -q --bin jml -- replay events/ > target/replay.txt
 grep -q "ada.lovelace" target/replay.txt
+grep -q "leaver check workday#100234: no access left in 4 target(s)" target/replay.txt
 
 step "template.yaml: sam validate --lint, and the checks it cannot make (scripts/test_template.py)"
 source scripts/tools.sh

@@ -1,23 +1,24 @@
-//! `jml`: run HR events through the real identity-sync handler code.
+//! `jml`: run HR events through the real handler code of every target.
 //!
-//! - `jml replay events/` — on the embedded simulator (default): prints each event's decision and
-//!   actions, then the final users and memberships.
+//! - `jml replay events/` — on the embedded simulators (default): every event through all four
+//!   targets (Identity Store, user subscriptions, AppStream, IAM) on one shared ledger; prints
+//!   each decision and its actions, checks each leaver left no access, prints the final state.
 //! - `jml replay --backend aws events/` — against real AWS: a dry run unless `--apply` is given.
 //! - `jml bench` — Identity Store API calls per event type, measured on the simulator.
 
 mod bench;
 mod publish;
+mod replay;
 mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use identity_sync::{RecordMeta, RecordReport, process_record};
-use jml_shared::batch::RecordResult;
-use jml_shared::config::{Backend, Config};
-use jml_shared::sim::SimIdentityStore;
+use jml_shared::config::Config;
+
+/// The target functions.
+const FUNCTIONS: [&str; 4] = ["identity-sync", "subscription-sync", "appstream-sync", "iam-sync"];
 
 #[derive(Parser, Debug)]
 #[command(name = "jml", about = "jml-sync: HR joiner/mover/leaver events -> AWS identities")]
@@ -52,6 +53,11 @@ enum Command {
         /// After the replay, print this person's audit trail (`issuer#id`, e.g. workday#100234).
         #[arg(long, value_name = "ISSUER#ID")]
         audit: Option<String>,
+        /// Comma-separated targets: identity,subscriptions,appstream,iam. Default: all four on
+        /// the simulator; on AWS identity, plus subscriptions with DIRECTORY_ID and iam with
+        /// IAM_PERMISSIONS_BOUNDARY (appstream only when named).
+        #[arg(long)]
+        targets: Option<String>,
     },
     /// Print a person's audit trail from the DynamoDB ledger (LEDGER_TABLE, default credentials).
     Audit {
@@ -89,7 +95,7 @@ enum Command {
     /// List the leavers the blast-radius breaker held (dry run), or release them with --apply.
     /// Uses the function's own configuration from the environment (real AWS).
     ReleaseHeld {
-        #[arg(value_parser = ["identity-sync", "subscription-sync"])]
+        #[arg(value_parser = FUNCTIONS)]
         function: String,
         /// Apply the held leavers (without it, only list them).
         #[arg(long)]
@@ -98,7 +104,7 @@ enum Command {
     /// Run a function's start-up configuration check on this environment (the template test
     /// uses it to prove the environment the template sets is complete and valid).
     CheckConfig {
-        #[arg(value_parser = ["identity-sync", "subscription-sync", "hr-ingest"])]
+        #[arg(value_parser = ["identity-sync", "subscription-sync", "appstream-sync", "iam-sync", "hr-ingest"])]
         function: String,
     },
 }
@@ -135,8 +141,8 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> ExitCode {
     match command {
-        Command::Replay { paths, backend, dry_run, apply, audit } => {
-            replay(&paths, backend, dry_run, apply, audit.as_deref()).await
+        Command::Replay { paths, backend, dry_run, apply, audit, targets } => {
+            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref()).await
         }
         Command::Audit { person } => audit(&person).await,
         Command::Bench => bench::run().await,
@@ -175,19 +181,18 @@ fn is_schema(p: &Path) -> bool {
 }
 
 async fn release_held(function: &str, apply: bool) -> ExitCode {
-    let config = match Config::from_env().and_then(|c| {
-        if function == "identity-sync" { c.check_identity() } else { c.check_subscriptions() }.map(|()| c)
-    }) {
+    let config = match Config::from_env().and_then(|c| check_function(&c, function).map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("jml: {e}");
             return ExitCode::from(2);
         }
     };
-    let state = if function == "identity-sync" {
-        identity_sync::from_config(&config).await
-    } else {
-        subscription_sync::from_config(&config).await
+    let state = match function {
+        "identity-sync" => identity_sync::from_config(&config).await,
+        "subscription-sync" => subscription_sync::from_config(&config).await,
+        "appstream-sync" => appstream_sync::from_config(&config).await,
+        _ => iam_sync::from_config(&config).await,
     };
     let held = match state.engine.held().await {
         Ok(h) => h,
@@ -225,12 +230,19 @@ async fn release_held(function: &str, apply: bool) -> ExitCode {
     }
 }
 
-fn check_config(function: &str) -> ExitCode {
-    let checked = Config::from_env().and_then(|c| match function {
+/// A function's own start-up check.
+fn check_function(c: &Config, function: &str) -> Result<(), jml_shared::config::ConfigError> {
+    match function {
         "identity-sync" => c.check_identity(),
         "subscription-sync" => c.check_subscriptions(),
+        "appstream-sync" => c.check_appstream(),
+        "iam-sync" => c.check_iam(),
         _ => c.check_ingest(),
-    });
+    }
+}
+
+fn check_config(function: &str) -> ExitCode {
+    let checked = Config::from_env().and_then(|c| check_function(&c, function));
     match checked {
         Ok(()) => {
             println!("{function}: configuration OK");
@@ -278,161 +290,5 @@ fn print_audit(person: &str, trail: &[jml_shared::ledger::AuditEntry]) {
             a.actions,
             a.writes
         );
-    }
-}
-
-async fn replay(paths: &[PathBuf], backend: BackendArg, dry_run: bool, apply: bool, audit: Option<&str>) -> ExitCode {
-    let files = match event_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("jml: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut config = match backend {
-        BackendArg::Memory => {
-            Config::from_lookup(|k| if k == "JML_BACKEND" { Some("memory".into()) } else { std::env::var(k).ok() })
-        }
-        BackendArg::Aws => {
-            Config::from_lookup(|k| if k == "JML_BACKEND" { Some("aws".into()) } else { std::env::var(k).ok() })
-        }
-    };
-    let Ok(cfg) = config.as_mut() else {
-        if let Err(e) = config {
-            eprintln!("jml: {e}");
-        }
-        return ExitCode::from(2);
-    };
-    if let Err(e) = cfg.check_identity() {
-        eprintln!("jml: {e}");
-        return ExitCode::from(2);
-    }
-    cfg.dry_run = dry_run || (cfg.backend == Backend::Aws && !apply);
-    // Every enabled target gets every event, as hr-ingest fans out; the targets share one ledger.
-    let (targets, sims) = match cfg.backend {
-        Backend::Memory => {
-            let (identity, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), cfg);
-            let lmus = Arc::new(jml_shared::sim::SimUserSubscriptions::demo());
-            let (subs, smem) = subscription_sync::memory_with_ledger(lmus, mem.ledger.clone(), cfg);
-            (vec![identity, subs], Some((mem, smem)))
-        }
-        Backend::Aws => {
-            let mut targets = vec![identity_sync::from_config(cfg).await];
-            if cfg.directory_id.is_some() {
-                targets.push(subscription_sync::from_config(cfg).await);
-            }
-            (targets, None)
-        }
-    };
-    // The replay prints its own table; EMF documents are for CloudWatch.
-    let targets: Vec<_> = targets
-        .into_iter()
-        .map(|mut t| {
-            t.metrics = Arc::new(jml_shared::metrics::NullSink);
-            t
-        })
-        .collect();
-    if cfg.dry_run {
-        println!(
-            "DRY RUN: planning only, nothing is written{}",
-            if cfg.backend == Backend::Aws { " (add --apply to write)" } else { "" }
-        );
-    }
-    println!("{:<26} {:<19} {:<7} {:<16} {:<26} actions", "eventId", "target", "type", "externalId", "decision");
-    let mut failures = 0;
-    for f in &files {
-        let body = match std::fs::read_to_string(f) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("jml: {}: {e}", f.display());
-                failures += 1;
-                continue;
-            }
-        };
-        let meta = RecordMeta {
-            message_id: Some(f.display().to_string()),
-            message_group: jml_shared::contract::external_id_hint(&body),
-        };
-        for state in &targets {
-            let report = process_record(state, &body, &meta).await;
-            print_report(state.engine.target_name(), &report);
-            if report.result != RecordResult::Done {
-                failures += 1;
-            }
-        }
-    }
-    if let Some((mem, smem)) = sims {
-        print_users(&mem.store);
-        print_subscriptions(&smem.service);
-        let parked: Vec<_> = mem.dlq.parked().into_iter().chain(smem.dlq.parked()).collect();
-        if !parked.is_empty() {
-            println!("\nparked on the dead-letter queues: {}", parked.len());
-            for p in parked {
-                println!("  {} [{}] {}", p.source_message_id.unwrap_or_default(), p.error_code, p.reason);
-            }
-        }
-        let (calls, lm) = (mem.store.calls(), smem.service.calls());
-        println!("\nIdentity Store calls: {} reads, {} writes", calls.reads(), calls.writes());
-        println!("License Manager user subscriptions calls: {} reads, {} writes", lm.reads(), lm.writes());
-    }
-    if let Some(person) = audit
-        && let Some(state) = targets.first()
-    {
-        match state.engine.audit_trail(person).await {
-            Ok(trail) => print_audit(person, &trail),
-            Err(e) => eprintln!("jml: audit trail: {e}"),
-        }
-    }
-    if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
-}
-
-fn print_report(target: &str, r: &RecordReport) {
-    let kind = r.kind.map(|k| k.as_str()).unwrap_or("-");
-    let id = r.event_id.as_deref().unwrap_or("-");
-    let ext = r.external_id.as_deref().unwrap_or("-");
-    match (&r.outcome, &r.error) {
-        (Some(o), _) => {
-            let decision =
-                if o.dry_run { format!("{} (dry run)", o.decision.as_str()) } else { o.decision.as_str().to_string() };
-            println!("{id:<26} {target:<19} {kind:<7} {ext:<16} {decision:<26} {}", o.actions.len());
-            for a in &o.actions {
-                println!("{:>72}- {a}", "");
-            }
-            for n in &o.notes {
-                println!("{:>72}note: {n}", "");
-            }
-        }
-        (None, Some((code, reason))) => {
-            let what = if r.result == RecordResult::Parked { "PARKED" } else { "RETRY" };
-            println!("{id:<26} {target:<19} {kind:<7} {ext:<16} {what} {code}: {reason}");
-        }
-        (None, None) => println!("{id:<26} {target:<19} {kind:<7} {ext:<16} -"),
-    }
-}
-
-fn print_subscriptions(service: &jml_shared::sim::SimUserSubscriptions) {
-    println!("\nfinal user-based subscriptions (simulator)");
-    println!("{:<20} {:<54} instances", "AD user", "products");
-    let holdings = service.all_holdings();
-    if holdings.is_empty() {
-        println!("(none)");
-    }
-    for (user, (products, instances)) in holdings {
-        let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_string() } else { v.join(", ") };
-        println!("{user:<20} {:<54} {}", or_dash(products), or_dash(instances));
-    }
-}
-
-fn print_users(store: &SimIdentityStore) {
-    println!("\nfinal users (simulator)");
-    println!("{:<38} {:<16} {:<9} {:<36} groups", "userId", "userName", "status", "managed marker");
-    for u in store.users() {
-        let status = match u.status {
-            jml_shared::ports::UserStatus::Enabled => "ENABLED",
-            jml_shared::ports::UserStatus::Disabled => "DISABLED",
-        };
-        let marker = u.marker.as_deref().unwrap_or("(unmanaged)");
-        let groups = if u.groups.is_empty() { "-".to_string() } else { u.groups.join(", ") };
-        println!("{:<38} {:<16} {:<9} {:<36} {groups}", u.user_id, u.user_name, status, marker);
     }
 }

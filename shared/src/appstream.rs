@@ -243,7 +243,7 @@ impl AppStreamSync {
         if created {
             actions.push("CreateUser".into());
         }
-        if ours && kind == EventKind::Mover {
+        if ours && names_changed(profile, record) {
             notes.push(
                 "AppStream has no call to rename a user pool user: first/last names are set at creation only".into(),
             );
@@ -292,6 +292,16 @@ impl AppStreamSync {
         notes.push("CreateUser: ResourceAlreadyExistsException; the user is ours by the ledger claim".into());
         Ok(false)
     }
+}
+
+/// Did HR change the person's given or family name since the last applied event?
+fn names_changed(profile: &Profile, record: Option<&PersonRecord>) -> bool {
+    let Some(last) = record.and_then(|r| r.last_event.as_deref()).and_then(|b| crate::contract::parse_event(b).ok())
+    else {
+        return false;
+    };
+    last.profile()
+        .is_some_and(|p| p.name.given_name != profile.name.given_name || p.name.family_name != profile.name.family_name)
 }
 
 fn outcome(

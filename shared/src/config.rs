@@ -310,7 +310,7 @@ impl Config {
     }
 
     /// What hr-ingest needs beyond the common settings: the target queues (with the AWS backend;
-    /// the memory backend uses in-memory `identity` and `subscriptions` queues).
+    /// the memory backend uses in-memory `identity`, `subscriptions`, `appstream` and `iam` queues).
     pub fn check_ingest(&self) -> Result<(), ConfigError> {
         if self.backend == Backend::Aws && self.target_queues.is_empty() {
             return Err(err(

@@ -64,6 +64,14 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
         vec!["BatchDisassociateUserStack office-apps", "BatchAssociateUserStack data-science"]
     );
     assert_eq!(stacks(&mem, ADA), vec!["data-science", "engineering-desktop"]);
+    // a name change cannot reach AppStream (no call for it): said in a note, nothing else
+    let mut renamed = fixture_json("03-mover-ada.json");
+    renamed["eventId"] = "mover-new-name".into();
+    renamed["occurredAt"] = "2026-11-10T00:00:00Z".into();
+    renamed["person"]["name"]["familyName"] = "King".into();
+    let r = run(&state, &renamed.to_string()).await;
+    assert_eq!(decision(&r), Decision::NoChange);
+    assert!(r.outcome.unwrap().notes.iter().any(|n| n.contains("no call to rename")));
     // leaver (externalId only): from every stack, then disabled
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert_eq!(decision(&r), Decision::Disable);

@@ -15,6 +15,8 @@ use crate::{failures, fixture, fixture_json, sqs_batch};
 
 const IDENTITY_Q: &str = "memory://jml-identity.fifo";
 const SUBS_Q: &str = "memory://jml-subscriptions.fifo";
+const APPSTREAM_Q: &str = "memory://jml-appstream.fifo";
+const IAM_Q: &str = "memory://jml-iam.fifo";
 
 fn ingest() -> (Ingest, MemoryBackend) {
     memory(&Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap())
@@ -30,10 +32,10 @@ async fn an_eventbridge_event_is_fanned_out_to_every_target_once_even_when_resen
     let eb = fixture_json("lambda/eventbridge-joiner.json");
     let r = call(&state, eb.clone()).await.unwrap();
     assert_eq!(r["status"], "fanned-out");
-    assert_eq!(r["targets"], 2);
+    assert_eq!(r["targets"], 4);
     // resent (an EventBridge retry, a producer resend): deduplicated by the queue
     call(&state, eb.clone()).await.unwrap();
-    for q in [IDENTITY_Q, SUBS_Q] {
+    for q in [IDENTITY_Q, SUBS_Q, APPSTREAM_Q, IAM_Q] {
         let msgs = mem.queues.messages(q);
         assert_eq!(msgs.len(), 1, "{q}");
         let body: Value = serde_json::from_str(&msgs[0].0).unwrap();

@@ -32,7 +32,7 @@ pub struct MemoryBackend {
 
 /// The memory backend's target queues.
 pub fn memory_targets() -> Vec<TargetQueue> {
-    ["identity", "subscriptions"]
+    ["identity", "subscriptions", "appstream", "iam"]
         .map(|n| TargetQueue { name: n.to_string(), queue_url: format!("memory://jml-{n}.fifo") })
         .to_vec()
 }

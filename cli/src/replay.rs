@@ -1,0 +1,349 @@
+//! `jml replay`: every event through every enabled target's real handler code, as hr-ingest
+//! fans out, the targets sharing one ledger. On the simulator it also checks, after each leaver,
+//! that the person holds no access left in any target, and prints every target's final state.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use identity_sync::{RecordMeta, RecordReport, State, process_record};
+use jml_shared::appstream::APPSTREAM_TARGET;
+use jml_shared::batch::RecordResult;
+use jml_shared::config::{Backend, Config};
+use jml_shared::contract::EventKind;
+use jml_shared::iam::IAM_TARGET;
+use jml_shared::ledger::IDENTITY_TARGET;
+use jml_shared::sim::{SimAppStream, SimIam, SimIdentityStore, SimLedger, SimUserSubscriptions};
+use jml_shared::subscriptions::SUBSCRIPTIONS_TARGET;
+
+use crate::{BackendArg, event_files, print_audit};
+
+const ALL: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
+
+/// The simulators behind a memory replay, one ledger shared by every target.
+struct Sims {
+    ledger: Arc<SimLedger>,
+    identity: identity_sync::MemoryBackend,
+    subscriptions: subscription_sync::MemoryBackend,
+    appstream: appstream_sync::MemoryBackend,
+    iam: iam_sync::MemoryBackend,
+}
+
+fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String> {
+    let Some(list) = list else {
+        return Ok(match cfg.backend {
+            Backend::Memory => ALL.to_vec(),
+            Backend::Aws => ALL
+                .into_iter()
+                .filter(|t| match *t {
+                    "identity" => true,
+                    "subscriptions" => cfg.directory_id.is_some(),
+                    "iam" => cfg.iam_permissions_boundary.is_some(),
+                    _ => false,
+                })
+                .collect(),
+        });
+    };
+    let mut out = Vec::new();
+    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match ALL.iter().find(|a| **a == t) {
+            Some(a) => out.push(*a),
+            None => return Err(format!("--targets: unknown target {t} (identity, subscriptions, appstream, iam)")),
+        }
+    }
+    Ok(out)
+}
+
+fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_shared::config::ConfigError> {
+    for t in targets {
+        match *t {
+            "identity" => cfg.check_identity()?,
+            "subscriptions" => cfg.check_subscriptions()?,
+            "appstream" => cfg.check_appstream()?,
+            _ => cfg.check_iam()?,
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(
+    paths: &[PathBuf],
+    backend: BackendArg,
+    dry_run: bool,
+    apply: bool,
+    audit: Option<&str>,
+    targets: Option<&str>,
+) -> ExitCode {
+    let files = match event_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = if backend == BackendArg::Memory { "memory" } else { "aws" };
+    let mut cfg =
+        match Config::from_lookup(|k| if k == "JML_BACKEND" { Some(name.into()) } else { std::env::var(k).ok() }) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("jml: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let enabled = match wanted(targets, &cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = checks(&cfg, &enabled) {
+        eprintln!("jml: {e}");
+        return ExitCode::from(2);
+    }
+    cfg.dry_run = dry_run || (cfg.backend == Backend::Aws && !apply);
+    let (states, sims) = build(&cfg, &enabled).await;
+    // The replay prints its own table; EMF documents are for CloudWatch.
+    let states: Vec<State> = states
+        .into_iter()
+        .map(|mut t| {
+            t.metrics = Arc::new(jml_shared::metrics::NullSink);
+            t
+        })
+        .collect();
+    if cfg.dry_run {
+        println!(
+            "DRY RUN: planning only, nothing is written{}",
+            if cfg.backend == Backend::Aws { " (add --apply to write)" } else { "" }
+        );
+    }
+    println!("targets: {}", enabled.join(", "));
+    println!("{:<26} {:<19} {:<7} {:<16} {:<26} actions", "eventId", "target", "type", "externalId", "decision");
+    let mut failures = 0;
+    for f in &files {
+        let body = match std::fs::read_to_string(f) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("jml: {}: {e}", f.display());
+                failures += 1;
+                continue;
+            }
+        };
+        let meta = RecordMeta {
+            message_id: Some(f.display().to_string()),
+            message_group: jml_shared::contract::external_id_hint(&body),
+        };
+        let mut leaver_of = None;
+        for state in &states {
+            let report = process_record(state, &body, &meta).await;
+            print_report(state.engine.target_name(), &report);
+            if report.result != RecordResult::Done {
+                failures += 1;
+            }
+            if report.kind == Some(EventKind::Leaver) && report.outcome.is_some() {
+                leaver_of = report.external_id.clone();
+            }
+        }
+        if let (Some(person), Some(sims)) = (leaver_of, &sims)
+            && !cfg.dry_run
+        {
+            failures += leaver_check(sims, &person);
+        }
+    }
+    if let Some(sims) = &sims {
+        print_final(sims, &enabled);
+    }
+    if let Some(person) = audit
+        && let Some(state) = states.first()
+    {
+        match state.engine.audit_trail(person).await {
+            Ok(trail) => print_audit(person, &trail),
+            Err(e) => eprintln!("jml: audit trail: {e}"),
+        }
+    }
+    if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+async fn build(cfg: &Config, enabled: &[&str]) -> (Vec<State>, Option<Sims>) {
+    match cfg.backend {
+        Backend::Memory => {
+            let (identity, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), cfg);
+            let ledger = mem.ledger.clone();
+            let (subs, smem) =
+                subscription_sync::memory_with_ledger(Arc::new(SimUserSubscriptions::demo()), ledger.clone(), cfg);
+            let (apps, amem) = appstream_sync::memory_with_ledger(Arc::new(SimAppStream::demo()), ledger.clone(), cfg);
+            let (iam, imem) = iam_sync::memory_with_ledger(Arc::new(SimIam::demo()), ledger.clone(), cfg);
+            let states = [("identity", identity), ("subscriptions", subs), ("appstream", apps), ("iam", iam)]
+                .into_iter()
+                .filter(|(n, _)| enabled.contains(n))
+                .map(|(_, s)| s)
+                .collect();
+            (states, Some(Sims { ledger, identity: mem, subscriptions: smem, appstream: amem, iam: imem }))
+        }
+        Backend::Aws => {
+            let ports = || jml_shared::aws::AwsPorts::connect(cfg);
+            let mut states = Vec::new();
+            for t in enabled {
+                states.push(match *t {
+                    "identity" => identity_sync::from_aws_ports(ports().await, cfg),
+                    "subscriptions" => subscription_sync::from_aws_ports(ports().await, cfg),
+                    "appstream" => appstream_sync::from_aws_ports(ports().await, cfg),
+                    _ => iam_sync::from_aws_ports(ports().await, cfg),
+                });
+            }
+            (states, None)
+        }
+    }
+}
+
+/// What access a person still holds in each simulated target, from the ledger's account names.
+/// Returns one line per target and whether anything is left.
+fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, bool)> {
+    let name = |target: &str| sims.ledger.record(person, target).and_then(|r| r.user_name);
+    let mut out = Vec::new();
+    let id = sims.ledger.record(person, IDENTITY_TARGET).and_then(|r| r.user_id);
+    if let Some(u) = id.and_then(|id| sims.identity.store.users().into_iter().find(|u| u.user_id == id)) {
+        let enabled = u.status == jml_shared::ports::UserStatus::Enabled;
+        let line = format!("{}, {} group(s)", if enabled { "ENABLED" } else { "disabled" }, u.groups.len());
+        out.push((IDENTITY_TARGET, line, enabled || !u.groups.is_empty()));
+    }
+    if let Some(n) = name(SUBSCRIPTIONS_TARGET) {
+        let (p, i) = sims.subscriptions.service.holdings(&n);
+        out.push((
+            SUBSCRIPTIONS_TARGET,
+            format!("{} product(s), {} instance(s)", p.len(), i.len()),
+            !p.is_empty() || !i.is_empty(),
+        ));
+    }
+    if let Some((u, stacks)) = name(APPSTREAM_TARGET).and_then(|n| sims.appstream.service.all().remove(&n)) {
+        let line = format!("{}, {} stack(s)", if u.enabled { "ENABLED" } else { "disabled" }, stacks.len());
+        out.push((APPSTREAM_TARGET, line, u.enabled || !stacks.is_empty()));
+    }
+    if let Some(u) = name(IAM_TARGET).and_then(|n| sims.iam.service.user(&n)) {
+        let keys = u.access_keys.iter().filter(|k| k.status == "Active").count();
+        let line = format!(
+            "{}, {keys} active key(s), {} group(s)",
+            if u.login_profile { "CONSOLE PASSWORD" } else { "no password" },
+            u.groups.len()
+        );
+        out.push((IAM_TARGET, line, u.login_profile || keys > 0 || !u.groups.is_empty()));
+    }
+    out
+}
+
+/// Prints what the leaver left behind; returns 1 if any access remains (a failed replay).
+fn leaver_check(sims: &Sims, person: &str) -> usize {
+    let access = remaining_access(sims, person);
+    let left = access.iter().filter(|(_, _, any)| *any).count();
+    let verdict = if left == 0 { "no access left" } else { "ACCESS REMAINS" };
+    println!("{:>28}leaver check {person}: {verdict} in {} target(s)", "", access.len());
+    for (target, line, _) in access {
+        println!("{:>30}{target:<20} {line}", "");
+    }
+    usize::from(left > 0)
+}
+
+fn print_report(target: &str, r: &RecordReport) {
+    let kind = r.kind.map(|k| k.as_str()).unwrap_or("-");
+    let id = r.event_id.as_deref().unwrap_or("-");
+    let ext = r.external_id.as_deref().unwrap_or("-");
+    match (&r.outcome, &r.error) {
+        (Some(o), _) => {
+            let decision =
+                if o.dry_run { format!("{} (dry run)", o.decision.as_str()) } else { o.decision.as_str().to_string() };
+            println!("{id:<26} {target:<19} {kind:<7} {ext:<16} {decision:<26} {}", o.actions.len());
+            for a in &o.actions {
+                println!("{:>72}- {a}", "");
+            }
+            for n in &o.notes {
+                println!("{:>72}note: {n}", "");
+            }
+        }
+        (None, Some((code, reason))) => {
+            let what = if r.result == RecordResult::Parked { "PARKED" } else { "RETRY" };
+            println!("{id:<26} {target:<19} {kind:<7} {ext:<16} {what} {code}: {reason}");
+        }
+        (None, None) => println!("{id:<26} {target:<19} {kind:<7} {ext:<16} -"),
+    }
+}
+
+fn or_dash(v: Vec<String>) -> String {
+    if v.is_empty() { "-".to_string() } else { v.join(", ") }
+}
+
+fn print_final(sims: &Sims, enabled: &[&str]) {
+    if enabled.contains(&"identity") {
+        print_users(&sims.identity.store);
+    }
+    if enabled.contains(&"subscriptions") {
+        println!("\nfinal user-based subscriptions (simulator)");
+        println!("{:<20} {:<54} instances", "AD user", "products");
+        let holdings = sims.subscriptions.service.all_holdings();
+        if holdings.is_empty() {
+            println!("(none)");
+        }
+        for (user, (products, instances)) in holdings {
+            println!("{user:<20} {:<54} {}", or_dash(products), or_dash(instances));
+        }
+    }
+    if enabled.contains(&"appstream") {
+        println!("\nfinal AppStream user pool (simulator)");
+        println!("{:<32} {:<9} {:>8}  stacks", "user name", "status", "welcome");
+        for (user, (u, stacks)) in sims.appstream.service.all() {
+            let status = if u.enabled { "ENABLED" } else { "DISABLED" };
+            println!("{user:<32} {status:<9} {:>8}  {}", u.welcome_emails, or_dash(stacks));
+        }
+    }
+    if enabled.contains(&"iam") {
+        println!("\nfinal IAM users (simulator)");
+        println!("{:<16} {:<28} {:<9} {:<8} {:<5} groups", "user name", "path", "status", "console", "keys");
+        for u in sims.iam.service.all() {
+            let status = u.user.tags.get(jml_shared::iam::TAG_STATUS).cloned().unwrap_or_else(|| "-".into());
+            let keys = u.access_keys.iter().filter(|k| k.status == "Active").count();
+            let console = if u.login_profile { "yes" } else { "no" };
+            println!(
+                "{:<16} {:<28} {status:<9} {console:<8} {keys:<5} {}",
+                u.user.user_name,
+                u.user.path,
+                or_dash(u.groups.into_iter().collect())
+            );
+        }
+    }
+    let parked: Vec<_> = [
+        sims.identity.dlq.parked(),
+        sims.subscriptions.dlq.parked(),
+        sims.appstream.dlq.parked(),
+        sims.iam.dlq.parked(),
+    ]
+    .concat();
+    if !parked.is_empty() {
+        println!("\nparked on the dead-letter queues: {}", parked.len());
+        for p in parked {
+            println!("  {} [{}] {}", p.source_message_id.unwrap_or_default(), p.error_code, p.reason);
+        }
+    }
+    println!();
+    for (name, target, calls) in [
+        ("Identity Store", "identity", sims.identity.store.calls()),
+        ("License Manager user subscriptions", "subscriptions", sims.subscriptions.service.calls()),
+        ("AppStream 2.0", "appstream", sims.appstream.service.calls()),
+        ("IAM", "iam", sims.iam.service.calls()),
+    ] {
+        if enabled.contains(&target) {
+            println!("{name} calls: {} reads, {} writes", calls.reads(), calls.writes());
+        }
+    }
+}
+
+fn print_users(store: &SimIdentityStore) {
+    println!("\nfinal Identity Store users (simulator)");
+    println!("{:<38} {:<16} {:<9} {:<36} groups", "userId", "userName", "status", "managed marker");
+    for u in store.users() {
+        let status = match u.status {
+            jml_shared::ports::UserStatus::Enabled => "ENABLED",
+            jml_shared::ports::UserStatus::Disabled => "DISABLED",
+        };
+        let marker = u.marker.as_deref().unwrap_or("(unmanaged)");
+        println!("{:<38} {:<16} {:<9} {:<36} {}", u.user_id, u.user_name, status, marker, or_dash(u.groups));
+    }
+}
