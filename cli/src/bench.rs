@@ -138,8 +138,10 @@ pub async fn run() -> ExitCode {
         ),
     ];
     let subs_checks = subscriptions_table().await;
-    let mut ok = !subs_checks.is_empty();
-    for (what, pass) in checks.into_iter().chain(subs_checks) {
+    let appstream_checks = appstream_table().await;
+    let iam_checks = iam_table().await;
+    let mut ok = !subs_checks.is_empty() && !appstream_checks.is_empty() && !iam_checks.is_empty();
+    for (what, pass) in checks.into_iter().chain(subs_checks).chain(appstream_checks).chain(iam_checks) {
         println!("{} {what}", if pass { "PASS" } else { "FAIL" });
         ok &= pass;
     }
@@ -203,4 +205,148 @@ async fn subscriptions_table() -> Vec<(&'static str, bool)> {
         ),
     ];
     checks
+}
+
+/// One measured scenario of a target table: (name, decision, service calls, ledger calls).
+type Measured = (&'static str, String, CallCounts, LedgerCalls);
+
+/// Runs the scenarios through one target's state, printing a table of its calls.
+async fn target_table(
+    title: &str,
+    state: &State,
+    ledger: &jml_shared::sim::SimLedger,
+    calls: &dyn Fn() -> CallCounts,
+    reset: &dyn Fn(),
+    scenarios: &[(&'static str, String)],
+    before: &dyn Fn(&str),
+) -> Vec<Measured> {
+    println!("\n{title}\n");
+    println!(
+        "| {:<44} | {:<10} | {:>5} | {:>6} | {:>11} | {:>12} | calls",
+        "event", "decision", "reads", "writes", "ledger read", "ledger write"
+    );
+    println!("|{:-<46}|{:-<12}|{:-<7}|{:-<8}|{:-<13}|{:-<14}|------", "", "", "", "", "", "");
+    let mut rows = Vec::new();
+    for (name, body) in scenarios {
+        before(name);
+        reset();
+        ledger.reset_calls();
+        let report = process_record(state, body, &RecordMeta::default()).await;
+        let decision = match (&report.outcome, &report.error) {
+            (Some(o), _) => o.decision.as_str().to_string(),
+            (None, Some((code, _))) => code.clone(),
+            _ => "-".to_string(),
+        };
+        let (c, l) = (calls(), ledger.calls());
+        let detail: Vec<String> = c.by_op.iter().map(|(op, n)| format!("{} x{n}", op.label())).collect();
+        println!(
+            "| {:<44} | {:<10} | {:>5} | {:>6} | {:>11} | {:>12} | {}",
+            name,
+            decision,
+            c.reads(),
+            c.writes(),
+            l.reads,
+            l.writes,
+            detail.join(", ")
+        );
+        rows.push((*name, decision, c, l));
+    }
+    rows
+}
+
+fn duplicates_free(rows: &[Measured]) -> bool {
+    rows.iter()
+        .filter(|r| r.0.contains("duplicate"))
+        .all(|r| r.1 == "duplicate" && r.2.reads() + r.2.writes() + r.3.writes == 0)
+}
+
+fn lifecycle() -> Vec<(&'static str, String)> {
+    let resent = edit(JOINER, |v| {
+        v["eventId"] = "hr-2026-11-02-0001-resent".into();
+        v["occurredAt"] = "2026-11-02T09:00:01Z".into();
+    });
+    vec![
+        ("joiner", JOINER.to_string()),
+        ("joiner duplicate", JOINER.to_string()),
+        ("joiner re-sent (new eventId, same state)", resent),
+        ("mover", MOVER.to_string()),
+        ("leaver", LEAVER.to_string()),
+        ("leaver duplicate", LEAVER.to_string()),
+        ("rehire", REHIRE.to_string()),
+        ("rehire duplicate", REHIRE.to_string()),
+    ]
+}
+
+/// AppStream 2.0 calls per event (stacks from the demo department rule and the mover's list).
+async fn appstream_table() -> Vec<(&'static str, bool)> {
+    let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
+        return vec![];
+    };
+    let (mut state, mem) = appstream_sync::memory(Arc::new(jml_shared::sim::SimAppStream::demo()), &config);
+    state.metrics = Arc::new(jml_shared::metrics::NullSink);
+    let rows = target_table(
+        "AppStream 2.0 calls per event (joiner: 2 stacks by department rule; mover: 1 stack swapped)",
+        &state,
+        &mem.ledger,
+        &|| mem.service.calls(),
+        &|| mem.service.reset_calls(),
+        &lifecycle(),
+        &|_| {},
+    )
+    .await;
+    let find = |n: &str| rows.iter().find(|r| r.0 == n);
+    vec![
+        ("appstream: duplicates make 0 calls and 0 writes", duplicates_free(&rows)),
+        (
+            "appstream: joiner = CreateUser + 1 BatchAssociateUserStack; ledger claim + commit",
+            find("joiner").is_some_and(|r| r.1 == "create" && r.2.writes() == 2 && r.3.writes == 2),
+        ),
+        (
+            "appstream: same state re-sent = 1 read, 0 writes",
+            find("joiner re-sent (new eventId, same state)").is_some_and(|r| r.2.reads() == 1 && r.2.writes() == 0),
+        ),
+        (
+            "appstream: leaver = 1 BatchDisassociateUserStack + DisableUser",
+            find("leaver").is_some_and(|r| r.1 == "disable" && r.2.writes() == 2),
+        ),
+    ]
+}
+
+/// IAM calls per event (3 mapped groups; before the leaver a human added a password and a key).
+async fn iam_table() -> Vec<(&'static str, bool)> {
+    let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
+        return vec![];
+    };
+    let (mut state, mem) = iam_sync::memory(Arc::new(jml_shared::sim::SimIam::demo()), &config);
+    state.metrics = Arc::new(jml_shared::metrics::NullSink);
+    let rows = target_table(
+        "IAM calls per event (3 mapped groups; a console password and 1 access key exist before the leaver)",
+        &state,
+        &mem.ledger,
+        &|| mem.service.calls(),
+        &|| mem.service.reset_calls(),
+        &lifecycle(),
+        &|name| {
+            if name == "leaver" {
+                mem.service.add_credentials("ada.lovelace", "AKIABENCH000000001");
+            }
+        },
+    )
+    .await;
+    let find = |n: &str| rows.iter().find(|r| r.0 == n);
+    vec![
+        ("iam: duplicates make 0 calls and 0 writes", duplicates_free(&rows)),
+        (
+            "iam: joiner = CreateUser + 3 AddUserToGroup",
+            find("joiner").is_some_and(|r| r.1 == "create" && r.2.writes() == 4),
+        ),
+        (
+            "iam: same state re-sent = 0 writes",
+            find("joiner re-sent (new eventId, same state)").is_some_and(|r| r.2.writes() == 0),
+        ),
+        (
+            "iam: leaver = password deleted, key deactivated, out of 3 groups, tagged (6 writes)",
+            find("leaver").is_some_and(|r| r.1 == "disable" && r.2.writes() == 6),
+        ),
+    ]
 }

@@ -220,8 +220,11 @@ impl AppStreamSync {
             actions.extend(self.release(old, dry_run, &mut notes).await?);
             notes.push("the e-mail address changed: the previous AppStream user was released and disabled".into());
         }
-        self.claim(event, &name, dry_run).await?;
         let ours = known == Some(name.as_str());
+        if !ours {
+            // First time this person meets this name: the claim makes it theirs (or refuses).
+            self.claim(event, &name, dry_run).await?;
+        }
         let mut created = false;
         if kind == EventKind::Rehire {
             let enabled = dry_run || self.service.enable_user(&name).await?;

@@ -41,6 +41,8 @@ pub enum Op {
     DisassociateUser,
     // AppStream 2.0
     AppStreamCreateUser,
+    /// CreateUser with MessageAction RESEND.
+    AppStreamResendWelcome,
     EnableUser,
     DisableUser,
     DescribeUserStackAssociations,
@@ -74,6 +76,7 @@ impl Op {
                 | Self::AssociateUser
                 | Self::DisassociateUser
                 | Self::AppStreamCreateUser
+                | Self::AppStreamResendWelcome
                 | Self::EnableUser
                 | Self::DisableUser
                 | Self::BatchAssociateUserStack
@@ -113,7 +116,7 @@ impl Op {
             Self::StopProductSubscription => "StopProductSubscription",
             Self::AssociateUser => "AssociateUser",
             Self::DisassociateUser => "DisassociateUser",
-            Self::AppStreamCreateUser | Self::IamCreateUser => "CreateUser",
+            Self::AppStreamCreateUser | Self::AppStreamResendWelcome | Self::IamCreateUser => "CreateUser",
             Self::EnableUser => "EnableUser",
             Self::DisableUser => "DisableUser",
             Self::DescribeUserStackAssociations => "DescribeUserStackAssociations",
@@ -140,6 +143,7 @@ impl Op {
         match self {
             Self::GetUserIdByUserName => "GetUserId(userName)",
             Self::GetUserIdByExternalId => "GetUserId(ExternalId)",
+            Self::AppStreamResendWelcome => "CreateUser(RESEND)",
             other => other.api_name(),
         }
     }

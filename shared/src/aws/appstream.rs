@@ -101,7 +101,7 @@ impl AppStreamUsers for AwsAppStream {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify(Op::AppStreamCreateUser, &e))
+            .map_err(|e| classify(Op::AppStreamResendWelcome, &e))
     }
 
     async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError> {

@@ -212,13 +212,13 @@ impl AppStreamUsers for SimAppStream {
     }
 
     async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError> {
-        let mut s = self.enter(Op::AppStreamCreateUser)?;
+        let mut s = self.enter(Op::AppStreamResendWelcome)?;
         match s.users.get_mut(user_name) {
             Some(u) => {
                 u.welcome_emails += 1;
                 Ok(())
             }
-            None => Err(ServiceError::NotFound { op: Op::AppStreamCreateUser }),
+            None => Err(ServiceError::NotFound { op: Op::AppStreamResendWelcome }),
         }
     }
 
