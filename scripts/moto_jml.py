@@ -14,6 +14,12 @@ It does not implement what jml-sync's mover and leaver paths need; this file add
   user created here has one: ResourceNotFoundException, which is the real service's answer for
   such users (instead of moto's HTTP 500).
 
+IAM (moto serves users, groups, login profiles, access keys and tags, but 5.2.5 drops a user's
+permissions boundary, and keys a user's tags by its ARN, which UpdateUser NewPath/NewUserName
+changes): CreateUser keeps `PermissionsBoundary` (checked like moto checks a role's), GetUser
+returns it, PutUserPermissionsBoundary sets it; UpdateUser carries the tags to the new ARN, as
+real IAM keeps a user's tags across a path change or rename.
+
 Usage: python scripts/moto_jml.py PORT   (listens on 127.0.0.1 only)
 """
 
@@ -151,6 +157,63 @@ models.IdentityStoreBackend.get_user_id = get_user_id
 responses.IdentityStoreResponse.update_user = response_update_user
 responses.IdentityStoreResponse.create_user = response_create_user
 responses.IdentityStoreResponse.describe_user = response_describe_user
+
+
+# --- IAM: a user's permissions boundary -------------------------------------------------------
+from moto.iam import models as iam_models  # noqa: E402
+from moto.iam import responses as iam_responses  # noqa: E402
+from moto.iam.exceptions import InvalidInput  # noqa: E402
+
+
+def _user_boundary(self):
+    arn = getattr(self, "permissions_boundary_arn", None)
+    if arn:
+        return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+    return None
+
+
+def _set_boundary(backend, user_name, arn):
+    if not backend.policy_arn_regex.match(arn):
+        raise InvalidInput(f"ARN {arn} is not valid.")
+    backend.get_user(user_name).permissions_boundary_arn = arn
+
+
+original_iam_create_user = iam_responses.IamResponse.create_user
+
+
+def iam_create_user(self):
+    boundary = self._get_param("PermissionsBoundary")
+    if boundary and not self.backend.policy_arn_regex.match(boundary):
+        raise InvalidInput(f"ARN {boundary} is not valid.")
+    result = original_iam_create_user(self)
+    if boundary:
+        _set_boundary(self.backend, self._get_param("UserName"), boundary)
+    return result
+
+
+def iam_put_user_permissions_boundary(self):
+    # get_user raises NoSuchEntity for an unknown user, as IAM does.
+    _set_boundary(self.backend, self._get_param("UserName"), self._get_param("PermissionsBoundary"))
+    return iam_responses.EmptyResult()
+
+
+original_iam_update_user = iam_models.IAMBackend.update_user
+
+
+def iam_update_user(self, user_name, new_path=None, new_user_name=None):
+    old_arn = self.get_user(user_name).arn
+    tags = self.tagger.list_tags_for_resource(old_arn)["Tags"]
+    original_iam_update_user(self, user_name, new_path, new_user_name)
+    new_arn = self.get_user(new_user_name or user_name).arn
+    if tags and new_arn != old_arn:
+        self.tagger.delete_all_tags_for_resource(old_arn)
+        self.tagger.tag_resource(new_arn, tags)
+
+
+iam_models.IAMBackend.update_user = iam_update_user
+iam_models.User.permissions_boundary = property(_user_boundary)
+iam_responses.IamResponse.create_user = iam_create_user
+iam_responses.IamResponse.put_user_permissions_boundary = iam_put_user_permissions_boundary
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
