@@ -30,7 +30,7 @@ PY
 descendants() { local p; for p in $(cat /proc/*/stat 2>/dev/null | awk -v pp="$1" '$4==pp {print $1}'); do echo "$p"; descendants "$p"; done; }
 
 printf '| function | peak RSS after a 3-record and a 10-record batch |\n|---|---|\n'
-for f in identity-sync subscription-sync; do
+for f in identity-sync subscription-sync appstream-sync iam-sync; do
   timeout 900 cargo lambda invoke "$f" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file events/lambda/sqs-batch.json > /dev/null
   timeout 300 cargo lambda invoke "$f" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file target/rss-batch10.json > /dev/null
   hwm=""

@@ -57,6 +57,11 @@ PARAMS = {
     "DirectoryDomain": "corp.example.com",
     "ManagedGroups": "jml-admins",
     "EnableSubscriptions": "true",
+    "EnableAppStream": "true",
+    "AppStreamStacksByDepartment": '{"Finance": ["finance-desktop"], "*": ["office-apps"]}',
+    "EnableIam": "true",
+    "IamPermissionsBoundary": "arn:aws:iam::123456789012:policy/jml-sync-user-boundary",
+    "IamGroupMap": '{"jml-engineering": ["engineers"]}',
     "ExistingEventBusName": "",
     "AlarmEmail": "ops@example.com",
 }
@@ -94,6 +99,9 @@ def evaluate(v):
     if v.name == "If":
         cond, yes, no = v.value
         return evaluate(yes) if condition(cond) else evaluate(no)
+    if v.name == "Join":
+        sep, items = v.value
+        return sep.join(str(x) for x in (evaluate(i) for i in items) if x is not None)
     if v.name == "Equals":
         a, b = (evaluate(x) for x in v.value)
         return a == b
@@ -137,7 +145,7 @@ class TemplateTest(unittest.TestCase):
                 if QUEUES[queue]["Properties"].get("FifoQueue"):
                     mc = p.get("ScalingConfig", {}).get("MaximumConcurrency")
                     self.assertTrue(mc is not None and 2 <= mc <= 5, f"{name}.{ev_name}: MaximumConcurrency bounded (quota)")
-        self.assertGreaterEqual(seen, 3)
+        self.assertGreaterEqual(seen, 5)
 
     def test_every_queue_has_a_dead_letter_queue_or_is_one(self):
         dlqs = set()
@@ -171,7 +179,7 @@ class TemplateTest(unittest.TestCase):
             self.assertEqual(meta.get("BuildMethod"), "rust-cargolambda", name)
             self.assertIn(meta.get("BuildProperties", {}).get("Binary"), bins, f"{name}: Binary not in the workspace")
         self.assertEqual({f["Metadata"]["BuildProperties"]["Binary"] for f in FUNCTIONS.values()},
-                         {"hr-ingest", "identity-sync", "subscription-sync"})
+                         {"hr-ingest", "identity-sync", "subscription-sync", "appstream-sync", "iam-sync"})
 
     def test_no_wildcard_action_and_resource_star_only_with_a_reason(self):
         for name, fn in FUNCTIONS.items():
@@ -212,3 +220,30 @@ class TemplateTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TargetsTest(unittest.TestCase):
+    def test_hr_ingest_fans_out_to_every_enabled_target_and_may_send_to_each(self):
+        env = FUNCTIONS["HrIngestFunction"]["Properties"]["Environment"]["Variables"]
+        names = [part.split("=")[0] for part in evaluate(env["TARGET_QUEUES"]).split(",")]
+        self.assertEqual(names, ["identity", "subscriptions", "appstream", "iam"])
+        send = next(s for s in statements(FUNCTIONS["HrIngestFunction"]) if s["Sid"] == "FanOutToTargetQueues")
+        self.assertEqual(len(send["Resource"]), 5, "every target queue and the ingest DLQ")
+
+    def test_optional_targets_are_whole_under_their_condition(self):
+        for cond, prefix in [("SubscriptionsEnabled", "Subscription"), ("AppStreamEnabled", "AppStream"), ("IamEnabled", "Iam")]:
+            parts = [k for k in RES if k.startswith(prefix)]
+            self.assertGreaterEqual(len(parts), 5, prefix)
+            for k in parts:
+                self.assertEqual(RES[k].get("Condition"), cond, f"{k} must be conditional on {cond}")
+
+    def test_iam_sync_can_only_create_users_with_the_boundary_under_its_path(self):
+        sts = {s["Sid"]: s for s in statements(FUNCTIONS["IamSyncFunction"])}
+        create = sts["CreateOnlyWithTheBoundary"]
+        self.assertIn("iam:CreateUser", create["Action"])
+        self.assertEqual(repr(create["Condition"]["StringEquals"]["iam:PermissionsBoundary"]), "!Ref 'IamPermissionsBoundary'")
+        self.assertIn("${IamPathPrefix}", create["Resource"].value)
+        granted = {a for s in sts.values() for a in as_list(s["Action"])}
+        for never in ["iam:CreateLoginProfile", "iam:CreateAccessKey", "iam:DeleteUser", "iam:AttachUserPolicy",
+                      "iam:PutUserPolicy", "iam:DeleteUserPermissionsBoundary"]:
+            self.assertNotIn(never, granted)
