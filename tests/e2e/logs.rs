@@ -129,3 +129,52 @@ async fn subscription_sync_and_hr_ingest_log_no_personal_data_either() {
         assert!(!lower.contains(personal), "personal data '{personal}' leaked into the logs:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn appstream_sync_and_iam_sync_log_no_personal_data_either() {
+    let (capture, _guard) = capture_json_logs();
+    let (apps, _) = crate::appstream::appstream_state(&[]);
+    let (iam, iam_mem) = crate::iam::iam_state();
+    // alan's derived IAM name is taken by a hand-made user: parked, with its reason in the logs
+    iam_mem.service.seed_user("alan.turing", &[]);
+    let mut renamed = fixture_json("03-mover-ada.json");
+    renamed["eventId"] = "mover-renamed".into();
+    renamed["occurredAt"] = "2026-11-10T00:00:00Z".into();
+    renamed["person"]["name"]["familyName"] = "King".into();
+    for body in [
+        fixture("01-joiner-ada.json"),
+        fixture("02-joiner-alan.json"),
+        fixture("03-mover-ada.json"),
+        renamed.to_string(),
+        fixture("04-leaver-ada.json"),
+        fixture("05-rehire-ada.json"),
+    ] {
+        let _ = appstream_sync::handler(
+            &apps,
+            lambda_runtime::LambdaEvent::new(sqs_batch(&[("m", "g", &body)]), Default::default()),
+        )
+        .await
+        .unwrap();
+        let _ = iam_sync::handler(
+            &iam,
+            lambda_runtime::LambdaEvent::new(sqs_batch(&[("m", "g", &body)]), Default::default()),
+        )
+        .await
+        .unwrap();
+    }
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "\"target\":\"appstream-user-pool\"",
+        "\"target\":\"iam-users\"",
+        "\"decision\":\"rehire\"",
+        "\"decision\":\"parked\"",
+        "IamUserNotManaged",
+        "workday#100235",
+    ] {
+        assert!(logs.contains(expected), "logs should contain {expected}");
+    }
+    let lower = logs.to_lowercase();
+    for personal in ["lovelace", "turing", "example.com", "king", "7946", "london"] {
+        assert!(!lower.contains(personal), "personal data '{personal}' leaked into the logs:\n{logs}");
+    }
+}
