@@ -397,9 +397,20 @@ impl IamSync {
     ) -> Result<Option<IamUser>, SyncError> {
         if let Some(known) = record.filter(|r| r.status != PersonStatus::Deleted).and_then(|r| r.user_name.as_deref())
             && let Some(u) = self.service.get_user(known).await?
-            && ownership(&u, &event.external_id) == Ownership::Ours
         {
-            return Ok(Some(u));
+            if ownership(&u, &event.external_id) == Ownership::Ours {
+                return Ok(Some(u));
+            }
+            if event.kind() == EventKind::Leaver {
+                // The user this person was given no longer carries their tag: someone changed it.
+                // Never skip a leaver silently: park it, so the DLQ alarm brings an operator.
+                return Err(SyncError::permanent(
+                    "IamLeaverUserChanged",
+                    format!(
+                        "the IAM user the ledger records for this person no longer carries their {TAG_EXTERNAL_ID} tag; not locked down automatically: check it, lock it down by hand or restore the tag and redrive"
+                    ),
+                ));
+            }
         }
         let Some(derived) = derived else { return Ok(None) };
         match self.service.get_user(derived).await? {

@@ -221,6 +221,20 @@ async fn a_renamed_person_keeps_their_iam_user() {
 }
 
 #[tokio::test]
+async fn a_leaver_whose_user_lost_its_tag_is_parked_for_an_operator_never_skipped() {
+    let (state, mem) = iam_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    // someone re-tagged ada's user as another person's
+    let mut tags = std::collections::BTreeMap::new();
+    tags.insert(TAG_EXTERNAL_ID.to_string(), "workday/999".to_string());
+    jml_shared::ports::IamUsers::tag_user(&*mem.service, ADA, &tags).await.unwrap();
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Parked), "{:?}", r.result);
+    assert_eq!(mem.dlq.parked()[0].error_code, "IamLeaverUserChanged");
+    assert_eq!(groups(&mem).len(), 3, "not touched automatically");
+}
+
+#[tokio::test]
 async fn the_handler_takes_an_sqs_batch() {
     let (state, mem) = iam_state();
     let batch = sqs_batch(&[
