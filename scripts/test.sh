@@ -35,7 +35,7 @@ cargo run --locked -q --bin jml -- bench-scale --joiners 2000
 step "every function under cargo lambda watch (memory backend) answers cargo lambda invoke"
 ./scripts/lambda-smoke.sh
 
-step "real AWS adapters against moto server (Identity Store + extension, DynamoDB ledger, SQS FIFO DLQ)"
+step "real AWS adapters against moto server (Identity Store + extension, IAM + extension, DynamoDB ledger, SQS FIFO DLQ)"
 ./scripts/moto-e2e.sh
 
 step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes"
