@@ -18,7 +18,9 @@ IAM (moto serves users, groups, login profiles, access keys and tags, but 5.2.5 
 permissions boundary, and keys a user's tags by its ARN, which UpdateUser NewPath/NewUserName
 changes): CreateUser keeps `PermissionsBoundary` (checked like moto checks a role's), GetUser
 returns it, PutUserPermissionsBoundary sets it; UpdateUser carries the tags to the new ARN, as
-real IAM keeps a user's tags across a path change or rename.
+real IAM keeps a user's tags across a path change or rename. moto has no service-specific
+credentials: Create/List/UpdateServiceSpecificCredential are added over a small in-process store
+(NoSuchEntity for an unknown user or credential, as IAM answers).
 
 Usage: python scripts/moto_jml.py PORT   (listens on 127.0.0.1 only)
 """
@@ -210,6 +212,48 @@ def iam_update_user(self, user_name, new_path=None, new_user_name=None):
         self.tagger.tag_resource(new_arn, tags)
 
 
+# Service-specific credentials: user name -> list of credential dicts (the metadata shape).
+SERVICE_CREDENTIALS: dict = {}
+
+
+def iam_create_service_specific_credential(self):
+    from moto.core.utils import utcnow
+    from moto.iam.utils import random_access_key
+
+    user = self.backend.get_user(self._get_param("UserName"))
+    cred = {
+        "CreateDate": utcnow(),
+        "ServiceName": self._get_param("ServiceName"),
+        "ServiceUserName": f"{user.name}-at-{self.current_account}",
+        "ServiceSpecificCredentialId": "ACCA" + random_access_key(),
+        "UserName": user.name,
+        "Status": "Active",
+    }
+    SERVICE_CREDENTIALS.setdefault(user.name, []).append(cred)
+    return iam_responses.ActionResult({"ServiceSpecificCredential": {**cred, "ServicePassword": "not-a-secret"}})
+
+
+def iam_list_service_specific_credentials(self):
+    user = self.backend.get_user(self._get_param("UserName"))
+    creds = SERVICE_CREDENTIALS.get(user.name, [])
+    return iam_responses.ActionResult({"ServiceSpecificCredentials": creds, "IsTruncated": False})
+
+
+def iam_update_service_specific_credential(self):
+    from moto.iam.exceptions import NoSuchEntity
+
+    user = self.backend.get_user(self._get_param("UserName"))
+    wanted = self._get_param("ServiceSpecificCredentialId")
+    for cred in SERVICE_CREDENTIALS.get(user.name, []):
+        if cred["ServiceSpecificCredentialId"] == wanted:
+            cred["Status"] = self._get_param("Status")
+            return iam_responses.EmptyResult()
+    raise NoSuchEntity(f"No such credential {wanted}")
+
+
+iam_responses.IamResponse.create_service_specific_credential = iam_create_service_specific_credential
+iam_responses.IamResponse.list_service_specific_credentials = iam_list_service_specific_credentials
+iam_responses.IamResponse.update_service_specific_credential = iam_update_service_specific_credential
 iam_models.IAMBackend.update_user = iam_update_user
 iam_models.User.permissions_boundary = property(_user_boundary)
 iam_responses.IamResponse.create_user = iam_create_user

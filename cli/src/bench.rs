@@ -320,7 +320,7 @@ async fn iam_table() -> Vec<(&'static str, bool)> {
     let (mut state, mem) = iam_sync::memory(Arc::new(jml_shared::sim::SimIam::demo()), &config);
     state.metrics = Arc::new(jml_shared::metrics::NullSink);
     let rows = target_table(
-        "IAM calls per event (3 mapped groups; a console password and 1 access key exist before the leaver)",
+        "IAM calls per event (3 mapped groups; before the leaver a human added a password, an access key, an SSH key, a service-specific credential and a signing certificate)",
         &state,
         &mem.ledger,
         &|| mem.service.calls(),
@@ -329,6 +329,7 @@ async fn iam_table() -> Vec<(&'static str, bool)> {
         &|name| {
             if name == "leaver" {
                 mem.service.add_credentials("ada.lovelace", "AKIABENCH000000001");
+                mem.service.add_other_credentials("ada.lovelace", "BENCH1");
             }
         },
     )
@@ -345,8 +346,8 @@ async fn iam_table() -> Vec<(&'static str, bool)> {
             find("joiner re-sent (new eventId, same state)").is_some_and(|r| r.2.writes() == 0),
         ),
         (
-            "iam: leaver = password deleted, key deactivated, out of 3 groups, tagged (6 writes)",
-            find("leaver").is_some_and(|r| r.1 == "disable" && r.2.writes() == 6),
+            "iam: leaver = password deleted, 4 credentials deactivated, out of 3 groups, tagged (9 writes)",
+            find("leaver").is_some_and(|r| r.1 == "disable" && r.2.writes() == 9),
         ),
     ]
 }

@@ -220,9 +220,10 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
         out.push((APPSTREAM_TARGET, line, u.enabled || !stacks.is_empty()));
     }
     if let Some(u) = name(IAM_TARGET).and_then(|n| sims.iam.service.user(&n)) {
-        let keys = u.access_keys.iter().filter(|k| k.status == "Active").count();
+        let keys = u.access_keys.iter().filter(|k| k.status == "Active").count()
+            + u.other_credentials.iter().filter(|c| c.active).count();
         let line = format!(
-            "{}, {keys} active key(s), {} group(s)",
+            "{}, {keys} active key(s) or credential(s), {} group(s)",
             if u.login_profile { "CONSOLE PASSWORD" } else { "no password" },
             u.groups.len()
         );

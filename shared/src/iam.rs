@@ -18,7 +18,7 @@ use crate::contract::{Change, EventKind, ExternalId, HrEvent, Profile};
 use crate::engine::{Outcome, SyncError, Target};
 use crate::ledger::{Ledger, PersonRecord, PersonStatus};
 use crate::planner::Decision;
-use crate::ports::{IamNewUser, IamUser, IamUsers, ServiceError};
+use crate::ports::{CredentialKind, IamNewUser, IamUser, IamUsers, OtherCredential, ServiceError};
 
 /// The ledger target name of iam-sync.
 pub const IAM_TARGET: &str = "iam-users";
@@ -163,6 +163,7 @@ pub enum IamAction {
     AddToGroup { group: String },
     DeleteLoginProfile,
     DeactivateAccessKey { access_key_id: String },
+    DeactivateCredential { credential: OtherCredential },
 }
 
 impl IamAction {
@@ -176,6 +177,14 @@ impl IamAction {
             Self::AddToGroup { group } => format!("AddUserToGroup {group}"),
             Self::DeleteLoginProfile => "DeleteLoginProfile".into(),
             Self::DeactivateAccessKey { access_key_id } => format!("UpdateAccessKey {access_key_id} Inactive"),
+            Self::DeactivateCredential { credential } => {
+                let call = match credential.kind {
+                    CredentialKind::SshPublicKey => "UpdateSSHPublicKey",
+                    CredentialKind::ServiceSpecific => "UpdateServiceSpecificCredential",
+                    CredentialKind::SigningCertificate => "UpdateSigningCertificate",
+                };
+                format!("{call} {} Inactive", credential.id)
+            }
         }
     }
 }
@@ -225,16 +234,20 @@ pub fn plan_update(
     actions
 }
 
-/// Plans a leaver's lock-down: no console password, every access key inactive, out of every
-/// group (managed or not), tagged disabled. The user itself stays (audit needs the principal).
+/// Plans a leaver's lock-down: no console password, every access key, SSH public key,
+/// service-specific credential and signing certificate inactive, out of every group (managed or
+/// not), tagged disabled. The user itself stays (audit needs the principal).
 pub fn plan_lockdown(
     active_keys: &[String],
+    others: &[OtherCredential],
     groups: &BTreeSet<String>,
     user: &IamUser,
     disabled_at: &str,
 ) -> Vec<IamAction> {
     let mut actions = vec![IamAction::DeleteLoginProfile];
     actions.extend(active_keys.iter().map(|k| IamAction::DeactivateAccessKey { access_key_id: k.clone() }));
+    actions
+        .extend(others.iter().filter(|c| c.active).map(|c| IamAction::DeactivateCredential { credential: c.clone() }));
     actions.extend(groups.iter().map(|g| IamAction::RemoveFromGroup { group: g.clone() }));
     if user.tags.get(TAG_STATUS).map(String::as_str) != Some("disabled") {
         actions.push(IamAction::Tag {
@@ -378,6 +391,9 @@ impl IamSync {
                 IamAction::DeleteLoginProfile => retrying(false, || s.delete_login_profile(name)).await,
                 IamAction::DeactivateAccessKey { access_key_id } => {
                     retrying(false, || s.deactivate_access_key(name, access_key_id)).await.map(|()| true)
+                }
+                IamAction::DeactivateCredential { credential } => {
+                    retrying(false, || s.deactivate_credential(name, credential)).await.map(|()| true)
                 }
             };
             if effective.map_err(quota)? {
@@ -540,9 +556,10 @@ impl IamSync {
             .filter(|k| k.status == "Active")
             .map(|k| k.access_key_id)
             .collect();
+        let others = self.service.other_credentials(&user.user_name).await?;
         let groups: BTreeSet<String> = self.service.groups(&user.user_name).await?.into_iter().collect();
         let at = event.occurred_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let plan = plan_lockdown(&keys, &groups, user, &at);
+        let plan = plan_lockdown(&keys, &others, &groups, user, &at);
         if dry_run {
             return Ok(plan.iter().map(IamAction::describe).collect());
         }
@@ -684,13 +701,20 @@ mod tests {
     fn a_lockdown_removes_every_credential_and_group() {
         let u = user("/jml/", &[(TAG_STATUS, "active")]);
         let groups = BTreeSet::from(["engineers".to_string(), "unmanaged".to_string()]);
-        let plan = plan_lockdown(&["AKIA1".to_string()], &groups, &u, "2026-11-20T17:00:00Z");
+        let others = [
+            OtherCredential { kind: CredentialKind::SshPublicKey, id: "APKA1".into(), active: true },
+            OtherCredential { kind: CredentialKind::ServiceSpecific, id: "ACCA1".into(), active: false },
+            OtherCredential { kind: CredentialKind::SigningCertificate, id: "CERT1".into(), active: true },
+        ];
+        let plan = plan_lockdown(&["AKIA1".to_string()], &others, &groups, &u, "2026-11-20T17:00:00Z");
         let described: Vec<String> = plan.iter().map(IamAction::describe).collect();
         assert_eq!(
             described,
             [
                 "DeleteLoginProfile",
                 "UpdateAccessKey AKIA1 Inactive",
+                "UpdateSSHPublicKey APKA1 Inactive",
+                "UpdateSigningCertificate CERT1 Inactive",
                 "RemoveUserFromGroup engineers",
                 "RemoveUserFromGroup unmanaged",
                 "TagUser jml-sync:disabled-at,jml-sync:status"

@@ -61,6 +61,12 @@ pub enum Op {
     DeleteLoginProfile,
     ListAccessKeys,
     UpdateAccessKey,
+    ListSSHPublicKeys,
+    UpdateSSHPublicKey,
+    ListServiceSpecificCredentials,
+    UpdateServiceSpecificCredential,
+    ListSigningCertificates,
+    UpdateSigningCertificate,
 }
 
 impl Op {
@@ -90,6 +96,9 @@ impl Op {
                 | Self::RemoveUserFromGroup
                 | Self::DeleteLoginProfile
                 | Self::UpdateAccessKey
+                | Self::UpdateSSHPublicKey
+                | Self::UpdateServiceSpecificCredential
+                | Self::UpdateSigningCertificate
         )
     }
 
@@ -133,6 +142,12 @@ impl Op {
             Self::DeleteLoginProfile => "DeleteLoginProfile",
             Self::ListAccessKeys => "ListAccessKeys",
             Self::UpdateAccessKey => "UpdateAccessKey",
+            Self::ListSSHPublicKeys => "ListSSHPublicKeys",
+            Self::UpdateSSHPublicKey => "UpdateSSHPublicKey",
+            Self::ListServiceSpecificCredentials => "ListServiceSpecificCredentials",
+            Self::UpdateServiceSpecificCredential => "UpdateServiceSpecificCredential",
+            Self::ListSigningCertificates => "ListSigningCertificates",
+            Self::UpdateSigningCertificate => "UpdateSigningCertificate",
         }
     }
 }
@@ -427,6 +442,35 @@ pub struct AccessKey {
     pub status: String,
 }
 
+/// The credentials besides the password and access keys that let an IAM user in: SSH public keys
+/// (CodeCommit), service-specific credentials (CodeCommit HTTPS, Keyspaces, Bedrock...) and X.509
+/// signing certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CredentialKind {
+    SshPublicKey,
+    ServiceSpecific,
+    SigningCertificate,
+}
+
+impl CredentialKind {
+    /// The call that deactivates one.
+    pub fn update_op(self) -> Op {
+        match self {
+            Self::SshPublicKey => Op::UpdateSSHPublicKey,
+            Self::ServiceSpecific => Op::UpdateServiceSpecificCredential,
+            Self::SigningCertificate => Op::UpdateSigningCertificate,
+        }
+    }
+}
+
+/// One such credential of a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherCredential {
+    pub kind: CredentialKind,
+    pub id: String,
+    pub active: bool,
+}
+
 /// IAM users, as jml-sync manages them (users, groups, tags, console password, access keys).
 #[async_trait]
 pub trait IamUsers: Send + Sync {
@@ -458,6 +502,10 @@ pub trait IamUsers: Send + Sync {
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError>;
     /// UpdateAccessKey to `Inactive`.
     async fn deactivate_access_key(&self, user_name: &str, access_key_id: &str) -> Result<(), ServiceError>;
+    /// ListSSHPublicKeys, ListServiceSpecificCredentials and ListSigningCertificates, all pages.
+    async fn other_credentials(&self, user_name: &str) -> Result<Vec<OtherCredential>, ServiceError>;
+    /// UpdateSSHPublicKey / UpdateServiceSpecificCredential / UpdateSigningCertificate to `Inactive`.
+    async fn deactivate_credential(&self, user_name: &str, credential: &OtherCredential) -> Result<(), ServiceError>;
 }
 
 /// A record that cannot succeed, with its reason, put aside for an operator (SQS DLQ).

@@ -15,22 +15,31 @@ use aws_sdk_iam::operation::delete_login_profile::{DeleteLoginProfileError, Dele
 use aws_sdk_iam::operation::get_user::{GetUserError, GetUserOutput};
 use aws_sdk_iam::operation::list_access_keys::ListAccessKeysOutput;
 use aws_sdk_iam::operation::list_groups_for_user::ListGroupsForUserOutput;
+use aws_sdk_iam::operation::list_service_specific_credentials::ListServiceSpecificCredentialsOutput;
+use aws_sdk_iam::operation::list_signing_certificates::ListSigningCertificatesOutput;
+use aws_sdk_iam::operation::list_ssh_public_keys::ListSshPublicKeysOutput;
 use aws_sdk_iam::operation::put_user_permissions_boundary::PutUserPermissionsBoundaryOutput;
 use aws_sdk_iam::operation::remove_user_from_group::{RemoveUserFromGroupError, RemoveUserFromGroupOutput};
 use aws_sdk_iam::operation::tag_user::{TagUserError, TagUserOutput};
 use aws_sdk_iam::operation::untag_user::UntagUserOutput;
 use aws_sdk_iam::operation::update_access_key::UpdateAccessKeyOutput;
+use aws_sdk_iam::operation::update_service_specific_credential::UpdateServiceSpecificCredentialOutput;
+use aws_sdk_iam::operation::update_signing_certificate::UpdateSigningCertificateOutput;
+use aws_sdk_iam::operation::update_ssh_public_key::UpdateSshPublicKeyOutput;
 use aws_sdk_iam::operation::update_user::UpdateUserOutput;
 use aws_sdk_iam::primitives::DateTime;
 use aws_sdk_iam::types::error::{
     ConcurrentModificationException, EntityAlreadyExistsException, LimitExceededException, NoSuchEntityException,
 };
 use aws_sdk_iam::types::{
-    AccessKeyMetadata, AttachedPermissionsBoundary, Group, PermissionsBoundaryAttachmentType, StatusType, Tag, User,
+    AccessKeyMetadata, AttachedPermissionsBoundary, Group, PermissionsBoundaryAttachmentType,
+    ServiceSpecificCredentialMetadata, SigningCertificate, SshPublicKeyMetadata, StatusType, Tag, User,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use jml_shared::aws::AwsIam;
-use jml_shared::ports::{AccessKey, ConflictReason, IamNewUser, IamUsers, Op, ServiceError};
+use jml_shared::ports::{
+    AccessKey, ConflictReason, CredentialKind, IamNewUser, IamUsers, Op, OtherCredential, ServiceError,
+};
 
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/jml-boundary";
 
@@ -256,4 +265,79 @@ async fn throttling_is_retried_by_the_sdk_and_messages_are_redacted() {
     let client = mock_client!(aws_sdk_iam, [&denied]);
     let e = AwsIam::new(client).tag_user("ada.lovelace", &BTreeMap::new()).await.unwrap_err();
     assert!(matches!(&e, ServiceError::AccessDenied { message, .. } if !message.contains("ada.lovelace")), "{e}");
+}
+
+#[tokio::test]
+async fn other_credentials_are_listed_from_all_three_apis_and_deactivated_by_kind() {
+    let ssh = mock!(Client::list_ssh_public_keys).then_output(|| {
+        ListSshPublicKeysOutput::builder()
+            .ssh_public_keys(
+                SshPublicKeyMetadata::builder()
+                    .user_name("ada.lovelace")
+                    .ssh_public_key_id("APKA1")
+                    .status(StatusType::Active)
+                    .upload_date(DateTime::from_secs(0))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let service = mock!(Client::list_service_specific_credentials).then_output(|| {
+        ListServiceSpecificCredentialsOutput::builder()
+            .service_specific_credentials(
+                ServiceSpecificCredentialMetadata::builder()
+                    .user_name("ada.lovelace")
+                    .status(StatusType::Inactive)
+                    .service_user_name("ada-at-123")
+                    .create_date(DateTime::from_secs(0))
+                    .service_specific_credential_id("ACCA1")
+                    .service_name("codecommit.amazonaws.com")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let certs = mock!(Client::list_signing_certificates).then_output(|| {
+        ListSigningCertificatesOutput::builder()
+            .certificates(
+                SigningCertificate::builder()
+                    .user_name("ada.lovelace")
+                    .certificate_id("CERT1")
+                    .certificate_body("-----BEGIN CERTIFICATE-----")
+                    .status(StatusType::Active)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    });
+    let off_ssh = mock!(Client::update_ssh_public_key)
+        .match_requests(|r| r.ssh_public_key_id() == Some("APKA1") && r.status() == Some(&StatusType::Inactive))
+        .then_output(|| UpdateSshPublicKeyOutput::builder().build());
+    let off_service = mock!(Client::update_service_specific_credential)
+        .match_requests(|r| {
+            r.service_specific_credential_id() == Some("ACCA1") && r.status() == Some(&StatusType::Inactive)
+        })
+        .then_output(|| UpdateServiceSpecificCredentialOutput::builder().build());
+    let off_cert = mock!(Client::update_signing_certificate)
+        .match_requests(|r| r.certificate_id() == Some("CERT1") && r.status() == Some(&StatusType::Inactive))
+        .then_output(|| UpdateSigningCertificateOutput::builder().build());
+    let client =
+        mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&ssh, &service, &certs, &off_ssh, &off_service, &off_cert]);
+    let iam = AwsIam::new(client);
+    let found = iam.other_credentials("ada.lovelace").await.unwrap();
+    assert_eq!(
+        found,
+        vec![
+            OtherCredential { kind: CredentialKind::SshPublicKey, id: "APKA1".into(), active: true },
+            OtherCredential { kind: CredentialKind::ServiceSpecific, id: "ACCA1".into(), active: false },
+            OtherCredential { kind: CredentialKind::SigningCertificate, id: "CERT1".into(), active: true },
+        ]
+    );
+    for c in &found {
+        iam.deactivate_credential("ada.lovelace", c).await.unwrap();
+    }
+    for rule in [&off_ssh, &off_service, &off_cert] {
+        assert_eq!(rule.num_calls(), 1, "each kind through its own call");
+    }
 }

@@ -72,6 +72,7 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
     assert_eq!(groups(&mem), vec!["all-staff", "billing-viewers", "oncall", "vpn-users"]);
     // leaver: a human had given ada a console password and an access key
     mem.service.add_credentials(ADA, "AKIAEXAMPLE0000001");
+    mem.service.add_other_credentials(ADA, "EXAMPLE1");
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert_eq!(decision(&r), Decision::Disable);
     assert_eq!(
@@ -79,6 +80,9 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
         vec![
             "DeleteLoginProfile",
             "UpdateAccessKey AKIAEXAMPLE0000001 Inactive",
+            "UpdateSSHPublicKey APKAEXAMPLE1 Inactive",
+            "UpdateServiceSpecificCredential ACCAEXAMPLE1 Inactive",
+            "UpdateSigningCertificate CERTEXAMPLE1 Inactive",
             "RemoveUserFromGroup all-staff",
             "RemoveUserFromGroup billing-viewers",
             "RemoveUserFromGroup oncall",
@@ -89,6 +93,7 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
     let u = mem.service.user(ADA).expect("never deleted: audit needs the principal");
     assert!(!u.login_profile && u.groups.is_empty());
     assert_eq!(u.access_keys[0].status, "Inactive");
+    assert!(u.other_credentials.iter().all(|c| !c.active), "SSH key, service credential, certificate off");
     assert_eq!(u.user.tags.get(TAG_STATUS).map(String::as_str), Some("disabled"));
     assert_eq!(u.user.tags.get(TAG_DISABLED_AT).map(String::as_str), Some("2026-11-20T17:00:00Z"));
     // a mover after leaving grants nothing back
@@ -110,6 +115,7 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
     assert_eq!(u.groups.into_iter().collect::<Vec<_>>(), vec!["all-staff", "engineers"]);
     assert!(!u.login_profile);
     assert_eq!(u.access_keys[0].status, "Inactive");
+    assert!(u.other_credentials.iter().all(|c| !c.active), "stay off after a rehire");
     assert!(!u.user.tags.contains_key(TAG_DISABLED_AT));
     assert_eq!(mem.service.all().len(), 1, "never a second user");
     // duplicate: zero calls, zero writes anywhere

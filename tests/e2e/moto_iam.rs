@@ -95,6 +95,22 @@ impl Moto {
         g
     }
 
+    /// SSH keys, service-specific credentials and signing certificates: each exists, none active.
+    async fn assert_other_credentials_inactive(&self, user: &str) {
+        let ssh = self.iam.list_ssh_public_keys().user_name(user).send().await.unwrap();
+        let svc = self.iam.list_service_specific_credentials().user_name(user).send().await.unwrap();
+        let certs = self.iam.list_signing_certificates().user_name(user).send().await.unwrap();
+        let statuses: Vec<&StatusType> = ssh
+            .ssh_public_keys()
+            .iter()
+            .map(|k| k.status())
+            .chain(svc.service_specific_credentials().iter().map(|c| c.status()))
+            .chain(certs.certificates().iter().map(|c| c.status()))
+            .collect();
+        assert_eq!(statuses.len(), 3, "one of each kind was added");
+        assert!(statuses.iter().all(|s| **s == StatusType::Inactive), "{statuses:?}");
+    }
+
     async fn tag(&self, user: &str, key: &str) -> Option<String> {
         let out = self.iam.list_user_tags().user_name(user).send().await.unwrap();
         out.tags().iter().find(|t| t.key() == key).map(|t| t.value().to_string())
@@ -125,6 +141,24 @@ async fn moto_iam_joiner_mover_leaver_rehire_duplicate() {
     m.iam.create_login_profile().user_name(ADA).password("Tr0ub4dor&3-horse").send().await.unwrap();
     let key = m.iam.create_access_key().user_name(ADA).send().await.unwrap();
     let key_id = key.access_key().unwrap().access_key_id().to_string();
+    // ...and an SSH key (CodeCommit), a service-specific credential and a signing certificate
+    m.iam
+        .upload_ssh_public_key()
+        .user_name(ADA)
+        .ssh_public_key_body("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ada")
+        .send()
+        .await
+        .unwrap();
+    m.iam
+        .create_service_specific_credential()
+        .user_name(ADA)
+        .service_name("codecommit.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    let pem =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/signing-certificate.pem")).unwrap();
+    m.iam.upload_signing_certificate().user_name(ADA).certificate_body(pem).send().await.unwrap();
     // leaver: locked down, not deleted
     let (d, actions) = m.apply(&fixture("04-leaver-ada.json")).await;
     assert_eq!(d, Decision::Disable);
@@ -133,6 +167,7 @@ async fn moto_iam_joiner_mover_leaver_rehire_duplicate() {
     let keys = m.iam.list_access_keys().user_name(ADA).send().await.unwrap();
     assert!(keys.access_key_metadata().iter().all(|k| k.status() == Some(&StatusType::Inactive)));
     assert!(m.groups(ADA).await.is_empty());
+    m.assert_other_credentials_inactive(ADA).await;
     assert_eq!(m.tag(ADA, "jml-sync:status").await.as_deref(), Some("disabled"));
     assert!(m.iam.get_user().user_name(ADA).send().await.is_ok(), "the principal stays for audit");
     // rehire: groups back, credentials stay off
@@ -145,6 +180,7 @@ async fn moto_iam_joiner_mover_leaver_rehire_duplicate() {
     assert_eq!(keys.access_key_metadata()[0].access_key_id(), Some(key_id.as_str()));
     assert_eq!(keys.access_key_metadata()[0].status(), Some(&StatusType::Inactive));
     assert!(m.iam.get_login_profile().user_name(ADA).send().await.is_err());
+    m.assert_other_credentials_inactive(ADA).await;
     // duplicate
     let (d, actions) = m.apply(&fixture("05-rehire-ada.json")).await;
     assert_eq!((d, actions.len()), (Decision::Duplicate, 0));

@@ -10,7 +10,9 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::{StatusType, Tag};
 
 use super::identitystore::redact_quoted;
-use crate::ports::{AccessKey, ConflictReason, IamNewUser, IamUser, IamUsers, Op, ServiceError};
+use crate::ports::{
+    AccessKey, ConflictReason, CredentialKind, IamNewUser, IamUser, IamUsers, Op, OtherCredential, ServiceError,
+};
 
 #[derive(Clone, Debug)]
 pub struct AwsIam {
@@ -204,5 +206,104 @@ impl IamUsers for AwsIam {
             .access_key_id(access_key_id)
             .status(StatusType::Inactive);
         unit(Op::UpdateAccessKey, req.send().await)
+    }
+
+    async fn other_credentials(&self, user_name: &str) -> Result<Vec<OtherCredential>, ServiceError> {
+        let mut out = Vec::new();
+        let active = |s: &StatusType| *s == StatusType::Active;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_ssh_public_keys()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(Op::ListSSHPublicKeys, &e))?;
+            out.extend(page.ssh_public_keys().iter().map(|k| OtherCredential {
+                kind: CredentialKind::SshPublicKey,
+                id: k.ssh_public_key_id().to_string(),
+                active: active(k.status()),
+            }));
+            match page.marker() {
+                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        loop {
+            let page = self
+                .client
+                .list_service_specific_credentials()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(Op::ListServiceSpecificCredentials, &e))?;
+            out.extend(page.service_specific_credentials().iter().map(|c| OtherCredential {
+                kind: CredentialKind::ServiceSpecific,
+                id: c.service_specific_credential_id().to_string(),
+                active: active(c.status()),
+            }));
+            match page.marker() {
+                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        loop {
+            let page = self
+                .client
+                .list_signing_certificates()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(Op::ListSigningCertificates, &e))?;
+            out.extend(page.certificates().iter().map(|c| OtherCredential {
+                kind: CredentialKind::SigningCertificate,
+                id: c.certificate_id().to_string(),
+                active: active(c.status()),
+            }));
+            match page.marker() {
+                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn deactivate_credential(&self, user_name: &str, c: &OtherCredential) -> Result<(), ServiceError> {
+        let op = c.kind.update_op();
+        match c.kind {
+            CredentialKind::SshPublicKey => self
+                .client
+                .update_ssh_public_key()
+                .user_name(user_name)
+                .ssh_public_key_id(&c.id)
+                .status(StatusType::Inactive)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(op, &e)),
+            CredentialKind::ServiceSpecific => self
+                .client
+                .update_service_specific_credential()
+                .user_name(user_name)
+                .service_specific_credential_id(&c.id)
+                .status(StatusType::Inactive)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(op, &e)),
+            CredentialKind::SigningCertificate => self
+                .client
+                .update_signing_certificate()
+                .user_name(user_name)
+                .certificate_id(&c.id)
+                .status(StatusType::Inactive)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(op, &e)),
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ports::{AccessKey, IamNewUser, IamUser, IamUsers, Op, ServiceError};
+use crate::ports::{AccessKey, CredentialKind, IamNewUser, IamUser, IamUsers, Op, OtherCredential, ServiceError};
 use crate::sim::CallCounts;
 
 /// The IAM groups of the demo deployment.
@@ -28,6 +28,8 @@ pub struct SimIamUser {
     pub groups: BTreeSet<String>,
     pub login_profile: bool,
     pub access_keys: Vec<AccessKey>,
+    /// SSH public keys, service-specific credentials, signing certificates.
+    pub other_credentials: Vec<OtherCredential>,
 }
 
 #[derive(Debug, Default)]
@@ -89,7 +91,13 @@ impl SimIam {
         };
         s.users.insert(
             name.to_lowercase(),
-            SimIamUser { user, groups: BTreeSet::new(), login_profile: false, access_keys: vec![] },
+            SimIamUser {
+                user,
+                groups: BTreeSet::new(),
+                login_profile: false,
+                access_keys: vec![],
+                other_credentials: vec![],
+            },
         );
     }
 
@@ -98,6 +106,20 @@ impl SimIam {
         if let Some(u) = self.lock().users.get_mut(&name.to_lowercase()) {
             u.login_profile = true;
             u.access_keys.push(AccessKey { access_key_id: access_key_id.to_string(), status: "Active".to_string() });
+        }
+    }
+
+    /// An SSH public key, a service-specific credential and a signing certificate, as a human
+    /// would add them (ids derived from `tag`).
+    pub fn add_other_credentials(&self, name: &str, tag: &str) {
+        if let Some(u) = self.lock().users.get_mut(&name.to_lowercase()) {
+            for (kind, prefix) in [
+                (CredentialKind::SshPublicKey, "APKA"),
+                (CredentialKind::ServiceSpecific, "ACCA"),
+                (CredentialKind::SigningCertificate, "CERT"),
+            ] {
+                u.other_credentials.push(OtherCredential { kind, id: format!("{prefix}{tag}"), active: true });
+            }
         }
     }
 
@@ -185,8 +207,16 @@ impl IamUsers for SimIam {
             permissions_boundary: Some(user.permissions_boundary.clone()),
             tags: user.tags.clone(),
         };
-        s.users
-            .insert(key, SimIamUser { user: new, groups: BTreeSet::new(), login_profile: false, access_keys: vec![] });
+        s.users.insert(
+            key,
+            SimIamUser {
+                user: new,
+                groups: BTreeSet::new(),
+                login_profile: false,
+                access_keys: vec![],
+                other_credentials: vec![],
+            },
+        );
         Ok(Some(user_id))
     }
 
@@ -296,6 +326,27 @@ impl IamUsers for SimIam {
             match u.access_keys.iter_mut().find(|k| k.access_key_id == access_key_id) {
                 Some(k) => {
                     k.status = "Inactive".to_string();
+                    Ok(())
+                }
+                None => Err(ServiceError::NotFound { op }),
+            }
+        })
+    }
+
+    async fn other_credentials(&self, user_name: &str) -> Result<Vec<OtherCredential>, ServiceError> {
+        // Three list calls, as the service needs.
+        for op in [Op::ListSSHPublicKeys, Op::ListServiceSpecificCredentials] {
+            self.with_user(op, user_name, |_, _| Ok(()))?;
+        }
+        self.with_user(Op::ListSigningCertificates, user_name, |u, _| Ok(u.other_credentials.clone()))
+    }
+
+    async fn deactivate_credential(&self, user_name: &str, credential: &OtherCredential) -> Result<(), ServiceError> {
+        let op = credential.kind.update_op();
+        self.with_user(op, user_name, |u, _| {
+            match u.other_credentials.iter_mut().find(|c| c.kind == credential.kind && c.id == credential.id) {
+                Some(c) => {
+                    c.active = false;
                     Ok(())
                 }
                 None => Err(ServiceError::NotFound { op }),
