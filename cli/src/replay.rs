@@ -289,10 +289,12 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
     }
     if enabled.contains(&"appstream") {
         println!("\nfinal AppStream user pool (simulator)");
-        println!("{:<32} {:<9} {:>8}  stacks", "user name", "status", "welcome");
+        println!("{:<32} {:<26} {:<9} {:>7}  stacks", "user name", "first / last name", "status", "welcome");
         for (user, (u, stacks)) in sims.appstream.service.all() {
             let status = if u.enabled { "ENABLED" } else { "DISABLED" };
-            println!("{user:<32} {status:<9} {:>8}  {}", u.welcome_emails, or_dash(stacks));
+            let names =
+                format!("{} / {}", u.first_name.as_deref().unwrap_or("-"), u.last_name.as_deref().unwrap_or("-"));
+            println!("{user:<32} {names:<26} {status:<9} {:>7}  {}", u.welcome_emails, or_dash(stacks));
         }
     }
     if enabled.contains(&"iam") {
