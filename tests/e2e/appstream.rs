@@ -222,3 +222,12 @@ async fn the_handler_takes_an_sqs_batch() {
     let alan = mem.service.all().into_iter().find(|(n, _)| n.starts_with("alan")).unwrap();
     assert_eq!(alan.1.1, vec!["finance-desktop", "office-apps"]);
 }
+
+#[tokio::test]
+async fn the_zoe_sample_shows_the_naming_rules() {
+    let (state, mem) = appstream_state(&[]);
+    assert_eq!(decision(&run(&state, &fixture("07-joiner-zoe.json")).await), Decision::Create);
+    let user = mem.service.user("zoe.obrien@example.com").expect("the capitalised e-mail, lower-cased");
+    assert_eq!((user.first_name.as_deref(), user.last_name.as_deref()), (Some("Zoe"), Some("OBrien-Lukasiewicz")));
+    assert_eq!(stacks(&mem, "zoe.obrien@example.com"), vec!["office-apps"], "no rule for R&D: the * rule");
+}

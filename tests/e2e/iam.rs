@@ -252,3 +252,13 @@ async fn the_handler_takes_an_sqs_batch() {
     assert_eq!(mem.service.all().len(), 2);
     assert_eq!(mem.service.user("alan.turing").unwrap().user.path, "/jml/finance/");
 }
+
+#[tokio::test]
+async fn the_zoe_sample_shows_the_naming_rules() {
+    let (state, mem) = iam_state();
+    assert_eq!(decision(&run(&state, &fixture("07-joiner-zoe.json")).await), Decision::Create);
+    let u = mem.service.user("zoe.o-brien").expect("transliterated, lower-cased, ' -> -");
+    assert_eq!(u.user.user_name, "zoe.o-brien");
+    assert_eq!(u.user.path, "/jml/r-d-zurich/");
+    assert_eq!(u.groups.into_iter().collect::<Vec<_>>(), vec!["all-staff", "vpn-users"]);
+}
