@@ -91,6 +91,10 @@ impl StackRules {
     }
 }
 
+const USER_NAME_NOT_FOUND: &str = "USER_NAME_NOT_FOUND";
+/// Internal: the user the ledger knows is not in the pool (deleted outside jml-sync).
+const USER_MISSING: &str = "AppStreamUserMissing";
+
 /// Stack changes: (disassociate, associate), each sorted.
 pub fn plan_stacks(desired: &BTreeSet<String>, current: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
     (current.difference(desired).cloned().collect(), desired.difference(current).cloned().collect())
@@ -163,7 +167,11 @@ impl AppStreamSync {
                 )?;
             }
             if !add.is_empty() {
-                check_batch(crate::ports::Op::BatchAssociateUserStack, &self.service.associate(name, &add).await?)?;
+                let errors = self.service.associate(name, &add).await?;
+                if errors.iter().any(|e| e.code == USER_NAME_NOT_FOUND) {
+                    return Err(SyncError::permanent(USER_MISSING, "BatchAssociateUserStack: USER_NAME_NOT_FOUND"));
+                }
+                check_batch(crate::ports::Op::BatchAssociateUserStack, &errors)?;
             }
         }
         let mut actions = stack_actions("BatchDisassociateUserStack", &remove);
@@ -251,7 +259,19 @@ impl AppStreamSync {
                 "AppStream has no call to rename a user pool user: first/last names are set at creation only".into(),
             );
         }
-        actions.extend(self.reconcile_stacks(&name, &self.rules.desired(profile), dry_run).await?);
+        let desired = self.rules.desired(profile);
+        match self.reconcile_stacks(&name, &desired, dry_run).await {
+            Err(e) if e.code() == USER_MISSING && ours && !created => {
+                // The ledger's user was deleted outside jml-sync: the event is the desired state.
+                notes.push("the AppStream user had been deleted outside jml-sync: created again".into());
+                created = self.create(&name, profile, dry_run, &mut notes).await?;
+                if created {
+                    actions.push("CreateUser".into());
+                }
+                actions.extend(self.reconcile_stacks(&name, &desired, dry_run).await.map_err(still_missing)?);
+            }
+            other => actions.extend(other.map_err(still_missing)?),
+        }
         let decision = match (kind, created, actions.is_empty()) {
             (EventKind::Rehire, _, _) => Decision::Rehire,
             (_, true, _) => Decision::Create,
@@ -294,6 +314,18 @@ impl AppStreamSync {
         }
         notes.push("CreateUser: ResourceAlreadyExistsException; the user is ours by the ledger claim".into());
         Ok(false)
+    }
+}
+
+/// USER_NAME_NOT_FOUND right after CreateUser is propagation: retried.
+fn still_missing(e: SyncError) -> SyncError {
+    if e.code() == USER_MISSING {
+        SyncError::Service(ServiceError::Unavailable {
+            op: crate::ports::Op::BatchAssociateUserStack,
+            message: "USER_NAME_NOT_FOUND (the user is still propagating)".into(),
+        })
+    } else {
+        e
     }
 }
 

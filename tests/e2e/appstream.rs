@@ -231,3 +231,18 @@ async fn the_zoe_sample_shows_the_naming_rules() {
     assert_eq!((user.first_name.as_deref(), user.last_name.as_deref()), (Some("Zoe"), Some("OBrien-Lukasiewicz")));
     assert_eq!(stacks(&mem, "zoe.obrien@example.com"), vec!["office-apps"], "no rule for R&D: the * rule");
 }
+
+#[tokio::test]
+async fn a_user_deleted_outside_jml_sync_is_created_again_by_the_next_mover() {
+    let (state, mem) = appstream_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    mem.service.delete_user(ADA);
+    let r = run(&state, &fixture("03-mover-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Create);
+    let out = r.outcome.unwrap();
+    assert!(out.notes.iter().any(|n| n.contains("deleted outside jml-sync")), "{:?}", out.notes);
+    assert_eq!(out.actions[0], "CreateUser");
+    assert!(mem.service.user(ADA).unwrap().enabled);
+    assert_eq!(stacks(&mem, ADA), vec!["data-science", "engineering-desktop"]);
+    assert_eq!(mem.service.user_count(), 1);
+}
