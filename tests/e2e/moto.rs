@@ -55,21 +55,7 @@ async fn moto() -> Moto {
         .send()
         .await
         .unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
-    let attr = |n: &str| {
-        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    ddb.create_table()
-        .table_name(&table)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    ledger_table(&sdk, &table).await;
     let dlq_url = fifo_queue(&aws_sdk_sqs::Client::new(&sdk), &format!("jml-identity-dlq-{n}")).await;
     let env = [
         ("IDENTITY_STORE_ID", store_id.clone()),
@@ -82,8 +68,27 @@ async fn moto() -> Moto {
     Moto { sdk, store_id, table, dlq_url, state, ids }
 }
 
+/// Creates the ledger table (`pk`, `sk`, on demand) on moto, as template.yaml defines it.
+pub async fn ledger_table(sdk: &SdkConfig, table: &str) {
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(table)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Creates a FIFO queue `<name>.fifo` on moto; its URL.
-async fn fifo_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+pub async fn fifo_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     let out = sqs
         .create_queue()
         .queue_name(format!("{name}.fifo"))

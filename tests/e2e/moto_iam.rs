@@ -6,10 +6,8 @@
 //! Run by `scripts/moto-e2e.sh` (part of `./scripts/test.sh`); ignored by a plain `cargo test`.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_iam::config::Credentials;
 use aws_sdk_iam::types::StatusType;
-use aws_sdk_sqs::types::QueueAttributeName;
 use iam_sync::{RecordMeta, State, process_record};
 use jml_shared::aws::AwsPorts;
 use jml_shared::config::Config;
@@ -45,31 +43,9 @@ async fn moto(tag: &str) -> Moto {
         .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#)
         .send()
         .await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = format!("jml-ledger-iam-{n}");
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
-    let attr = |n: &str| {
-        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    ddb.create_table()
-        .table_name(&table)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("jml-iam-dlq-{n}.fifo"))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap();
-    let dlq_url = dlq.queue_url().unwrap().to_string();
+    crate::moto::ledger_table(&sdk, &table).await;
+    let dlq_url = crate::moto::fifo_queue(&aws_sdk_sqs::Client::new(&sdk), &format!("jml-iam-dlq-{n}")).await;
     let env = [
         ("DLQ_URL", dlq_url.clone()),
         ("LEDGER_TABLE", table),

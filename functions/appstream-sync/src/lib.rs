@@ -11,17 +11,12 @@ use jml_shared::appstream::AppStreamSync;
 use jml_shared::config::{Backend, Config};
 use jml_shared::ledger::Ledger;
 use jml_shared::ports::{AppStreamUsers, DeadLetterQueue};
-use jml_shared::sim::{SimAppStream, SimDeadLetterQueue, SimLedger};
+use jml_shared::sim::{SimAppStream, SimLedger};
 
 pub use jml_shared::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
-#[derive(Clone, Debug)]
-pub struct MemoryBackend {
-    pub service: Arc<SimAppStream>,
-    pub ledger: Arc<SimLedger>,
-    pub dlq: Arc<SimDeadLetterQueue>,
-}
+pub type MemoryBackend = jml_shared::sim::MemoryBackend<SimAppStream>;
 
 /// A state for the AppStream target on the given ports (the ledger also holds the name claims).
 pub fn state(
@@ -45,9 +40,7 @@ pub fn memory_with_ledger(
     ledger: Arc<SimLedger>,
     config: &Config,
 ) -> (State, MemoryBackend) {
-    let dlq = Arc::new(SimDeadLetterQueue::default());
-    let state = state(service.clone(), ledger.clone(), dlq.clone(), config);
-    (state, MemoryBackend { service, ledger, dlq })
+    jml_shared::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config))
 }
 
 /// A state on real (or endpoint-overridden) AWS services.

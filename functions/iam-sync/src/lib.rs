@@ -12,17 +12,12 @@ use jml_shared::config::{Backend, Config};
 use jml_shared::iam::IamSync;
 use jml_shared::ledger::Ledger;
 use jml_shared::ports::{DeadLetterQueue, IamUsers};
-use jml_shared::sim::{SimDeadLetterQueue, SimIam, SimLedger};
+use jml_shared::sim::{SimIam, SimLedger};
 
 pub use jml_shared::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
-#[derive(Clone, Debug)]
-pub struct MemoryBackend {
-    pub service: Arc<SimIam>,
-    pub ledger: Arc<SimLedger>,
-    pub dlq: Arc<SimDeadLetterQueue>,
-}
+pub type MemoryBackend = jml_shared::sim::MemoryBackend<SimIam>;
 
 /// A state for the IAM target on the given ports (the ledger also holds the name claims).
 /// `config.check_iam()` must have passed (the boundary is mandatory).
@@ -49,9 +44,7 @@ pub fn memory(service: Arc<SimIam>, config: &Config) -> (State, MemoryBackend) {
 
 /// A state on the given simulator sharing a ledger (as the deployed functions share one table).
 pub fn memory_with_ledger(service: Arc<SimIam>, ledger: Arc<SimLedger>, config: &Config) -> (State, MemoryBackend) {
-    let dlq = Arc::new(SimDeadLetterQueue::default());
-    let state = state(service.clone(), ledger.clone(), dlq.clone(), config);
-    (state, MemoryBackend { service, ledger, dlq })
+    jml_shared::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config))
 }
 
 /// A state on real (or endpoint-overridden) AWS services.

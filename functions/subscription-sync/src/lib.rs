@@ -10,18 +10,13 @@ use std::sync::Arc;
 use jml_shared::config::{Backend, Config};
 use jml_shared::ledger::Ledger;
 use jml_shared::ports::{DeadLetterQueue, UserSubscriptions};
-use jml_shared::sim::{SimDeadLetterQueue, SimLedger, SimUserSubscriptions};
+use jml_shared::sim::{SimLedger, SimUserSubscriptions};
 use jml_shared::subscriptions::SubscriptionSync;
 
 pub use jml_shared::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
-#[derive(Clone, Debug)]
-pub struct MemoryBackend {
-    pub service: Arc<SimUserSubscriptions>,
-    pub ledger: Arc<SimLedger>,
-    pub dlq: Arc<SimDeadLetterQueue>,
-}
+pub type MemoryBackend = jml_shared::sim::MemoryBackend<SimUserSubscriptions>;
 
 /// A state for the subscriptions target on the given ports.
 pub fn state(
@@ -45,9 +40,7 @@ pub fn memory_with_ledger(
     ledger: Arc<SimLedger>,
     config: &Config,
 ) -> (State, MemoryBackend) {
-    let dlq = Arc::new(SimDeadLetterQueue::default());
-    let state = state(service.clone(), ledger.clone(), dlq.clone(), config);
-    (state, MemoryBackend { service, ledger, dlq })
+    jml_shared::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config))
 }
 
 /// A state on real (or endpoint-overridden) AWS services.

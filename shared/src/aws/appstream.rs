@@ -160,20 +160,17 @@ impl AppStreamUsers for AwsAppStream {
     }
 
     async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError> {
-        let op = Op::BatchAssociateUserStack;
-        let mut errors = Vec::new();
-        for chunk in stacks.chunks(BATCH) {
-            let list = chunk.iter().map(|s| association(user_name, s)).collect::<Vec<_>>();
+        in_batches(user_name, stacks, |list| async move {
             let out = self
                 .client
                 .batch_associate_user_stack()
                 .set_user_stack_associations(Some(list))
                 .send()
                 .await
-                .map_err(|e| classify(op, &e))?;
-            errors.extend(errors_of(out.errors()));
-        }
-        Ok(errors)
+                .map_err(|e| classify(Op::BatchAssociateUserStack, &e))?;
+            Ok(errors_of(out.errors()))
+        })
+        .await
     }
 
     async fn disassociate(
@@ -181,19 +178,34 @@ impl AppStreamUsers for AwsAppStream {
         user_name: &str,
         stacks: &[String],
     ) -> Result<Vec<StackAssociationError>, ServiceError> {
-        let op = Op::BatchDisassociateUserStack;
-        let mut errors = Vec::new();
-        for chunk in stacks.chunks(BATCH) {
-            let list = chunk.iter().map(|s| association(user_name, s)).collect::<Vec<_>>();
+        in_batches(user_name, stacks, |list| async move {
             let out = self
                 .client
                 .batch_disassociate_user_stack()
                 .set_user_stack_associations(Some(list))
                 .send()
                 .await
-                .map_err(|e| classify(op, &e))?;
-            errors.extend(errors_of(out.errors()));
-        }
-        Ok(errors)
+                .map_err(|e| classify(Op::BatchDisassociateUserStack, &e))?;
+            Ok(errors_of(out.errors()))
+        })
+        .await
     }
+}
+
+/// Sends the user's associations with `stacks` in batches of 25 through `call`; every batch's
+/// per-association errors.
+async fn in_batches<F, Fut>(
+    user_name: &str,
+    stacks: &[String],
+    mut call: F,
+) -> Result<Vec<StackAssociationError>, ServiceError>
+where
+    F: FnMut(Vec<UserStackAssociation>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<StackAssociationError>, ServiceError>>,
+{
+    let mut errors = Vec::new();
+    for chunk in stacks.chunks(BATCH) {
+        errors.extend(call(chunk.iter().map(|s| association(user_name, s)).collect()).await?);
+    }
+    Ok(errors)
 }

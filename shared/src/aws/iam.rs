@@ -56,6 +56,29 @@ fn tags(map: &BTreeMap<String, String>, op: Op) -> Result<Vec<Tag>, ServiceError
         .collect()
 }
 
+/// Every page of an IAM list call: `page(marker)` returns one page's items and, when the answer
+/// IsTruncated, the marker of the next.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ServiceError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+{
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let (items, next) = page(marker.take()).await?;
+        out.extend(items);
+        match next {
+            Some(m) => marker = Some(m),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn next_marker(is_truncated: bool, marker: Option<&str>) -> Option<String> {
+    marker.filter(|_| is_truncated).map(str::to_string)
+}
+
 /// Ok(()) also when the service answers NoSuchEntity (`gone_is_done`): a release already done.
 fn unit<T, E: ProvideErrorMetadata, R>(op: Op, res: Result<T, SdkError<E, R>>) -> Result<(), ServiceError> {
     res.map(|_| ()).map_err(|e| classify(op, &e))
@@ -132,24 +155,19 @@ impl IamUsers for AwsIam {
     }
 
     async fn groups(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
-        let op = Op::ListGroupsForUser;
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let page = self
                 .client
                 .list_groups_for_user()
                 .user_name(user_name)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
-                .map_err(|e| classify(op, &e))?;
-            out.extend(page.groups().iter().map(|g| g.group_name().to_string()));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
-                _ => return Ok(out),
-            }
-        }
+                .map_err(|e| classify(Op::ListGroupsForUser, &e))?;
+            let items = page.groups().iter().map(|g| g.group_name().to_string()).collect();
+            Ok((items, next_marker(page.is_truncated(), page.marker())))
+        })
+        .await
     }
 
     async fn add_to_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError> {
@@ -175,27 +193,26 @@ impl IamUsers for AwsIam {
     }
 
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError> {
-        let op = Op::ListAccessKeys;
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let page = self
                 .client
                 .list_access_keys()
                 .user_name(user_name)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
-                .map_err(|e| classify(op, &e))?;
-            out.extend(page.access_key_metadata().iter().map(|k| AccessKey {
-                access_key_id: k.access_key_id().unwrap_or_default().to_string(),
-                status: k.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            }));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
-                _ => return Ok(out),
-            }
-        }
+                .map_err(|e| classify(Op::ListAccessKeys, &e))?;
+            let items = page
+                .access_key_metadata()
+                .iter()
+                .map(|k| AccessKey {
+                    access_key_id: k.access_key_id().unwrap_or_default().to_string(),
+                    status: k.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                })
+                .collect();
+            Ok((items, next_marker(page.is_truncated(), page.marker())))
+        })
+        .await
     }
 
     async fn deactivate_access_key(&self, user_name: &str, access_key_id: &str) -> Result<(), ServiceError> {
@@ -209,66 +226,69 @@ impl IamUsers for AwsIam {
     }
 
     async fn other_credentials(&self, user_name: &str) -> Result<Vec<OtherCredential>, ServiceError> {
-        let mut out = Vec::new();
-        let active = |s: &StatusType| *s == StatusType::Active;
-        let mut marker: Option<String> = None;
-        loop {
+        let credential = |kind, id: &str, status: &StatusType| OtherCredential {
+            kind,
+            id: id.to_string(),
+            active: *status == StatusType::Active,
+        };
+        let mut out = all_pages(|marker| async move {
             let page = self
                 .client
                 .list_ssh_public_keys()
                 .user_name(user_name)
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
                 .map_err(|e| classify(Op::ListSSHPublicKeys, &e))?;
-            out.extend(page.ssh_public_keys().iter().map(|k| OtherCredential {
-                kind: CredentialKind::SshPublicKey,
-                id: k.ssh_public_key_id().to_string(),
-                active: active(k.status()),
-            }));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
-                _ => break,
-            }
-        }
-        loop {
-            let page = self
-                .client
-                .list_service_specific_credentials()
-                .user_name(user_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify(Op::ListServiceSpecificCredentials, &e))?;
-            out.extend(page.service_specific_credentials().iter().map(|c| OtherCredential {
-                kind: CredentialKind::ServiceSpecific,
-                id: c.service_specific_credential_id().to_string(),
-                active: active(c.status()),
-            }));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
-                _ => break,
-            }
-        }
-        loop {
-            let page = self
-                .client
-                .list_signing_certificates()
-                .user_name(user_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify(Op::ListSigningCertificates, &e))?;
-            out.extend(page.certificates().iter().map(|c| OtherCredential {
-                kind: CredentialKind::SigningCertificate,
-                id: c.certificate_id().to_string(),
-                active: active(c.status()),
-            }));
-            match page.marker() {
-                Some(m) if page.is_truncated() => marker = Some(m.to_string()),
-                _ => return Ok(out),
-            }
-        }
+            let items = page
+                .ssh_public_keys()
+                .iter()
+                .map(|k| credential(CredentialKind::SshPublicKey, k.ssh_public_key_id(), k.status()))
+                .collect();
+            Ok((items, next_marker(page.is_truncated(), page.marker())))
+        })
+        .await?;
+        out.extend(
+            all_pages(|marker| async move {
+                let page = self
+                    .client
+                    .list_service_specific_credentials()
+                    .user_name(user_name)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| classify(Op::ListServiceSpecificCredentials, &e))?;
+                let items = page
+                    .service_specific_credentials()
+                    .iter()
+                    .map(|c| {
+                        credential(CredentialKind::ServiceSpecific, c.service_specific_credential_id(), c.status())
+                    })
+                    .collect();
+                Ok((items, next_marker(page.is_truncated(), page.marker())))
+            })
+            .await?,
+        );
+        out.extend(
+            all_pages(|marker| async move {
+                let page = self
+                    .client
+                    .list_signing_certificates()
+                    .user_name(user_name)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| classify(Op::ListSigningCertificates, &e))?;
+                let items = page
+                    .certificates()
+                    .iter()
+                    .map(|c| credential(CredentialKind::SigningCertificate, c.certificate_id(), c.status()))
+                    .collect();
+                Ok((items, next_marker(page.is_truncated(), page.marker())))
+            })
+            .await?,
+        );
+        Ok(out)
     }
 
     async fn deactivate_credential(&self, user_name: &str, c: &OtherCredential) -> Result<(), ServiceError> {

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::ports::{AppStreamNewUser, AppStreamUsers, Op, ServiceError, StackAssociationError, WelcomeEmail};
-use crate::sim::CallCounts;
+use crate::sim::{CallCounts, Calls};
 
 /// The stacks the sample events and the demo department rule use.
 pub const DEMO_STACKS: &[&str] = &["engineering-desktop", "office-apps", "finance-desktop", "data-science"];
@@ -35,8 +35,7 @@ struct State {
     stacks: BTreeSet<String>,
     associations: BTreeSet<(String, String)>,
     quota: usize,
-    calls: BTreeMap<Op, usize>,
-    fail_next: Vec<(Op, ServiceError)>,
+    calls: Calls,
 }
 
 #[derive(Debug)]
@@ -52,8 +51,7 @@ impl Default for SimAppStream {
                 stacks: BTreeSet::new(),
                 associations: BTreeSet::new(),
                 quota: DEFAULT_POOL_QUOTA,
-                calls: BTreeMap::new(),
-                fail_next: Vec::new(),
+                calls: Calls::default(),
             }),
         }
     }
@@ -105,15 +103,15 @@ impl SimAppStream {
     }
 
     pub fn fail_next(&self, op: Op, error: ServiceError) {
-        self.lock().fail_next.push((op, error));
+        self.lock().calls.fail_next(op, error);
     }
 
     pub fn calls(&self) -> CallCounts {
-        CallCounts { by_op: self.lock().calls.clone() }
+        self.lock().calls.counts()
     }
 
     pub fn reset_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.reset();
     }
 
     pub fn user(&self, user_name: &str) -> Option<PoolUser> {
@@ -138,11 +136,7 @@ impl SimAppStream {
 
     fn enter(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, ServiceError> {
         let mut s = self.lock();
-        *s.calls.entry(op).or_default() += 1;
-        if let Some(i) = s.fail_next.iter().position(|(o, _)| *o == op) {
-            let (_, e) = s.fail_next.remove(i);
-            return Err(e);
-        }
+        s.calls.enter(op)?;
         Ok(s)
     }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::ports::{AccessKey, CredentialKind, IamNewUser, IamUser, IamUsers, Op, OtherCredential, ServiceError};
-use crate::sim::CallCounts;
+use crate::sim::{CallCounts, Calls};
 
 /// The IAM groups of the demo deployment.
 pub const DEMO_IAM_GROUPS: &[&str] = &["all-staff", "engineers", "vpn-users", "finance", "oncall"];
@@ -38,8 +38,7 @@ struct State {
     users: BTreeMap<String, SimIamUser>,
     groups: BTreeSet<String>,
     next_id: u64,
-    calls: BTreeMap<Op, usize>,
-    fail_next: Vec<(Op, ServiceError)>,
+    calls: Calls,
 }
 
 #[derive(Debug, Default)]
@@ -131,15 +130,15 @@ impl SimIam {
     }
 
     pub fn fail_next(&self, op: Op, error: ServiceError) {
-        self.lock().fail_next.push((op, error));
+        self.lock().calls.fail_next(op, error);
     }
 
     pub fn calls(&self) -> CallCounts {
-        CallCounts { by_op: self.lock().calls.clone() }
+        self.lock().calls.counts()
     }
 
     pub fn reset_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.reset();
     }
 
     pub fn user(&self, name: &str) -> Option<SimIamUser> {
@@ -152,11 +151,7 @@ impl SimIam {
 
     fn enter(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, ServiceError> {
         let mut s = self.lock();
-        *s.calls.entry(op).or_default() += 1;
-        if let Some(i) = s.fail_next.iter().position(|(o, _)| *o == op) {
-            let (_, e) = s.fail_next.remove(i);
-            return Err(e);
-        }
+        s.calls.enter(op)?;
         Ok(s)
     }
 

@@ -19,6 +19,66 @@ pub use subscriptions::{DEMO_INSTANCES, SimUserSubscriptions};
 
 use crate::ports::{DeadLetterQueue, Op, ParkedMessage, ServiceError};
 
+/// The in-memory services behind a target function's `JML_BACKEND=memory` state, for inspection.
+#[derive(Debug)]
+pub struct MemoryBackend<S> {
+    pub service: std::sync::Arc<S>,
+    pub ledger: std::sync::Arc<SimLedger>,
+    pub dlq: std::sync::Arc<SimDeadLetterQueue>,
+}
+
+impl<S> Clone for MemoryBackend<S> {
+    fn clone(&self) -> Self {
+        Self { service: self.service.clone(), ledger: self.ledger.clone(), dlq: self.dlq.clone() }
+    }
+}
+
+/// A target function's state on a simulator, a (possibly shared) in-memory ledger and a fresh
+/// in-memory DLQ; `build` is the function's own state constructor.
+pub fn memory_state<S>(
+    service: std::sync::Arc<S>,
+    ledger: std::sync::Arc<SimLedger>,
+    build: impl FnOnce(
+        std::sync::Arc<S>,
+        std::sync::Arc<SimLedger>,
+        std::sync::Arc<SimDeadLetterQueue>,
+    ) -> crate::lambda::State,
+) -> (crate::lambda::State, MemoryBackend<S>) {
+    let dlq = std::sync::Arc::new(SimDeadLetterQueue::default());
+    let state = build(service.clone(), ledger.clone(), dlq.clone());
+    (state, MemoryBackend { service, ledger, dlq })
+}
+
+/// Call counting and injected failures, shared by the simulators.
+#[derive(Debug, Default)]
+pub(crate) struct Calls {
+    by_op: std::collections::BTreeMap<Op, usize>,
+    fail_next: Vec<(Op, ServiceError)>,
+}
+
+impl Calls {
+    /// Counts a call of `op`; the failure injected for its next call, if any.
+    pub(crate) fn enter(&mut self, op: Op) -> Result<(), ServiceError> {
+        *self.by_op.entry(op).or_default() += 1;
+        match self.fail_next.iter().position(|(o, _)| *o == op) {
+            Some(i) => Err(self.fail_next.remove(i).1),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn fail_next(&mut self, op: Op, error: ServiceError) {
+        self.fail_next.push((op, error));
+    }
+
+    pub(crate) fn counts(&self) -> CallCounts {
+        CallCounts { by_op: self.by_op.clone() }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.by_op.clear();
+    }
+}
+
 /// The groups the sample events in `events/` use; the simulator is seeded with them.
 pub const DEMO_GROUPS: &[&str] = &["jml-all-staff", "jml-engineering", "jml-vpn", "jml-finance", "jml-oncall"];
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::ports::{Op, ServiceError, SubscriptionInstance, UserSubscriptions};
-use crate::sim::CallCounts;
+use crate::sim::{CallCounts, Calls};
 
 /// The instances the sample events use.
 pub const DEMO_INSTANCES: &[(&str, &[&str])] = &[
@@ -23,8 +23,7 @@ struct State {
     instances: Vec<SubscriptionInstance>,
     products: BTreeSet<(String, String)>,
     associations: BTreeSet<(String, String)>,
-    calls: BTreeMap<Op, usize>,
-    fail_next: Vec<(Op, ServiceError)>,
+    calls: Calls,
 }
 
 #[derive(Debug, Default)]
@@ -55,15 +54,15 @@ impl SimUserSubscriptions {
 
     /// The next call of `op` fails with `error`.
     pub fn fail_next(&self, op: Op, error: ServiceError) {
-        self.lock().fail_next.push((op, error));
+        self.lock().calls.fail_next(op, error);
     }
 
     pub fn calls(&self) -> CallCounts {
-        CallCounts { by_op: self.lock().calls.clone() }
+        self.lock().calls.counts()
     }
 
     pub fn reset_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.reset();
     }
 
     /// (products, instances) the user holds.
@@ -85,11 +84,7 @@ impl SimUserSubscriptions {
 
     fn enter(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, ServiceError> {
         let mut s = self.lock();
-        *s.calls.entry(op).or_default() += 1;
-        if let Some(i) = s.fail_next.iter().position(|(o, _)| *o == op) {
-            let (_, e) = s.fail_next.remove(i);
-            return Err(e);
-        }
+        s.calls.enter(op)?;
         Ok(s)
     }
 }
