@@ -4,38 +4,21 @@
 
 use std::sync::Arc;
 
-use appstream_sync::{MemoryBackend, RecordMeta, State, process_record};
+use appstream_sync::{MemoryBackend, State};
 use jml_shared::appstream::APPSTREAM_TARGET;
 use jml_shared::batch::RecordResult;
-use jml_shared::config::Config;
 use jml_shared::ledger::Ledger;
 use jml_shared::planner::Decision;
 use jml_shared::ports::{Op, ServiceError};
 use jml_shared::sim::SimAppStream;
 use lambda_runtime::{Context, LambdaEvent};
 
-use crate::{failures, fixture, fixture_json, sqs_batch};
+use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
 
 const ADA: &str = "ada.lovelace@example.com";
 
 pub fn appstream_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
-    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let config = Config::from_lookup(|k| {
-        if k == "JML_BACKEND" {
-            return Some("memory".into());
-        }
-        extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    appstream_sync::memory(Arc::new(SimAppStream::demo()), &config)
-}
-
-async fn run(state: &State, body: &str) -> appstream_sync::RecordReport {
-    process_record(state, body, &RecordMeta::default()).await
-}
-
-fn decision(r: &appstream_sync::RecordReport) -> Decision {
-    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+    appstream_sync::memory(Arc::new(SimAppStream::demo()), &crate::memory_config(extra))
 }
 
 fn stacks(mem: &MemoryBackend, user: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use iam_sync::{MemoryBackend, RecordMeta, State, process_record};
+use iam_sync::{MemoryBackend, State};
 use jml_shared::batch::RecordResult;
 use jml_shared::config::Config;
 use jml_shared::iam::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
@@ -14,21 +14,13 @@ use jml_shared::ports::{ConflictReason, Op, ServiceError};
 use jml_shared::sim::{DEMO_BOUNDARY, SimIam};
 use lambda_runtime::{Context, LambdaEvent};
 
-use crate::{failures, fixture, fixture_json, sqs_batch};
+use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
 
 const ADA: &str = "ada.lovelace";
 
 pub fn iam_state() -> (State, MemoryBackend) {
     let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
     iam_sync::memory(Arc::new(SimIam::demo()), &config)
-}
-
-async fn run(state: &State, body: &str) -> iam_sync::RecordReport {
-    process_record(state, body, &RecordMeta::default()).await
-}
-
-fn decision(r: &iam_sync::RecordReport) -> Decision {
-    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
 }
 
 fn actions(r: iam_sync::RecordReport) -> Vec<String> {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use identity_sync::{RecordMeta, State, process_record};
 use jml_shared::batch::RecordResult;
 use jml_shared::ledger::{AuditEntry, HeldEvent, IDENTITY_TARGET, Ledger, PersonRecord, PersonStatus};
 use jml_shared::planner::Decision;
@@ -13,17 +12,9 @@ use jml_shared::ports::{Op, ServiceError, UserStatus};
 use jml_shared::sim::{Fault, SimDeadLetterQueue, SimIdentityStore, SimLedger};
 use serde_json::Value;
 
-use crate::{fixture, fixture_json, memory_state};
+use crate::{decision, fixture, fixture_json, memory_state, run};
 
 const ADA: &str = "workday#100234";
-
-async fn run(state: &State, body: &str) -> identity_sync::RecordReport {
-    process_record(state, body, &RecordMeta::default()).await
-}
-
-fn decision(r: &identity_sync::RecordReport) -> Decision {
-    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
-}
 
 fn renamed_mover() -> String {
     let mut m = fixture_json("03-mover-ada.json");

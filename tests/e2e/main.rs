@@ -41,6 +41,28 @@ pub fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&fixture(name)).unwrap()
 }
 
+/// The memory backend's configuration with `extra` settings.
+pub fn memory_config(extra: &[(&str, &str)]) -> Config {
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(|k| {
+        if k == "JML_BACKEND" {
+            return Some("memory".into());
+        }
+        extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+/// One record through a target function's real record handling (any target: the state is shared).
+pub async fn run(state: &State, body: &str) -> jml_shared::lambda::RecordReport {
+    jml_shared::lambda::process_record(state, body, &jml_shared::lambda::RecordMeta::default()).await
+}
+
+/// The decision of an applied record (panics with the error otherwise).
+pub fn decision(r: &jml_shared::lambda::RecordReport) -> jml_shared::planner::Decision {
+    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+}
+
 /// A handler state on a fresh demo simulator (groups of the samples, manager seeded).
 pub fn memory_state() -> (State, MemoryBackend) {
     let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())).unwrap();

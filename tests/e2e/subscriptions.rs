@@ -5,34 +5,17 @@
 use std::sync::Arc;
 
 use jml_shared::batch::RecordResult;
-use jml_shared::config::Config;
 use jml_shared::ledger::Ledger;
 use jml_shared::planner::Decision;
 use jml_shared::ports::{Op, ServiceError};
 use jml_shared::sim::SimUserSubscriptions;
 use serde_json::json;
-use subscription_sync::{MemoryBackend, RecordMeta, State, process_record};
+use subscription_sync::{MemoryBackend, State};
 
-use crate::{failures, fixture, fixture_json, invoke, sqs_batch};
+use crate::{decision, failures, fixture, fixture_json, invoke, run, sqs_batch};
 
 fn subs_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
-    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let config = Config::from_lookup(|k| {
-        if k == "JML_BACKEND" {
-            return Some("memory".into());
-        }
-        extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    subscription_sync::memory(Arc::new(SimUserSubscriptions::demo()), &config)
-}
-
-async fn run(state: &State, body: &str) -> subscription_sync::RecordReport {
-    process_record(state, body, &RecordMeta::default()).await
-}
-
-fn decision(r: &subscription_sync::RecordReport) -> Decision {
-    r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
+    subscription_sync::memory(Arc::new(SimUserSubscriptions::demo()), &crate::memory_config(extra))
 }
 
 #[tokio::test]
