@@ -92,8 +92,6 @@ impl StackRules {
 }
 
 const USER_NAME_NOT_FOUND: &str = "USER_NAME_NOT_FOUND";
-/// Internal: the user the ledger knows is not in the pool (deleted outside jml-sync).
-const USER_MISSING: &str = "AppStreamUserMissing";
 
 /// Stack changes: (disassociate, associate), each sorted.
 pub fn plan_stacks(desired: &BTreeSet<String>, current: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
@@ -150,13 +148,15 @@ impl AppStreamSync {
         Self { service, ledger, rules, welcome }
     }
 
-    /// Makes the user's stacks exactly `desired`.
+    /// Makes the user's stacks exactly `desired`. The inner `Err` is BatchAssociateUserStack's
+    /// errors when it answered USER_NAME_NOT_FOUND: the user is not (or not yet) in the pool, and
+    /// the caller decides (create it again, or `check_batch`: retried).
     async fn reconcile_stacks(
         &self,
         name: &str,
         desired: &BTreeSet<String>,
         dry_run: bool,
-    ) -> Result<Vec<String>, SyncError> {
+    ) -> Result<Result<Vec<String>, Vec<StackAssociationError>>, SyncError> {
         let current: BTreeSet<String> = self.service.stacks(name).await?.into_iter().collect();
         let (remove, add) = plan_stacks(desired, &current);
         if !dry_run {
@@ -169,19 +169,19 @@ impl AppStreamSync {
             if !add.is_empty() {
                 let errors = self.service.associate(name, &add).await?;
                 if errors.iter().any(|e| e.code == USER_NAME_NOT_FOUND) {
-                    return Err(SyncError::permanent(USER_MISSING, "BatchAssociateUserStack: USER_NAME_NOT_FOUND"));
+                    return Ok(Err(errors));
                 }
                 check_batch(crate::ports::Op::BatchAssociateUserStack, &errors)?;
             }
         }
         let mut actions = stack_actions("BatchDisassociateUserStack", &remove);
         actions.extend(stack_actions("BatchAssociateUserStack", &add));
-        Ok(actions)
+        Ok(Ok(actions))
     }
 
     /// A leaver's removal: every stack, then DisableUser (a user already gone is success).
     async fn release(&self, name: &str, dry_run: bool, notes: &mut Vec<String>) -> Result<Vec<String>, SyncError> {
-        let mut actions = self.reconcile_stacks(name, &BTreeSet::new(), dry_run).await?;
+        let mut actions = self.reconcile_stacks(name, &BTreeSet::new(), dry_run).await?.or_else(user_not_found)?;
         if dry_run || self.service.disable_user(name).await? {
             actions.push("DisableUser".to_string());
         } else {
@@ -260,17 +260,19 @@ impl AppStreamSync {
             );
         }
         let desired = self.rules.desired(profile);
-        match self.reconcile_stacks(&name, &desired, dry_run).await {
-            Err(e) if e.code() == USER_MISSING && ours && !created => {
+        match self.reconcile_stacks(&name, &desired, dry_run).await? {
+            Ok(done) => actions.extend(done),
+            Err(_) if ours && !created => {
                 // The ledger's user was deleted outside jml-sync: the event is the desired state.
                 notes.push("the AppStream user had been deleted outside jml-sync: created again".into());
                 created = self.create(&name, profile, dry_run, &mut notes).await?;
                 if created {
                     actions.push("CreateUser".into());
                 }
-                actions.extend(self.reconcile_stacks(&name, &desired, dry_run).await.map_err(still_missing)?);
+                actions.extend(self.reconcile_stacks(&name, &desired, dry_run).await?.or_else(user_not_found)?);
             }
-            other => actions.extend(other.map_err(still_missing)?),
+            // Just created and still propagating: retried.
+            Err(errors) => user_not_found(errors).map(|_| ())?,
         }
         let decision = match (kind, created, actions.is_empty()) {
             (EventKind::Rehire, _, _) => Decision::Rehire,
@@ -317,16 +319,9 @@ impl AppStreamSync {
     }
 }
 
-/// USER_NAME_NOT_FOUND right after CreateUser is propagation: retried.
-fn still_missing(e: SyncError) -> SyncError {
-    if e.code() == USER_MISSING {
-        SyncError::Service(ServiceError::Unavailable {
-            op: crate::ports::Op::BatchAssociateUserStack,
-            message: "USER_NAME_NOT_FOUND (the user is still propagating)".into(),
-        })
-    } else {
-        e
-    }
+/// USER_NAME_NOT_FOUND that creating the user cannot (or did not yet) fix: `check_batch`'s answer.
+fn user_not_found(errors: Vec<StackAssociationError>) -> Result<Vec<String>, SyncError> {
+    check_batch(crate::ports::Op::BatchAssociateUserStack, &errors).map(|()| Vec::new())
 }
 
 /// Did HR change the person's given or family name since the last applied event?

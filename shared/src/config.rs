@@ -200,9 +200,8 @@ impl Config {
             None => Vec::new(),
             Some(v) => crate::ingest::parse_target_queues(&v).map_err(|rule| err("TARGET_QUEUES", rule))?,
         };
-        let memory = backend == Backend::Memory;
         let appstream_stacks = match get("APPSTREAM_STACKS_BY_DEPARTMENT") {
-            None if memory => crate::appstream::StackRules::parse(crate::sim::DEMO_STACK_RULES)
+            None if !aws => crate::appstream::StackRules::parse(crate::sim::DEMO_STACK_RULES)
                 .map_err(|rule| err("APPSTREAM_STACKS_BY_DEPARTMENT", rule))?,
             None => crate::appstream::StackRules::default(),
             Some(v) => {
@@ -215,7 +214,7 @@ impl Config {
             Some(_) => return Err(err("APPSTREAM_WELCOME_EMAIL", "must be send or suppress")),
         };
         let iam_groups = match get("IAM_GROUP_MAP") {
-            None if memory => crate::iam::GroupMap::parse(crate::sim::DEMO_IAM_GROUP_MAP)
+            None if !aws => crate::iam::GroupMap::parse(crate::sim::DEMO_IAM_GROUP_MAP)
                 .map_err(|rule| err("IAM_GROUP_MAP", rule))?,
             None => crate::iam::GroupMap::default(),
             Some(v) => crate::iam::GroupMap::parse(&v).map_err(|rule| err("IAM_GROUP_MAP", rule))?,
@@ -223,7 +222,7 @@ impl Config {
         let iam_path_prefix = get("IAM_PATH_PREFIX").unwrap_or_else(|| "/jml/".to_string());
         crate::iam::check_path(&iam_path_prefix).map_err(|rule| err("IAM_PATH_PREFIX", rule))?;
         let iam_permissions_boundary =
-            get("IAM_PERMISSIONS_BOUNDARY").or_else(|| memory.then(|| crate::sim::DEMO_BOUNDARY.to_string()));
+            get("IAM_PERMISSIONS_BOUNDARY").or_else(|| (!aws).then(|| crate::sim::DEMO_BOUNDARY.to_string()));
         if iam_permissions_boundary.as_deref().is_some_and(|a| !IAM_POLICY_ARN.is_match(a)) {
             return Err(err(
                 "IAM_PERMISSIONS_BOUNDARY",

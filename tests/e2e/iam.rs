@@ -184,7 +184,6 @@ async fn transient_answers_are_retried_in_place_and_quotas_are_parked() {
     assert_eq!(mem.dlq.parked()[0].error_code, "IamLimitExceeded");
     assert!(mem.dlq.parked()[0].reason.contains("quota"));
     // a mapped IAM group that does not exist is a configuration error, parked with its name
-    let (state, mem) = iam_state();
     let config = Config::from_lookup(|k| match k {
         "JML_BACKEND" => Some("memory".into()),
         "IAM_GROUP_MAP" => Some(r#"{"jml-vpn": ["no-such-group"]}"#.into()),
@@ -196,7 +195,6 @@ async fn transient_answers_are_retried_in_place_and_quotas_are_parked() {
     assert!(matches!(r.result, RecordResult::Parked));
     assert_eq!(mem2.dlq.parked()[0].error_code, "IamGroupNotFound");
     assert!(mem2.dlq.parked()[0].reason.contains("no-such-group"));
-    drop((state, mem));
 }
 
 #[tokio::test]

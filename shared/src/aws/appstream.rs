@@ -7,6 +7,7 @@ use aws_sdk_appstream::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_appstream::types::{AuthenticationType, MessageAction, UserStackAssociation};
 
 use super::identitystore::redact_quoted;
+use super::{did, is_not_found};
 use crate::ports::{AppStreamNewUser, AppStreamUsers, Op, ServiceError, StackAssociationError, WelcomeEmail};
 
 /// `UserStackAssociationList`: at most 25 per batch call.
@@ -84,11 +85,8 @@ impl AppStreamUsers for AwsAppStream {
         if user.welcome == WelcomeEmail::Suppress {
             req = req.message_action(MessageAction::Suppress);
         }
-        match req.send().await.map_err(|e| classify(op, &e)) {
-            Ok(_) => Ok(true),
-            Err(ServiceError::Conflict { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        // ResourceAlreadyExistsException: the user exists.
+        did(req.send().await.map_err(|e| classify(op, &e)), |e| matches!(e, ServiceError::Conflict { .. }))
     }
 
     async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError> {
@@ -113,11 +111,7 @@ impl AppStreamUsers for AwsAppStream {
             .authentication_type(AuthenticationType::Userpool)
             .send()
             .await;
-        match res.map_err(|e| classify(op, &e)) {
-            Ok(_) => Ok(true),
-            Err(ServiceError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        did(res.map_err(|e| classify(op, &e)), is_not_found)
     }
 
     async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
@@ -129,11 +123,7 @@ impl AppStreamUsers for AwsAppStream {
             .authentication_type(AuthenticationType::Userpool)
             .send()
             .await;
-        match res.map_err(|e| classify(op, &e)) {
-            Ok(_) => Ok(true),
-            Err(ServiceError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        did(res.map_err(|e| classify(op, &e)), is_not_found)
     }
 
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {

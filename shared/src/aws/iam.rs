@@ -10,6 +10,7 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::{StatusType, Tag};
 
 use super::identitystore::redact_quoted;
+use super::{did, is_not_found};
 use crate::ports::{
     AccessKey, ConflictReason, CredentialKind, IamNewUser, IamUser, IamUsers, Op, OtherCredential, ServiceError,
 };
@@ -176,20 +177,18 @@ impl IamUsers for AwsIam {
 
     async fn remove_from_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError> {
         let op = Op::RemoveUserFromGroup;
-        match unit(op, self.client.remove_user_from_group().user_name(user_name).group_name(group).send().await) {
-            // Not a member any more (or the group is gone): the goal is reached.
-            Err(ServiceError::NotFound { .. }) => Ok(()),
-            other => other,
-        }
+        // Not a member any more (or the group is gone): the goal is reached.
+        did(
+            unit(op, self.client.remove_user_from_group().user_name(user_name).group_name(group).send().await),
+            is_not_found,
+        )
+        .map(|_| ())
     }
 
     async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {
         let op = Op::DeleteLoginProfile;
-        match unit(op, self.client.delete_login_profile().user_name(user_name).send().await) {
-            Ok(()) => Ok(true),
-            Err(ServiceError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        // NoSuchEntity: the user had no console password.
+        did(unit(op, self.client.delete_login_profile().user_name(user_name).send().await), is_not_found)
     }
 
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError> {

@@ -18,6 +18,23 @@ pub use sqs::{SqsDeadLetterQueue, SqsPublisher};
 
 use aws_config::retry::RetryConfig;
 
+/// `Ok(true)`: the call did it; `Ok(false)`: the service answered that there was nothing to do
+/// (`already`: e.g. ResourceAlreadyExists on a create, NotFound on a release); else the error.
+pub(crate) fn did<T>(
+    res: Result<T, crate::ports::ServiceError>,
+    already: fn(&crate::ports::ServiceError) -> bool,
+) -> Result<bool, crate::ports::ServiceError> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if already(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn is_not_found(e: &crate::ports::ServiceError) -> bool {
+    matches!(e, crate::ports::ServiceError::NotFound { .. })
+}
+
 /// Loads the SDK configuration once per process: default credential chain and region,
 /// `AWS_ENDPOINT_URL` honoured (moto in tests), adaptive retry mode (client-side rate limiting on
 /// throttling) with 5 attempts.
