@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::contract::{Change, EventKind, HrEvent, Profile, StackName};
-use crate::engine::{Outcome, SyncError, Target};
+use crate::engine::{Ctx, Outcome, SyncError, Target};
 use crate::ledger::{Ledger, PersonRecord, PersonStatus};
 use crate::planner::Decision;
 use crate::ports::{AppStreamNewUser, AppStreamUsers, ServiceError, StackAssociationError, WelcomeEmail};
@@ -250,6 +250,11 @@ impl AppStreamSync {
             }
         } else if !ours {
             created = self.create(&name, profile, dry_run, &mut notes).await?;
+            if !created && !dry_run && self.service.enable_user(&name).await? {
+                // An address this person had before (released and disabled when they moved
+                // away from it, or on a leaver): an active employee's user must be enabled.
+                actions.push("EnableUser".into());
+            }
         }
         if created {
             actions.push("CreateUser".into());
@@ -350,25 +355,27 @@ impl Target for AppStreamSync {
         APPSTREAM_TARGET
     }
 
-    async fn converge(
-        &self,
-        event: &HrEvent,
-        record: Option<&PersonRecord>,
-        dry_run: bool,
-    ) -> Result<Outcome, SyncError> {
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (record, dry_run) = (ctx.record, ctx.dry_run);
         match &event.change {
             Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
                 self.converge_profile(event, p, record, dry_run).await
             }
             Change::Leaver { .. } => {
-                // Only the ledger knows the person's AppStream user (it carries no ExternalId).
-                let Some(name) = record.filter(|r| r.status != PersonStatus::Deleted).and_then(|r| r.user_name.clone())
-                else {
+                // Only the ledger knows the person's AppStream users (they carry no ExternalId):
+                // every address of the write-ahead inventory, and the record's.
+                let mut names = ctx.accounts().await?;
+                names.extend(record.and_then(|r| r.user_name.clone()));
+                if names.is_empty() {
                     return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None, dry_run, vec![]));
-                };
+                }
                 let mut notes = Vec::new();
-                let actions = self.release(&name, dry_run, &mut notes).await?;
-                Ok(outcome(Decision::Disable, actions, Some(name), dry_run, notes))
+                let mut actions = Vec::new();
+                for name in &names {
+                    actions.extend(self.release(name, dry_run, &mut notes).await?);
+                }
+                let last = record.and_then(|r| r.user_name.clone()).or_else(|| names.iter().next_back().cloned());
+                Ok(outcome(Decision::Disable, actions, last, dry_run, notes))
             }
         }
     }

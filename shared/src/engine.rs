@@ -8,8 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 
+use std::collections::BTreeSet;
+
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
-use crate::ledger::{self, AuditEntry, Guard, HeldEvent, Ledger, PersonRecord, PersonStatus};
+use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Ledger, Merge, PersonRecord, PersonStatus};
 use crate::planner::Decision;
 use crate::ports::ServiceError;
 
@@ -95,13 +97,66 @@ pub trait Target: Send + Sync {
     }
 
     /// Resolve, read, plan and (unless `dry_run`) execute the event against the service, using
-    /// the person's ledger record as a hint. No ledger writes.
-    async fn converge(
-        &self,
-        event: &HrEvent,
-        record: Option<&PersonRecord>,
+    /// the person's ledger record as a hint. The only ledger writes allowed are the write-ahead
+    /// inventory (`Ctx::claim`, `Ctx::remember`) before a write that creates, renames or
+    /// re-addresses an account. A leaver must revoke every account of `Ctx::accounts`.
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError>;
+}
+
+/// What a target's converge step gets besides the event: the person's record, the ledger's
+/// write-ahead account inventory, and whether this is a dry run.
+pub struct Ctx<'a> {
+    pub record: Option<&'a PersonRecord>,
+    pub dry_run: bool,
+    person: String,
+    target: &'static str,
+    ledger: &'a dyn Ledger,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("target", &self.target).field("dry_run", &self.dry_run).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        record: Option<&'a PersonRecord>,
         dry_run: bool,
-    ) -> Result<Outcome, SyncError>;
+        person: String,
+        target: &'static str,
+        ledger: &'a dyn Ledger,
+    ) -> Self {
+        Self { record, dry_run, person, target, ledger }
+    }
+
+    /// The person (`issuer#id`).
+    pub fn person(&self) -> &str {
+        &self.person
+    }
+
+    /// Every account key the person was ever given on this target (write-ahead inventory).
+    pub async fn accounts(&self) -> Result<BTreeSet<String>, SyncError> {
+        Ok(self.ledger.accounts(&self.person, self.target).await?)
+    }
+
+    /// Claims `name` for the person before the write that uses it (first claimant wins); the
+    /// claim also enters the inventory. `Ok(false)`: another person owns it. A dry run writes
+    /// nothing and reports whether the claim would succeed.
+    pub async fn claim(&self, name: &str) -> Result<bool, SyncError> {
+        if self.dry_run {
+            return Ok(true);
+        }
+        Ok(self.ledger.claim(self.target, name, &self.person).await? == self.person)
+    }
+
+    /// Records an account key in the inventory before the write that creates or renames it.
+    pub async fn remember(&self, account: &str) -> Result<(), SyncError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        Ok(self.ledger.remember(&self.person, self.target, account).await?)
+    }
 }
 
 /// Engine settings.
@@ -152,8 +207,12 @@ impl Engine {
     }
 
     /// Applies one validated event (`body` is the event as received, kept in the ledger).
-    /// Idempotent: a duplicate eventId makes no writes at all; an older event is skipped and
-    /// audited as stale; the same state again makes no service writes.
+    ///
+    /// The event is merged into what the ledger knows of the person (a set: the newest profile
+    /// and the newest lifecycle event), and the target converges to the state that knowledge
+    /// decides ([`ledger::effective`]), never to the event alone: any delivery order of the same
+    /// events ends in the same state. A duplicate makes no writes at all; an event that changes
+    /// nothing is audited as stale; a lost ledger race re-reads, re-merges and converges again.
     pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         self.target.check(event)?;
         let person = event.external_id.key();
@@ -161,35 +220,111 @@ impl Engine {
         let mut raced = false;
         for _attempt in 0..MAX_ATTEMPTS {
             let record = self.ledger.get(&person, self.target.name()).await?;
-            match ledger::guard(event.event_id.as_str(), event.occurred_at, record.as_ref()) {
-                Guard::Duplicate => return Ok(self.settled(Decision::Duplicate, record.as_ref())),
-                Guard::Stale => {
-                    if raced && !dry_run {
-                        // We lost a race to a newer event after writing: converge on the winner.
-                        self.converge_on_winner(record.as_ref()).await?;
-                    }
+            let knowledge = match ledger::merge(event, body, record.as_ref()) {
+                Merge::Duplicate if !raced => {
+                    // A redelivered held leaver is still held: reported so, never "done".
+                    let held = record.as_ref().is_some_and(|r| r.held.is_some());
+                    let decision = if held { Decision::Held } else { Decision::Duplicate };
+                    return Ok(self.settled(decision, record.as_ref()));
+                }
+                Merge::Stale if !raced => {
                     let outcome = self.settled(Decision::Stale, record.as_ref());
                     if !dry_run {
                         self.ledger.append_audit(&self.audit(event, &outcome)).await?;
                     }
                     return Ok(outcome);
                 }
-                Guard::Apply => {}
+                Merge::Duplicate | Merge::Stale => {
+                    // We lost a race after writing: converge again on what the winner recorded,
+                    // so our writes never outlive a newer decision.
+                    if let Some(r) = record.as_ref().filter(|r| r.held.is_none()) {
+                        self.converge_known(&person, &Knowledge::of(Some(r)), Some(r)).await?;
+                    }
+                    return Ok(self.settled(Decision::Stale, record.as_ref()));
+                }
+                Merge::Changed(k) => *k,
+            };
+            let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) else {
+                return Ok(self.settled(Decision::Stale, record.as_ref()));
+            };
+            // Held behind a leaver the breaker keeps: recorded, not applied.
+            if record.as_ref().is_some_and(|r| r.held.is_some()) {
+                let outcome = self.settled(Decision::Held, record.as_ref());
+                if dry_run {
+                    return Ok(outcome);
+                }
+                let next = self.record_from(
+                    event,
+                    &knowledge,
+                    record.as_ref(),
+                    None,
+                    record.as_ref().and_then(|r| r.held.clone()),
+                );
+                if self.ledger.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
+                    return Ok(outcome);
+                }
+                continue;
             }
-            if !raced && !dry_run && event.kind() == EventKind::Leaver && !self.breaker_allows().await? {
-                return self.hold(event, body, record.as_ref()).await;
+            let new_leaver = effective.kind() == EventKind::Leaver
+                && Knowledge::of(record.as_ref()).lifecycle.as_ref().map(|(e, _)| e.event_id.as_str())
+                    != Some(effective.event_id.as_str());
+            if new_leaver && !raced && !dry_run && !self.breaker_allows().await? {
+                return self.hold(event, &effective, &knowledge, record.as_ref()).await;
             }
-            let outcome = self.target.converge(event, record.as_ref(), dry_run).await?;
+            let mut outcome = self.converge_known(&person, &knowledge, record.as_ref()).await?;
+            if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
+                outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
+                if outcome.actions.is_empty() {
+                    outcome.decision = Decision::IgnoredForDisabledUser;
+                }
+            }
             if dry_run {
                 return Ok(outcome);
             }
-            let next = self.next_record(event, body, &outcome);
-            let expected = record.as_ref().map(|r| r.last_event_id.as_str());
-            if self.ledger.commit(&next, expected, &self.audit(event, &outcome)).await? {
+            let next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
+            if self.ledger.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
                 return Ok(outcome);
             }
             raced = true;
             tracing::info!(decision = "ledger-race", "a concurrent delivery committed first; re-reading the ledger");
+        }
+        Err(SyncError::ConflictPersisted)
+    }
+
+    /// Converges the target to what `knowledge` decides (no ledger record write).
+    async fn converge_known(
+        &self,
+        person: &str,
+        knowledge: &Knowledge,
+        record: Option<&PersonRecord>,
+    ) -> Result<Outcome, SyncError> {
+        let Some(effective) = ledger::effective(knowledge, record.map(|r| r.status)) else {
+            return Ok(self.settled(Decision::NoChange, record));
+        };
+        let ctx = Ctx::new(record, self.settings.dry_run, person.to_string(), self.target.name(), self.ledger.as_ref());
+        self.target.converge(&effective, &ctx).await
+    }
+
+    /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
+    /// clearing a hold: how `release-held` applies a held leaver, or whatever superseded it.
+    pub async fn reconverge(&self, person: &str) -> Result<Outcome, SyncError> {
+        for _attempt in 0..MAX_ATTEMPTS {
+            let Some(record) = self.ledger.get(person, self.target.name()).await? else {
+                return Ok(self.settled(Decision::NoChange, None));
+            };
+            let knowledge = Knowledge::of(Some(&record));
+            let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
+                return Ok(self.settled(Decision::NoChange, Some(&record)));
+            };
+            let outcome = self.converge_known(person, &knowledge, Some(&record)).await?;
+            if self.settings.dry_run {
+                return Ok(outcome);
+            }
+            let mut next = self.record_from(&effective, &knowledge, Some(&record), Some((&effective, &outcome)), None);
+            next.last_event_id = format!("reconverge#{}", record.version + 1);
+            if self.ledger.commit(&next, Some(record.version), &self.audit(&effective, &outcome)).await? {
+                return Ok(outcome);
+            }
         }
         Err(SyncError::ConflictPersisted)
     }
@@ -203,19 +338,32 @@ impl Engine {
         Ok(self.ledger.take_slot(&key, limit, expires).await?)
     }
 
-    /// Keeps the leaver for an operator; the person record is not advanced, so the released event
-    /// applies normally later.
-    async fn hold(&self, event: &HrEvent, body: &str, record: Option<&PersonRecord>) -> Result<Outcome, SyncError> {
+    /// Keeps the leaver for an operator: the held item for `release-held` first (idempotent),
+    /// then the record, which now carries the hold, so later events of the person are recorded
+    /// behind it and not applied (the decision is made once for the person on this target).
+    async fn hold(
+        &self,
+        event: &HrEvent,
+        leaver: &HrEvent,
+        knowledge: &Knowledge,
+        record: Option<&PersonRecord>,
+    ) -> Result<Outcome, SyncError> {
         let outcome = self.settled(Decision::Held, record);
+        let body = knowledge.lifecycle.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
         let held = HeldEvent {
             target: self.target.name().to_string(),
-            person: event.external_id.key(),
-            event_id: event.event_id.to_string(),
-            occurred_at: event.occurred_at,
-            body: body.to_string(),
+            person: leaver.external_id.key(),
+            event_id: leaver.event_id.to_string(),
+            occurred_at: leaver.occurred_at,
+            body,
             held_at: Utc::now(),
         };
         self.ledger.hold(&held, &self.audit(event, &outcome)).await?;
+        let next = self.record_from(event, knowledge, record, None, Some(leaver.event_id.to_string()));
+        if !self.ledger.commit(&next, record.map(|r| r.version), &self.audit(event, &outcome)).await? {
+            // Someone else changed the record: the message is retried and decides again.
+            return Err(SyncError::ConflictPersisted);
+        }
         tracing::warn!(
             decision = "held",
             "blast-radius breaker: more leavers this hour than allowed; held for an operator"
@@ -228,17 +376,15 @@ impl Engine {
         self.ledger.held(self.target.name()).await
     }
 
-    /// Applies every held event (oldest first) with the breaker bypassed, forgetting each one
-    /// that was applied. Returns each event id with its outcome or error.
+    /// Releases every held leaver (oldest first) with the breaker bypassed: the person is
+    /// re-converged on the newest state the ledger recorded (the leaver, or a newer rehire that
+    /// superseded it), never judged stale and forgotten. Returns each event id with its outcome.
     pub async fn release_held(&self) -> Result<Vec<(String, Result<Outcome, SyncError>)>, ServiceError> {
         let mut bypass = self.clone();
         bypass.settings.leavers_per_hour = None;
         let mut out = Vec::new();
         for h in self.held().await? {
-            let result = match crate::contract::parse_event(&h.body) {
-                Ok(event) => bypass.apply(&event, &h.body).await,
-                Err(e) => Err(SyncError::Invalid(e)),
-            };
+            let result = bypass.reconverge(&h.person).await;
             if result.is_ok() {
                 self.ledger.forget_held(&h).await?;
             }
@@ -260,31 +406,45 @@ impl Engine {
         }
     }
 
-    /// Re-applies the event the ledger holds (the winner of a race) to the current state.
-    async fn converge_on_winner(&self, record: Option<&PersonRecord>) -> Result<(), SyncError> {
-        let Some(record) = record else { return Ok(()) };
-        let Some(winner) = record.last_event.as_deref().and_then(|b| crate::contract::parse_event(b).ok()) else {
-            return Ok(());
-        };
-        tracing::info!(decision = "converge-on-winner", winner_event_id = %winner.event_id, "re-applying the newer event");
-        self.target.converge(&winner, Some(record), false).await.map(|_| ())
-    }
-
-    fn next_record(&self, event: &HrEvent, body: &str, outcome: &Outcome) -> PersonRecord {
-        let status = match (event.kind(), outcome.decision, &outcome.user_id, &outcome.user_name) {
-            (_, _, None, None) => PersonStatus::Deleted,
-            (EventKind::Leaver, _, _, _) | (_, Decision::IgnoredForDisabledUser, _, _) => PersonStatus::Disabled,
-            _ => PersonStatus::Active,
+    /// The record after an event: the merged knowledge, and what the target did (`applied`:
+    /// the effective event and its outcome; `None`: recorded without converging).
+    fn record_from(
+        &self,
+        event: &HrEvent,
+        knowledge: &Knowledge,
+        previous: Option<&PersonRecord>,
+        applied: Option<(&HrEvent, &Outcome)>,
+        held: Option<String>,
+    ) -> PersonRecord {
+        let (user_id, user_name, status) = match applied {
+            Some((effective, outcome)) => {
+                let status = match (effective.kind(), outcome.decision, &outcome.user_id, &outcome.user_name) {
+                    (_, _, None, None) => PersonStatus::Deleted,
+                    (EventKind::Leaver, _, _, _) | (_, Decision::IgnoredForDisabledUser, _, _) => {
+                        PersonStatus::Disabled
+                    }
+                    _ => PersonStatus::Active,
+                };
+                (outcome.user_id.clone(), outcome.user_name.clone(), status)
+            }
+            None => (
+                previous.and_then(|r| r.user_id.clone()),
+                previous.and_then(|r| r.user_name.clone()),
+                previous.map_or(PersonStatus::Deleted, |r| r.status),
+            ),
         };
         PersonRecord {
             person: event.external_id.key(),
             target: self.target.name().to_string(),
-            user_id: outcome.user_id.clone(),
-            user_name: outcome.user_name.clone(),
+            user_id,
+            user_name,
             status,
             last_event_id: event.event_id.to_string(),
             last_occurred_at: event.occurred_at,
-            last_event: Some(body.to_string()),
+            last_event: knowledge.profile.as_ref().map(|(_, b)| b.clone()),
+            lifecycle_event: knowledge.lifecycle.as_ref().map(|(_, b)| b.clone()),
+            held,
+            version: previous.map_or(1, |r| r.version + 1),
             updated_at: Utc::now(),
         }
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::contract::{Change, EventKind, ExternalId, HrEvent, Profile};
-use crate::engine::{Outcome, SyncError, Target};
+use crate::engine::{Ctx, Outcome, SyncError, Target};
 use crate::ledger::{Ledger, PersonRecord, PersonStatus};
 use crate::planner::Decision;
 use crate::ports::{CredentialKind, IamNewUser, IamUser, IamUsers, OtherCredential, ServiceError};
@@ -244,11 +244,8 @@ pub fn plan_lockdown(
     user: &IamUser,
     disabled_at: &str,
 ) -> Vec<IamAction> {
-    let mut actions = vec![IamAction::DeleteLoginProfile];
-    actions.extend(active_keys.iter().map(|k| IamAction::DeactivateAccessKey { access_key_id: k.clone() }));
-    actions
-        .extend(others.iter().filter(|c| c.active).map(|c| IamAction::DeactivateCredential { credential: c.clone() }));
-    actions.extend(groups.iter().map(|g| IamAction::RemoveFromGroup { group: g.clone() }));
+    // The disabled tag first: a lock-down interrupted half way is still marked (and redone).
+    let mut actions = Vec::new();
     if user.tags.get(TAG_STATUS).map(String::as_str) != Some("disabled") {
         actions.push(IamAction::Tag {
             tags: BTreeMap::from([
@@ -257,7 +254,21 @@ pub fn plan_lockdown(
             ]),
         });
     }
+    actions.push(IamAction::DeleteLoginProfile);
+    actions.extend(active_keys.iter().map(|k| IamAction::DeactivateAccessKey { access_key_id: k.clone() }));
     actions
+        .extend(others.iter().filter(|c| c.active).map(|c| IamAction::DeactivateCredential { credential: c.clone() }));
+    actions.extend(groups.iter().map(|g| IamAction::RemoveFromGroup { group: g.clone() }));
+    actions
+}
+
+/// A lock-down step whose target vanished between List and Update is already revoked: the
+/// lock-down goes on with the rest instead of stopping half way.
+fn gone_is_done(r: Result<bool, ServiceError>) -> Result<bool, ServiceError> {
+    match r {
+        Err(ServiceError::NotFound { .. }) => Ok(false),
+        other => other,
+    }
 }
 
 /// Whose user is this?
@@ -377,7 +388,7 @@ impl IamSync {
                 IamAction::Tag { tags } => retrying(just_created, || s.tag_user(name, tags)).await.map(|()| true),
                 IamAction::Untag { keys } => retrying(just_created, || s.untag_user(name, keys)).await.map(|()| true),
                 IamAction::RemoveFromGroup { group } => {
-                    retrying(false, || s.remove_from_group(name, group)).await.map(|()| true)
+                    gone_is_done(retrying(false, || s.remove_from_group(name, group)).await.map(|()| true))
                 }
                 IamAction::AddToGroup { group } => match retrying(true, || s.add_to_group(name, group)).await {
                     Err(ServiceError::NotFound { .. }) => {
@@ -388,12 +399,12 @@ impl IamSync {
                     }
                     other => other.map(|()| true),
                 },
-                IamAction::DeleteLoginProfile => retrying(false, || s.delete_login_profile(name)).await,
+                IamAction::DeleteLoginProfile => gone_is_done(retrying(false, || s.delete_login_profile(name)).await),
                 IamAction::DeactivateAccessKey { access_key_id } => {
-                    retrying(false, || s.deactivate_access_key(name, access_key_id)).await.map(|()| true)
+                    gone_is_done(retrying(false, || s.deactivate_access_key(name, access_key_id)).await.map(|()| true))
                 }
                 IamAction::DeactivateCredential { credential } => {
-                    retrying(false, || s.deactivate_credential(name, credential)).await.map(|()| true)
+                    gone_is_done(retrying(false, || s.deactivate_credential(name, credential)).await.map(|()| true))
                 }
             };
             if effective.map_err(quota)? {
@@ -598,23 +609,38 @@ impl Target for IamSync {
         IAM_TARGET
     }
 
-    async fn converge(
-        &self,
-        event: &HrEvent,
-        record: Option<&PersonRecord>,
-        dry_run: bool,
-    ) -> Result<Outcome, SyncError> {
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (record, dry_run) = (ctx.record, ctx.dry_run);
         match &event.change {
             Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
                 self.converge_profile(event, p, record, dry_run).await
             }
             Change::Leaver { user_name: sent, .. } => {
+                // The ledger's user first (a changed tag parks), then every other name of the
+                // write-ahead inventory that is still this person's (renamed-away names are gone).
                 let derived = sent.as_ref().and_then(|n| user_name(n.as_str()).ok());
-                let Some(user) = self.resolve(event, record, derived.as_deref()).await? else {
+                let mut users: Vec<IamUser> =
+                    self.resolve(event, record, derived.as_deref()).await?.into_iter().collect();
+                for name in ctx.accounts().await? {
+                    if users.iter().any(|u| u.user_name.eq_ignore_ascii_case(&name)) {
+                        continue;
+                    }
+                    if let Some(u) = self.service.get_user(&name).await?
+                        && ownership(&u, &event.external_id) == Ownership::Ours
+                        && !users.iter().any(|o| o.user_id == u.user_id)
+                    {
+                        users.push(u);
+                    }
+                }
+                if users.is_empty() {
                     return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None, dry_run, vec![]));
-                };
-                let actions = self.lockdown(event, &user, dry_run).await?;
+                }
+                let mut actions = Vec::new();
+                for user in &users {
+                    actions.extend(self.lockdown(event, user, dry_run).await?);
+                }
                 let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
+                let user = users.swap_remove(0);
                 Ok(outcome(decision, actions, Some((user.user_id, user.user_name)), dry_run, vec![]))
             }
         }
@@ -711,13 +737,13 @@ mod tests {
         assert_eq!(
             described,
             [
+                "TagUser jml-sync:disabled-at,jml-sync:status",
                 "DeleteLoginProfile",
                 "UpdateAccessKey AKIA1 Inactive",
                 "UpdateSSHPublicKey APKA1 Inactive",
                 "UpdateSigningCertificate CERT1 Inactive",
                 "RemoveUserFromGroup engineers",
                 "RemoveUserFromGroup unmanaged",
-                "TagUser jml-sync:disabled-at,jml-sync:status"
             ]
         );
     }

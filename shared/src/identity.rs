@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::contract::{HrEvent, UserName};
-use crate::engine::{MAX_ATTEMPTS, Outcome, SyncError, Target};
+use crate::engine::{Ctx, MAX_ATTEMPTS, Outcome, SyncError, Target};
 use crate::ledger::{IDENTITY_TARGET, PersonRecord};
 use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan};
 use crate::ports::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
@@ -97,14 +97,28 @@ impl Target for IdentitySync {
         }
     }
 
-    async fn converge(
-        &self,
-        event: &HrEvent,
-        record: Option<&PersonRecord>,
-        dry_run: bool,
-    ) -> Result<Outcome, SyncError> {
-        self.converge_identity(event, record, dry_run).await
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        if event.kind() == crate::contract::EventKind::Leaver {
+            return self.converge_leaver(event, ctx).await;
+        }
+        self.converge_identity(event, ctx).await
     }
+}
+
+/// Inventory keys: a userName given before CreateUser or a rename, a UserId once created.
+fn name_key(user_name: &str) -> String {
+    format!("name:{user_name}")
+}
+
+fn id_key(user_id: &str) -> String {
+    format!("id:{user_id}")
+}
+
+fn leaver_user_changed() -> SyncError {
+    SyncError::permanent(
+        "IdentityLeaverUserChanged",
+        "the Identity Store user the ledger records for this person no longer carries their managed marker or ExternalId; not disabled automatically: check it, disable it by hand or restore the marker, then redrive",
+    )
 }
 
 struct Resolved {
@@ -124,12 +138,8 @@ impl IdentitySync {
     /// Applies one validated event. Idempotent: the same event again finds equal state and
     /// makes no writes.
     /// Resolve, plan and execute against the Identity Store (no ledger writes).
-    async fn converge_identity(
-        &self,
-        event: &HrEvent,
-        hint: Option<&PersonRecord>,
-        dry_run: bool,
-    ) -> Result<Outcome, SyncError> {
+    async fn converge_identity(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (hint, dry_run) = (ctx.record, ctx.dry_run);
         let manager_id = match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
             Some(m) => self.manager_id(m).await?,
             None => None,
@@ -156,7 +166,7 @@ impl IdentitySync {
                 }
             }
             if !dry_run {
-                match self.execute(&actions, &mut user_id).await {
+                match self.execute(&actions, &mut user_id, ctx).await {
                     Ok(()) => {}
                     // A concurrent delivery created the user first: re-resolve and re-plan.
                     Err(SyncError::Service(ServiceError::Conflict { op: crate::ports::Op::CreateUser, .. })) => {
@@ -173,14 +183,23 @@ impl IdentitySync {
         Err(SyncError::ConflictPersisted)
     }
 
-    async fn execute(&self, actions: &[Action], user_id: &mut Option<UserId>) -> Result<(), SyncError> {
+    async fn execute(&self, actions: &[Action], user_id: &mut Option<UserId>, ctx: &Ctx<'_>) -> Result<(), SyncError> {
         for action in actions {
             match action {
                 Action::CreateUser(attrs) => {
-                    *user_id = Some(self.store.create_user(attrs).await?);
+                    // Write-ahead: the name enters the inventory before the user exists.
+                    ctx.remember(&name_key(&attrs.user_name)).await?;
+                    let id = self.store.create_user(attrs).await?;
+                    ctx.remember(&id_key(&id)).await?;
+                    *user_id = Some(id);
                 }
                 Action::UpdateUser(changes) => {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    if let Some(name) =
+                        changes.iter().find(|c| c.path == "userName").and_then(|c| c.value.as_ref()?.as_str())
+                    {
+                        ctx.remember(&name_key(name)).await?;
+                    }
                     match self.store.update_user(id, changes).await {
                         Err(ServiceError::Conflict {
                             reason: crate::ports::ConflictReason::UniquenessConstraintViolation,
@@ -304,6 +323,72 @@ impl IdentitySync {
             return self.current(record, "marker-scan").await;
         }
         Ok(Resolved { current: None, by: "none" })
+    }
+
+    /// A leaver: every user of the person's inventory (the ledger's UserId, every UserId and
+    /// userName ever given), then the resolution chain when the inventory finds none. Each
+    /// user that is ours loses its managed memberships and is disabled; a ledger-recorded
+    /// user that lost the person's marker is parked for an operator, never skipped.
+    async fn converge_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let person = &event.external_id;
+        let inventory = ctx.accounts().await?;
+        let mut ids: Vec<String> = ctx.record.and_then(|r| r.user_id.clone()).into_iter().collect();
+        ids.extend(inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string));
+        for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")) {
+            if let Ok(name) = UserName::parse(name)
+                && let Some(id) = self.store.find_user_by_user_name(&name).await?
+            {
+                ids.push(id);
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut found = Vec::new();
+        for id in ids {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match self.store.describe_user(&id).await? {
+                Some(record) if planner::ownership(&record, person) == Ownership::Ours => found.push(record),
+                Some(_) if ctx.record.and_then(|r| r.user_id.as_deref()) == Some(id.as_str()) => {
+                    return Err(leaver_user_changed());
+                }
+                // A name in the inventory now held by someone else (after a rename): not ours.
+                Some(_) | None => {}
+            }
+        }
+        let mut by = "inventory";
+        if found.is_empty() {
+            let resolved = self.resolve(event, None).await?;
+            by = resolved.by;
+            found.extend(resolved.current.map(|c| c.record));
+        }
+        if found.is_empty() {
+            return Ok(Outcome {
+                decision: Decision::LeaverWithoutAccount,
+                actions: vec![],
+                user_id: None,
+                user_name: None,
+                resolved_by: by,
+                dry_run: ctx.dry_run,
+                notes: vec![],
+            });
+        }
+        let mut actions = Vec::new();
+        let mut last = None;
+        for record in found {
+            let user_id = record.user_id.clone();
+            let user_name = record.attributes.user_name.clone();
+            let current = self.current(record, by).await?.current;
+            let Plan { actions: plan, .. } = planner::plan(event, current.as_ref(), None);
+            if !ctx.dry_run {
+                self.execute(&plan, &mut Some(user_id.clone()), ctx).await?;
+            }
+            actions.extend(plan.iter().map(Action::describe));
+            last = Some((user_id, user_name));
+        }
+        let (user_id, user_name) = last.unzip();
+        let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
+        Ok(Outcome { decision, actions, user_id, user_name, resolved_by: by, dry_run: ctx.dry_run, notes: vec![] })
     }
 
     async fn current(&self, record: UserRecord, by: &'static str) -> Result<Resolved, SyncError> {

@@ -4,10 +4,12 @@
 //! event). The stale guard is a pure function here; storage is behind the [`Ledger`] port.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::contract::{Change, EventKind, HrEvent};
 use crate::ports::ServiceError;
 
 /// The ledger target name of identity-sync. Every target keeps its own item and stale guard.
@@ -53,11 +55,20 @@ pub struct PersonRecord {
     /// The account's current name (Identity Store userName).
     pub user_name: Option<String>,
     pub status: PersonStatus,
+    /// The event whose delivery last changed this record.
     pub last_event_id: String,
     pub last_occurred_at: DateTime<Utc>,
-    /// The last applied HR event, as received: lets the loser of a concurrent race converge on
-    /// the winner's state (it holds personal data, like the target itself; the table is encrypted).
+    /// The newest event (by `(occurredAt, eventId)`) that carries a profile (joiner, mover,
+    /// rehire), as received: the person's desired attributes whatever the delivery order (it
+    /// holds personal data, like the target itself; the table is encrypted).
     pub last_event: Option<String>,
+    /// The newest lifecycle event (leaver or rehire), as received: whether the person is left.
+    pub lifecycle_event: Option<String>,
+    /// The eventId of a leaver the blast-radius breaker holds: while set, later events of the
+    /// person are recorded here and not applied, until an operator releases it.
+    pub held: Option<String>,
+    /// Bumped by every commit: the optimistic-concurrency condition.
+    pub version: u64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -84,12 +95,12 @@ pub trait Ledger: Send + Sync {
     /// The person's record for a target (a strongly consistent read).
     async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError>;
     /// Atomically writes the record and its audit entry, only if the stored record's
-    /// `last_event_id` is still `expected` (`None`: no record yet). `Ok(false)`: a concurrent
+    /// `version` is still `expected` (`None`: no record yet). `Ok(false)`: a concurrent
     /// delivery committed first; nothing was written.
     async fn commit(
         &self,
         record: &PersonRecord,
-        expected: Option<&str>,
+        expected: Option<u64>,
         audit: &AuditEntry,
     ) -> Result<bool, ServiceError>;
     /// Writes an audit entry alone (a skipped event). Idempotent per (event, target).
@@ -110,7 +121,21 @@ pub trait Ledger: Send + Sync {
     /// Returns the owner after the attempt (`person` itself when the claim is, or was, ours).
     /// It is the ownership record of services whose accounts carry no ExternalId (AppStream
     /// user pool users) and stops two people deriving one name (IAM, case-insensitively).
+    ///
+    /// A claim that is (or becomes) the person's is also added to their account inventory on
+    /// that target (in the same atomic write), before the account is created or renamed.
     async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError>;
+    /// Adds an account key to the person's inventory on a target without claiming it (accounts
+    /// whose service records the owner itself, such as Identity Store users). Idempotent.
+    async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError>;
+    /// The person's account inventory on a target: every account key they were ever given,
+    /// written ahead of the write that created, renamed or re-addressed it; never shortened.
+    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError>;
+}
+
+/// The sort key of a person's account inventory on a target.
+pub fn inventory_sort_key(target: &str) -> String {
+    format!("inventory#{target}")
 }
 
 /// The key of a name claim: its own partition, never a person's (`issuer#id` has one `#`).
@@ -146,27 +171,92 @@ impl HeldEvent {
     }
 }
 
-/// What to do with an event given the person's record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guard {
-    Apply,
-    /// The same eventId as the last applied one: no writes at all.
-    Duplicate,
-    /// Older than the last applied event: skipped, audited as `stale`.
-    Stale,
+/// What the ledger knows of a person, as a set rather than a sequence: the newest event with a
+/// profile and the newest lifecycle event (leaver or rehire). Both are kept by
+/// `(occurredAt, eventId)`, so any delivery order of the same events gives the same knowledge.
+#[derive(Clone, Debug, Default)]
+pub struct Knowledge {
+    /// The newest joiner, mover or rehire, with its body as received.
+    pub profile: Option<(HrEvent, String)>,
+    /// The newest leaver or rehire, with its body as received.
+    pub lifecycle: Option<(HrEvent, String)>,
 }
 
-/// The stale guard. Events are ordered by `occurredAt`; two different events with the same
-/// `occurredAt` are ordered by `eventId` (byte order), so every delivery order ends the same.
-pub fn guard(event_id: &str, occurred_at: DateTime<Utc>, record: Option<&PersonRecord>) -> Guard {
-    let Some(r) = record else { return Guard::Apply };
-    if r.last_event_id == event_id {
-        return Guard::Duplicate;
+impl Knowledge {
+    /// Reads it back from a record (a body that no longer parses is treated as absent).
+    pub fn of(record: Option<&PersonRecord>) -> Self {
+        let parse = |b: &Option<String>| {
+            b.as_deref().and_then(|b| crate::contract::parse_event(b).ok().map(|e| (e, b.to_string())))
+        };
+        Self {
+            profile: record.and_then(|r| parse(&r.last_event)),
+            lifecycle: record.and_then(|r| parse(&r.lifecycle_event)),
+        }
     }
-    match occurred_at.cmp(&r.last_occurred_at).then_with(|| event_id.cmp(r.last_event_id.as_str())) {
-        Ordering::Greater => Guard::Apply,
-        Ordering::Less | Ordering::Equal => Guard::Stale,
+
+    /// Has the person left (the newest lifecycle event is a leaver)?
+    pub fn left(&self) -> bool {
+        self.lifecycle.as_ref().is_some_and(|(e, _)| e.kind() == EventKind::Leaver)
     }
+}
+
+/// `a` is newer than `b`: later `occurredAt`, then the greater eventId (byte order).
+pub fn newer(a: &HrEvent, b: &HrEvent) -> bool {
+    a.occurred_at.cmp(&b.occurred_at).then_with(|| a.event_id.as_str().cmp(b.event_id.as_str())) == Ordering::Greater
+}
+
+/// What an event does to the person's knowledge.
+#[derive(Clone, Debug)]
+pub enum Merge {
+    /// Already known: no writes at all.
+    Duplicate,
+    /// Changes nothing (an older event of a kind a newer one already decides): audited only.
+    Stale,
+    /// The knowledge after the event.
+    Changed(Box<Knowledge>),
+}
+
+/// Merges an event into what the record knows. Pure; commutative over a set of events.
+pub fn merge(event: &HrEvent, body: &str, record: Option<&PersonRecord>) -> Merge {
+    let mut k = Knowledge::of(record);
+    let id = event.event_id.as_str();
+    let known = |slot: &Option<(HrEvent, String)>| slot.as_ref().is_some_and(|(e, _)| e.event_id.as_str() == id);
+    if record.is_some_and(|r| r.last_event_id == id) || known(&k.profile) || known(&k.lifecycle) {
+        return Merge::Duplicate;
+    }
+    let mut changed = false;
+    let mut put = |slot: &mut Option<(HrEvent, String)>| {
+        if slot.as_ref().is_none_or(|(e, _)| newer(event, e)) {
+            *slot = Some((event.clone(), body.to_string()));
+            changed = true;
+        }
+    };
+    if event.profile().is_some() {
+        put(&mut k.profile);
+    }
+    if matches!(event.kind(), EventKind::Leaver | EventKind::Rehire) {
+        put(&mut k.lifecycle);
+    }
+    if changed { Merge::Changed(Box::new(k)) } else { Merge::Stale }
+}
+
+/// The event a target converges to, from the knowledge alone (never from delivery order):
+/// - the newest lifecycle event is a leaver: that leaver (after a leaver only a rehire grants);
+/// - otherwise the newest profile, as a rehire when the target last disabled the person (so a
+///   rehire that arrives after a newer mover ends in the mover's state, re-enabled), else as
+///   itself (a rehire the target already applied is converged as a mover: no second welcome).
+pub fn effective(k: &Knowledge, status: Option<PersonStatus>) -> Option<HrEvent> {
+    if k.left() {
+        return k.lifecycle.as_ref().map(|(e, _)| e.clone());
+    }
+    let (e, _) = k.profile.as_ref()?;
+    let profile = e.profile()?.clone();
+    let change = match (status, e.kind()) {
+        (Some(PersonStatus::Disabled | PersonStatus::Deleted), _) => Change::Rehire(profile),
+        (_, EventKind::Rehire) => Change::Mover(profile),
+        _ => e.change.clone(),
+    };
+    Some(HrEvent { change, ..e.clone() })
 }
 
 /// The audit sort key: chronological by HR time across targets, unique per (event, target).
@@ -192,35 +282,86 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn record(id: &str, when: &str) -> PersonRecord {
-        PersonRecord {
-            person: "w#1".into(),
-            target: IDENTITY_TARGET.into(),
-            user_id: None,
-            user_name: None,
-            status: PersonStatus::Active,
-            last_event_id: id.into(),
-            last_occurred_at: at(when),
-            last_event: None,
-            updated_at: at(when),
+    fn event(id: &str, kind: &str, when: &str) -> (HrEvent, String) {
+        let mut v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/01-joiner-ada.json")).unwrap(),
+        )
+        .unwrap();
+        v["eventId"] = id.into();
+        v["type"] = kind.into();
+        v["occurredAt"] = when.into();
+        if kind == "leaver" {
+            let o = v.as_object_mut().unwrap();
+            for k in ["groups", "subscriptions", "appstreamStacks"] {
+                o.remove(k);
+            }
+            v["person"] = serde_json::json!({"externalId": v["person"]["externalId"].clone()});
         }
+        let body = v.to_string();
+        (crate::contract::parse_event(&body).unwrap(), body)
+    }
+
+    fn fold(events: &[(HrEvent, String)]) -> Option<PersonRecord> {
+        let mut rec: Option<PersonRecord> = None;
+        for (e, b) in events {
+            if let Merge::Changed(k) = merge(e, b, rec.as_ref()) {
+                rec = Some(PersonRecord {
+                    person: e.external_id.key(),
+                    target: IDENTITY_TARGET.into(),
+                    user_id: None,
+                    user_name: None,
+                    status: PersonStatus::Active,
+                    last_event_id: e.event_id.to_string(),
+                    last_occurred_at: e.occurred_at,
+                    last_event: k.profile.map(|(_, b)| b),
+                    lifecycle_event: k.lifecycle.map(|(_, b)| b),
+                    held: None,
+                    version: rec.as_ref().map_or(1, |r| r.version + 1),
+                    updated_at: e.occurred_at,
+                });
+            }
+        }
+        rec
     }
 
     #[test]
-    fn guard_orders_by_time_then_event_id() {
-        let r = record("e-5", "2026-11-02T09:00:00Z");
-        assert_eq!(guard("e-1", at("2026-11-01T00:00:00Z"), None), Guard::Apply);
-        assert_eq!(guard("e-5", at("2026-11-02T09:00:00Z"), Some(&r)), Guard::Duplicate);
-        assert_eq!(
-            guard("e-5", at("2030-01-01T00:00:00Z"), Some(&r)),
-            Guard::Duplicate,
-            "same id is a duplicate whatever its time"
-        );
-        assert_eq!(guard("e-6", at("2026-11-02T10:00:00Z"), Some(&r)), Guard::Apply);
-        assert_eq!(guard("e-6", at("2026-11-02T08:00:00Z"), Some(&r)), Guard::Stale);
-        // Tie on occurredAt: the greater eventId wins, whichever arrives first.
-        assert_eq!(guard("e-9", at("2026-11-02T09:00:00Z"), Some(&r)), Guard::Apply);
-        assert_eq!(guard("e-1", at("2026-11-02T09:00:00Z"), Some(&r)), Guard::Stale);
+    fn merge_is_a_set_union_by_time_then_event_id() {
+        let j = event("e-1", "joiner", "2026-11-01T09:00:00Z");
+        let l = event("e-2", "leaver", "2026-11-02T09:00:00Z");
+        let r = event("e-3", "rehire", "2026-11-03T09:00:00Z");
+        let m = event("e-4", "mover", "2026-11-04T09:00:00Z");
+        let in_order = fold(&[j.clone(), l.clone(), r.clone(), m.clone()]).unwrap();
+        // The divergence of issue 12: the mover before the rehire must not make the rehire stale.
+        let shuffled = fold(&[m.clone(), j.clone(), r.clone(), l.clone(), m.clone()]).unwrap();
+        assert_eq!(in_order.last_event, shuffled.last_event);
+        assert_eq!(in_order.lifecycle_event, shuffled.lifecycle_event);
+        let k = Knowledge::of(Some(&in_order));
+        assert!(!k.left());
+        let eff = effective(&k, Some(PersonStatus::Disabled)).unwrap();
+        assert_eq!((eff.kind(), eff.event_id.as_str()), (EventKind::Rehire, "e-4"), "re-enabled in the mover's state");
+        assert_eq!(effective(&k, Some(PersonStatus::Active)).unwrap().kind(), EventKind::Mover);
+        // Duplicates and events that change nothing.
+        assert!(matches!(merge(&m.0, &m.1, Some(&in_order)), Merge::Duplicate));
+        let older_mover = event("e-0", "mover", "2026-11-01T10:00:00Z");
+        assert!(matches!(merge(&older_mover.0, &older_mover.1, Some(&in_order)), Merge::Stale));
+        // Same occurredAt: the greater eventId wins whichever arrives first.
+        let a = event("e-a", "mover", "2026-11-05T09:00:00Z");
+        let b = event("e-b", "mover", "2026-11-05T09:00:00Z");
+        assert_eq!(fold(&[a.clone(), b.clone()]).unwrap().last_event, fold(&[b, a]).unwrap().last_event);
+    }
+
+    #[test]
+    fn after_a_leaver_only_a_rehire_grants_again() {
+        let l = event("e-2", "leaver", "2026-11-02T09:00:00Z");
+        let j = event("e-1", "joiner", "2026-11-01T09:00:00Z");
+        let later_mover = event("e-5", "mover", "2026-11-05T09:00:00Z");
+        let later_joiner = event("e-6", "joiner", "2026-11-06T09:00:00Z");
+        let k = Knowledge::of(fold(&[l.clone(), j, later_mover, later_joiner]).as_ref());
+        assert!(k.left());
+        assert_eq!(effective(&k, Some(PersonStatus::Deleted)).unwrap().kind(), EventKind::Leaver);
+        let r = event("e-3", "rehire", "2026-11-03T09:00:00Z");
+        let k = Knowledge::of(fold(&[l, r]).as_ref());
+        assert_eq!(effective(&k, None).unwrap().kind(), EventKind::Mover, "rehire for a target that never disabled");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::contract::{Change, DirectoryUserName, EventKind, HrEvent, Subscription};
-use crate::engine::{Outcome, SyncError, Target};
-use crate::ledger::{PersonRecord, PersonStatus};
+use crate::engine::{Ctx, Outcome, SyncError, Target};
+use crate::ledger::PersonRecord;
 use crate::planner::Decision;
 use crate::ports::{SubscriptionInstance, UserSubscriptions};
 
@@ -151,6 +151,11 @@ pub fn directory_user_name(
     }
 }
 
+/// The claim (and inventory) key of an AD user name: lower-cased, as AD compares them.
+pub fn claim_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// The subscriptions target.
 pub struct SubscriptionSync {
     service: Arc<dyn UserSubscriptions>,
@@ -243,12 +248,8 @@ impl Target for SubscriptionSync {
         SUBSCRIPTIONS_TARGET
     }
 
-    async fn converge(
-        &self,
-        event: &HrEvent,
-        record: Option<&PersonRecord>,
-        dry_run: bool,
-    ) -> Result<Outcome, SyncError> {
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (record, dry_run) = (ctx.record, ctx.dry_run);
         let outcome = |decision, actions: Vec<SubscriptionAction>, name: Option<String>| Outcome {
             decision,
             actions: actions.iter().map(SubscriptionAction::describe).collect(),
@@ -258,21 +259,57 @@ impl Target for SubscriptionSync {
             dry_run,
             notes: vec![],
         };
+        let kind = event.kind();
+        if kind == EventKind::Leaver {
+            // Every AD user name this person was ever given here (the write-ahead inventory) and
+            // the ledger's; a leaver's directoryUserName hint counts only if the claim is theirs,
+            // so a leaver can never release another person's (or an unmanaged) AD user.
+            let mut by_key: std::collections::BTreeMap<String, String> =
+                ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
+            if let Some(n) = record.and_then(|r| r.user_name.clone()) {
+                by_key.insert(claim_key(&n), n);
+            }
+            let names: Vec<String> = by_key.into_values().collect();
+            if let Change::Leaver { directory_user_name: Some(hint), .. } = &event.change
+                && !names.iter().any(|n| n.eq_ignore_ascii_case(hint.as_str()))
+            {
+                tracing::info!(decision = "leaver-hint-ignored", "directoryUserName hint is not in the inventory");
+            }
+            if names.is_empty() {
+                return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None));
+            }
+            let mut actions = Vec::new();
+            for name in &names {
+                actions.extend(self.reconcile(name, None, dry_run).await?);
+            }
+            let last = record.and_then(|r| r.user_name.clone()).or_else(|| names.last().cloned());
+            let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
+            return Ok(outcome(decision, actions, last));
+        }
         let Some(username) = directory_user_name(event, record, self.rule)? else {
-            // A leaver for someone this target never provisioned and HR names no AD account.
             return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None));
         };
-        let kind = event.kind();
-        if matches!(kind, EventKind::Joiner | EventKind::Mover)
-            && record.is_some_and(|r| r.status == PersonStatus::Disabled)
-        {
-            // Only a rehire brings a leaver's subscriptions back.
-            return Ok(outcome(Decision::IgnoredForDisabledUser, vec![], Some(username.as_str().to_string())));
+        // Ownership: the AD user name is claimed before any write (first claimant wins,
+        // compared case-insensitively as Active Directory does).
+        if !ctx.claim(&claim_key(username.as_str())).await? {
+            return Err(SyncError::permanent(
+                "SubscriptionUserOwnedByAnother",
+                "person.directoryUserName: this Active Directory user name (sent or derived) belongs to another person (ledger claim); refusing to change its subscriptions",
+            ));
         }
         let mut actions = Vec::new();
-        // The AD account changed: release everything held under the old name first.
-        if let Some(old) = record.and_then(|r| r.user_name.as_deref()).filter(|old| *old != username.as_str()) {
-            actions.extend(self.reconcile(old, None, dry_run).await?);
+        // The AD account changed: release everything held under every other name first.
+        if record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != username.as_str()) {
+            let mut old: std::collections::BTreeMap<String, String> =
+                ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
+            if let Some(n) = record.and_then(|r| r.user_name.clone()) {
+                old.insert(claim_key(&n), n);
+            }
+            old.remove(&claim_key(username.as_str()));
+            let old: Vec<String> = old.into_values().collect();
+            for name in &old {
+                actions.extend(self.reconcile(name, None, dry_run).await?);
+            }
         }
         let desired = event.profile().map(|p| p.subscriptions.as_slice());
         actions.extend(self.reconcile(username.as_str(), desired, dry_run).await?);

@@ -103,9 +103,11 @@ async fn a_created_user_whose_ledger_commit_was_lost_is_recognised_by_the_claim(
     assert!(mem.service.user(ADA).is_some());
     // WHEN it is redelivered, CreateUser answers ResourceAlreadyExists
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
-    // THEN the claim says it is ours: no second user, stacks already in place, a note says why
-    assert_eq!(decision(&r), Decision::NoChange);
+    // THEN the claim says it is ours: no second user, stacks already in place, a note says why;
+    // the existing user is enabled (idempotent: it may be an address released earlier)
+    assert_eq!(decision(&r), Decision::Update);
     let outcome = r.outcome.unwrap();
+    assert_eq!(outcome.actions, vec!["EnableUser"]);
     assert!(outcome.notes.iter().any(|n| n.contains("ours by the ledger claim")), "{:?}", outcome.notes);
     assert_eq!(mem.service.user_count(), 1);
     assert_eq!(stacks(&mem, ADA), vec!["engineering-desktop", "office-apps"]);

@@ -70,6 +70,7 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
     assert_eq!(
         actions(r),
         vec![
+            "TagUser jml-sync:disabled-at,jml-sync:status",
             "DeleteLoginProfile",
             "UpdateAccessKey AKIAEXAMPLE0000001 Inactive",
             "UpdateSSHPublicKey APKAEXAMPLE1 Inactive",
@@ -79,7 +80,6 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
             "RemoveUserFromGroup billing-viewers",
             "RemoveUserFromGroup oncall",
             "RemoveUserFromGroup vpn-users",
-            "TagUser jml-sync:disabled-at,jml-sync:status"
         ]
     );
     let u = mem.service.user(ADA).expect("never deleted: audit needs the principal");

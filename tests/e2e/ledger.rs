@@ -100,8 +100,8 @@ async fn a_leaver_for_someone_never_provisioned_is_recorded_as_deleted() {
     let (state, mem) = memory_state();
     assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::LeaverWithoutAccount);
     assert_eq!(mem.ledger.record(ADA, IDENTITY_TARGET).unwrap().status, PersonStatus::Deleted);
-    // A late joiner for them is stale: a leaver is never resurrected by an older event.
-    assert_eq!(decision(&run(&state, &fixture("01-joiner-ada.json")).await), Decision::Stale);
+    // A late joiner for them is recorded and grants nothing: after a leaver only a rehire grants.
+    assert_eq!(decision(&run(&state, &fixture("01-joiner-ada.json")).await), Decision::IgnoredForDisabledUser);
     assert!(mem.store.user("ada.lovelace").is_none());
 }
 
@@ -183,7 +183,7 @@ impl Ledger for Racing {
     async fn get(&self, p: &str, t: &str) -> Result<Option<PersonRecord>, ServiceError> {
         self.inner.get(p, t).await
     }
-    async fn commit(&self, r: &PersonRecord, e: Option<&str>, a: &AuditEntry) -> Result<bool, ServiceError> {
+    async fn commit(&self, r: &PersonRecord, e: Option<u64>, a: &AuditEntry) -> Result<bool, ServiceError> {
         let winner = self.winner.lock().unwrap().take();
         if let Some(w) = winner {
             self.inner.force_put(w);
@@ -211,6 +211,12 @@ impl Ledger for Racing {
     async fn claim(&self, t: &str, n: &str, p: &str) -> Result<String, ServiceError> {
         self.inner.claim(t, n, p).await
     }
+    async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
+        self.inner.remember(p, t, a).await
+    }
+    async fn accounts(&self, p: &str, t: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        self.inner.accounts(p, t).await
+    }
 }
 
 #[tokio::test]
@@ -232,6 +238,7 @@ async fn the_loser_of_a_race_with_a_newer_event_converges_on_the_winner() {
     rec.last_event_id = "winner".into();
     rec.last_occurred_at = "2026-11-10T08:00:00Z".parse().unwrap();
     rec.last_event = Some(winner.to_string());
+    rec.version += 1;
     *racing.winner.lock().unwrap() = Some(rec);
     // WHEN our (older) mover finishes its writes and tries to commit
     let r = run(&state, &fixture("03-mover-ada.json")).await;

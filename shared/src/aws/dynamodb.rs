@@ -3,19 +3,19 @@
 //! One table, `pk` (S) = the person's `issuer#id`, `sk` (S) = `target#<target>` for the person
 //! record of a target, or `audit#<occurredAt>#<target>#<eventId>` for an audit entry; `expiresAt`
 //! (N) is the TTL attribute of audit entries. The record and its audit entry are committed in one
-//! TransactWriteItems, the record conditioned on the last applied event (optimistic concurrency).
+//! TransactWriteItems, the record conditioned on its `version` (optimistic concurrency).
 //! A name claim is `pk` = `claim#<target>#<name>`, `sk` = `claim`, `owner` = the person's key,
-//! written once with a conditional PutItem.
+//! written once with a conditional Put in one transaction with the owner's account inventory
+//! (`pk` = person, `sk` = `inventory#<target>`, `accounts` (SS), only ever ADDed to).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use crate::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key};
@@ -35,16 +35,34 @@ impl DynamoLedger {
     }
 
     /// A transaction item putting `item` in the table, optionally conditioned.
-    fn put(&self, item: Item, condition: Option<(&str, Option<&str>)>) -> Result<TransactWriteItem, ServiceError> {
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Option<AttributeValue>)>,
+    ) -> Result<TransactWriteItem, ServiceError> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some((expression, expected)) = condition {
             put = put.condition_expression(expression);
             if let Some(v) = expected {
-                put = put.expression_attribute_values(":expected", s(v));
+                put = put.expression_attribute_values(":expected", v);
             }
         }
         let put = put.build().map_err(|e| ServiceError::Validation { op: Op::LedgerWrite, message: e.to_string() })?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction item adding an account key to a person's inventory (a string set: ADD is
+    /// idempotent and never removes).
+    fn inventory_add(&self, person: &str, target: &str, account: &str) -> Result<TransactWriteItem, ServiceError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(crate::ledger::inventory_sort_key(target)))
+            .update_expression("ADD accounts :a")
+            .expression_attribute_values(":a", AttributeValue::Ss(vec![account.to_string()]))
+            .build()
+            .map_err(|e| ServiceError::Validation { op: Op::LedgerWrite, message: e.to_string() })?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Every item of a Query (all pages), converted.
@@ -110,8 +128,15 @@ pub fn record_item(r: &PersonRecord) -> Item {
         ("lastEventId".to_string(), s(&r.last_event_id)),
         ("lastOccurredAt".to_string(), time(&r.last_occurred_at)),
         ("updatedAt".to_string(), time(&r.updated_at)),
+        ("version".to_string(), n(r.version)),
     ]);
-    for (k, v) in [("userId", &r.user_id), ("userName", &r.user_name), ("lastEvent", &r.last_event)] {
+    for (k, v) in [
+        ("userId", &r.user_id),
+        ("userName", &r.user_name),
+        ("lastEvent", &r.last_event),
+        ("lifecycleEvent", &r.lifecycle_event),
+        ("held", &r.held),
+    ] {
         if let Some(v) = v {
             item.insert(k.to_string(), s(v));
         }
@@ -129,6 +154,9 @@ pub fn record_from_item(item: &Item) -> Result<PersonRecord, ServiceError> {
         last_event_id: get_s(item, "lastEventId").ok_or_else(|| corrupt("lastEventId"))?.to_string(),
         last_occurred_at: get_time(item, "lastOccurredAt").ok_or_else(|| corrupt("lastOccurredAt"))?,
         last_event: get_s(item, "lastEvent").map(str::to_string),
+        lifecycle_event: get_s(item, "lifecycleEvent").map(str::to_string),
+        held: get_s(item, "held").map(str::to_string),
+        version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
         updated_at: get_time(item, "updatedAt").ok_or_else(|| corrupt("updatedAt"))?,
     })
 }
@@ -223,13 +251,13 @@ impl Ledger for DynamoLedger {
     async fn commit(
         &self,
         record: &PersonRecord,
-        expected: Option<&str>,
+        expected: Option<u64>,
         audit: &AuditEntry,
     ) -> Result<bool, ServiceError> {
         let op = Op::LedgerWrite;
         let condition = match expected {
             None => ("attribute_not_exists(pk)", None),
-            Some(last) => ("lastEventId = :expected", Some(last)),
+            Some(v) => ("version = :expected", Some(n(v))),
         };
         let res = self
             .client
@@ -266,9 +294,7 @@ impl Ledger for DynamoLedger {
 
     async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
         let key = crate::ledger::claim_key(target, name);
-        let res = self
-            .client
-            .put_item()
+        let claim = Put::builder()
             .table_name(&self.table)
             .item("pk", s(&key))
             .item("sk", s("claim"))
@@ -276,11 +302,23 @@ impl Ledger for DynamoLedger {
             .condition_expression("attribute_not_exists(pk) OR #owner = :person")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":person", s(person))
+            .build()
+            .map_err(|e| ServiceError::Validation { op: Op::LedgerWrite, message: e.to_string() })?;
+        // The claim and the person's inventory entry in one transaction: a claimed account is
+        // always in its owner's inventory before the write that creates it.
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(claim).build())
+            .transact_items(self.inventory_add(person, target, name)?)
             .send()
             .await;
         match res {
             Ok(_) => Ok(person.to_string()),
-            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+            Err(e)
+                if matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
+                    if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")) =>
+            {
                 let out = self
                     .client
                     .get_item()
@@ -295,6 +333,35 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => Err(classify(Op::LedgerWrite, &e)),
         }
+    }
+
+    async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
+        self.client
+            .transact_write_items()
+            .transact_items(self.inventory_add(person, target, account)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(Op::LedgerWrite, &e))
+    }
+
+    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(crate::ledger::inventory_sort_key(target)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(Op::LedgerRead, &e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("accounts"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError> {

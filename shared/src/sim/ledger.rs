@@ -20,6 +20,7 @@ struct State {
     slots: BTreeMap<String, u32>,
     held: BTreeMap<(String, String), HeldEvent>,
     claims: BTreeMap<String, String>,
+    inventory: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +74,11 @@ impl SimLedger {
         self.lock().records.get(&(person.to_string(), record_sort_key(target))).cloned()
     }
 
+    /// A person's inventory on a target, for inspection.
+    pub fn inventory(&self, person: &str, target: &str) -> std::collections::BTreeSet<String> {
+        self.lock().inventory.get(&(person.to_string(), target.to_string())).cloned().unwrap_or_default()
+    }
+
     /// Overwrites a record, bypassing the condition (to model a concurrent writer in tests).
     pub fn force_put(&self, record: PersonRecord) {
         let key = (record.person.clone(), record_sort_key(&record.target));
@@ -91,7 +97,7 @@ impl Ledger for SimLedger {
     async fn commit(
         &self,
         record: &PersonRecord,
-        expected: Option<&str>,
+        expected: Option<u64>,
         audit: &AuditEntry,
     ) -> Result<bool, ServiceError> {
         let mut s = self.lock();
@@ -101,7 +107,7 @@ impl Ledger for SimLedger {
             return Err(unavailable());
         }
         let key = (record.person.clone(), record_sort_key(&record.target));
-        let current = s.records.get(&key).map(|r| r.last_event_id.as_str());
+        let current = s.records.get(&key).map(|r| r.version);
         if current != expected {
             return Ok(false);
         }
@@ -130,7 +136,25 @@ impl Ledger for SimLedger {
     async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
-        Ok(s.claims.entry(crate::ledger::claim_key(target, name)).or_insert_with(|| person.to_string()).clone())
+        let owner =
+            s.claims.entry(crate::ledger::claim_key(target, name)).or_insert_with(|| person.to_string()).clone();
+        if owner == person {
+            s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(name.to_string());
+        }
+        Ok(owner)
+    }
+
+    async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(account.to_string());
+        Ok(())
+    }
+
+    async fn accounts(&self, person: &str, target: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.inventory.get(&(person.to_string(), target.to_string())).cloned().unwrap_or_default())
     }
 
     async fn take_slot(&self, key: &str, limit: u32, _expires_at: i64) -> Result<bool, ServiceError> {
