@@ -359,7 +359,18 @@ impl Target for AppStreamSync {
         let (record, dry_run) = (ctx.record, ctx.dry_run);
         match &event.change {
             Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
-                self.converge_profile(event, p, record, dry_run).await
+                let mut out = self.converge_profile(event, p, record, dry_run).await?;
+                if ctx.sweep && !dry_run {
+                    // After a lost race: a concurrent delivery may have created another address.
+                    let mut notes = Vec::new();
+                    for name in ctx.accounts().await? {
+                        if out.user_name.as_deref() != Some(name.as_str()) {
+                            let done = self.release(&name, false, &mut notes).await?;
+                            out.actions.extend(done.into_iter().map(|a| format!("sweep: {a}")));
+                        }
+                    }
+                }
+                Ok(out)
             }
             Change::Leaver { .. } => {
                 // Only the ledger knows the person's AppStream users (they carry no ExternalId):

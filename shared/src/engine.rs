@@ -54,6 +54,9 @@ pub enum SyncError {
     Service(#[from] ServiceError),
     #[error("a concurrent writer kept winning after {MAX_ATTEMPTS} attempts")]
     ConflictPersisted,
+    /// Another instance holds the person's lease on this target: retried (redelivered).
+    #[error("another instance is converging this person on this target (ledger lease); retried")]
+    Busy,
 }
 
 impl SyncError {
@@ -64,7 +67,7 @@ impl SyncError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Service(e) => e.is_retryable(),
-            Self::ConflictPersisted => true,
+            Self::ConflictPersisted | Self::Busy => true,
             Self::Invalid(_) | Self::Permanent { .. } => false,
         }
     }
@@ -81,6 +84,7 @@ impl SyncError {
             Self::Service(ServiceError::QuotaExceeded { .. }) => "ServiceQuotaExceeded",
             Self::Service(ServiceError::Unavailable { .. }) => "ServiceUnavailable",
             Self::ConflictPersisted => "ConflictPersisted",
+            Self::Busy => "PersonBusy",
         }
     }
 }
@@ -108,6 +112,10 @@ pub trait Target: Send + Sync {
 pub struct Ctx<'a> {
     pub record: Option<&'a PersonRecord>,
     pub dry_run: bool,
+    /// Revoke every inventory account other than the one converged (after a lost ledger race,
+    /// when the winner's account is known to be the person's): two concurrent creations for one
+    /// person under different names leave exactly one account that grants access.
+    pub sweep: bool,
     person: String,
     target: &'static str,
     ledger: &'a dyn Ledger,
@@ -127,7 +135,7 @@ impl<'a> Ctx<'a> {
         target: &'static str,
         ledger: &'a dyn Ledger,
     ) -> Self {
-        Self { record, dry_run, person, target, ledger }
+        Self { record, dry_run, sweep: false, person, target, ledger }
     }
 
     /// The person (`issuer#id`).
@@ -213,8 +221,46 @@ impl Engine {
     /// decides ([`ledger::effective`]), never to the event alone: any delivery order of the same
     /// events ends in the same state. A duplicate makes no writes at all; an event that changes
     /// nothing is audited as stale; a lost ledger race re-reads, re-merges and converges again.
+    ///
+    /// Outside a dry run the person's lease on the target is held throughout (one instance
+    /// converges a person at a time, whatever the delivery path); a held lease is `Busy`.
     pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         self.target.check(event)?;
+        let person = event.external_id.key();
+        // A duplicate or stale event is settled by a read alone: no lease, no writes.
+        let record = self.ledger.get(&person, self.target.name()).await?;
+        if !matches!(ledger::merge(event, body, record.as_ref()), Merge::Changed(_)) {
+            return self.apply_leased(event, body).await;
+        }
+        self.leased(&person, self.apply_leased(event, body)).await
+    }
+
+    /// Runs `work` under the person's lease (not in a dry run, which writes nothing).
+    async fn leased(
+        &self,
+        person: &str,
+        work: impl std::future::Future<Output = Result<Outcome, SyncError>>,
+    ) -> Result<Outcome, SyncError> {
+        static HOLDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if self.settings.dry_run {
+            return work.await;
+        }
+        let n = HOLDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let holder = format!("{}-{}-{n}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or_default());
+        let until = Utc::now().timestamp() + ledger::LEASE_SECONDS;
+        if !self.ledger.lease(person, self.target.name(), &holder, until).await? {
+            tracing::info!(decision = "busy", "another instance holds the person's lease; retried");
+            return Err(SyncError::Busy);
+        }
+        let result = work.await;
+        if let Err(e) = self.ledger.release(person, self.target.name(), &holder).await {
+            // The lease expires on its own; the work's result stands.
+            tracing::warn!(error = %e, "lease release failed; it expires by itself");
+        }
+        result
+    }
+
+    async fn apply_leased(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         let person = event.external_id.key();
         let dry_run = self.settings.dry_run;
         let mut raced = false;
@@ -238,7 +284,13 @@ impl Engine {
                     // We lost a race after writing: converge again on what the winner recorded,
                     // so our writes never outlive a newer decision.
                     if let Some(r) = record.as_ref().filter(|r| r.held.is_none()) {
-                        self.converge_known(&person, &Knowledge::of(Some(r)), Some(r)).await?;
+                        self.converge_known(&person, &Knowledge::of(Some(r)), Some(r), true).await?;
+                        // Nothing to commit: make sure no newer decision landed meanwhile (our
+                        // writes must not outlive it), else converge again.
+                        let now = self.ledger.get(&person, self.target.name()).await?;
+                        if now.as_ref().map(|n| n.version) != Some(r.version) {
+                            continue;
+                        }
                     }
                     return Ok(self.settled(Decision::Stale, record.as_ref()));
                 }
@@ -271,7 +323,7 @@ impl Engine {
             if new_leaver && !raced && !dry_run && !self.breaker_allows().await? {
                 return self.hold(event, &effective, &knowledge, record.as_ref()).await;
             }
-            let mut outcome = self.converge_known(&person, &knowledge, record.as_ref()).await?;
+            let mut outcome = self.converge_known(&person, &knowledge, record.as_ref(), raced).await?;
             if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
                 outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
                 if outcome.actions.is_empty() {
@@ -297,17 +349,24 @@ impl Engine {
         person: &str,
         knowledge: &Knowledge,
         record: Option<&PersonRecord>,
+        raced: bool,
     ) -> Result<Outcome, SyncError> {
         let Some(effective) = ledger::effective(knowledge, record.map(|r| r.status)) else {
             return Ok(self.settled(Decision::NoChange, record));
         };
-        let ctx = Ctx::new(record, self.settings.dry_run, person.to_string(), self.target.name(), self.ledger.as_ref());
+        let mut ctx =
+            Ctx::new(record, self.settings.dry_run, person.to_string(), self.target.name(), self.ledger.as_ref());
+        ctx.sweep |= raced;
         self.target.converge(&effective, &ctx).await
     }
 
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
     /// clearing a hold: how `release-held` applies a held leaver, or whatever superseded it.
     pub async fn reconverge(&self, person: &str) -> Result<Outcome, SyncError> {
+        self.leased(person, self.reconverge_leased(person)).await
+    }
+
+    async fn reconverge_leased(&self, person: &str) -> Result<Outcome, SyncError> {
         for _attempt in 0..MAX_ATTEMPTS {
             let Some(record) = self.ledger.get(person, self.target.name()).await? else {
                 return Ok(self.settled(Decision::NoChange, None));
@@ -316,7 +375,7 @@ impl Engine {
             let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
-            let outcome = self.converge_known(person, &knowledge, Some(&record)).await?;
+            let outcome = self.converge_known(person, &knowledge, Some(&record), true).await?;
             if self.settings.dry_run {
                 return Ok(outcome);
             }

@@ -613,7 +613,23 @@ impl Target for IamSync {
         let (record, dry_run) = (ctx.record, ctx.dry_run);
         match &event.change {
             Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
-                self.converge_profile(event, p, record, dry_run).await
+                let mut out = self.converge_profile(event, p, record, dry_run).await?;
+                if ctx.sweep && !dry_run {
+                    // After a lost race: a concurrent delivery may have created another user.
+                    for name in ctx.accounts().await? {
+                        if out.user_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name)) {
+                            continue;
+                        }
+                        if let Some(u) = self.service.get_user(&name).await?
+                            && ownership(&u, &event.external_id) == Ownership::Ours
+                            && out.user_id.as_deref() != Some(u.user_id.as_str())
+                        {
+                            let done = self.lockdown(event, &u, false).await?;
+                            out.actions.extend(done.into_iter().map(|a| format!("sweep: {a}")));
+                        }
+                    }
+                }
+                Ok(out)
             }
             Change::Leaver { user_name: sent, .. } => {
                 // The ledger's user first (a changed tag parks), then every other name of the

@@ -151,7 +151,16 @@ impl IdentitySync {
             );
         }
         for _attempt in 0..MAX_ATTEMPTS {
-            let resolved = self.resolve(event, hint).await?;
+            // After a lost race, a concurrent delivery may have created a second user of ours:
+            // the one holding the desired userName is kept (renaming the ledger's onto it would
+            // collide), the others are swept.
+            let resolved = match ctx.sweep {
+                true => match self.resolve(event, None).await? {
+                    r if r.current.is_some() => r,
+                    _ => self.resolve(event, hint).await?,
+                },
+                false => self.resolve(event, hint).await?,
+            };
             let Plan { decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
             let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
             let user_name = match event.profile() {
@@ -177,7 +186,10 @@ impl IdentitySync {
                 }
             }
             let resolved_by = if decision == Decision::Create && !dry_run { "created" } else { resolved.by };
-            let actions = actions.iter().map(Action::describe).collect();
+            let mut actions: Vec<String> = actions.iter().map(Action::describe).collect();
+            if ctx.sweep && !dry_run {
+                actions.extend(self.sweep(event, ctx, user_id.as_deref(), user_name.as_deref()).await?);
+            }
             return Ok(Outcome { decision, actions, user_id, user_name, resolved_by, dry_run, notes });
         }
         Err(SyncError::ConflictPersisted)
@@ -389,6 +401,44 @@ impl IdentitySync {
         let (user_id, user_name) = last.unzip();
         let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
         Ok(Outcome { decision, actions, user_id, user_name, resolved_by: by, dry_run: ctx.dry_run, notes: vec![] })
+    }
+
+    /// After a lost race: every other user of the person's inventory (a concurrent delivery
+    /// created one under another name) loses its managed memberships and is disabled.
+    async fn sweep(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        keep: Option<&str>,
+        keep_name: Option<&str>,
+    ) -> Result<Vec<String>, SyncError> {
+        let inventory = ctx.accounts().await?;
+        let mut ids: std::collections::BTreeSet<String> =
+            inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string).collect();
+        for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")).filter(|n| Some(*n) != keep_name) {
+            if let Ok(name) = UserName::parse(name)
+                && let Some(id) = self.store.find_user_by_user_name(&name).await?
+            {
+                ids.insert(id);
+            }
+        }
+        let leaver = HrEvent {
+            change: crate::contract::Change::Leaver { user_name: None, directory_user_name: None },
+            ..event.clone()
+        };
+        let mut actions = Vec::new();
+        for id in ids.iter().filter(|id| Some(id.as_str()) != keep) {
+            if let Some(record) = self.store.describe_user(id).await?
+                && planner::ownership(&record, &event.external_id) == Ownership::Ours
+            {
+                let current = self.current(record, "inventory").await?.current;
+                let plan = planner::plan(&leaver, current.as_ref(), None).actions;
+                self.execute(&plan, &mut Some(id.clone()), ctx).await?;
+                tracing::warn!(decision = "sweep", "a second account of the person (concurrent creation) was disabled");
+                actions.extend(plan.iter().map(|a| format!("sweep: {}", a.describe())));
+            }
+        }
+        Ok(actions)
     }
 
     async fn current(&self, record: UserRecord, by: &'static str) -> Result<Resolved, SyncError> {

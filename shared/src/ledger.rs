@@ -131,6 +131,21 @@ pub trait Ledger: Send + Sync {
     /// The person's account inventory on a target: every account key they were ever given,
     /// written ahead of the write that created, renamed or re-addressed it; never shortened.
     async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError>;
+    /// Takes the person's lease on a target for `holder` until `expires_at` (epoch seconds):
+    /// while it is held, no other instance converges the person there (their writes to the
+    /// service would interleave). `Ok(false)`: another holder has it and it has not expired.
+    async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError>;
+    /// Gives the lease back (only if `holder` still has it).
+    async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError>;
+}
+
+/// How long a lease lasts: twice the functions' 60-second timeout, so a crashed holder blocks the
+/// person only until SQS redelivers (visibility timeout 360 s, 5 receives).
+pub const LEASE_SECONDS: i64 = 120;
+
+/// The sort key of a person's lease on a target.
+pub fn lease_sort_key(target: &str) -> String {
+    format!("lease#{target}")
 }
 
 /// The sort key of a person's account inventory on a target.

@@ -298,8 +298,9 @@ impl Target for SubscriptionSync {
             ));
         }
         let mut actions = Vec::new();
-        // The AD account changed: release everything held under every other name first.
-        if record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != username.as_str()) {
+        // The AD account changed (or, after a lost race, a concurrent delivery may have used
+        // another name): release everything held under every other name first.
+        if ctx.sweep || record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != username.as_str()) {
             let mut old: std::collections::BTreeMap<String, String> =
                 ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
             if let Some(n) = record.and_then(|r| r.user_name.clone()) {

@@ -220,12 +220,18 @@ async fn concurrent_deliveries_of_one_joiner_create_exactly_one_account() {
     let meta = identity_sync::RecordMeta::default();
     let (ra, rb) =
         tokio::join!(identity_sync::process_record(&a, &body, &meta), identity_sync::process_record(&b, &body, &meta));
-    // THEN both succeed and exactly one account exists, with its groups
-    assert!(ra.error.is_none() && rb.error.is_none(), "{:?} {:?}", ra.error, rb.error);
+    // THEN one converges and the other finds the person's ledger lease taken: retried, not lost
+    let busy: Vec<_> = [&ra, &rb].into_iter().filter(|r| r.error.is_some()).collect();
+    assert_eq!(busy.len(), 1, "{:?} {:?}", ra.error, rb.error);
+    assert_eq!(busy[0].error.as_ref().map(|e| e.0.as_str()), Some("PersonBusy"));
+    assert_eq!(busy[0].result, jml_shared::batch::RecordResult::Retry);
+    // AND its redelivery is a duplicate: exactly one account exists, with its groups
+    let again = identity_sync::process_record(&a, &body, &meta).await;
+    assert_eq!(again.outcome.map(|o| o.decision), Some(jml_shared::planner::Decision::Duplicate));
     let adas: Vec<_> = mem.store.users().into_iter().filter(|u| u.user_name == ADA).collect();
     assert_eq!(adas.len(), 1);
     assert_eq!(adas[0].groups.len(), 3);
-    assert_eq!(mem.store.calls().get(Op::CreateUser), 2, "both tried; one lost on ConflictException and re-resolved");
+    assert_eq!(mem.store.calls().get(Op::CreateUser), 1, "one instance at a time converges a person");
 }
 
 #[tokio::test]

@@ -214,6 +214,12 @@ impl Ledger for Racing {
     async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
         self.inner.remember(p, t, a).await
     }
+    async fn lease(&self, p: &str, t: &str, h: &str, e: i64) -> Result<bool, ServiceError> {
+        self.inner.lease(p, t, h, e).await
+    }
+    async fn release(&self, p: &str, t: &str, h: &str) -> Result<(), ServiceError> {
+        self.inner.release(p, t, h).await
+    }
     async fn accounts(&self, p: &str, t: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
         self.inner.accounts(p, t).await
     }

@@ -37,7 +37,11 @@ fn capture_json_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(capture.clone())
         .finish();
-    (capture, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests run the handler on other threads with no subscriber: make every callsite ask
+    // again, so none stays cached as "never enabled" while this capture is in place.
+    tracing::callsite::rebuild_interest_cache();
+    (capture, guard)
 }
 
 #[tokio::test]

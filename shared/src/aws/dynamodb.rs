@@ -345,6 +345,61 @@ impl Ledger for DynamoLedger {
             .map_err(|e| classify(Op::LedgerWrite, &e))
     }
 
+    async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person))
+            .item("sk", s(crate::ledger::lease_sort_key(target)))
+            .item("holder", s(holder))
+            .item("leaseUntil", n(expires_at))
+            .item("expiresAt", n(expires_at + 86_400))
+            .condition_expression("attribute_not_exists(pk) OR holder = :h OR leaseUntil < :now")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(Op::LedgerWrite, &e)),
+        }
+    }
+
+    async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(crate::ledger::lease_sort_key(target)))
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Expired and taken by another holder: theirs now.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify(Op::LedgerWrite, &e)),
+        }
+    }
+
     async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
         let out = self
             .client

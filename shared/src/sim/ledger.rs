@@ -21,6 +21,7 @@ struct State {
     held: BTreeMap<(String, String), HeldEvent>,
     claims: BTreeMap<String, String>,
     inventory: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
+    leases: BTreeMap<(String, String), (String, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +149,30 @@ impl Ledger for SimLedger {
         let mut s = self.lock();
         s.writes += 1;
         s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(account.to_string());
+        Ok(())
+    }
+
+    async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        let now = chrono::Utc::now().timestamp();
+        let key = (person.to_string(), target.to_string());
+        match s.leases.get(&key) {
+            Some((h, until)) if h != holder && *until > now => Ok(false),
+            _ => {
+                s.leases.insert(key, (holder.to_string(), expires_at));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        let key = (person.to_string(), target.to_string());
+        if s.leases.get(&key).is_some_and(|(h, _)| h == holder) {
+            s.leases.remove(&key);
+        }
         Ok(())
     }
 
