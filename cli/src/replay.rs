@@ -13,6 +13,7 @@ use jml_shared::config::{Backend, Config};
 use jml_shared::contract::EventKind;
 use jml_shared::iam::IAM_TARGET;
 use jml_shared::ledger::IDENTITY_TARGET;
+use jml_shared::planner::Decision;
 use jml_shared::sim::{SimAppStream, SimIam, SimIdentityStore, SimLedger, SimUserSubscriptions};
 use jml_shared::subscriptions::SUBSCRIPTIONS_TARGET;
 
@@ -140,7 +141,12 @@ pub async fn run(
             if report.result != RecordResult::Done {
                 failures += 1;
             }
-            if report.kind == Some(EventKind::Leaver) && report.outcome.is_some() {
+            // Only an applied leaver is checked (a stale, duplicate or held one changed nothing).
+            let applied = report
+                .outcome
+                .as_ref()
+                .is_some_and(|o| !matches!(o.decision, Decision::Stale | Decision::Duplicate | Decision::Held));
+            if report.kind == Some(EventKind::Leaver) && applied {
                 leaver_of = report.external_id.clone();
             }
         }
@@ -196,18 +202,39 @@ async fn build(cfg: &Config, enabled: &[&str]) -> (Vec<State>, Option<Sims>) {
     }
 }
 
-/// What access a person still holds in each simulated target, from the ledger's account names.
-/// Returns one line per target and whether anything is left.
+/// What access a person still holds in each simulated target: every account of the ledger's
+/// write-ahead inventory and record, read back from the simulator. One line per account and
+/// whether it grants anything.
 fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, bool)> {
-    let name = |target: &str| sims.ledger.record(person, target).and_then(|r| r.user_name);
+    let accounts = |target: &str| {
+        let mut names = sims.ledger.inventory(person, target);
+        let record = sims.ledger.record(person, target);
+        names.extend(record.as_ref().and_then(|r| r.user_name.clone()));
+        names.extend(record.as_ref().and_then(|r| r.user_id.as_ref().map(|id| format!("id:{id}"))));
+        names
+    };
     let mut out = Vec::new();
-    let id = sims.ledger.record(person, IDENTITY_TARGET).and_then(|r| r.user_id);
-    if let Some(u) = id.and_then(|id| sims.identity.store.users().into_iter().find(|u| u.user_id == id)) {
-        let enabled = u.status == jml_shared::ports::UserStatus::Enabled;
-        let line = format!("{}, {} group(s)", if enabled { "ENABLED" } else { "disabled" }, u.groups.len());
-        out.push((IDENTITY_TARGET, line, enabled || !u.groups.is_empty()));
+    let users = sims.identity.store.users();
+    let mut seen = std::collections::BTreeSet::new();
+    for key in accounts(IDENTITY_TARGET) {
+        let found = match key.split_once(':') {
+            Some(("id", id)) => users.iter().find(|u| u.user_id == id),
+            Some(("name", name)) => users.iter().find(|u| u.user_name == name),
+            _ => users.iter().find(|u| u.user_name == key),
+        };
+        if let Some(u) = found.filter(|u| seen.insert(u.user_id.clone()))
+            && u.marker == marker(person)
+        {
+            let enabled = u.status == jml_shared::ports::UserStatus::Enabled;
+            let line = format!("{}, {} group(s)", if enabled { "ENABLED" } else { "disabled" }, u.groups.len());
+            out.push((IDENTITY_TARGET, line, enabled || !u.groups.is_empty()));
+        }
     }
-    if let Some(n) = name(SUBSCRIPTIONS_TARGET) {
+    let mut seen = std::collections::BTreeSet::new();
+    for n in accounts(SUBSCRIPTIONS_TARGET) {
+        if !seen.insert(n.to_lowercase()) {
+            continue;
+        }
         let (p, i) = sims.subscriptions.service.holdings(&n);
         out.push((
             SUBSCRIPTIONS_TARGET,
@@ -215,11 +242,16 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
             !p.is_empty() || !i.is_empty(),
         ));
     }
-    if let Some((u, stacks)) = name(APPSTREAM_TARGET).and_then(|n| sims.appstream.service.all().remove(&n)) {
-        let line = format!("{}, {} stack(s)", if u.enabled { "ENABLED" } else { "disabled" }, stacks.len());
-        out.push((APPSTREAM_TARGET, line, u.enabled || !stacks.is_empty()));
+    let pool = sims.appstream.service.all();
+    for n in accounts(APPSTREAM_TARGET) {
+        if let Some((u, stacks)) = pool.get(&n) {
+            let line = format!("{}, {} stack(s)", if u.enabled { "ENABLED" } else { "disabled" }, stacks.len());
+            out.push((APPSTREAM_TARGET, line, u.enabled || !stacks.is_empty()));
+        }
     }
-    if let Some(u) = name(IAM_TARGET).and_then(|n| sims.iam.service.user(&n)) {
+    let mut seen = std::collections::BTreeSet::new();
+    for n in accounts(IAM_TARGET) {
+        let Some(u) = sims.iam.service.user(&n).filter(|u| seen.insert(u.user.user_id.clone())) else { continue };
         let keys = u.access_keys.iter().filter(|k| k.status == "Active").count()
             + u.other_credentials.iter().filter(|c| c.active).count();
         let line = format!(
@@ -230,6 +262,13 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
         out.push((IAM_TARGET, line, u.login_profile || keys > 0 || !u.groups.is_empty()));
     }
     out
+}
+
+/// The managed marker of a person key (`issuer#id`).
+fn marker(person: &str) -> Option<String> {
+    let (issuer, id) = person.split_once('#')?;
+    let part = |s: &str| jml_shared::contract::ExternalIdPart::parse(s).ok();
+    Some(jml_shared::contract::ExternalId { issuer: part(issuer)?, id: part(id)? }.marker())
 }
 
 /// Prints what the leaver left behind; returns 1 if any access remains (a failed replay).
@@ -289,23 +328,31 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
     }
     if enabled.contains(&"appstream") {
         println!("\nfinal AppStream user pool (simulator)");
-        println!("{:<32} {:<26} {:<9} {:>7}  stacks", "user name", "first / last name", "status", "welcome");
-        for (user, (u, stacks)) in sims.appstream.service.all() {
+        // Columns as wide as their longest value: long addresses never run into the status.
+        let all = sims.appstream.service.all();
+        let names = |u: &jml_shared::sim::PoolUser| {
+            format!("{} / {}", u.first_name.as_deref().unwrap_or("-"), u.last_name.as_deref().unwrap_or("-"))
+        };
+        let w = all.keys().map(|k| k.chars().count()).max().unwrap_or(0).max(9);
+        let nw = all.values().map(|(u, _)| names(u).chars().count()).max().unwrap_or(0).max(17);
+        println!("{:<w$} {:<nw$} {:<9} {:>7}  stacks", "user name", "first / last name", "status", "welcome");
+        for (user, (u, stacks)) in all {
             let status = if u.enabled { "ENABLED" } else { "DISABLED" };
-            let names =
-                format!("{} / {}", u.first_name.as_deref().unwrap_or("-"), u.last_name.as_deref().unwrap_or("-"));
-            println!("{user:<32} {names:<26} {status:<9} {:>7}  {}", u.welcome_emails, or_dash(stacks));
+            println!("{user:<w$} {:<nw$} {status:<9} {:>7}  {}", names(&u), u.welcome_emails, or_dash(stacks));
         }
     }
     if enabled.contains(&"iam") {
         println!("\nfinal IAM users (simulator)");
-        println!("{:<16} {:<28} {:<9} {:<8} {:<5} groups", "user name", "path", "status", "console", "keys");
-        for u in sims.iam.service.all() {
+        let all = sims.iam.service.all();
+        let w = all.iter().map(|u| u.user.user_name.chars().count()).max().unwrap_or(0).max(15);
+        let pw = all.iter().map(|u| u.user.path.chars().count()).max().unwrap_or(0).max(27);
+        println!("{:<w$} {:<pw$} {:<9} {:<8} {:<5} groups", "user name", "path", "status", "console", "keys");
+        for u in all {
             let status = u.user.tags.get(jml_shared::iam::TAG_STATUS).cloned().unwrap_or_else(|| "-".into());
             let keys = u.access_keys.iter().filter(|k| k.status == "Active").count();
             let console = if u.login_profile { "yes" } else { "no" };
             println!(
-                "{:<16} {:<28} {status:<9} {console:<8} {keys:<5} {}",
+                "{:<w$} {:<pw$} {status:<9} {console:<8} {keys:<5} {}",
                 u.user.user_name,
                 u.user.path,
                 or_dash(u.groups.into_iter().collect())

@@ -227,12 +227,26 @@ impl Engine {
     pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         self.target.check(event)?;
         let person = event.external_id.key();
-        // A duplicate or stale event is settled by a read alone: no lease, no writes.
+        // A duplicate is settled by one read and no write; a stale event by one read and its
+        // audit entry; only an event that changes the person's knowledge takes the lease (and
+        // reads the record again under it).
         let record = self.ledger.get(&person, self.target.name()).await?;
-        if !matches!(ledger::merge(event, body, record.as_ref()), Merge::Changed(_)) {
-            return self.apply_leased(event, body).await;
+        match ledger::merge(event, body, record.as_ref()) {
+            Merge::Duplicate => {
+                // A redelivered held leaver is still held: reported so, never "done".
+                let held = record.as_ref().is_some_and(|r| r.held.is_some());
+                let decision = if held { Decision::Held } else { Decision::Duplicate };
+                Ok(self.settled(decision, record.as_ref()))
+            }
+            Merge::Stale => {
+                let outcome = self.settled(Decision::Stale, record.as_ref());
+                if !self.settings.dry_run {
+                    self.ledger.append_audit(&self.audit(event, &outcome)).await?;
+                }
+                Ok(outcome)
+            }
+            Merge::Changed(_) => self.leased(&person, self.apply_leased(event, body)).await,
         }
-        self.leased(&person, self.apply_leased(event, body)).await
     }
 
     /// Runs `work` under the person's lease (not in a dry run, which writes nothing).

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod properties;
+mod regressions;
 
 /// A sample event from `events/`, as JSON.
 pub fn fixture_json(name: &str) -> serde_json::Value {

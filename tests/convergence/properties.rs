@@ -31,19 +31,19 @@ use serde_json::{Value, json};
 use crate::fixture_json;
 
 /// One generated event: who, what, when, and which variant of each attribute.
-#[derive(Clone, Debug)]
-struct Ev {
-    person: u8,
-    kind: u8,
-    day: u8,
-    name: u8,
-    email: u8,
-    ad: u8,
-    dept: u8,
-    groups: u8,
-    subs: u8,
-    stacks: u8,
-    hint: bool,
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ev {
+    pub person: u8,
+    pub kind: u8,
+    pub day: u8,
+    pub name: u8,
+    pub email: u8,
+    pub ad: u8,
+    pub dept: u8,
+    pub groups: u8,
+    pub subs: u8,
+    pub stacks: u8,
+    pub hint: bool,
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
@@ -64,7 +64,7 @@ fn ev() -> impl Strategy<Value = Ev> {
     )
 }
 
-fn external_id(p: u8) -> String {
+pub(crate) fn external_id(p: u8) -> String {
     format!("5000{p}")
 }
 
@@ -73,7 +73,7 @@ fn user_name(e: &Ev) -> String {
 }
 
 /// The event's JSON body; `seq` makes its eventId unique within the history.
-fn body(e: &Ev, seq: usize) -> String {
+pub(crate) fn body(e: &Ev, seq: usize) -> String {
     let when = format!("2026-11-{:02}T09:00:00Z", 1 + e.day);
     let event_id = format!("h-{seq:03}");
     let id = external_id(e.person);
@@ -197,20 +197,20 @@ impl Ledger for Yielding {
 }
 
 /// The four simulated targets on one ledger, as deployed (one table, four functions).
-struct World {
-    ledger: Arc<SimLedger>,
-    identity: Arc<SimIdentityStore>,
-    subs: Arc<SimUserSubscriptions>,
-    apps: Arc<SimAppStream>,
-    iam: Arc<SimIam>,
+pub(crate) struct World {
+    pub ledger: Arc<SimLedger>,
+    pub identity: Arc<SimIdentityStore>,
+    pub subs: Arc<SimUserSubscriptions>,
+    pub apps: Arc<SimAppStream>,
+    pub iam: Arc<SimIam>,
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).expect("memory config")
 }
 
 impl World {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             ledger: Arc::new(SimLedger::default()),
             identity: Arc::new(jml_shared::sim::demo_identity_store()),
@@ -221,18 +221,21 @@ impl World {
     }
 
     /// One instance of every target function over the world's services and `ledger`.
-    fn instance(&self, ledger: Arc<dyn Ledger>) -> Vec<State> {
-        let cfg = config();
+    pub(crate) fn instance(&self, ledger: Arc<dyn Ledger>) -> Vec<State> {
+        self.instance_with(ledger, &config())
+    }
+
+    pub(crate) fn instance_with(&self, ledger: Arc<dyn Ledger>, cfg: &Config) -> Vec<State> {
         let dlq = || Arc::new(SimDeadLetterQueue::default());
         let quiet = |mut s: State| {
             s.metrics = Arc::new(jml_shared::metrics::NullSink);
             s
         };
         vec![
-            quiet(identity_sync::state(self.identity.clone(), ledger.clone(), dlq(), &cfg)),
-            quiet(subscription_sync::state(self.subs.clone(), ledger.clone(), dlq(), &cfg)),
-            quiet(appstream_sync::state(self.apps.clone(), ledger.clone(), dlq(), &cfg)),
-            quiet(iam_sync::state(self.iam.clone(), ledger, dlq(), &cfg)),
+            quiet(identity_sync::state(self.identity.clone(), ledger.clone(), dlq(), cfg)),
+            quiet(subscription_sync::state(self.subs.clone(), ledger.clone(), dlq(), cfg)),
+            quiet(appstream_sync::state(self.apps.clone(), ledger.clone(), dlq(), cfg)),
+            quiet(iam_sync::state(self.iam.clone(), ledger, dlq(), cfg)),
         ]
     }
 
@@ -241,7 +244,7 @@ impl World {
     /// principal stays for audit), so an account that a superseded event created before the
     /// leaver arrived stays behind, disabled and empty, where in-order delivery created none.
     /// Such an account grants nothing and is not part of the compared state.
-    fn snapshot(&self, people: &BTreeSet<u8>) -> String {
+    pub(crate) fn snapshot(&self, people: &BTreeSet<u8>) -> String {
         let mut out = BTreeMap::new();
         for u in self.identity.users() {
             if u.marker.is_some() && (u.status == UserStatus::Enabled || !u.groups.is_empty()) {
@@ -297,7 +300,7 @@ impl World {
     }
 
     /// Access a person still holds anywhere: one line per account that grants something.
-    fn access_left(&self, p: u8) -> Vec<String> {
+    pub(crate) fn access_left(&self, p: u8) -> Vec<String> {
         let mut left = Vec::new();
         let marker_tail = format!(":{}", external_id(p));
         for u in self.identity.users() {

@@ -375,25 +375,24 @@ impl Ledger for DynamoLedger {
     }
 
     async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError> {
+        // Expires the lease in place (UpdateItem, which the functions' policies already allow;
+        // no DeleteItem needed), only if it is still ours.
         let res = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(person))
             .key("sk", s(crate::ledger::lease_sort_key(target)))
+            .update_expression("SET leaseUntil = :zero")
             .condition_expression("holder = :h")
             .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":zero", n(0))
             .send()
             .await;
         match res {
             Ok(_) => Ok(()),
             // Expired and taken by another holder: theirs now.
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 Ok(())
             }
             Err(e) => Err(classify(Op::LedgerWrite, &e)),

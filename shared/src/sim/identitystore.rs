@@ -183,6 +183,15 @@ impl SimIdentityStore {
         id
     }
 
+    /// An administrator removes a user's managed marker and ExternalIds by hand; not counted.
+    pub fn strip_marker(&self, user_name: &str) {
+        let mut s = self.lock();
+        for u in s.users.values_mut().filter(|u| u.record.attributes.user_name == user_name) {
+            u.record.attributes.marker = None;
+            u.record.external_ids.clear();
+        }
+    }
+
     /// Adds a membership outside jml-sync (e.g. an unmanaged group); not counted.
     pub fn seed_membership(&self, group_id: &str, user_id: &str) {
         let mut s = self.lock();
