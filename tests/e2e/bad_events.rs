@@ -101,6 +101,13 @@ fn corpus() -> Vec<(&'static str, Edit, &'static str, &'static str)> {
         ),
         ("name.givenName missing", remove(&["person", "name", "givenName"]), "person.name.givenName", "required"),
         (
+            "name.givenName white space only",
+            set(&["person", "name", "givenName"], json!("\t\n")),
+            "person.name.givenName",
+            "blank",
+        ),
+        ("displayName white space only", set(&["person", "displayName"], json!("   ")), "person.displayName", "blank"),
+        (
             "name.familyName a number",
             set(&["person", "name", "familyName"], json!(7)),
             "person.name.familyName",

@@ -34,6 +34,9 @@ fn check(s: &str, min: usize, max: usize, pattern: &Regex, pattern_doc: &str) ->
     if len > max {
         return Err(format!("must be at most {max} characters long (got {len})"));
     }
+    if min > 0 && s.trim().is_empty() {
+        return Err("must not be blank (white space only)".to_string());
+    }
     if !pattern.is_match(s) {
         return Err(format!(
             "must match the Identity Store pattern {pattern_doc} (control characters and unassigned code points are not allowed)"
