@@ -375,8 +375,7 @@ impl Target for AppStreamSync {
             Change::Leaver { .. } => {
                 // Only the ledger knows the person's AppStream users (they carry no ExternalId):
                 // every address of the write-ahead inventory, and the record's.
-                let mut names = ctx.accounts().await?;
-                names.extend(record.and_then(|r| r.user_name.clone()));
+                let names = ctx.known_accounts().await?;
                 if names.is_empty() {
                     return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None, dry_run, vec![]));
                 }

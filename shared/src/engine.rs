@@ -138,14 +138,17 @@ impl<'a> Ctx<'a> {
         Self { record, dry_run, sweep: false, person, target, ledger }
     }
 
-    /// The person (`issuer#id`).
-    pub fn person(&self) -> &str {
-        &self.person
-    }
-
     /// Every account key the person was ever given on this target (write-ahead inventory).
     pub async fn accounts(&self) -> Result<BTreeSet<String>, SyncError> {
         Ok(self.ledger.accounts(&self.person, self.target).await?)
+    }
+
+    /// The inventory and the account name the record holds: every account a leaver revokes on
+    /// targets whose inventory keys are the account names (AppStream, IAM, subscriptions).
+    pub async fn known_accounts(&self) -> Result<BTreeSet<String>, SyncError> {
+        let mut names = self.accounts().await?;
+        names.extend(self.record.and_then(|r| r.user_name.clone()));
+        Ok(names)
     }
 
     /// Claims `name` for the person before the write that uses it (first claimant wins); the
@@ -232,21 +235,28 @@ impl Engine {
         // reads the record again under it).
         let record = self.ledger.get(&person, self.target.name()).await?;
         match ledger::merge(event, body, record.as_ref()) {
-            Merge::Duplicate => {
-                // A redelivered held leaver is still held: reported so, never "done".
-                let held = record.as_ref().is_some_and(|r| r.held.is_some());
-                let decision = if held { Decision::Held } else { Decision::Duplicate };
-                Ok(self.settled(decision, record.as_ref()))
-            }
-            Merge::Stale => {
-                let outcome = self.settled(Decision::Stale, record.as_ref());
-                if !self.settings.dry_run {
-                    self.ledger.append_audit(&self.audit(event, &outcome)).await?;
-                }
-                Ok(outcome)
-            }
             Merge::Changed(_) => self.leased(&person, self.apply_leased(event, body)).await,
+            unchanged => self.unchanged(&unchanged, event, record.as_ref()).await,
         }
+    }
+
+    /// A duplicate (no writes; a redelivered held leaver is still reported held, never "done")
+    /// or a stale event (its audit entry only).
+    async fn unchanged(
+        &self,
+        merge: &Merge,
+        event: &HrEvent,
+        record: Option<&PersonRecord>,
+    ) -> Result<Outcome, SyncError> {
+        if matches!(merge, Merge::Stale) {
+            let outcome = self.settled(Decision::Stale, record);
+            if !self.settings.dry_run {
+                self.ledger.append_audit(&self.audit(event, &outcome)).await?;
+            }
+            return Ok(outcome);
+        }
+        let held = record.is_some_and(|r| r.held.is_some());
+        Ok(self.settled(if held { Decision::Held } else { Decision::Duplicate }, record))
     }
 
     /// Runs `work` under the person's lease (not in a dry run, which writes nothing).
@@ -281,24 +291,15 @@ impl Engine {
         for _attempt in 0..MAX_ATTEMPTS {
             let record = self.ledger.get(&person, self.target.name()).await?;
             let knowledge = match ledger::merge(event, body, record.as_ref()) {
-                Merge::Duplicate if !raced => {
-                    // A redelivered held leaver is still held: reported so, never "done".
-                    let held = record.as_ref().is_some_and(|r| r.held.is_some());
-                    let decision = if held { Decision::Held } else { Decision::Duplicate };
-                    return Ok(self.settled(decision, record.as_ref()));
-                }
-                Merge::Stale if !raced => {
-                    let outcome = self.settled(Decision::Stale, record.as_ref());
-                    if !dry_run {
-                        self.ledger.append_audit(&self.audit(event, &outcome)).await?;
-                    }
-                    return Ok(outcome);
-                }
-                Merge::Duplicate | Merge::Stale => {
+                Merge::Changed(k) => *k,
+                unchanged if !raced => return self.unchanged(&unchanged, event, record.as_ref()).await,
+                _ => {
                     // We lost a race after writing: converge again on what the winner recorded,
                     // so our writes never outlive a newer decision.
-                    if let Some(r) = record.as_ref().filter(|r| r.held.is_none()) {
-                        self.converge_known(&person, &Knowledge::of(Some(r)), Some(r), true).await?;
+                    if let Some(r) = record.as_ref().filter(|r| r.held.is_none())
+                        && let Some(winner) = ledger::effective(&Knowledge::of(Some(r)), Some(r.status))
+                    {
+                        self.converge_to(&person, &winner, Some(r), true).await?;
                         // Nothing to commit: make sure no newer decision landed meanwhile (our
                         // writes must not outlive it), else converge again.
                         let now = self.ledger.get(&person, self.target.name()).await?;
@@ -308,7 +309,6 @@ impl Engine {
                     }
                     return Ok(self.settled(Decision::Stale, record.as_ref()));
                 }
-                Merge::Changed(k) => *k,
             };
             let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) else {
                 return Ok(self.settled(Decision::Stale, record.as_ref()));
@@ -337,7 +337,7 @@ impl Engine {
             if new_leaver && !raced && !dry_run && !self.breaker_allows().await? {
                 return self.hold(event, &effective, &knowledge, record.as_ref()).await;
             }
-            let mut outcome = self.converge_known(&person, &knowledge, record.as_ref(), raced).await?;
+            let mut outcome = self.converge_to(&person, &effective, record.as_ref(), raced).await?;
             if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
                 outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
                 if outcome.actions.is_empty() {
@@ -357,21 +357,19 @@ impl Engine {
         Err(SyncError::ConflictPersisted)
     }
 
-    /// Converges the target to what `knowledge` decides (no ledger record write).
-    async fn converge_known(
+    /// Converges the target to the effective event (no ledger record write); `sweep` after a
+    /// lost race.
+    async fn converge_to(
         &self,
         person: &str,
-        knowledge: &Knowledge,
+        effective: &HrEvent,
         record: Option<&PersonRecord>,
-        raced: bool,
+        sweep: bool,
     ) -> Result<Outcome, SyncError> {
-        let Some(effective) = ledger::effective(knowledge, record.map(|r| r.status)) else {
-            return Ok(self.settled(Decision::NoChange, record));
-        };
         let mut ctx =
             Ctx::new(record, self.settings.dry_run, person.to_string(), self.target.name(), self.ledger.as_ref());
-        ctx.sweep |= raced;
-        self.target.converge(&effective, &ctx).await
+        ctx.sweep = sweep;
+        self.target.converge(effective, &ctx).await
     }
 
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
@@ -389,7 +387,7 @@ impl Engine {
             let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
-            let outcome = self.converge_known(person, &knowledge, Some(&record), true).await?;
+            let outcome = self.converge_to(person, &effective, Some(&record), true).await?;
             if self.settings.dry_run {
                 return Ok(outcome);
             }

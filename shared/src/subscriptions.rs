@@ -156,6 +156,17 @@ pub fn claim_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// Every AD user name the person holds here (inventory and record), one per name as AD compares
+/// them; the record's spelling wins (it is the one last used with License Manager).
+async fn known_names(ctx: &Ctx<'_>) -> Result<std::collections::BTreeMap<String, String>, SyncError> {
+    let mut by_key: std::collections::BTreeMap<String, String> =
+        ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
+    if let Some(n) = ctx.record.and_then(|r| r.user_name.clone()) {
+        by_key.insert(claim_key(&n), n);
+    }
+    Ok(by_key)
+}
+
 /// The subscriptions target.
 pub struct SubscriptionSync {
     service: Arc<dyn UserSubscriptions>,
@@ -264,12 +275,7 @@ impl Target for SubscriptionSync {
             // Every AD user name this person was ever given here (the write-ahead inventory) and
             // the ledger's; a leaver's directoryUserName hint counts only if the claim is theirs,
             // so a leaver can never release another person's (or an unmanaged) AD user.
-            let mut by_key: std::collections::BTreeMap<String, String> =
-                ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
-            if let Some(n) = record.and_then(|r| r.user_name.clone()) {
-                by_key.insert(claim_key(&n), n);
-            }
-            let names: Vec<String> = by_key.into_values().collect();
+            let names: Vec<String> = known_names(ctx).await?.into_values().collect();
             if let Change::Leaver { directory_user_name: Some(hint), .. } = &event.change
                 && !names.iter().any(|n| n.eq_ignore_ascii_case(hint.as_str()))
             {
@@ -301,11 +307,7 @@ impl Target for SubscriptionSync {
         // The AD account changed (or, after a lost race, a concurrent delivery may have used
         // another name): release everything held under every other name first.
         if ctx.sweep || record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != username.as_str()) {
-            let mut old: std::collections::BTreeMap<String, String> =
-                ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
-            if let Some(n) = record.and_then(|r| r.user_name.clone()) {
-                old.insert(claim_key(&n), n);
-            }
+            let mut old = known_names(ctx).await?;
             old.remove(&claim_key(username.as_str()));
             let old: Vec<String> = old.into_values().collect();
             for name in &old {

@@ -223,6 +223,13 @@ pub fn held_from_item(item: &Item) -> Result<HeldEvent, ServiceError> {
 
 /// Every DynamoDB failure is worth a retry (throttling, 5xx, a missing table or permission
 /// being fixed); the source queue's maxReceiveCount bounds it.
+/// A transaction cancelled because its first item's condition failed (the conditional record or
+/// the claim): a lost race or another owner, not an error.
+fn first_condition_failed<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
+        if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+}
+
 fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> ServiceError {
     let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("dispatch failure or timeout");
     if code.contains("Throughput") || code.contains("Throttl") || code.contains("LimitExceeded") {
@@ -268,11 +275,8 @@ impl Ledger for DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let condition_failed = matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
-                    if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"));
-                if condition_failed { Ok(false) } else { Err(classify(op, &e)) }
-            }
+            Err(e) if first_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify(op, &e)),
         }
     }
 
@@ -315,10 +319,7 @@ impl Ledger for DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(person.to_string()),
-            Err(e)
-                if matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
-                    if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")) =>
-            {
+            Err(e) if first_condition_failed(&e) => {
                 let out = self
                     .client
                     .get_item()
