@@ -98,25 +98,36 @@ pub fn plan_stacks(desired: &BTreeSet<String>, current: &BTreeSet<String>) -> (V
     (current.difference(desired).cloned().collect(), desired.difference(current).cloned().collect())
 }
 
-/// What a batch call's per-association errors mean: none is success; a stack or directory that
-/// does not exist can never succeed (parked); anything else is retried.
+/// What a batch call's per-association errors mean, read in full (not only the first): none is
+/// success; stacks or a directory that do not exist can never succeed (parked, naming every
+/// missing stack); anything else (USER_NAME_NOT_FOUND right after CreateUser is eventual
+/// consistency, INTERNAL_ERROR is theirs) is retried.
 pub fn check_batch(op: crate::ports::Op, errors: &[StackAssociationError]) -> Result<(), SyncError> {
-    let Some(first) = errors.first() else { return Ok(()) };
-    match first.code.as_str() {
-        "STACK_NOT_FOUND" => Err(SyncError::permanent(
-            "StackNotFound",
-            format!("appstreamStacks: stack {} does not exist ({op}: STACK_NOT_FOUND)", first.stack),
-        )),
-        "DIRECTORY_NOT_FOUND" => Err(SyncError::permanent(
-            "DirectoryNotFound",
-            format!("{op}: DIRECTORY_NOT_FOUND for stack {}", first.stack),
-        )),
-        // USER_NAME_NOT_FOUND right after CreateUser is eventual consistency; INTERNAL_ERROR is theirs.
-        code => Err(SyncError::Service(ServiceError::Unavailable {
-            op,
-            message: format!("{code} for stack {} ({} association(s) failed)", first.stack, errors.len()),
-        })),
+    if errors.is_empty() {
+        return Ok(());
     }
+    let with = |code: &str| errors.iter().filter(|e| e.code == code).map(|e| e.stack.as_str()).collect::<Vec<_>>();
+    let missing = with("STACK_NOT_FOUND");
+    if !missing.is_empty() {
+        return Err(SyncError::permanent(
+            "StackNotFound",
+            format!("appstreamStacks: stack(s) {} do not exist ({op}: STACK_NOT_FOUND)", missing.join(", ")),
+        ));
+    }
+    let directory = with("DIRECTORY_NOT_FOUND");
+    if !directory.is_empty() {
+        return Err(SyncError::permanent(
+            "DirectoryNotFound",
+            format!("{op}: DIRECTORY_NOT_FOUND for stack(s) {}", directory.join(", ")),
+        ));
+    }
+    let mut codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    Err(SyncError::Service(ServiceError::Unavailable {
+        op,
+        message: format!("{} for {} association(s)", codes.join(", "), errors.len()),
+    }))
 }
 
 /// The AppStream target.
@@ -389,6 +400,20 @@ impl Target for AppStreamSync {
             }
         }
     }
+
+    /// Every address of the inventory and the record: no stack left. (AppStream has no per-user
+    /// read of the Enabled flag, only DescribeUsers over the whole pool; DisableUser answered
+    /// success or ResourceNotFound for each address in the converge step.)
+    async fn verify_revoked(&self, _leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let mut left = Vec::new();
+        for (n, name) in ctx.known_accounts().await?.iter().enumerate() {
+            let stacks = self.service.stacks(name).await?;
+            if !stacks.is_empty() {
+                left.push(format!("AppStream user #{}: {} stack(s): {}", n + 1, stacks.len(), stacks.join(",")));
+            }
+        }
+        Ok(left)
+    }
 }
 
 #[cfg(test)]
@@ -431,6 +456,15 @@ mod tests {
         assert!(check_batch(op, &e("USER_NAME_NOT_FOUND")).unwrap_err().is_retryable());
         assert!(check_batch(op, &e("INTERNAL_ERROR")).unwrap_err().is_retryable());
         assert!(!check_batch(op, &e("DIRECTORY_NOT_FOUND")).unwrap_err().is_retryable());
+        // Every error is read: a missing stack behind a transient error still parks, naming all.
+        let mixed = [
+            StackAssociationError { stack: "s1".into(), code: "INTERNAL_ERROR".into() },
+            StackAssociationError { stack: "s2".into(), code: "STACK_NOT_FOUND".into() },
+            StackAssociationError { stack: "s3".into(), code: "STACK_NOT_FOUND".into() },
+        ];
+        let parked = check_batch(op, &mixed).unwrap_err();
+        assert_eq!((parked.code(), parked.is_retryable()), ("StackNotFound", false));
+        assert!(parked.to_string().contains("s2, s3"), "{parked}");
     }
 
     #[test]

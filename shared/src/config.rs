@@ -47,7 +47,8 @@ pub struct Config {
     /// (default 10 on AWS: the 20/s account quota shared by MaximumConcurrency 2; unpaced on the
     /// memory backend).
     pub identity_store_rps: Option<f64>,
-    /// `BREAKER_LEAVERS_PER_HOUR`: leavers applied per hour per target before the rest are held
+    /// `BREAKER_LEAVERS_PER_HOUR`: leavers that revoke something applied in any trailing hour
+    /// (all targets together, each leaver counted once) before the rest are held
     /// (default 25; 0 turns the breaker off).
     pub leavers_per_hour: Option<u32>,
     /// `TARGET_QUEUES` (hr-ingest): `name=fifo-queue-url,...`, one per enabled target.

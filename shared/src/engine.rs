@@ -105,6 +105,12 @@ pub trait Target: Send + Sync {
     /// inventory (`Ctx::claim`, `Ctx::remember`) before a write that creates, renames or
     /// re-addresses an account. A leaver must revoke every account of `Ctx::accounts`.
     async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError>;
+
+    /// After a leaver was converged: reads back every account of the person on this target (the
+    /// inventory, the record's, and the target's own lookups) and lists what still grants access,
+    /// free of personal data. Empty: verified. The engine parks anything left as
+    /// `LeaverIncomplete`.
+    async fn verify_revoked(&self, leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError>;
 }
 
 /// What a target's converge step gets besides the event: the person's record, the ledger's
@@ -170,6 +176,39 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A converged event and, for a leaver, what the read-back found still granting access.
+struct Verified {
+    outcome: Outcome,
+    remaining: Vec<String>,
+}
+
+/// A leaver that converged but whose read-back still finds access: parked with an alarm code.
+/// The ledger keeps the leaver (so later events of the person converge to it) with the record
+/// marked active, so the leaver's redelivery or redrive converges again instead of settling as
+/// a duplicate.
+pub fn leaver_incomplete(remaining: &[String]) -> SyncError {
+    SyncError::permanent(
+        "LeaverIncomplete",
+        format!(
+            "leaver: after revoking, {} item(s) still grant access: {}; fix the cause (permissions, a hand-made change), then redrive",
+            remaining.len(),
+            remaining.join("; ")
+        ),
+    )
+}
+
+/// A record whose knowledge decides a leaver but which is still marked active: the leaver's
+/// read-back found access left (`LeaverIncomplete`), or it was never converged.
+fn incomplete_leaver(r: &PersonRecord) -> bool {
+    r.held.is_none()
+        && r.status == PersonStatus::Active
+        && ledger::effective(&Knowledge::of(Some(r)), Some(r.status)).is_some_and(|e| e.kind() == EventKind::Leaver)
+}
+
+/// The breaker's window item (one for the deployment, shared by every target).
+const BREAKER_WINDOW_KEY: &str = "leavers";
+const BREAKER_ALLOWED: &str = "allowed";
+
 /// Engine settings.
 #[derive(Clone, Debug, Default)]
 pub struct EngineSettings {
@@ -177,8 +216,9 @@ pub struct EngineSettings {
     pub dry_run: bool,
     /// How long audit entries are kept (DynamoDB TTL); `None` keeps them.
     pub audit_ttl: Option<chrono::Duration>,
-    /// The blast-radius breaker: at most this many leavers an hour per target are applied; the
-    /// others are held until an operator releases them. `None`: no breaker.
+    /// The blast-radius breaker: at most this many leavers that revoke something are applied in
+    /// any trailing hour (all targets together, each leaver once); the others are held until an
+    /// operator releases them. `None`: no breaker.
     pub leavers_per_hour: Option<u32>,
 }
 
@@ -236,6 +276,10 @@ impl Engine {
         let record = self.ledger.get(&person, self.target.name()).await?;
         match ledger::merge(event, body, record.as_ref()) {
             Merge::Changed(_) => self.leased(&person, self.apply_leased(event, body)).await,
+            // A leaver recorded but not verified (LeaverIncomplete): its redelivery converges again.
+            Merge::Duplicate if record.as_ref().is_some_and(incomplete_leaver) => {
+                self.leased(&person, self.reconverge_leased(&person)).await
+            }
             unchanged => self.unchanged(&unchanged, event, record.as_ref()).await,
         }
     }
@@ -299,7 +343,10 @@ impl Engine {
                     if let Some(r) = record.as_ref().filter(|r| r.held.is_none())
                         && let Some(winner) = ledger::effective(&Knowledge::of(Some(r)), Some(r.status))
                     {
-                        self.converge_to(&person, &winner, Some(r), true).await?;
+                        let v = self.converge_to(&person, &winner, Some(r), true).await?;
+                        if !v.remaining.is_empty() {
+                            return Err(leaver_incomplete(&v.remaining));
+                        }
                         // Nothing to commit: make sure no newer decision landed meanwhile (our
                         // writes must not outlive it), else converge again.
                         let now = self.ledger.get(&person, self.target.name()).await?;
@@ -334,10 +381,11 @@ impl Engine {
             let new_leaver = effective.kind() == EventKind::Leaver
                 && Knowledge::of(record.as_ref()).lifecycle.as_ref().map(|(e, _)| e.event_id.as_str())
                     != Some(effective.event_id.as_str());
-            if new_leaver && !raced && !dry_run && !self.breaker_allows().await? {
+            if new_leaver && !raced && !dry_run && !self.breaker_allows(&person, &effective, record.as_ref()).await? {
                 return self.hold(event, &effective, &knowledge, record.as_ref()).await;
             }
-            let mut outcome = self.converge_to(&person, &effective, record.as_ref(), raced).await?;
+            let Verified { mut outcome, remaining } =
+                self.converge_to(&person, &effective, record.as_ref(), raced).await?;
             if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
                 outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
                 if outcome.actions.is_empty() {
@@ -347,9 +395,15 @@ impl Engine {
             if dry_run {
                 return Ok(outcome);
             }
-            let next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
+            let mut next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
+            if !remaining.is_empty() {
+                next.status = PersonStatus::Active;
+            }
             if self.ledger.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
-                return Ok(outcome);
+                return match remaining.is_empty() {
+                    true => Ok(outcome),
+                    false => Err(leaver_incomplete(&remaining)),
+                };
             }
             raced = true;
             tracing::info!(decision = "ledger-race", "a concurrent delivery committed first; re-reading the ledger");
@@ -358,18 +412,35 @@ impl Engine {
     }
 
     /// Converges the target to the effective event (no ledger record write); `sweep` after a
-    /// lost race.
+    /// lost race. A leaver is then read back ([`Target::verify_revoked`]); anything still granting
+    /// access is converged once more (a concurrent grant, a read that lagged) and, if it stays,
+    /// returned as `LeaverIncomplete`, after the caller recorded the leaver (see `incomplete`).
     async fn converge_to(
         &self,
         person: &str,
         effective: &HrEvent,
         record: Option<&PersonRecord>,
         sweep: bool,
-    ) -> Result<Outcome, SyncError> {
+    ) -> Result<Verified, SyncError> {
         let mut ctx =
             Ctx::new(record, self.settings.dry_run, person.to_string(), self.target.name(), self.ledger.as_ref());
         ctx.sweep = sweep;
-        self.target.converge(effective, &ctx).await
+        let mut outcome = self.target.converge(effective, &ctx).await?;
+        if effective.kind() != EventKind::Leaver || self.settings.dry_run {
+            return Ok(Verified { outcome, remaining: vec![] });
+        }
+        let mut remaining = self.target.verify_revoked(effective, &ctx).await?;
+        if !remaining.is_empty() {
+            tracing::warn!(
+                decision = "leaver-reconverge",
+                left = remaining.len(),
+                "access left after a leaver; converging again"
+            );
+            let again = self.target.converge(effective, &ctx).await?;
+            outcome.actions.extend(again.actions);
+            remaining = self.target.verify_revoked(effective, &ctx).await?;
+        }
+        Ok(Verified { outcome, remaining })
     }
 
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
@@ -387,26 +458,57 @@ impl Engine {
             let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
-            let outcome = self.converge_to(person, &effective, Some(&record), true).await?;
+            let Verified { outcome, remaining } = self.converge_to(person, &effective, Some(&record), true).await?;
             if self.settings.dry_run {
                 return Ok(outcome);
             }
             let mut next = self.record_from(&effective, &knowledge, Some(&record), Some((&effective, &outcome)), None);
             next.last_event_id = format!("reconverge#{}", record.version + 1);
+            if !remaining.is_empty() {
+                next.status = PersonStatus::Active;
+            }
             if self.ledger.commit(&next, Some(record.version), &self.audit(&effective, &outcome)).await? {
-                return Ok(outcome);
+                return match remaining.is_empty() {
+                    true => Ok(outcome),
+                    false => Err(leaver_incomplete(&remaining)),
+                };
             }
         }
         Err(SyncError::ConflictPersisted)
     }
 
-    /// Takes one of this hour's leaver slots (shared by every instance through the ledger).
-    async fn breaker_allows(&self) -> Result<bool, SyncError> {
+    /// The blast-radius breaker for a new leaver: `true` applies it, `false` holds it. Decided
+    /// once per (person, leaver event) for every target (the first target to ask records the
+    /// decision in the ledger; a retry or another target gets the same answer), and a slot of the
+    /// sliding one-hour window is taken only when the leaver will revoke something here (planned
+    /// first, reads only).
+    async fn breaker_allows(
+        &self,
+        person: &str,
+        leaver: &HrEvent,
+        record: Option<&PersonRecord>,
+    ) -> Result<bool, SyncError> {
         let Some(limit) = self.settings.leavers_per_hour else { return Ok(true) };
-        let now = Utc::now();
-        let key = format!("leavers#{}#{}", self.target.name(), now.format("%Y-%m-%dT%H"));
-        let expires = (now + chrono::Duration::days(2)).timestamp();
-        Ok(self.ledger.take_slot(&key, limit, expires).await?)
+        let event_id = leaver.event_id.to_string();
+        if let Some(decided) = self.ledger.decision(person, &event_id).await? {
+            return Ok(decided == BREAKER_ALLOWED);
+        }
+        let plan = Ctx::new(record, true, person.to_string(), self.target.name(), self.ledger.as_ref());
+        if self.target.converge(leaver, &plan).await?.actions.is_empty() {
+            return Ok(true);
+        }
+        let member = format!("{person}#{event_id}");
+        let now = Utc::now().timestamp();
+        let Some(admitted) =
+            ledger::take_window_slot(self.ledger.as_ref(), BREAKER_WINDOW_KEY, &member, now, limit).await?
+        else {
+            return Err(SyncError::ConflictPersisted);
+        };
+        let decision = if admitted { BREAKER_ALLOWED } else { "held" };
+        // Another target may have decided first (then its answer stands; a slot we took
+        // meanwhile is given back when it leaves the window).
+        let decided = self.ledger.decide(person, &event_id, decision, now + 30 * 86_400).await?;
+        Ok(decided == BREAKER_ALLOWED)
     }
 
     /// Keeps the leaver for an operator: the held item for `release-held` first (idempotent),

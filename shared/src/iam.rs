@@ -558,6 +558,55 @@ impl IamSync {
         }
     }
 
+    /// A leaver's users: the ledger's first (a changed tag parks), then every other name of the
+    /// write-ahead inventory that is still this person's (renamed-away names are gone). Also
+    /// whether the inventory or record knew any name.
+    async fn leaver_users(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<(Vec<IamUser>, bool), SyncError> {
+        let Change::Leaver { user_name: sent, .. } = &event.change else { return Ok((vec![], false)) };
+        let derived = sent.as_ref().and_then(|n| user_name(n.as_str()).ok());
+        let mut users: Vec<IamUser> = self.resolve(event, ctx.record, derived.as_deref()).await?.into_iter().collect();
+        let inventory = ctx.accounts().await?;
+        for name in &inventory {
+            if users.iter().any(|u| u.user_name.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            if let Some(u) = self.service.get_user(name).await?
+                && ownership(&u, &event.external_id) == Ownership::Ours
+                && !users.iter().any(|o| o.user_id == u.user_id)
+            {
+                users.push(u);
+            }
+        }
+        Ok((users, !inventory.is_empty() || ctx.record.and_then(|r| r.user_name.as_ref()).is_some()))
+    }
+
+    /// What still lets a locked-down user in: a console password, an active access key or other
+    /// credential, a group, or a missing disabled tag.
+    async fn residual(&self, user: &IamUser) -> Result<Vec<String>, SyncError> {
+        let name = &user.user_name;
+        let id = &user.user_id;
+        let mut left = Vec::new();
+        if user.tags.get(TAG_STATUS).map(String::as_str) != Some("disabled") {
+            left.push(format!("IAM user {id}: not tagged disabled"));
+        }
+        if self.service.has_login_profile(name).await? {
+            left.push(format!("IAM user {id}: console password"));
+        }
+        let keys = self.service.access_keys(name).await?.into_iter().filter(|k| k.status == "Active").count();
+        if keys > 0 {
+            left.push(format!("IAM user {id}: {keys} active access key(s)"));
+        }
+        let others = self.service.other_credentials(name).await?.into_iter().filter(|c| c.active).count();
+        if others > 0 {
+            left.push(format!("IAM user {id}: {others} active SSH key(s)/service credential(s)/certificate(s)"));
+        }
+        let groups = self.service.groups(name).await?.len();
+        if groups > 0 {
+            left.push(format!("IAM user {id}: in {groups} group(s)"));
+        }
+        Ok(left)
+    }
+
     async fn lockdown(&self, event: &HrEvent, user: &IamUser, dry_run: bool) -> Result<Vec<String>, SyncError> {
         let keys: Vec<String> = self
             .service
@@ -631,25 +680,12 @@ impl Target for IamSync {
                 }
                 Ok(out)
             }
-            Change::Leaver { user_name: sent, .. } => {
-                // The ledger's user first (a changed tag parks), then every other name of the
-                // write-ahead inventory that is still this person's (renamed-away names are gone).
-                let derived = sent.as_ref().and_then(|n| user_name(n.as_str()).ok());
-                let mut users: Vec<IamUser> =
-                    self.resolve(event, record, derived.as_deref()).await?.into_iter().collect();
-                for name in ctx.accounts().await? {
-                    if users.iter().any(|u| u.user_name.eq_ignore_ascii_case(&name)) {
-                        continue;
-                    }
-                    if let Some(u) = self.service.get_user(&name).await?
-                        && ownership(&u, &event.external_id) == Ownership::Ours
-                        && !users.iter().any(|o| o.user_id == u.user_id)
-                    {
-                        users.push(u);
-                    }
-                }
+            Change::Leaver { .. } => {
+                let (mut users, known) = self.leaver_users(event, ctx).await?;
                 if users.is_empty() {
-                    return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None, dry_run, vec![]));
+                    // The inventory knew users, all gone (deleted by hand): nothing left to revoke.
+                    let decision = if known { Decision::NoChange } else { Decision::LeaverWithoutAccount };
+                    return Ok(outcome(decision, vec![], None, dry_run, vec![]));
                 }
                 let mut actions = Vec::new();
                 for user in &users {
@@ -660,6 +696,14 @@ impl Target for IamSync {
                 Ok(outcome(decision, actions, Some((user.user_id, user.user_name)), dry_run, vec![]))
             }
         }
+    }
+
+    async fn verify_revoked(&self, leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let mut left = Vec::new();
+        for user in self.leaver_users(leaver, ctx).await?.0 {
+            left.extend(self.residual(&user).await?);
+        }
+        Ok(left)
     }
 }
 

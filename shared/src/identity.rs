@@ -18,13 +18,21 @@ use crate::ports::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
 /// How long a manager's userName -> UserId mapping is trusted in a warm container.
 const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// Name <-> id lookups that live across invocations of a warm container. Group ids never change
-/// for a name while the group exists; a group deleted and re-created is caught by the service
-/// answering ResourceNotFound, which evicts the entry.
+/// How long a group name <-> id mapping is trusted in a warm container (an admin may rename a
+/// group: `jml-admins` -> `prod-admins` leaves the managed set).
+const GROUP_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// A mapping read from the service this recently is not re-checked before a membership write
+/// (it was read within this invocation).
+const GROUP_FRESH: Duration = Duration::from_secs(2);
+
+/// Name <-> id lookups that live across invocations of a warm container, each for at most
+/// [`GROUP_CACHE_TTL`]; before a membership write, a mapping older than [`GROUP_FRESH`] is
+/// checked against the service (DescribeGroup): a group whose name changed is never written.
 #[derive(Debug, Default)]
 pub struct DirectoryCache {
-    groups_by_name: Mutex<HashMap<String, GroupId>>,
-    group_names_by_id: Mutex<HashMap<GroupId, String>>,
+    groups_by_name: Mutex<HashMap<String, (GroupId, Instant)>>,
+    group_names_by_id: Mutex<HashMap<GroupId, (String, Instant)>>,
     users_by_name: Mutex<HashMap<String, (UserId, Instant)>>,
 }
 
@@ -34,14 +42,36 @@ impl DirectoryCache {
     }
 
     fn remember_group(&self, name: &str, id: &str) {
-        Self::lock(&self.groups_by_name).insert(name.to_string(), id.to_string());
-        Self::lock(&self.group_names_by_id).insert(id.to_string(), name.to_string());
+        let now = Instant::now();
+        Self::lock(&self.groups_by_name).insert(name.to_string(), (id.to_string(), now));
+        Self::lock(&self.group_names_by_id).insert(id.to_string(), (name.to_string(), now));
     }
 
     fn forget_group(&self, name: &str) {
-        if let Some(id) = Self::lock(&self.groups_by_name).remove(name) {
+        if let Some((id, _)) = Self::lock(&self.groups_by_name).remove(name) {
             Self::lock(&self.group_names_by_id).remove(&id);
         }
+    }
+
+    fn forget_group_id(&self, id: &str) {
+        if let Some((name, _)) = Self::lock(&self.group_names_by_id).remove(id) {
+            Self::lock(&self.groups_by_name).remove(&name);
+        }
+    }
+
+    /// A cached group id and its age, if within the TTL.
+    fn group_id(&self, name: &str) -> Option<(GroupId, Duration)> {
+        Self::lock(&self.groups_by_name)
+            .get(name)
+            .filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL)
+            .map(|(id, at)| (id.clone(), at.elapsed()))
+    }
+
+    fn group_name(&self, id: &str) -> Option<String> {
+        Self::lock(&self.group_names_by_id)
+            .get(id)
+            .filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL)
+            .map(|(name, _)| name.clone())
     }
 }
 
@@ -102,6 +132,10 @@ impl Target for IdentitySync {
             return self.converge_leaver(event, ctx).await;
         }
         self.converge_identity(event, ctx).await
+    }
+
+    async fn verify_revoked(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        self.verify_leaver(event, ctx).await
     }
 }
 
@@ -226,19 +260,27 @@ impl IdentitySync {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
                     self.store.set_user_status(id, *status).await?;
                 }
-                Action::RemoveFromGroup { membership_id, .. } => {
+                Action::RemoveFromGroup { membership_id, group } => {
+                    if !self.still_managed(group).await? {
+                        tracing::warn!(
+                            decision = "group-renamed",
+                            "the membership's group left the managed set; not written"
+                        );
+                        continue;
+                    }
                     self.store.remove_membership(membership_id).await?;
                 }
                 Action::AddToGroup(group) => {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
-                    let group_id = self.group_id(group.as_str()).await?;
+                    let group_id = self.checked_group_id(group.as_str()).await?;
                     match self.store.add_membership(&group_id, id).await {
                         Err(ServiceError::NotFound { .. }) => {
                             // The cached group was deleted (and maybe re-created): look it up again once.
                             self.cache.forget_group(group.as_str());
                             let group_id = self.group_id(group.as_str()).await?;
-                            self.store.add_membership(&group_id, id).await?;
+                            self.add_membership(&group_id, id).await?;
                         }
+                        Err(ServiceError::Conflict { .. }) => self.verify_member(&group_id, id).await?,
                         other => other?,
                     }
                 }
@@ -247,10 +289,30 @@ impl IdentitySync {
         Ok(())
     }
 
+    /// CreateGroupMembership, a ConflictException verified (see `verify_member`).
+    async fn add_membership(&self, group_id: &str, user_id: &str) -> Result<(), SyncError> {
+        match self.store.add_membership(group_id, user_id).await {
+            Err(ServiceError::Conflict { .. }) => self.verify_member(group_id, user_id).await,
+            other => Ok(other?),
+        }
+    }
+
+    /// CreateGroupMembership answered ConflictException: its Reason is absent for non-KMS errors
+    /// (API reference), so "already a member" is read back, never assumed; otherwise retried.
+    async fn verify_member(&self, group_id: &str, user_id: &str) -> Result<(), SyncError> {
+        if self.store.memberships(user_id).await?.iter().any(|m| m.group_id == group_id) {
+            return Ok(());
+        }
+        Err(SyncError::Service(ServiceError::Conflict {
+            op: crate::ports::Op::CreateGroupMembership,
+            reason: crate::ports::ConflictReason::ConcurrentModification,
+        }))
+    }
+
     /// Group name -> id through the warm-container cache (GetGroupId on a miss).
     async fn group_id(&self, name: &str) -> Result<GroupId, SyncError> {
-        if let Some(id) = DirectoryCache::lock(&self.cache.groups_by_name).get(name) {
-            return Ok(id.clone());
+        if let Some((id, _)) = self.cache.group_id(name) {
+            return Ok(id);
         }
         let parsed = crate::contract::GroupName::parse(name).map_err(|_| group_not_found(name))?;
         match self.store.find_group_by_name(&parsed).await? {
@@ -262,10 +324,55 @@ impl IdentitySync {
         }
     }
 
+    /// The id of the group named `name` now, for a membership write: a cached mapping not read
+    /// in this invocation is confirmed with DescribeGroup, and looked up again if the group was
+    /// renamed (the managed name may be gone, or held by another group).
+    async fn checked_group_id(&self, name: &str) -> Result<GroupId, SyncError> {
+        let id = self.group_id(name).await?;
+        if self.cache.group_id(name).is_some_and(|(_, age)| age < GROUP_FRESH) {
+            return Ok(id);
+        }
+        match self.store.group_name(&id).await? {
+            Some(now) if now == name => {
+                self.cache.remember_group(name, &id);
+                Ok(id)
+            }
+            _ => {
+                tracing::warn!(decision = "group-renamed", group_id = %id, "a cached managed group was renamed or deleted; looking it up again");
+                self.cache.forget_group(name);
+                self.cache.forget_group_id(&id);
+                self.group_id(name).await
+            }
+        }
+    }
+
+    /// Whether the membership's group (known to the cache by its managed name) still has that
+    /// name: a group renamed out of the managed set is never written.
+    async fn still_managed(&self, name: &str) -> Result<bool, SyncError> {
+        let Some((id, age)) = self.cache.group_id(name) else {
+            // Not cached: `current` read the name from the service in this invocation.
+            return Ok(true);
+        };
+        if age < GROUP_FRESH {
+            return Ok(true);
+        }
+        let now = self.store.group_name(&id).await?;
+        if now.as_deref() == Some(name) {
+            self.cache.remember_group(name, &id);
+            return Ok(true);
+        }
+        self.cache.forget_group(name);
+        self.cache.forget_group_id(&id);
+        if let Some(n) = &now {
+            self.cache.remember_group(n, &id);
+        }
+        Ok(now.as_deref().is_some_and(|n| self.settings.managed_groups.contains(n)))
+    }
+
     /// Group id -> name through the cache (DescribeGroup on a miss). `None`: group gone.
     async fn group_name(&self, id: &str) -> Result<Option<String>, SyncError> {
-        if let Some(name) = DirectoryCache::lock(&self.cache.group_names_by_id).get(id) {
-            return Ok(Some(name.clone()));
+        if let Some(name) = self.cache.group_name(id) {
+            return Ok(Some(name));
         }
         let name = self.store.group_name(id).await?;
         if let Some(n) = &name {
@@ -337,11 +444,16 @@ impl IdentitySync {
         Ok(Resolved { current: None, by: "none" })
     }
 
-    /// A leaver: every user of the person's inventory (the ledger's UserId, every UserId and
-    /// userName ever given), then the resolution chain when the inventory finds none. Each
-    /// user that is ours loses its managed memberships and is disabled; a ledger-recorded
-    /// user that lost the person's marker is parked for an operator, never skipped.
-    async fn converge_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+    /// Every Identity Store user that is this person's: the ledger's UserId, every UserId and
+    /// userName of the inventory, then the resolution chain when the inventory finds none. A
+    /// ledger-recorded user that lost the person's marker is parked for an operator, never
+    /// skipped. Also returns whether the inventory held any key (a leaver without account is only
+    /// possible when it held none and every lookup missed).
+    async fn leaver_users(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+    ) -> Result<(Vec<UserRecord>, &'static str, bool), SyncError> {
         let person = &event.external_id;
         let inventory = ctx.accounts().await?;
         let mut ids: Vec<String> = ctx.record.and_then(|r| r.user_id.clone()).into_iter().collect();
@@ -374,9 +486,17 @@ impl IdentitySync {
             by = resolved.by;
             found.extend(resolved.current.map(|c| c.record));
         }
+        Ok((found, by, !inventory.is_empty() || ctx.record.and_then(|r| r.user_id.as_ref()).is_some()))
+    }
+
+    /// A leaver: every user of [`Self::leaver_users`] loses its managed memberships and is
+    /// disabled.
+    async fn converge_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (found, by, known) = self.leaver_users(event, ctx).await?;
         if found.is_empty() {
             return Ok(Outcome {
-                decision: Decision::LeaverWithoutAccount,
+                // The inventory knew accounts, all gone (deleted by hand): nothing left to revoke.
+                decision: if known { Decision::NoChange } else { Decision::LeaverWithoutAccount },
                 actions: vec![],
                 user_id: None,
                 user_name: None,
@@ -401,6 +521,24 @@ impl IdentitySync {
         let (user_id, user_name) = last.unzip();
         let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
         Ok(Outcome { decision, actions, user_id, user_name, resolved_by: by, dry_run: ctx.dry_run, notes: vec![] })
+    }
+
+    /// Reads back every user of the person and lists what still grants access: an enabled user,
+    /// or a membership of a managed group.
+    async fn verify_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let (found, _, _) = self.leaver_users(event, ctx).await?;
+        let mut left = Vec::new();
+        for record in found {
+            let id = record.user_id.clone();
+            if record.status == crate::ports::UserStatus::Enabled {
+                left.push(format!("Identity Store user {id}: enabled"));
+            }
+            let managed = self.current(record, "verify").await?.current.map_or(0, |c| c.managed_memberships.len());
+            if managed > 0 {
+                left.push(format!("Identity Store user {id}: {managed} managed group membership(s)"));
+            }
+        }
+        Ok(left)
     }
 
     /// After a lost race: every other user of the person's inventory (a concurrent delivery

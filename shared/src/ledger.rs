@@ -89,6 +89,46 @@ pub struct AuditEntry {
     pub expires_at: Option<i64>,
 }
 
+/// The blast-radius breaker's window: at most `limit` leavers in any trailing hour.
+pub const BREAKER_WINDOW_SECONDS: i64 = 3600;
+
+/// Sliding-window admission (pure): entries older than the window drop out; a `member` already
+/// admitted keeps its slot (a retry of the same leaver never takes a second one); otherwise a
+/// slot is taken when fewer than `limit` entries remain. Returns whether the member is admitted
+/// and, when the entries changed, the entries to store.
+pub fn admit(entries: &[(String, i64)], member: &str, now: i64, limit: u32) -> (bool, Option<Vec<(String, i64)>>) {
+    let mut live: Vec<(String, i64)> =
+        entries.iter().filter(|(_, at)| *at > now - BREAKER_WINDOW_SECONDS).cloned().collect();
+    if live.iter().any(|(m, _)| m == member) {
+        return (true, None);
+    }
+    if live.len() >= limit as usize {
+        return (false, (live.len() != entries.len()).then_some(live));
+    }
+    live.push((member.to_string(), now));
+    (true, Some(live))
+}
+
+/// Takes (or keeps) `member`'s slot of the breaker's sliding window `key`, atomically across
+/// every instance (optimistic: re-read and retry when a concurrent instance wrote first).
+pub async fn take_window_slot(
+    ledger: &dyn Ledger,
+    key: &str,
+    member: &str,
+    now: i64,
+    limit: u32,
+) -> Result<Option<bool>, ServiceError> {
+    for _attempt in 0..10 {
+        let (entries, version) = ledger.window(key).await?;
+        let (admitted, next) = admit(&entries, member, now, limit);
+        match next {
+            Some(next) if !ledger.put_window(key, &next, version, now + 2 * 86_400).await? => continue,
+            _ => return Ok(Some(admitted)),
+        }
+    }
+    Ok(None)
+}
+
 /// Durable storage of person records and audit entries.
 #[async_trait]
 pub trait Ledger: Send + Sync {
@@ -107,9 +147,29 @@ pub trait Ledger: Send + Sync {
     async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError>;
     /// Every audit entry of a person, all targets, in HR time order.
     async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError>;
-    /// Takes one of `limit` slots of a shared counter (`key`, e.g. a target's leavers this hour),
-    /// atomically across every function instance. `Ok(false)`: the limit is reached.
-    async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError>;
+    /// The breaker's sliding window (`key`): its entries (member, taken at, epoch seconds) and
+    /// the item's version (0: none yet). A strongly consistent read.
+    async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError>;
+    /// Replaces the window's entries, only if its version is still `expected`. `Ok(false)`: a
+    /// concurrent instance changed it first; nothing was written.
+    async fn put_window(
+        &self,
+        key: &str,
+        entries: &[(String, i64)],
+        expected: u64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError>;
+    /// Records the breaker's decision for one of a person's events (`allowed` / `held`), once
+    /// for every target: the first writer wins. Returns the decision stored after the attempt.
+    async fn decide(
+        &self,
+        person: &str,
+        event_id: &str,
+        decision: &str,
+        expires_at: i64,
+    ) -> Result<String, ServiceError>;
+    /// The breaker decision recorded for one of a person's events, if any.
+    async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError>;
     /// Keeps an event that the breaker held, with its audit entry.
     async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError>;
     /// Every event held for a target, oldest HR time first.
@@ -292,6 +352,45 @@ pub fn record_sort_key(target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_breaker_window_slides_and_a_retry_keeps_its_slot() {
+        let (ok, e) = admit(&[], "a", 1_000, 2);
+        assert!(ok);
+        let e = e.unwrap();
+        let (ok, again) = admit(&e, "a", 1_001, 2);
+        assert!(ok && again.is_none(), "the same leaver retried takes no second slot");
+        let e = admit(&e, "b", 1_500, 2).1.unwrap();
+        assert_eq!(admit(&e, "c", 1_600, 2), (false, None));
+        // One second after a's slot left the trailing hour, c gets it; b's is still held.
+        let (ok, e) = admit(&e, "c", 1_000 + BREAKER_WINDOW_SECONDS, 2);
+        assert!(ok);
+        assert_eq!(e.unwrap().iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+    }
+
+    proptest::proptest! {
+        /// Whatever the arrival times, no trailing hour ever admits more than the limit (a
+        /// fixed UTC hour let 2x through across its boundary).
+        #[test]
+        fn no_trailing_hour_admits_more_than_the_limit(
+            gaps in proptest::collection::vec(0i64..900, 1..200),
+            limit in 1u32..6,
+        ) {
+            let mut entries = Vec::new();
+            let mut admitted = Vec::new();
+            let mut now = 0;
+            for (i, gap) in gaps.iter().enumerate() {
+                now += gap;
+                let (ok, next) = admit(&entries, &format!("m{i}"), now, limit);
+                if let Some(n) = next { entries = n; }
+                if ok { admitted.push(now); }
+            }
+            for &t in &admitted {
+                let in_window = admitted.iter().filter(|&&a| a > t - BREAKER_WINDOW_SECONDS && a <= t).count();
+                proptest::prop_assert!(in_window <= limit as usize);
+            }
+        }
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -59,6 +59,7 @@ pub enum Op {
     AddUserToGroup,
     RemoveUserFromGroup,
     DeleteLoginProfile,
+    GetLoginProfile,
     ListAccessKeys,
     UpdateAccessKey,
     ListSSHPublicKeys,
@@ -140,6 +141,7 @@ impl Op {
             Self::AddUserToGroup => "AddUserToGroup",
             Self::RemoveUserFromGroup => "RemoveUserFromGroup",
             Self::DeleteLoginProfile => "DeleteLoginProfile",
+            Self::GetLoginProfile => "GetLoginProfile",
             Self::ListAccessKeys => "ListAccessKeys",
             Self::UpdateAccessKey => "UpdateAccessKey",
             Self::ListSSHPublicKeys => "ListSSHPublicKeys",
@@ -498,6 +500,8 @@ pub trait IamUsers: Send + Sync {
     async fn remove_from_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError>;
     /// DeleteLoginProfile. `Ok(false)`: the user had no console password.
     async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// GetLoginProfile: whether the user has a console password (NoSuchEntity: none).
+    async fn has_login_profile(&self, user_name: &str) -> Result<bool, ServiceError>;
     /// ListAccessKeys, all pages.
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError>;
     /// UpdateAccessKey to `Inactive`.

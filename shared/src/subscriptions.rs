@@ -325,4 +325,19 @@ impl Target for SubscriptionSync {
         };
         Ok(outcome(decision, actions, Some(username.as_str().to_string())))
     }
+
+    async fn verify_revoked(&self, _leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let instances = self.instances().await?;
+        let mut left = Vec::new();
+        for (n, name) in known_names(ctx).await?.into_values().enumerate() {
+            let current = self.current(&name, &instances).await?;
+            if !current.products.is_empty() {
+                left.push(format!("AD user #{}: {} product subscription(s)", n + 1, current.products.len()));
+            }
+            if !current.instances.is_empty() {
+                left.push(format!("AD user #{}: associated with {} instance(s)", n + 1, current.instances.len()));
+            }
+        }
+        Ok(left)
+    }
 }

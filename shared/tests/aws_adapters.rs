@@ -382,7 +382,7 @@ async fn marker_scan_pages_through_list_users() {
 }
 
 #[tokio::test]
-async fn membership_already_there_or_already_gone_is_success() {
+async fn membership_conflict_is_reported_and_already_gone_is_success() {
     let add = mock!(Client::create_group_membership)
         .match_requests(|r| {
             r.group_id() == Some(GROUP) && matches!(r.member_id(), Some(MemberId::UserId(u)) if u == USER)
@@ -406,7 +406,11 @@ async fn membership_already_there_or_already_gone_is_success() {
     let del_ok = mock!(Client::delete_group_membership).then_output(|| DeleteGroupMembershipOutput::builder().build());
     let client = mock_client!(aws_sdk_identitystore, RuleMode::Sequential, [&add, &add_ok, &del, &del_ok]);
     let store = AwsIdentityStore::new(client, STORE);
-    store.add_membership(GROUP, USER).await.unwrap();
+    // The conflict reaches the target (which reads the membership back), never assumed "member".
+    assert!(matches!(
+        store.add_membership(GROUP, USER).await,
+        Err(ServiceError::Conflict { op: Op::CreateGroupMembership, .. })
+    ));
     store.add_membership(GROUP, USER).await.unwrap();
     store.remove_membership("m1").await.unwrap();
     store.remove_membership("m2").await.unwrap();

@@ -163,8 +163,17 @@ impl Ledger for Yielding {
     async fn audit_trail(&self, p: &str) -> Result<Vec<AuditEntry>, ServiceError> {
         self.inner.audit_trail(p).await
     }
-    async fn take_slot(&self, k: &str, l: u32, e: i64) -> Result<bool, ServiceError> {
-        self.inner.take_slot(k, l, e).await
+    async fn window(&self, k: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
+        self.inner.window(k).await
+    }
+    async fn put_window(&self, k: &str, e: &[(String, i64)], v: u64, x: i64) -> Result<bool, ServiceError> {
+        self.inner.put_window(k, e, v, x).await
+    }
+    async fn decide(&self, p: &str, e: &str, d: &str, x: i64) -> Result<String, ServiceError> {
+        self.inner.decide(p, e, d, x).await
+    }
+    async fn decision(&self, p: &str, e: &str) -> Result<Option<String>, ServiceError> {
+        self.inner.decision(p, e).await
     }
     async fn hold(&self, h: &HeldEvent, a: &AuditEntry) -> Result<(), ServiceError> {
         self.inner.hold(h, a).await

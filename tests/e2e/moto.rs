@@ -266,12 +266,21 @@ async fn moto_sqs_batch_hijack_is_parked_on_the_fifo_dlq_with_its_reason() {
 
 #[tokio::test]
 #[ignore = "needs moto: scripts/moto-e2e.sh"]
-async fn moto_breaker_counter_is_shared_and_held_events_round_trip() {
+async fn moto_breaker_window_and_decision_are_shared_and_held_events_round_trip() {
     use jml_shared::ledger::HeldEvent;
     let m = moto().await;
     let ledger = jml_shared::aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
     let taken: Vec<bool> = futures_take(&ledger).await;
     assert_eq!(taken.iter().filter(|t| **t).count(), 3, "exactly the limit, across concurrent takers: {taken:?}");
+    // The same leaver again keeps its slot; the decision is recorded once, first writer wins.
+    assert_eq!(
+        jml_shared::ledger::take_window_slot(&ledger, "leavers", "workday#0#leave", 1_000, 3).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(ledger.decide("workday#1", "leave-1", "held", 0).await.unwrap(), "held");
+    assert_eq!(ledger.decide("workday#1", "leave-1", "allowed", 0).await.unwrap(), "held");
+    assert_eq!(ledger.decision("workday#1", "leave-1").await.unwrap().as_deref(), Some("held"));
+    assert_eq!(ledger.decision("workday#1", "leave-2").await.unwrap(), None);
     let held = HeldEvent {
         target: "identity-store".into(),
         person: "workday#1".into(),
@@ -299,16 +308,18 @@ async fn moto_breaker_counter_is_shared_and_held_events_round_trip() {
     assert!(ledger.held("identity-store").await.unwrap().is_empty());
 }
 
-/// Five concurrent takers of a 3-slot counter (each on its own task and client clone).
+/// Five concurrent takers of a 3-slot sliding window (each on its own task and client clone).
 async fn futures_take(ledger: &jml_shared::aws::DynamoLedger) -> Vec<bool> {
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..5 {
+    for i in 0..5 {
         let l = ledger.clone();
-        set.spawn(async move { l.take_slot("leavers#identity-store#2026-11-20T17", 3, 0).await });
+        set.spawn(async move {
+            jml_shared::ledger::take_window_slot(&l, "leavers", &format!("workday#{i}#leave"), 1_000, 3).await
+        });
     }
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
-        out.push(r.unwrap().unwrap());
+        out.push(r.unwrap().unwrap().expect("settles within its attempts"));
     }
     out
 }

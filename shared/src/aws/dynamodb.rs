@@ -419,28 +419,110 @@ impl Ledger for DynamoLedger {
             .unwrap_or_default())
     }
 
-    async fn take_slot(&self, key: &str, limit: u32, expires_at: i64) -> Result<bool, ServiceError> {
-        let op = Op::LedgerWrite;
-        let res = self
+    async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
+        let out = self
             .client
-            .update_item()
+            .get_item()
             .table_name(&self.table)
             .key("pk", s("breaker"))
             .key("sk", s(key))
-            .update_expression("ADD slots :one SET expiresAt = :ttl")
-            .condition_expression("attribute_not_exists(slots) OR slots < :limit")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":ttl", n(expires_at))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(Op::LedgerRead, &e))?;
+        let Some(item) = out.item() else { return Ok((vec![], 0)) };
+        let entries = match item.get("entries") {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    AttributeValue::N(t) => t.parse().map(|t| (k.clone(), t)).map_err(|_| corrupt("breaker entry")),
+                    _ => Err(corrupt("breaker entry")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![],
+        };
+        Ok((entries, get_n(item, "version").ok_or_else(|| corrupt("breaker version"))?))
+    }
+
+    async fn put_window(
+        &self,
+        key: &str,
+        entries: &[(String, i64)],
+        expected: u64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let map = entries.iter().map(|(m, t)| (m.clone(), n(t))).collect();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("breaker"))
+            .item("sk", s(key))
+            .item("entries", AttributeValue::M(map))
+            .item("version", n(expected + 1))
+            .item("expiresAt", n(expires_at));
+        put = match expected {
+            0 => put.condition_expression("attribute_not_exists(pk)"),
+            v => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(Op::LedgerWrite, &e)),
+        }
+    }
+
+    async fn decide(
+        &self,
+        person: &str,
+        event_id: &str,
+        decision: &str,
+        expires_at: i64,
+    ) -> Result<String, ServiceError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person))
+            .item("sk", s(format!("breaker#{event_id}")))
+            .item("decision", s(decision))
+            .item("expiresAt", n(expires_at))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
         match res {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
+            Ok(_) => Ok(decision.to_string()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                self.decision(person, event_id).await?.ok_or_else(|| corrupt("breaker decision"))
             }
-            Err(e) => Err(classify(op, &e)),
+            Err(e) => Err(classify(Op::LedgerWrite, &e)),
         }
+    }
+
+    async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(format!("breaker#{event_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(Op::LedgerRead, &e))?;
+        Ok(out.item().and_then(|i| get_s(i, "decision")).map(str::to_string))
     }
 
     async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {

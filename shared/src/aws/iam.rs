@@ -42,9 +42,12 @@ fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> Service
             ServiceError::Throttled { op, retry_after_seconds: None }
         }
         "AccessDenied" | "AccessDeniedException" => ServiceError::AccessDenied { op, message },
-        code @ ("InvalidInput" | "ValidationError" | "PolicyNotAttachable" | "MalformedPolicyDocument") => {
-            ServiceError::Validation { op, message: format!("{code}: {message}") }
-        }
+        // UnmodifiableEntity: a protected (service-linked) user; no retry changes that.
+        code @ ("InvalidInput"
+        | "ValidationError"
+        | "PolicyNotAttachable"
+        | "MalformedPolicyDocument"
+        | "UnmodifiableEntity") => ServiceError::Validation { op, message: format!("{code}: {message}") },
         code => ServiceError::Unavailable { op, message: code.to_string() },
     }
 }
@@ -189,6 +192,16 @@ impl IamUsers for AwsIam {
         let op = Op::DeleteLoginProfile;
         // NoSuchEntity: the user had no console password.
         did(unit(op, self.client.delete_login_profile().user_name(user_name).send().await), is_not_found)
+    }
+
+    async fn has_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {
+        match self.client.get_login_profile().user_name(user_name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match classify(Op::GetLoginProfile, &e) {
+                ServiceError::NotFound { .. } => Ok(false),
+                other => Err(other),
+            },
+        }
     }
 
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError> {

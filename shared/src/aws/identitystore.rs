@@ -503,16 +503,10 @@ impl IdentityStore for AwsIdentityStore {
             .member_id(MemberId::UserId(user_id.to_string()))
             .send()
             .await;
-        match res.map_err(|e| classify(Op::CreateGroupMembership, &e)) {
-            Ok(_)
-            | Err(ServiceError::Conflict {
-                reason: ConflictReason::UniquenessConstraintViolation | ConflictReason::Unspecified,
-                ..
-            }) => {
-                Ok(()) // already a member
-            }
-            Err(e) => Err(e),
-        }
+        // A ConflictException (Reason absent for non-KMS errors, per the API reference) is
+        // returned as is: the target verifies the membership before taking it as "already a
+        // member".
+        res.map(|_| ()).map_err(|e| classify(Op::CreateGroupMembership, &e))
     }
 
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError> {

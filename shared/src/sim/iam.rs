@@ -311,6 +311,10 @@ impl IamUsers for SimIam {
         self.with_user(Op::DeleteLoginProfile, user_name, |u, _| Ok(std::mem::take(&mut u.login_profile)))
     }
 
+    async fn has_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {
+        self.with_user(Op::GetLoginProfile, user_name, |u, _| Ok(u.login_profile))
+    }
+
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>, ServiceError> {
         self.with_user(Op::ListAccessKeys, user_name, |u, _| Ok(u.access_keys.clone()))
     }

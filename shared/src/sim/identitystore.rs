@@ -492,7 +492,11 @@ impl IdentityStore for SimIdentityStore {
             return Err(ServiceError::NotFound { op: Op::CreateGroupMembership });
         }
         if s.memberships.values().any(|(g, u)| g == group_id && u == user_id) {
-            return Ok(()); // the adapter maps the service's ConflictException to success
+            // As the service: ConflictException, without a Reason.
+            return Err(ServiceError::Conflict {
+                op: Op::CreateGroupMembership,
+                reason: crate::ports::ConflictReason::Unspecified,
+            });
         }
         let id = s.new_id();
         s.memberships.insert(id, (group_id.to_string(), user_id.to_string()));

@@ -17,7 +17,8 @@ struct State {
     writes: usize,
     fail_commits: usize,
     fail_audits: usize,
-    slots: BTreeMap<String, u32>,
+    windows: BTreeMap<String, (Vec<(String, i64)>, u64)>,
+    decisions: BTreeMap<(String, String), String>,
     held: BTreeMap<(String, String), HeldEvent>,
     claims: BTreeMap<String, String>,
     inventory: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
@@ -182,15 +183,48 @@ impl Ledger for SimLedger {
         Ok(s.inventory.get(&(person.to_string(), target.to_string())).cloned().unwrap_or_default())
     }
 
-    async fn take_slot(&self, key: &str, limit: u32, _expires_at: i64) -> Result<bool, ServiceError> {
+    async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.windows.get(key).cloned().unwrap_or_default())
+    }
+
+    async fn put_window(
+        &self,
+        key: &str,
+        entries: &[(String, i64)],
+        expected: u64,
+        _expires_at: i64,
+    ) -> Result<bool, ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
-        let n = s.slots.entry(key.to_string()).or_default();
-        if *n >= limit {
+        let w = s.windows.entry(key.to_string()).or_default();
+        if w.1 != expected {
             return Ok(false);
         }
-        *n += 1;
+        *w = (entries.to_vec(), expected + 1);
         Ok(true)
+    }
+
+    async fn decide(
+        &self,
+        person: &str,
+        event_id: &str,
+        decision: &str,
+        _expires_at: i64,
+    ) -> Result<String, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        Ok(s.decisions
+            .entry((person.to_string(), event_id.to_string()))
+            .or_insert_with(|| decision.to_string())
+            .clone())
+    }
+
+    async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.decisions.get(&(person.to_string(), event_id.to_string())).cloned())
     }
 
     async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {
