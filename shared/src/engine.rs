@@ -122,6 +122,9 @@ pub struct Ctx<'a> {
     /// when the winner's account is known to be the person's): two concurrent creations for one
     /// person under different names leave exactly one account that grants access.
     pub sweep: bool,
+    /// When this converge step began: what a target read from the service since then is
+    /// current; what it cached before is re-checked before a write that depends on it.
+    pub started: std::time::Instant,
     person: String,
     target: &'static str,
     ledger: &'a dyn Ledger,
@@ -141,7 +144,7 @@ impl<'a> Ctx<'a> {
         target: &'static str,
         ledger: &'a dyn Ledger,
     ) -> Self {
-        Self { record, dry_run, sweep: false, person, target, ledger }
+        Self { record, dry_run, sweep: false, started: std::time::Instant::now(), person, target, ledger }
     }
 
     /// Every account key the person was ever given on this target (write-ahead inventory).

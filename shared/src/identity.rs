@@ -22,13 +22,9 @@ const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 /// group: `jml-admins` -> `prod-admins` leaves the managed set).
 const GROUP_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 
-/// A mapping read from the service this recently is not re-checked before a membership write
-/// (it was read within this invocation).
-const GROUP_FRESH: Duration = Duration::from_secs(2);
-
 /// Name <-> id lookups that live across invocations of a warm container, each for at most
-/// [`GROUP_CACHE_TTL`]; before a membership write, a mapping older than [`GROUP_FRESH`] is
-/// checked against the service (DescribeGroup): a group whose name changed is never written.
+/// [`GROUP_CACHE_TTL`]; before a membership write, a mapping read before the converge step began
+/// is checked against the service (DescribeGroup): a group whose name changed is never written.
 #[derive(Debug, Default)]
 pub struct DirectoryCache {
     groups_by_name: Mutex<HashMap<String, (GroupId, Instant)>>,
@@ -59,12 +55,9 @@ impl DirectoryCache {
         }
     }
 
-    /// A cached group id and its age, if within the TTL.
-    fn group_id(&self, name: &str) -> Option<(GroupId, Duration)> {
-        Self::lock(&self.groups_by_name)
-            .get(name)
-            .filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL)
-            .map(|(id, at)| (id.clone(), at.elapsed()))
+    /// A cached group id and when it was read, if within the TTL.
+    fn group_id(&self, name: &str) -> Option<(GroupId, Instant)> {
+        Self::lock(&self.groups_by_name).get(name).filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL).cloned()
     }
 
     fn group_name(&self, id: &str) -> Option<String> {
@@ -261,7 +254,7 @@ impl IdentitySync {
                     self.store.set_user_status(id, *status).await?;
                 }
                 Action::RemoveFromGroup { membership_id, group } => {
-                    if !self.still_managed(group).await? {
+                    if !self.still_managed(group, ctx).await? {
                         tracing::warn!(
                             decision = "group-renamed",
                             "the membership's group left the managed set; not written"
@@ -272,7 +265,7 @@ impl IdentitySync {
                 }
                 Action::AddToGroup(group) => {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
-                    let group_id = self.checked_group_id(group.as_str()).await?;
+                    let group_id = self.checked_group_id(group.as_str(), ctx).await?;
                     match self.store.add_membership(&group_id, id).await {
                         Err(ServiceError::NotFound { .. }) => {
                             // The cached group was deleted (and maybe re-created): look it up again once.
@@ -325,11 +318,11 @@ impl IdentitySync {
     }
 
     /// The id of the group named `name` now, for a membership write: a cached mapping not read
-    /// in this invocation is confirmed with DescribeGroup, and looked up again if the group was
+    /// in this converge step is confirmed with DescribeGroup, and looked up again if the group was
     /// renamed (the managed name may be gone, or held by another group).
-    async fn checked_group_id(&self, name: &str) -> Result<GroupId, SyncError> {
+    async fn checked_group_id(&self, name: &str, ctx: &Ctx<'_>) -> Result<GroupId, SyncError> {
         let id = self.group_id(name).await?;
-        if self.cache.group_id(name).is_some_and(|(_, age)| age < GROUP_FRESH) {
+        if self.cache.group_id(name).is_some_and(|(_, at)| at >= ctx.started) {
             return Ok(id);
         }
         match self.store.group_name(&id).await? {
@@ -348,12 +341,12 @@ impl IdentitySync {
 
     /// Whether the membership's group (known to the cache by its managed name) still has that
     /// name: a group renamed out of the managed set is never written.
-    async fn still_managed(&self, name: &str) -> Result<bool, SyncError> {
-        let Some((id, age)) = self.cache.group_id(name) else {
-            // Not cached: `current` read the name from the service in this invocation.
+    async fn still_managed(&self, name: &str, ctx: &Ctx<'_>) -> Result<bool, SyncError> {
+        let Some((id, at)) = self.cache.group_id(name) else {
+            // Not cached: `current` read the name from the service in this step.
             return Ok(true);
         };
-        if age < GROUP_FRESH {
+        if at >= ctx.started {
             return Ok(true);
         }
         let now = self.store.group_name(&id).await?;

@@ -252,6 +252,34 @@ async fn lockdown_calls_delete_the_password_and_deactivate_keys() {
 }
 
 #[tokio::test]
+async fn an_unmodifiable_entity_is_permanent_and_the_login_profile_is_read() {
+    use aws_sdk_iam::operation::get_login_profile::{GetLoginProfileError, GetLoginProfileOutput};
+    use aws_sdk_iam::types::LoginProfile;
+    // A protected (service-linked) user: no retry changes it (was retried until the DLQ).
+    let protected = mock!(Client::tag_user).then_error(|| TagUserError::generic(meta("UnmodifiableEntity")));
+    let has = mock!(Client::get_login_profile).then_output(|| {
+        GetLoginProfileOutput::builder()
+            .login_profile(
+                LoginProfile::builder().user_name("ada.lovelace").create_date(DateTime::from_secs(0)).build().unwrap(),
+            )
+            .build()
+    });
+    let none = mock!(Client::get_login_profile).then_error(|| {
+        GetLoginProfileError::NoSuchEntityException(NoSuchEntityException::builder().meta(meta("NoSuchEntity")).build())
+    });
+    let client = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&protected, &has, &none]);
+    let iam = AwsIam::new(client);
+    let e = iam.tag_user("ada.lovelace", &BTreeMap::new()).await.unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::Validation { op: Op::TagUser, message } if message.starts_with("UnmodifiableEntity")),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    assert!(iam.has_login_profile("ada.lovelace").await.unwrap());
+    assert!(!iam.has_login_profile("ada.lovelace").await.unwrap());
+}
+
+#[tokio::test]
 async fn throttling_is_retried_by_the_sdk_and_messages_are_redacted() {
     let throttled =
         mock!(Client::tag_user).sequence().error(|| TagUserError::generic(meta("Throttling"))).times(3).build();

@@ -163,6 +163,16 @@ impl SimIdentityStore {
         id
     }
 
+    /// Renames a group (an administrator, outside jml-sync); not counted.
+    pub fn rename_group(&self, from: &str, to: &str) {
+        let mut s = self.lock();
+        for name in s.groups.values_mut() {
+            if name == from {
+                *name = to.to_string();
+            }
+        }
+    }
+
     /// Creates a user outside jml-sync (by hand, or SCIM when `external_id` is given); not counted.
     pub fn seed_user(&self, user_name: &str, external_id: Option<&ExternalId>, marker: Option<&str>) -> UserId {
         let mut s = self.lock();
