@@ -117,7 +117,7 @@ async fn a_leaver_whose_revocation_does_not_hold_is_parked_incomplete_and_conver
     let mover = body(&Ev { kind: 1, groups: 3, ..joiner(0, 3) }, 3);
     assert_eq!(one(&state, &mover).await.1.as_deref(), Some("LeaverIncomplete"));
     let u = w.iam.user("u0").unwrap();
-    assert!(!u.groups.contains(&"finance".to_string()), "the mover's groups were not granted: {:?}", u.groups);
+    assert!(!u.groups.iter().any(|g| g == "finance"), "the mover's groups were not granted: {:?}", u.groups);
     // WHEN the cause is fixed and the parked leaver is redriven (the same body again)
     sticky.stuck.store(false, Ordering::SeqCst);
     let (result, code, _) = one(&state, &leave).await;
