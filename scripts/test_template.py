@@ -168,6 +168,19 @@ class TemplateTest(unittest.TestCase):
                          and name in repr(v["Properties"]["RedrivePolicy"]))["Properties"].get("FifoQueue")),
                     f"{name}: a DLQ has its source's FIFO type")
 
+    def test_every_function_has_an_on_failure_destination_on_a_standard_queue(self):
+        # Any function can be invoked asynchronously (EventBridge, an operator): after Lambda's
+        # retries nothing may be dropped, and Lambda destinations cannot be FIFO queues.
+        for name, fn in FUNCTIONS.items():
+            cfg = fn["Properties"].get("EventInvokeConfig")
+            self.assertIsNotNone(cfg, f"{name}: no EventInvokeConfig")
+            dest = cfg["DestinationConfig"]["OnFailure"]
+            self.assertEqual(dest["Type"], "SQS", name)
+            queue = dest["Destination"].value[0] if isinstance(dest["Destination"].value, list) else dest["Destination"].value.split(".")[0]
+            self.assertIn(queue, QUEUES, name)
+            self.assertFalse(QUEUES[queue]["Properties"].get("FifoQueue"), f"{name}: {queue} must be a standard queue")
+            self.assertLessEqual(cfg.get("MaximumRetryAttempts", 2), 2, name)
+
     def test_every_function_is_arm64_al2023_cargolambda_with_a_binary_of_the_workspace(self):
         bins = workspace_binaries()
         for name, fn in FUNCTIONS.items():

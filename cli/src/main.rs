@@ -92,6 +92,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The way back from a dead-letter queue: unwrap every parked message to the original HR
+    /// event (whatever envelope: the event, an EventBridge event, a Lambda on-failure record),
+    /// list them (dry run, the default), or with --apply re-submit each to the inbound queue
+    /// (INBOUND_QUEUE_URL) or --to-targets (TARGET_QUEUES) and delete it from the DLQ.
+    Redrive {
+        /// The dead-letter queue URL.
+        dlq_url: String,
+        /// Re-submit to TARGET_QUEUES (group and dedup ids as hr-ingest) instead of the inbound queue.
+        #[arg(long)]
+        to_targets: bool,
+        /// Re-submit and delete (without it: list what would be re-submitted; nothing changes).
+        #[arg(long)]
+        apply: bool,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
+    },
     /// List the leavers the blast-radius breaker held (dry run), or release them with --apply.
     /// Uses the function's own configuration from the environment (real AWS).
     ReleaseHeld {
@@ -148,6 +165,9 @@ async fn run(command: Command) -> ExitCode {
         Command::Bench => bench::run().await,
         Command::CheckConfig { function } => check_config(&function),
         Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,
+        Command::Redrive { dlq_url, to_targets, apply, max } => {
+            publish::redrive(&dlq_url, to_targets, apply, max).await
+        }
         Command::BenchScale { .. } => ExitCode::from(2),
         Command::Publish { paths, to_targets, backend, dry_run } => {
             publish::run(&paths, to_targets, backend == BackendArg::Aws, dry_run).await

@@ -39,6 +39,67 @@ pub fn read_events(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// `jml redrive`: the way back from a dead-letter queue (real AWS, default credentials).
+pub async fn redrive(dlq_url: &str, to_targets: bool, apply: bool, max: usize) -> ExitCode {
+    let config =
+        match Config::from_lookup(|k| if k == "JML_BACKEND" { Some("aws".into()) } else { std::env::var(k).ok() }) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("jml: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let Some(to) = destination(&config, to_targets, true) else { return ExitCode::from(2) };
+    let ports = jml_shared::aws::AwsPorts::connect(&config).await;
+    let lines = match jml_shared::redrive::redrive(&ports.dlq_source, dlq_url, &to, &ports.publisher, apply, max).await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("| message | envelope | event | person | parked as | action");
+    println!("|---------|----------|-------|--------|-----------|-------");
+    for l in &lines {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {} | {} | {} | {}",
+            l.message_id,
+            l.envelope,
+            dash(&l.event_id),
+            dash(&l.external_id),
+            dash(&l.error_code),
+            l.action
+        );
+    }
+    let kept = lines.iter().filter(|l| l.action.starts_with("kept")).count();
+    let verb =
+        if apply { "re-submitted" } else { "to re-submit (dry run: nothing sent or deleted; --apply to redrive)" };
+    println!("{} {verb}, {kept} kept in the DLQ", lines.len() - kept);
+    if kept == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Where events go: the target queues, or the inbound queue (INBOUND_QUEUE_URL).
+fn destination(config: &Config, to_targets: bool, aws: bool) -> Option<PublishTo> {
+    if to_targets {
+        let targets = if aws { config.target_queues.clone() } else { hr_ingest::memory_targets() };
+        if targets.is_empty() {
+            eprintln!("jml: TARGET_QUEUES: is required with --to-targets (name=fifo-queue-url,...)");
+            return None;
+        }
+        return Some(PublishTo::Targets(targets));
+    }
+    match std::env::var("INBOUND_QUEUE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(PublishTo::Inbound(url)),
+        None if !aws => Some(PublishTo::Inbound("memory://jml-inbound".into())),
+        None => {
+            eprintln!("jml: INBOUND_QUEUE_URL: is required (the stack's InboundQueueUrl output), or use --to-targets");
+            None
+        }
+    }
+}
+
 pub async fn run(paths: &[PathBuf], to_targets: bool, aws: bool, dry_run: bool) -> ExitCode {
     let events = match read_events(paths) {
         Ok(e) => e,
@@ -56,25 +117,7 @@ pub async fn run(paths: &[PathBuf], to_targets: bool, aws: bool, dry_run: bool) 
                 return ExitCode::from(2);
             }
         };
-    let to = if to_targets {
-        let targets = if aws { config.target_queues.clone() } else { hr_ingest::memory_targets() };
-        if targets.is_empty() {
-            eprintln!("jml: TARGET_QUEUES: is required with --to-targets (name=fifo-queue-url,...)");
-            return ExitCode::from(2);
-        }
-        PublishTo::Targets(targets)
-    } else {
-        match std::env::var("INBOUND_QUEUE_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => PublishTo::Inbound(url),
-            None if !aws => PublishTo::Inbound("memory://jml-inbound".into()),
-            None => {
-                eprintln!(
-                    "jml: INBOUND_QUEUE_URL: is required (the stack's InboundQueueUrl output), or use --to-targets"
-                );
-                return ExitCode::from(2);
-            }
-        }
-    };
+    let Some(to) = destination(&config, to_targets, aws) else { return ExitCode::from(2) };
     let publisher: Arc<dyn Publisher> = if aws {
         Arc::new(jml_shared::aws::AwsPorts::connect(&config).await.publisher)
     } else {

@@ -35,5 +35,6 @@ pub mod metrics;
 pub mod pacing;
 pub mod planner;
 pub mod ports;
+pub mod redrive;
 pub mod sim;
 pub mod subscriptions;

@@ -353,3 +353,61 @@ async fn moto_publish_uses_send_message_batch_on_a_fifo_queue() {
     }
     assert_eq!(received, 12);
 }
+
+/// Every message of a queue (received and deleted).
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        for msg in got.messages() {
+            out.push(msg.body().unwrap().to_string());
+            sqs.delete_message().queue_url(url).receipt_handle(msg.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_redrive_unwraps_every_envelope_dry_run_first_then_resubmits_and_deletes() {
+    use jml_shared::ingest::PublishTo;
+    use jml_shared::redrive::redrive;
+    let m = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&m.sdk);
+    let n = std::process::id();
+    let dlq =
+        sqs.create_queue().queue_name(format!("jml-dlq-{n}")).send().await.unwrap().queue_url().unwrap().to_string();
+    let inbound = sqs
+        .create_queue()
+        .queue_name(format!("jml-inbound-{n}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let leaver = fixture_json("04-leaver-ada.json");
+    let eb = serde_json::json!({"version": "0", "id": "e-1", "detail-type": "Leaver", "source": "com.example.hr", "detail": leaver});
+    let record = serde_json::json!({"version": "1.0", "requestContext": {"condition": "RetriesExhausted"},
+        "requestPayload": eb, "responsePayload": {"errorMessage": "Throttled"}});
+    for body in [leaver.to_string(), eb.to_string(), record.to_string(), "{\"not\": \"an event\"}".to_string()] {
+        sqs.send_message().queue_url(&dlq).message_body(body).send().await.unwrap();
+    }
+    let source = jml_shared::aws::SqsDlqSource::new(sqs.clone());
+    let publisher = jml_shared::aws::SqsPublisher::new(sqs.clone());
+    let to = PublishTo::Inbound(inbound.clone());
+    // Dry run: listed, nothing sent, nothing deleted (and everything visible again at once)
+    let dry = redrive(&source, &dlq, &to, &publisher, false, 100).await.unwrap();
+    let mut envelopes: Vec<&str> = dry.iter().map(|l| l.envelope).collect();
+    envelopes.sort_unstable();
+    assert_eq!(envelopes, ["-", "eventbridge", "hr-event", "lambda-destination"]);
+    assert_eq!(dry.iter().filter(|l| l.action == "resubmit").count(), 3);
+    assert!(dry.iter().all(|l| l.action == "resubmit" || l.action.starts_with("kept")));
+    // Apply: the three HR events reach the inbound queue as the original event; the DLQ keeps one
+    let done = redrive(&source, &dlq, &to, &publisher, true, 100).await.unwrap();
+    assert_eq!(done.iter().filter(|l| l.action == "resubmitted").count(), 3, "{done:?}");
+    let sent = drain(&sqs, &inbound).await;
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|b| serde_json::from_str::<Value>(b).unwrap() == leaver));
+    assert_eq!(drain(&sqs, &dlq).await, vec!["{\"not\": \"an event\"}".to_string()]);
+}

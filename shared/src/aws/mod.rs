@@ -14,7 +14,7 @@ pub use dynamodb::DynamoLedger;
 pub use iam::AwsIam;
 pub use identitystore::AwsIdentityStore;
 pub use lmus::AwsUserSubscriptions;
-pub use sqs::{SqsDeadLetterQueue, SqsPublisher};
+pub use sqs::{SqsDeadLetterQueue, SqsDlqSource, SqsPublisher};
 
 use aws_config::retry::RetryConfig;
 
@@ -56,6 +56,7 @@ pub struct AwsPorts {
     pub dlq: SqsDeadLetterQueue,
     pub ledger: DynamoLedger,
     pub publisher: SqsPublisher,
+    pub dlq_source: SqsDlqSource,
 }
 
 impl AwsPorts {
@@ -76,6 +77,7 @@ impl AwsPorts {
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), text(&config.dlq_url)),
             ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), text(&config.ledger_table)),
             publisher: SqsPublisher::new(aws_sdk_sqs::Client::new(sdk)),
+            dlq_source: SqsDlqSource::new(aws_sdk_sqs::Client::new(sdk)),
         }
     }
 

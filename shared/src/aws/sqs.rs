@@ -143,3 +143,69 @@ impl crate::ingest::Publisher for SqsPublisher {
             .collect())
     }
 }
+
+/// Reads and removes dead-letter messages for `jml redrive`.
+#[derive(Clone, Debug)]
+pub struct SqsDlqSource {
+    client: Client,
+}
+
+impl SqsDlqSource {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl crate::redrive::DlqSource for SqsDlqSource {
+    async fn receive(&self, queue_url: &str) -> Result<Vec<crate::redrive::DlqMessage>, ServiceError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| crate::redrive::DlqMessage {
+                message_id: m.message_id().unwrap_or_default().to_string(),
+                receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
+                body: m.body().unwrap_or_default().to_string(),
+                error_code: m
+                    .message_attributes()
+                    .and_then(|a| a.get("ErrorCode"))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_string),
+            })
+            .collect())
+    }
+
+    async fn release(&self, queue_url: &str, receipt_handle: &str) -> Result<(), ServiceError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), ServiceError> {
+        self.client
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}

@@ -125,7 +125,8 @@ impl DeadLetterQueue for SimDeadLetterQueue {
     }
 }
 
-/// In-memory FIFO target queues with SQS's deduplication (by MessageDeduplicationId per queue).
+/// In-memory queues with SQS's FIFO deduplication (by MessageDeduplicationId per queue; a
+/// standard queue's messages, sent without one, are all kept).
 #[derive(Debug, Default)]
 pub struct SimQueues {
     /// queue url -> (body, group id, dedup id), in send order.
@@ -157,7 +158,8 @@ impl crate::ingest::Publisher for SimQueues {
             }
         }
         let mut sent = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !sent.iter().any(|(q, _, _, d)| q == queue_url && d == dedup_id) {
+        // A standard queue (no deduplication id) keeps every message, as SQS does.
+        if dedup_id.is_empty() || !sent.iter().any(|(q, _, _, d)| q == queue_url && d == dedup_id) {
             sent.push((queue_url.to_string(), body.to_string(), group_id.to_string(), dedup_id.to_string()));
         }
         Ok(())
