@@ -387,13 +387,16 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
 
 fn print_users(store: &SimIdentityStore) {
     println!("\nfinal Identity Store users (simulator)");
-    println!("{:<38} {:<16} {:<9} {:<36} groups", "userId", "userName", "status", "managed marker");
-    for u in store.users() {
+    let users = store.users();
+    let w = users.iter().map(|u| u.user_name.len()).max().unwrap_or(0).max(16);
+    let m = users.iter().filter_map(|u| u.marker.as_ref().map(String::len)).max().unwrap_or(0).max(36);
+    println!("{:<38} {:<w$} {:<9} {:<m$} groups", "userId", "userName", "status", "managed marker");
+    for u in users {
         let status = match u.status {
             jml_shared::ports::UserStatus::Enabled => "ENABLED",
             jml_shared::ports::UserStatus::Disabled => "DISABLED",
         };
         let marker = u.marker.as_deref().unwrap_or("(unmanaged)");
-        println!("{:<38} {:<16} {:<9} {:<36} {}", u.user_id, u.user_name, status, marker, or_dash(u.groups));
+        println!("{:<38} {:<w$} {:<9} {:<m$} {}", u.user_id, u.user_name, status, marker, or_dash(u.groups));
     }
 }

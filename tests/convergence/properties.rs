@@ -401,33 +401,69 @@ proptest! {
     /// Invariants 1 and 2, sequential: in order once, then shuffled with duplicates.
     #[test]
     fn any_delivery_order_ends_in_the_in_order_state_and_leavers_keep_nothing(
-        history in prop::collection::vec(ev(), 1..9),
-        order in any::<u64>(),
-        dups in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        (history, order, dups) in shuffled_history(),
     ) {
-        let (expected, world) = reference(&history);
-        for p in history.iter().map(|e| e.person).collect::<BTreeSet<_>>() {
-            if left(&history, p) {
-                let access = world.access_left(p);
-                prop_assert!(access.is_empty(), "person {p} left but holds {access:?}\n{}", as_files(&in_order(&history)));
-            }
+        shuffled_case(&history, order, &dups)?;
+    }
+}
+
+/// A history of 1-8 events, a shuffle seed and up to 3 duplicates.
+fn shuffled_history() -> impl Strategy<Value = (Vec<Ev>, u64, Vec<prop::sample::Index>)> {
+    (prop::collection::vec(ev(), 1..9), any::<u64>(), prop::collection::vec(any::<prop::sample::Index>(), 0..4))
+}
+
+/// One sequential case: the in-order end state (leavers keep nothing), then the same events
+/// shuffled with duplicates must end in that state.
+fn shuffled_case(history: &[Ev], order: u64, dups: &[prop::sample::Index]) -> Result<(), TestCaseError> {
+    let (expected, world) = reference(history);
+    for p in history.iter().map(|e| e.person).collect::<BTreeSet<_>>() {
+        if left(history, p) {
+            let access = world.access_left(p);
+            prop_assert!(access.is_empty(), "person {p} left but holds {access:?}\n{}", as_files(&in_order(history)));
         }
-        // Shuffled (a seeded Fisher-Yates) with duplicates inserted anywhere.
-        let mut shuffled: Vec<String> = history.iter().enumerate().map(|(i, e)| body(e, i)).collect();
-        let mut s = order;
-        for i in (1..shuffled.len()).rev() {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            shuffled.swap(i, (s >> 33) as usize % (i + 1));
-        }
-        for d in &dups {
-            let copy = shuffled[d.index(shuffled.len())].clone();
-            shuffled.insert(d.index(shuffled.len() + 1), copy);
-        }
-        let other = World::new();
-        let people: BTreeSet<u8> = history.iter().map(|e| e.person).collect();
-        runtime().block_on(deliver(&other.instance(other.ledger.clone()), &shuffled));
-        let got = other.snapshot(&people);
-        prop_assert_eq!(&got, &expected, "delivery order changed the end state\n{}", as_files(&shuffled));
+    }
+    // Shuffled (a seeded Fisher-Yates) with duplicates inserted anywhere.
+    let mut shuffled: Vec<String> = history.iter().enumerate().map(|(i, e)| body(e, i)).collect();
+    let mut s = order;
+    for i in (1..shuffled.len()).rev() {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        shuffled.swap(i, (s >> 33) as usize % (i + 1));
+    }
+    for d in dups {
+        let copy = shuffled[d.index(shuffled.len())].clone();
+        shuffled.insert(d.index(shuffled.len() + 1), copy);
+    }
+    let other = World::new();
+    let people: BTreeSet<u8> = history.iter().map(|e| e.person).collect();
+    runtime().block_on(deliver(&other.instance(other.ledger.clone()), &shuffled));
+    let got = other.snapshot(&people);
+    prop_assert_eq!(&got, &expected, "delivery order changed the end state\n{}", as_files(&shuffled));
+    Ok(())
+}
+
+/// The soak (issue 12): `JML_SOAK_CASES` (default 20,000) sequential histories; prints the count.
+/// `cargo test -p jml-e2e --test convergence soak -- --ignored --nocapture`
+#[test]
+#[ignore = "soak: minutes; run on demand"]
+fn soak_shuffled_histories() {
+    let n: u32 = std::env::var("JML_SOAK_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: n,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let ran = std::sync::atomic::AtomicU32::new(0);
+    let result = runner.run(&shuffled_history(), |(h, o, d)| {
+        ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shuffled_case(&h, o, &d)
+    });
+    println!(
+        "soak: {} histories run (shuffled with duplicates, all four targets): {}",
+        ran.into_inner(),
+        if result.is_ok() { "every one ended in the in-order state" } else { "FAILED" }
+    );
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
 
