@@ -37,6 +37,9 @@ pub struct Config {
     pub identity_store_id: Option<String>,
     /// `MANAGED_GROUP_PREFIX` / `MANAGED_GROUPS` (identity-sync).
     pub managed_groups: ManagedGroups,
+    /// `GROUP_RECHECK_SECONDS`: a cached group name is confirmed (DescribeGroup) before a
+    /// membership write when it was last confirmed longer ago than this (default 30, 0-300).
+    pub group_recheck_seconds: u64,
     /// `DIRECTORY_ID`: the Active Directory of user-based subscriptions (subscription-sync).
     pub directory_id: Option<String>,
     /// `DIRECTORY_DOMAIN`: its domain name, sent with every subscriptions call when set.
@@ -157,6 +160,14 @@ impl Config {
                 .parse::<u32>()
                 .map_err(|_| err("AUDIT_TTL_DAYS", "must be a whole number of days (0 keeps audit entries)"))?,
         };
+        let group_recheck_seconds = match get("GROUP_RECHECK_SECONDS") {
+            None => 30,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 300)
+                .ok_or_else(|| err("GROUP_RECHECK_SECONDS", "must be a whole number of seconds from 0 to 300"))?,
+        };
         let dry_run = match get("DRY_RUN").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,
@@ -247,6 +258,7 @@ impl Config {
             audit_ttl_days,
             identity_store_id,
             managed_groups,
+            group_recheck_seconds,
             directory_id,
             directory_domain,
             directory_username_rule,

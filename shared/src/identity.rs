@@ -23,8 +23,10 @@ const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 const GROUP_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// Name <-> id lookups that live across invocations of a warm container, each for at most
-/// [`GROUP_CACHE_TTL`]; before a membership write, a mapping read before the converge step began
-/// is checked against the service (DescribeGroup): a group whose name changed is never written.
+/// [`GROUP_CACHE_TTL`]; before a membership write, a mapping neither read in this converge step
+/// nor confirmed within `SyncSettings::group_recheck` (30 s by default: a bulk load pays one
+/// DescribeGroup per group and half-minute, not one per membership) is checked against the
+/// service (DescribeGroup): a group whose name changed is never written.
 #[derive(Debug, Default)]
 pub struct DirectoryCache {
     groups_by_name: Mutex<HashMap<String, (GroupId, Instant)>>,
@@ -72,6 +74,9 @@ impl DirectoryCache {
 #[derive(Clone, Debug, Default)]
 pub struct SyncSettings {
     pub managed_groups: ManagedGroups,
+    /// A cached group name confirmed longer ago than this (and before the converge step began)
+    /// is confirmed again with DescribeGroup before a membership write.
+    pub group_recheck: Duration,
 }
 
 /// The Identity Store target. Cheap to clone; the cache is shared.
@@ -322,7 +327,7 @@ impl IdentitySync {
     /// renamed (the managed name may be gone, or held by another group).
     async fn checked_group_id(&self, name: &str, ctx: &Ctx<'_>) -> Result<GroupId, SyncError> {
         let id = self.group_id(name).await?;
-        if self.cache.group_id(name).is_some_and(|(_, at)| at >= ctx.started) {
+        if self.cache.group_id(name).is_some_and(|(_, at)| self.confirmed(at, ctx)) {
             return Ok(id);
         }
         match self.store.group_name(&id).await? {
@@ -339,6 +344,11 @@ impl IdentitySync {
         }
     }
 
+    /// A mapping read in this converge step, or confirmed within `group_recheck`, is current.
+    fn confirmed(&self, at: Instant, ctx: &Ctx<'_>) -> bool {
+        at >= ctx.started || at.elapsed() < self.settings.group_recheck
+    }
+
     /// Whether the membership's group (known to the cache by its managed name) still has that
     /// name: a group renamed out of the managed set is never written.
     async fn still_managed(&self, name: &str, ctx: &Ctx<'_>) -> Result<bool, SyncError> {
@@ -346,7 +356,7 @@ impl IdentitySync {
             // Not cached: `current` read the name from the service in this step.
             return Ok(true);
         };
-        if at >= ctx.started {
+        if self.confirmed(at, ctx) {
             return Ok(true);
         }
         let now = self.store.group_name(&id).await?;

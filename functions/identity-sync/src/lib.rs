@@ -37,7 +37,13 @@ pub fn state(
         Some(rps) => Arc::new(Paced::new(store, Arc::new(TokenBucket::new(rps, 1.0)))),
         None => store,
     };
-    let target = IdentitySync::new(store, SyncSettings { managed_groups: config.managed_groups.clone() });
+    let target = IdentitySync::new(
+        store,
+        SyncSettings {
+            managed_groups: config.managed_groups.clone(),
+            group_recheck: std::time::Duration::from_secs(config.group_recheck_seconds),
+        },
+    );
     State::for_target(Arc::new(target), ledger, dlq, config)
 }
 
