@@ -398,15 +398,12 @@ impl Engine {
             if dry_run {
                 return Ok(outcome);
             }
-            let mut next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
-            if !remaining.is_empty() {
-                next.status = PersonStatus::Active;
-            }
-            if self.ledger.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
-                return match remaining.is_empty() {
-                    true => Ok(outcome),
-                    false => Err(leaver_incomplete(&remaining)),
-                };
+            let next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
+            let audit = self.audit(event, &outcome);
+            if let Some(done) =
+                self.commit_verified(next, record.as_ref().map(|r| r.version), &audit, outcome, &remaining).await?
+            {
+                return done;
             }
             raced = true;
             tracing::info!(decision = "ledger-race", "a concurrent delivery committed first; re-reading the ledger");
@@ -467,17 +464,31 @@ impl Engine {
             }
             let mut next = self.record_from(&effective, &knowledge, Some(&record), Some((&effective, &outcome)), None);
             next.last_event_id = format!("reconverge#{}", record.version + 1);
-            if !remaining.is_empty() {
-                next.status = PersonStatus::Active;
-            }
-            if self.ledger.commit(&next, Some(record.version), &self.audit(&effective, &outcome)).await? {
-                return match remaining.is_empty() {
-                    true => Ok(outcome),
-                    false => Err(leaver_incomplete(&remaining)),
-                };
+            let audit = self.audit(&effective, &outcome);
+            if let Some(done) = self.commit_verified(next, Some(record.version), &audit, outcome, &remaining).await? {
+                return done;
             }
         }
         Err(SyncError::ConflictPersisted)
+    }
+
+    /// Commits a converged record (`None`: a concurrent writer won). A leaver whose read-back
+    /// found access left is recorded still active and answered `LeaverIncomplete`.
+    async fn commit_verified(
+        &self,
+        mut next: PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+        outcome: Outcome,
+        remaining: &[String],
+    ) -> Result<Option<Result<Outcome, SyncError>>, SyncError> {
+        if !remaining.is_empty() {
+            next.status = PersonStatus::Active;
+        }
+        if !self.ledger.commit(&next, expected, audit).await? {
+            return Ok(None);
+        }
+        Ok(Some(if remaining.is_empty() { Ok(outcome) } else { Err(leaver_incomplete(remaining)) }))
     }
 
     /// The blast-radius breaker for a new leaver: `true` applies it, `false` holds it. Decided

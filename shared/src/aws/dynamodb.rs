@@ -112,6 +112,14 @@ fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
     item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
+/// A conditional PutItem whose condition did not hold (nothing was written).
+fn put_condition_failed<R>(e: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
 fn corrupt(what: &str) -> ServiceError {
     ServiceError::Unavailable {
         op: Op::LedgerRead,
@@ -363,14 +371,7 @@ impl Ledger for DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if put_condition_failed(&e) => Ok(false),
             Err(e) => Err(classify(Op::LedgerWrite, &e)),
         }
     }
@@ -467,14 +468,7 @@ impl Ledger for DynamoLedger {
         };
         match put.send().await {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if put_condition_failed(&e) => Ok(false),
             Err(e) => Err(classify(Op::LedgerWrite, &e)),
         }
     }
@@ -499,12 +493,7 @@ impl Ledger for DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(decision.to_string()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            Err(e) if put_condition_failed(&e) => {
                 self.decision(person, event_id).await?.ok_or_else(|| corrupt("breaker decision"))
             }
             Err(e) => Err(classify(Op::LedgerWrite, &e)),
