@@ -13,6 +13,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "one slice per target: each function links only its own SDK (cargo tree), shared code names no target"
+./scripts/check-slices.sh
+
 step "cargo test (unit, adapter, planner, end-to-end, property)"
 cargo test --workspace --locked
 

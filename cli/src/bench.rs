@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use identity_sync::{MemoryBackend, RecordMeta, State, process_record};
-use jml_shared::config::Config;
-use jml_shared::sim::{CallCounts, LedgerCalls};
+use jml_core::config::Config;
+use jml_core::sim::{CallCounts, LedgerCalls};
 use serde_json::Value;
 
 const JOINER: &str = include_str!("../../events/01-joiner-ada.json");
@@ -43,8 +43,11 @@ pub async fn run() -> ExitCode {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return ExitCode::from(2);
     };
-    let (mut state, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
-    state.metrics = Arc::new(jml_shared::metrics::NullSink);
+    let Ok((mut state, mem)) = identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), &config)
+    else {
+        return ExitCode::from(2);
+    };
+    state.metrics = Arc::new(jml_core::metrics::NullSink);
     // Another person with the same 3 groups (warm group cache).
     let other = edit(JOINER, |v| {
         v["eventId"] = "bench-joiner-2".into();
@@ -163,8 +166,12 @@ async fn subscriptions_table() -> Vec<(&'static str, bool)> {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return vec![];
     };
-    let (mut state, mem) = subscription_sync::memory(Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
-    state.metrics = Arc::new(jml_shared::metrics::NullSink);
+    let Ok((mut state, mem)) =
+        subscription_sync::memory(Arc::new(subscription_sync::sim::SimUserSubscriptions::demo()), &config)
+    else {
+        return vec![];
+    };
+    state.metrics = Arc::new(jml_core::metrics::NullSink);
     let scenarios: [(&str, &str); 6] = [
         ("joiner: 1 product on 1 instance (cold cache)", JOINER),
         ("joiner duplicate", JOINER),
@@ -175,7 +182,7 @@ async fn subscriptions_table() -> Vec<(&'static str, bool)> {
     ];
     println!(
         "\nLicense Manager user subscriptions calls per event ({} instances listed)\n",
-        jml_shared::sim::DEMO_INSTANCES.len()
+        subscription_sync::sim::DEMO_INSTANCES.len()
     );
     println!(
         "| {:<44} | {:<10} | {:>5} | {:>6} | {:>11} | {:>12} | calls",
@@ -224,7 +231,7 @@ type Measured = (&'static str, String, CallCounts, LedgerCalls);
 async fn target_table(
     title: &str,
     state: &State,
-    ledger: &jml_shared::sim::SimLedger,
+    ledger: &jml_core::sim::SimLedger,
     calls: &dyn Fn() -> CallCounts,
     reset: &dyn Fn(),
     scenarios: &[(&'static str, String)],
@@ -292,8 +299,11 @@ async fn appstream_table() -> Vec<(&'static str, bool)> {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return vec![];
     };
-    let (mut state, mem) = appstream_sync::memory(Arc::new(jml_shared::sim::SimAppStream::demo()), &config);
-    state.metrics = Arc::new(jml_shared::metrics::NullSink);
+    let Ok((mut state, mem)) = appstream_sync::memory(Arc::new(appstream_sync::sim::SimAppStream::demo()), &config)
+    else {
+        return vec![];
+    };
+    state.metrics = Arc::new(jml_core::metrics::NullSink);
     let rows = target_table(
         "AppStream 2.0 calls per event (joiner: 2 stacks by department rule; mover: 1 stack swapped)",
         &state,
@@ -327,8 +337,10 @@ async fn iam_table() -> Vec<(&'static str, bool)> {
     let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
         return vec![];
     };
-    let (mut state, mem) = iam_sync::memory(Arc::new(jml_shared::sim::SimIam::demo()), &config);
-    state.metrics = Arc::new(jml_shared::metrics::NullSink);
+    let Ok((mut state, mem)) = iam_sync::memory(Arc::new(iam_sync::sim::SimIam::demo()), &config) else {
+        return vec![];
+    };
+    state.metrics = Arc::new(jml_core::metrics::NullSink);
     let rows = target_table(
         "IAM calls per event (3 mapped groups; before the leaver a human added a password, an access key, an SSH key, a service-specific credential and a signing certificate)",
         &state,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use jml_shared::config::Config;
+use jml_core::config::Config;
 
 /// The target functions.
 const FUNCTIONS: [&str; 4] = ["identity-sync", "subscription-sync", "appstream-sync", "iam-sync"];
@@ -214,6 +214,13 @@ async fn release_held(function: &str, apply: bool) -> ExitCode {
         "appstream-sync" => appstream_sync::from_config(&config).await,
         _ => iam_sync::from_config(&config).await,
     };
+    let state = match state {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let held = match state.engine.held().await {
         Ok(h) => h,
         Err(e) => {
@@ -251,12 +258,12 @@ async fn release_held(function: &str, apply: bool) -> ExitCode {
 }
 
 /// A function's own start-up check.
-fn check_function(c: &Config, function: &str) -> Result<(), jml_shared::config::ConfigError> {
+pub(crate) fn check_function(c: &Config, function: &str) -> Result<(), jml_core::config::ConfigError> {
     match function {
-        "identity-sync" => c.check_identity(),
-        "subscription-sync" => c.check_subscriptions(),
-        "appstream-sync" => c.check_appstream(),
-        "iam-sync" => c.check_iam(),
+        "identity-sync" => identity_sync::Settings::from_config(c).map(drop),
+        "subscription-sync" => subscription_sync::Settings::from_config(c).map(drop),
+        "appstream-sync" => appstream_sync::Settings::from_config(c).map(drop),
+        "iam-sync" => iam_sync::Settings::from_config(c).map(drop),
         _ => c.check_ingest(),
     }
 }
@@ -280,8 +287,8 @@ async fn audit(person: &str) -> ExitCode {
         eprintln!("jml: LEDGER_TABLE: is required (the DynamoDB person ledger)");
         return ExitCode::from(2);
     };
-    let ledger = jml_shared::aws::dynamo_ledger(&table).await;
-    match jml_shared::ledger::Ledger::audit_trail(&ledger, person).await {
+    let ledger = jml_dynamodb::ledger(&jml_aws::load_sdk_config().await, Some(&table));
+    match jml_core::ledger::Ledger::audit_trail(&ledger, person).await {
         Ok(trail) => {
             print_audit(person, &trail);
             ExitCode::SUCCESS
@@ -293,7 +300,7 @@ async fn audit(person: &str) -> ExitCode {
     }
 }
 
-fn print_audit(person: &str, trail: &[jml_shared::ledger::AuditEntry]) {
+fn print_audit(person: &str, trail: &[jml_core::ledger::AuditEntry]) {
     println!("\naudit trail of {person} ({} entries, HR time order)", trail.len());
     println!(
         "{:<26} {:<16} {:<24} {:<8} {:<26} {:>7} {:>6}",

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use jml_shared::config::Config;
-use jml_shared::ingest::{PublishTo, Publisher, publish};
+use jml_core::config::Config;
+use jml_core::ingest::{PublishTo, Publisher, publish};
 
 /// (source, body) of every event: each line of a .jsonl file, each .json file of a directory.
 pub fn read_events(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
@@ -50,9 +50,9 @@ pub async fn redrive(dlq_url: &str, to_targets: bool, apply: bool, max: usize) -
             }
         };
     let Some(to) = destination(&config, to_targets, true) else { return ExitCode::from(2) };
-    let ports = jml_shared::aws::AwsPorts::connect(&config).await;
-    let lines = match jml_shared::redrive::redrive(&ports.dlq_source, dlq_url, &to, &ports.publisher, apply, max).await
-    {
+    let sqs = aws_sdk_sqs::Client::new(&jml_aws::load_sdk_config().await);
+    let (source, publisher) = (jml_aws::SqsDlqSource::new(sqs.clone()), jml_aws::SqsPublisher::new(sqs));
+    let lines = match jml_core::redrive::redrive(&source, dlq_url, &to, &publisher, apply, max).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("jml: {e}");
@@ -110,7 +110,9 @@ pub async fn run(paths: &[PathBuf], to_targets: bool, aws: bool, dry_run: bool) 
     };
     let backend = if aws { "aws" } else { "memory" };
     let config =
-        match Config::from_lookup(|k| if k == "JML_BACKEND" { Some(backend.into()) } else { std::env::var(k).ok() }) {
+        match Config::from_lookup(
+            move |k| if k == "JML_BACKEND" { Some(backend.into()) } else { std::env::var(k).ok() },
+        ) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("jml: {e}");
@@ -119,9 +121,9 @@ pub async fn run(paths: &[PathBuf], to_targets: bool, aws: bool, dry_run: bool) 
         };
     let Some(to) = destination(&config, to_targets, aws) else { return ExitCode::from(2) };
     let publisher: Arc<dyn Publisher> = if aws {
-        Arc::new(jml_shared::aws::AwsPorts::connect(&config).await.publisher)
+        Arc::new(jml_aws::SqsPublisher::new(aws_sdk_sqs::Client::new(&jml_aws::load_sdk_config().await)))
     } else {
-        Arc::new(jml_shared::sim::SimQueues::default())
+        Arc::new(jml_core::sim::SimQueues::default())
     };
     let bar = ProgressBar::new(events.len() as u64);
     bar.set_style(

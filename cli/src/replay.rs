@@ -6,16 +6,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use appstream_sync::sim::SimAppStream;
+use appstream_sync::target::APPSTREAM_TARGET;
+use iam_sync::sim::SimIam;
+use iam_sync::target::IAM_TARGET;
+use identity_sync::IDENTITY_TARGET;
+use identity_sync::sim::SimIdentityStore;
 use identity_sync::{RecordMeta, RecordReport, State, process_record};
-use jml_shared::appstream::APPSTREAM_TARGET;
-use jml_shared::batch::RecordResult;
-use jml_shared::config::{Backend, Config};
-use jml_shared::contract::EventKind;
-use jml_shared::iam::IAM_TARGET;
-use jml_shared::ledger::IDENTITY_TARGET;
-use jml_shared::planner::Decision;
-use jml_shared::sim::{SimAppStream, SimIam, SimIdentityStore, SimLedger, SimUserSubscriptions};
-use jml_shared::subscriptions::SUBSCRIPTIONS_TARGET;
+use jml_core::batch::RecordResult;
+use jml_core::config::{Backend, Config, ConfigError};
+use jml_core::contract::EventKind;
+use jml_core::engine::Decision;
+use jml_core::sim::SimLedger;
+use subscription_sync::sim::SimUserSubscriptions;
+use subscription_sync::target::SUBSCRIPTIONS_TARGET;
 
 use crate::{BackendArg, event_files, print_audit};
 
@@ -38,8 +42,8 @@ fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String>
                 .into_iter()
                 .filter(|t| match *t {
                     "identity" => true,
-                    "subscriptions" => cfg.directory_id.is_some(),
-                    "iam" => cfg.iam_permissions_boundary.is_some(),
+                    "subscriptions" => cfg.var("DIRECTORY_ID").is_some(),
+                    "iam" => cfg.var("IAM_PERMISSIONS_BOUNDARY").is_some(),
                     _ => false,
                 })
                 .collect(),
@@ -55,14 +59,9 @@ fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String>
     Ok(out)
 }
 
-fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_shared::config::ConfigError> {
+fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_core::config::ConfigError> {
     for t in targets {
-        match *t {
-            "identity" => cfg.check_identity()?,
-            "subscriptions" => cfg.check_subscriptions()?,
-            "appstream" => cfg.check_appstream()?,
-            _ => cfg.check_iam()?,
-        }
+        crate::check_function(cfg, &format!("{t}-sync").replace("subscriptions-sync", "subscription-sync"))?;
     }
     Ok(())
 }
@@ -103,12 +102,18 @@ pub async fn run(
         return ExitCode::from(2);
     }
     cfg.dry_run = dry_run || (cfg.backend == Backend::Aws && !apply);
-    let (states, sims) = build(&cfg, &enabled).await;
+    let (states, sims) = match build(&cfg, &enabled).await {
+        Ok(built) => built,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // The replay prints its own table; EMF documents are for CloudWatch.
     let states: Vec<State> = states
         .into_iter()
         .map(|mut t| {
-            t.metrics = Arc::new(jml_shared::metrics::NullSink);
+            t.metrics = Arc::new(jml_core::metrics::NullSink);
             t
         })
         .collect();
@@ -132,7 +137,7 @@ pub async fn run(
         };
         let meta = RecordMeta {
             message_id: Some(f.display().to_string()),
-            message_group: jml_shared::contract::external_id_hint(&body),
+            message_group: jml_core::contract::external_id_hint(&body),
         };
         let mut leaver_of = None;
         for state in &states {
@@ -170,15 +175,15 @@ pub async fn run(
     if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-async fn build(cfg: &Config, enabled: &[&str]) -> (Vec<State>, Option<Sims>) {
-    match cfg.backend {
+async fn build(cfg: &Config, enabled: &[&str]) -> Result<(Vec<State>, Option<Sims>), ConfigError> {
+    Ok(match cfg.backend {
         Backend::Memory => {
-            let (identity, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), cfg);
+            let (identity, mem) = identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?;
             let ledger = mem.ledger.clone();
             let (subs, smem) =
-                subscription_sync::memory_with_ledger(Arc::new(SimUserSubscriptions::demo()), ledger.clone(), cfg);
-            let (apps, amem) = appstream_sync::memory_with_ledger(Arc::new(SimAppStream::demo()), ledger.clone(), cfg);
-            let (iam, imem) = iam_sync::memory_with_ledger(Arc::new(SimIam::demo()), ledger.clone(), cfg);
+                subscription_sync::memory_with_ledger(Arc::new(SimUserSubscriptions::demo()), ledger.clone(), cfg)?;
+            let (apps, amem) = appstream_sync::memory_with_ledger(Arc::new(SimAppStream::demo()), ledger.clone(), cfg)?;
+            let (iam, imem) = iam_sync::memory_with_ledger(Arc::new(SimIam::demo()), ledger.clone(), cfg)?;
             let states = [("identity", identity), ("subscriptions", subs), ("appstream", apps), ("iam", iam)]
                 .into_iter()
                 .filter(|(n, _)| enabled.contains(n))
@@ -187,19 +192,19 @@ async fn build(cfg: &Config, enabled: &[&str]) -> (Vec<State>, Option<Sims>) {
             (states, Some(Sims { ledger, identity: mem, subscriptions: smem, appstream: amem, iam: imem }))
         }
         Backend::Aws => {
-            let ports = || jml_shared::aws::AwsPorts::connect(cfg);
+            let sdk = jml_aws::load_sdk_config().await;
             let mut states = Vec::new();
             for t in enabled {
                 states.push(match *t {
-                    "identity" => identity_sync::from_aws_ports(ports().await, cfg),
-                    "subscriptions" => subscription_sync::from_aws_ports(ports().await, cfg),
-                    "appstream" => appstream_sync::from_aws_ports(ports().await, cfg),
-                    _ => iam_sync::from_aws_ports(ports().await, cfg),
+                    "identity" => identity_sync::from_sdk_config(&sdk, cfg)?,
+                    "subscriptions" => subscription_sync::from_sdk_config(&sdk, cfg)?,
+                    "appstream" => appstream_sync::from_sdk_config(&sdk, cfg)?,
+                    _ => iam_sync::from_sdk_config(&sdk, cfg)?,
                 });
             }
             (states, None)
         }
-    }
+    })
 }
 
 /// What access a person still holds in each simulated target: every account of the ledger's
@@ -225,7 +230,7 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
         if let Some(u) = found.filter(|u| seen.insert(u.user_id.clone()))
             && u.marker == marker(person)
         {
-            let enabled = u.status == jml_shared::ports::UserStatus::Enabled;
+            let enabled = u.status == identity_sync::port::UserStatus::Enabled;
             let line = format!("{}, {} group(s)", if enabled { "ENABLED" } else { "disabled" }, u.groups.len());
             out.push((IDENTITY_TARGET, line, enabled || !u.groups.is_empty()));
         }
@@ -267,8 +272,8 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
 /// The managed marker of a person key (`issuer#id`).
 fn marker(person: &str) -> Option<String> {
     let (issuer, id) = person.split_once('#')?;
-    let part = |s: &str| jml_shared::contract::ExternalIdPart::parse(s).ok();
-    Some(jml_shared::contract::ExternalId { issuer: part(issuer)?, id: part(id)? }.marker())
+    let part = |s: &str| jml_core::contract::ExternalIdPart::parse(s).ok();
+    Some(jml_core::contract::ExternalId { issuer: part(issuer)?, id: part(id)? }.marker())
 }
 
 /// Prints what the leaver left behind; returns 1 if any access remains (a failed replay).
@@ -330,7 +335,7 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
         println!("\nfinal AppStream user pool (simulator)");
         // Columns as wide as their longest value: long addresses never run into the status.
         let all = sims.appstream.service.all();
-        let names = |u: &jml_shared::sim::PoolUser| {
+        let names = |u: &appstream_sync::sim::PoolUser| {
             format!("{} / {}", u.first_name.as_deref().unwrap_or("-"), u.last_name.as_deref().unwrap_or("-"))
         };
         let w = all.keys().map(|k| k.chars().count()).max().unwrap_or(0).max(9);
@@ -348,7 +353,7 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
         let pw = all.iter().map(|u| u.user.path.chars().count()).max().unwrap_or(0).max(27);
         println!("{:<w$} {:<pw$} {:<9} {:<8} {:<5} groups", "user name", "path", "status", "console", "keys");
         for u in all {
-            let status = u.user.tags.get(jml_shared::iam::TAG_STATUS).cloned().unwrap_or_else(|| "-".into());
+            let status = u.user.tags.get(iam_sync::target::TAG_STATUS).cloned().unwrap_or_else(|| "-".into());
             let keys = u.access_keys.iter().filter(|k| k.status == "Active").count();
             let console = if u.login_profile { "yes" } else { "no" };
             println!(
@@ -393,8 +398,8 @@ fn print_users(store: &SimIdentityStore) {
     println!("{:<38} {:<w$} {:<9} {:<m$} groups", "userId", "userName", "status", "managed marker");
     for u in users {
         let status = match u.status {
-            jml_shared::ports::UserStatus::Enabled => "ENABLED",
-            jml_shared::ports::UserStatus::Disabled => "DISABLED",
+            identity_sync::port::UserStatus::Enabled => "ENABLED",
+            identity_sync::port::UserStatus::Disabled => "DISABLED",
         };
         let marker = u.marker.as_deref().unwrap_or("(unmanaged)");
         println!("{:<38} {:<w$} {:<9} {:<m$} {}", u.user_id, u.user_name, status, marker, or_dash(u.groups));

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use identity_sync::State;
-use jml_shared::config::Config;
-use jml_shared::sim::{SimDeadLetterQueue, SimIdentityStore, SimLedger};
+use identity_sync::sim::SimIdentityStore;
+use jml_core::config::Config;
+use jml_core::sim::{SimDeadLetterQueue, SimLedger};
 use serde_json::{Value, json};
 
 const JOINER: &str = include_str!("../../events/01-joiner-ada.json");
@@ -57,19 +58,22 @@ fn states(
     instances: usize,
     env: &[(&str, &str)],
 ) -> Result<(Vec<State>, Arc<SimDeadLetterQueue>), String> {
-    let config = Config::from_lookup(|k| {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_lookup(move |k| {
         if k == "JML_BACKEND" {
             return Some("memory".into());
         }
-        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     })
     .map_err(|e| e.to_string())?;
+    let settings = identity_sync::Settings::from_config(&config).map_err(|e| e.to_string())?;
     let ledger = Arc::new(SimLedger::default());
     let dlq = Arc::new(SimDeadLetterQueue::default());
     let states = (0..instances)
         .map(|_| {
-            let mut s = identity_sync::state(store.clone(), ledger.clone(), dlq.clone(), &config);
-            s.metrics = Arc::new(jml_shared::metrics::NullSink);
+            let port = identity_sync::paced_calls(store.clone(), &settings);
+            let mut s = identity_sync::state(port, ledger.clone(), dlq.clone(), &config, &settings);
+            s.metrics = Arc::new(jml_core::metrics::NullSink);
             s
         })
         .collect();
@@ -79,7 +83,7 @@ fn states(
 /// Drives `events` joiners through `instances` concurrent instances.
 pub async fn bulk(events: usize, instances: usize, latency: Duration, env: &[(&str, &str)]) -> Result<Run, String> {
     let store =
-        Arc::new(jml_shared::sim::demo_identity_store().with_latency(latency).with_rate_limit(QUOTA_PER_SECOND));
+        Arc::new(identity_sync::sim::demo_identity_store().with_latency(latency).with_rate_limit(QUOTA_PER_SECOND));
     let (states, dlq) = states(&store, instances, env)?;
     let queue: Arc<Mutex<VecDeque<(String, String)>>> =
         Arc::new(Mutex::new((0..events).map(|n| (format!("m-{n}"), joiner(n))).collect()));
@@ -130,7 +134,7 @@ pub async fn bulk(events: usize, instances: usize, latency: Duration, env: &[(&s
 /// One batch on one fresh instance (group and manager caches warmed by a first event), no quota
 /// pressure: what concurrency within a batch buys.
 pub async fn one_batch(size: usize, latency: Duration, env: &[(&str, &str)]) -> Result<f64, String> {
-    let store = Arc::new(jml_shared::sim::demo_identity_store().with_latency(latency));
+    let store = Arc::new(identity_sync::sim::demo_identity_store().with_latency(latency));
     let (states, _) = states(&store, 1, env)?;
     let state = &states[0];
     identity_sync::handle_sqs(

@@ -3,21 +3,23 @@
 //! once, only when it revokes something, and decides once for every target; group mappings are
 //! re-checked before a membership write; every per-call error is classified.
 
+use identity_sync::IDENTITY_TARGET;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use jml_shared::batch::RecordResult;
-use jml_shared::iam::IAM_TARGET;
-use jml_shared::lambda::{RecordMeta, State, process_record};
-use jml_shared::ledger::{IDENTITY_TARGET, PersonStatus};
-use jml_shared::ports::{
-    AccessKey, ConflictReason, IamNewUser, IamUser, IamUsers, Op, OtherCredential, ServiceError, UserStatus,
-};
-use jml_shared::sim::{SimDeadLetterQueue, SimIam};
+use iam_sync::port::{AccessKey, IamNewUser, IamUser, IamUsers, OtherCredential};
+use iam_sync::sim::SimIam;
+use iam_sync::target::IAM_TARGET;
+use identity_sync::port::UserStatus;
+use jml_core::batch::RecordResult;
+use jml_core::lambda::{RecordMeta, State, process_record};
+use jml_core::ledger::PersonStatus;
+use jml_core::ports::{ConflictReason, ServiceError};
+use jml_core::sim::SimDeadLetterQueue;
 
-use crate::properties::{Ev, World, body, config, external_id};
+use crate::properties::{Ev, World, body, config, config_with, external_id};
 
 async fn one(state: &State, body: &str) -> (RecordResult, Option<String>, Option<String>) {
     let r = process_record(state, body, &RecordMeta::default()).await;
@@ -97,7 +99,13 @@ async fn a_leaver_whose_revocation_does_not_hold_is_parked_incomplete_and_conver
     let sticky = Arc::new(StickyGroups { inner: w.iam.clone(), stuck: AtomicBool::new(false) });
     let mut cfg = config();
     cfg.leavers_per_hour = None;
-    let state = iam_sync::state(sticky.clone(), w.ledger.clone(), Arc::new(SimDeadLetterQueue::default()), &cfg);
+    let state = iam_sync::state(
+        sticky.clone(),
+        w.ledger.clone(),
+        Arc::new(SimDeadLetterQueue::default()),
+        &cfg,
+        &iam_sync::Settings::from_config(&cfg).expect("settings"),
+    );
     let person = format!("workday#{}", external_id(0));
     assert_eq!(one(&state, &body(&joiner(0, 1), 1)).await.0, RecordResult::Done);
     sticky.stuck.store(true, Ordering::SeqCst);
@@ -147,7 +155,10 @@ async fn a_throttled_leaver_retried_takes_one_breaker_slot() {
     for p in 0..2 {
         one(apps, &body(&joiner(p, 1), 1 + p as usize)).await;
     }
-    w.apps.fail_next(Op::DisableUser, ServiceError::Throttled { op: Op::DisableUser, retry_after_seconds: None });
+    w.apps.fail_next(
+        appstream_sync::port::op::DISABLE_USER,
+        ServiceError::Throttled { op: appstream_sync::port::op::DISABLE_USER, retry_after_seconds: None },
+    );
     let leave0 = body(&leaver(0, 2), 10);
     assert_eq!(one(apps, &leave0).await.0, RecordResult::Retry);
     assert_eq!(one(apps, &leave0).await.0, RecordResult::Done);
@@ -208,8 +219,7 @@ async fn a_group_renamed_out_of_the_managed_set_is_never_written() {
     // issue 11, trigger 9: warm caches kept the managed name of a renamed group
     // (GROUP_RECHECK_SECONDS=0: every mapping from an earlier step is re-checked, as after 30 s)
     let w = World::new();
-    let mut cfg = config();
-    cfg.group_recheck_seconds = 0;
+    let cfg = config_with(&[("GROUP_RECHECK_SECONDS", "0")]);
     let states = w.instance_with(w.ledger.clone(), &cfg);
     let identity = &states[0];
     one(identity, &body(&joiner(0, 1), 1)).await;
@@ -238,9 +248,12 @@ async fn a_membership_conflict_is_verified_not_assumed() {
     let w = World::new();
     let states = limited(&w, 25);
     let identity = &states[0];
-    w.identity.inject(jml_shared::sim::Fault::next(
-        Op::CreateGroupMembership,
-        ServiceError::Conflict { op: Op::CreateGroupMembership, reason: ConflictReason::Unspecified },
+    w.identity.inject(identity_sync::sim::Fault::next(
+        identity_sync::port::op::CREATE_GROUP_MEMBERSHIP,
+        ServiceError::Conflict {
+            op: identity_sync::port::op::CREATE_GROUP_MEMBERSHIP,
+            reason: ConflictReason::Unspecified,
+        },
         1,
     ));
     // The conflict was not "already a member": retried, not recorded as done

@@ -12,21 +12,27 @@
 //! failing history is printed as event files to paste into `events/` and `jml replay`.
 //! `JML_PROPTEST_CASES` raises the count (the soak); the test command runs 1,000 histories.
 
+use identity_sync::IDENTITY_TARGET;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use appstream_sync::sim::SimAppStream;
+use appstream_sync::target::APPSTREAM_TARGET;
 use async_trait::async_trait;
-use jml_shared::appstream::APPSTREAM_TARGET;
-use jml_shared::batch::RecordResult;
-use jml_shared::config::Config;
-use jml_shared::iam::IAM_TARGET;
-use jml_shared::lambda::{RecordMeta, State, process_record};
-use jml_shared::ledger::{AuditEntry, HeldEvent, IDENTITY_TARGET, Ledger, PersonRecord, PersonStatus};
-use jml_shared::ports::{ServiceError, UserStatus};
-use jml_shared::sim::{SimAppStream, SimDeadLetterQueue, SimIam, SimIdentityStore, SimLedger, SimUserSubscriptions};
-use jml_shared::subscriptions::SUBSCRIPTIONS_TARGET;
+use iam_sync::sim::SimIam;
+use iam_sync::target::IAM_TARGET;
+use identity_sync::port::UserStatus;
+use identity_sync::sim::SimIdentityStore;
+use jml_core::batch::RecordResult;
+use jml_core::config::Config;
+use jml_core::lambda::{RecordMeta, State, process_record};
+use jml_core::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus};
+use jml_core::ports::ServiceError;
+use jml_core::sim::{SimDeadLetterQueue, SimLedger};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use subscription_sync::sim::SimUserSubscriptions;
+use subscription_sync::target::SUBSCRIPTIONS_TARGET;
 
 use crate::fixture_json;
 
@@ -215,14 +221,24 @@ pub(crate) struct World {
 }
 
 pub(crate) fn config() -> Config {
-    Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).expect("memory config")
+    config_with(&[])
+}
+
+/// The memory backend's configuration with `extra` variables.
+pub(crate) fn config_with(extra: &[(&str, &str)]) -> Config {
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(move |k| match k {
+        "JML_BACKEND" => Some("memory".into()),
+        _ => extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+    })
+    .expect("memory config")
 }
 
 impl World {
     pub(crate) fn new() -> Self {
         Self {
             ledger: Arc::new(SimLedger::default()),
-            identity: Arc::new(jml_shared::sim::demo_identity_store()),
+            identity: Arc::new(identity_sync::sim::demo_identity_store()),
             subs: Arc::new(SimUserSubscriptions::demo()),
             apps: Arc::new(SimAppStream::demo()),
             iam: Arc::new(SimIam::demo()),
@@ -237,14 +253,38 @@ impl World {
     pub(crate) fn instance_with(&self, ledger: Arc<dyn Ledger>, cfg: &Config) -> Vec<State> {
         let dlq = || Arc::new(SimDeadLetterQueue::default());
         let quiet = |mut s: State| {
-            s.metrics = Arc::new(jml_shared::metrics::NullSink);
+            s.metrics = Arc::new(jml_core::metrics::NullSink);
             s
         };
         vec![
-            quiet(identity_sync::state(self.identity.clone(), ledger.clone(), dlq(), cfg)),
-            quiet(subscription_sync::state(self.subs.clone(), ledger.clone(), dlq(), cfg)),
-            quiet(appstream_sync::state(self.apps.clone(), ledger.clone(), dlq(), cfg)),
-            quiet(iam_sync::state(self.iam.clone(), ledger, dlq(), cfg)),
+            quiet(identity_sync::state(
+                self.identity.clone(),
+                ledger.clone(),
+                dlq(),
+                cfg,
+                &identity_sync::Settings::from_config(cfg).expect("settings"),
+            )),
+            quiet(subscription_sync::state(
+                self.subs.clone(),
+                ledger.clone(),
+                dlq(),
+                cfg,
+                &subscription_sync::Settings::from_config(cfg).expect("settings"),
+            )),
+            quiet(appstream_sync::state(
+                self.apps.clone(),
+                ledger.clone(),
+                dlq(),
+                cfg,
+                &appstream_sync::Settings::from_config(cfg).expect("settings"),
+            )),
+            quiet(iam_sync::state(
+                self.iam.clone(),
+                ledger,
+                dlq(),
+                cfg,
+                &iam_sync::Settings::from_config(cfg).expect("settings"),
+            )),
         ]
     }
 

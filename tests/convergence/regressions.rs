@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use jml_shared::batch::RecordResult;
-use jml_shared::lambda::{RecordMeta, State, process_record};
-use jml_shared::ports::{Op, ServiceError};
+use jml_core::batch::RecordResult;
+use jml_core::lambda::{RecordMeta, State, process_record};
+use jml_core::ports::ServiceError;
 use serde_json::{Value, json};
 
 use crate::properties::{Ev, World, body, config};
@@ -196,7 +196,10 @@ async fn an_iam_lockdown_goes_on_past_a_credential_that_vanished() {
     let (w, states) = world();
     run(&states, &body(&joiner(0, 1), 1)).await;
     w.iam.add_credentials("u0", "AKIAEXAMPLE0000001");
-    w.iam.fail_next(Op::UpdateAccessKey, ServiceError::NotFound { op: Op::UpdateAccessKey });
+    w.iam.fail_next(
+        iam_sync::port::op::UPDATE_ACCESS_KEY,
+        ServiceError::NotFound { op: iam_sync::port::op::UPDATE_ACCESS_KEY },
+    );
     let results = run(&states, &body(&Ev { kind: 2, ..joiner(0, 2) }, 2)).await;
     assert_eq!(results[3], (RecordResult::Done, None));
     let u = w.iam.user("u0").unwrap();

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use appstream_sync::sim::SimAppStream;
+use appstream_sync::target::APPSTREAM_TARGET;
 use appstream_sync::{MemoryBackend, State};
-use jml_shared::appstream::APPSTREAM_TARGET;
-use jml_shared::batch::RecordResult;
-use jml_shared::ledger::Ledger;
-use jml_shared::planner::Decision;
-use jml_shared::ports::{Op, ServiceError};
-use jml_shared::sim::SimAppStream;
+use jml_core::batch::RecordResult;
+use jml_core::engine::Decision;
+use jml_core::ledger::Ledger;
+use jml_core::ports::ServiceError;
 use lambda_runtime::{Context, LambdaEvent};
 
 use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
@@ -18,7 +18,7 @@ use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
 const ADA: &str = "ada.lovelace@example.com";
 
 pub fn appstream_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
-    appstream_sync::memory(Arc::new(SimAppStream::demo()), &crate::memory_config(extra))
+    appstream_sync::memory(Arc::new(SimAppStream::demo()), &crate::memory_config(extra)).expect("memory settings")
 }
 
 fn stacks(mem: &MemoryBackend, user: &str) -> Vec<String> {
@@ -173,7 +173,10 @@ async fn a_leaver_whose_user_is_already_gone_succeeds_and_throttling_is_retried(
     let (state, mem) = appstream_state(&[]);
     run(&state, &fixture("01-joiner-ada.json")).await;
     // throttled mid-leaver: retried, nothing recorded as done
-    mem.service.fail_next(Op::DisableUser, ServiceError::Throttled { op: Op::DisableUser, retry_after_seconds: None });
+    mem.service.fail_next(
+        appstream_sync::port::op::DISABLE_USER,
+        ServiceError::Throttled { op: appstream_sync::port::op::DISABLE_USER, retry_after_seconds: None },
+    );
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert!(matches!(r.result, RecordResult::Retry));
     assert_eq!(

@@ -1,7 +1,7 @@
 //! A corpus of bad events: each is rejected with an error on its specific field, and through the
 //! handler every one is parked (InvalidEvent), none retried, none dropped.
 
-use jml_shared::contract::parse_event;
+use jml_core::contract::parse_event;
 use serde_json::{Value, json};
 
 use crate::{failures, fixture_json, invoke, memory_state, sqs_batch};

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use jml_shared::config::Config;
-use jml_shared::ledger::Ledger;
-use jml_shared::metrics::MemorySink;
-use jml_shared::planner::Decision;
-use jml_shared::ports::UserStatus;
+use identity_sync::port::UserStatus;
+use jml_core::config::Config;
+use jml_core::engine::Decision;
+use jml_core::ledger::Ledger;
+use jml_core::metrics::MemorySink;
 use serde_json::{Value, json};
 
 use crate::fixture_json;
@@ -31,7 +31,8 @@ async fn leavers_beyond_the_threshold_are_held_then_released_by_an_operator() {
         _ => None,
     })
     .unwrap();
-    let (mut state, mem) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
+    let (mut state, mem) =
+        identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), &config).expect("memory settings");
     let sink = Arc::new(MemorySink::default());
     state.metrics = sink.clone();
     let meta = identity_sync::RecordMeta::default();

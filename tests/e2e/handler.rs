@@ -1,8 +1,9 @@
 //! Handler scenarios on the simulator, GIVEN / WHEN / THEN.
 
-use jml_shared::contract::{ExternalId, ExternalIdPart};
-use jml_shared::ports::{Op, ServiceError, UserStatus};
-use jml_shared::sim::Fault;
+use identity_sync::port::UserStatus;
+use identity_sync::sim::Fault;
+use jml_core::contract::{ExternalId, ExternalIdPart};
+use jml_core::ports::ServiceError;
 use serde_json::{Value, json};
 
 use crate::{failures, fixture, fixture_json, invoke, memory_state, sqs_batch};
@@ -68,9 +69,9 @@ async fn leaver_revocation_happens_before_disable_and_unmanaged_memberships_stay
     mem.store.seed_membership(&admins, &ada.user_id);
     // WHEN she leaves, and the disable fails once
     mem.store.inject(Fault {
-        op: Op::UpdateUser,
+        op: identity_sync::port::op::UPDATE_USER,
         user_name: Some(ADA.into()),
-        error: ServiceError::Unavailable { op: Op::UpdateUser, message: "500".into() },
+        error: ServiceError::Unavailable { op: identity_sync::port::op::UPDATE_USER, message: "500".into() },
         times: 1,
         after: 0,
     });
@@ -155,9 +156,9 @@ async fn a_mixed_batch_reports_exactly_the_retryable_records_and_their_successor
     // behind it; a third person's joiner
     let (state, mem) = memory_state();
     mem.store.inject(Fault {
-        op: Op::CreateUser,
+        op: identity_sync::port::op::CREATE_USER,
         user_name: Some("alan.turing".into()),
-        error: ServiceError::Throttled { op: Op::CreateUser, retry_after_seconds: None },
+        error: ServiceError::Throttled { op: identity_sync::port::op::CREATE_USER, retry_after_seconds: None },
         times: 1,
         after: 0,
     });
@@ -210,10 +211,11 @@ async fn when_parking_fails_the_record_is_retried_not_lost() {
 #[tokio::test]
 async fn concurrent_deliveries_of_one_joiner_create_exactly_one_account() {
     // GIVEN a simulator where every call takes a little time, so the deliveries interleave
-    let config = jml_shared::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
-    let store =
-        std::sync::Arc::new(jml_shared::sim::demo_identity_store().with_latency(std::time::Duration::from_millis(2)));
-    let (a, mem) = identity_sync::memory(store, &config);
+    let config = jml_core::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    let store = std::sync::Arc::new(
+        identity_sync::sim::demo_identity_store().with_latency(std::time::Duration::from_millis(2)),
+    );
+    let (a, mem) = identity_sync::memory(store, &config).expect("memory settings");
     let b = a.clone();
     let body = fixture("01-joiner-ada.json");
     // WHEN the same joiner is processed twice at the same time
@@ -224,14 +226,18 @@ async fn concurrent_deliveries_of_one_joiner_create_exactly_one_account() {
     let busy: Vec<_> = [&ra, &rb].into_iter().filter(|r| r.error.is_some()).collect();
     assert_eq!(busy.len(), 1, "{:?} {:?}", ra.error, rb.error);
     assert_eq!(busy[0].error.as_ref().map(|e| e.0.as_str()), Some("PersonBusy"));
-    assert_eq!(busy[0].result, jml_shared::batch::RecordResult::Retry);
+    assert_eq!(busy[0].result, jml_core::batch::RecordResult::Retry);
     // AND its redelivery is a duplicate: exactly one account exists, with its groups
     let again = identity_sync::process_record(&a, &body, &meta).await;
-    assert_eq!(again.outcome.map(|o| o.decision), Some(jml_shared::planner::Decision::Duplicate));
+    assert_eq!(again.outcome.map(|o| o.decision), Some(jml_core::engine::Decision::Duplicate));
     let adas: Vec<_> = mem.store.users().into_iter().filter(|u| u.user_name == ADA).collect();
     assert_eq!(adas.len(), 1);
     assert_eq!(adas[0].groups.len(), 3);
-    assert_eq!(mem.store.calls().get(Op::CreateUser), 1, "one instance at a time converges a person");
+    assert_eq!(
+        mem.store.calls().get(identity_sync::port::op::CREATE_USER),
+        1,
+        "one instance at a time converges a person"
+    );
 }
 
 #[tokio::test]
@@ -253,7 +259,7 @@ async fn a_leaver_with_no_account_anywhere_is_a_no_op_not_an_error() {
     let (state, mem) = memory_state();
     let body = fixture("04-leaver-ada.json");
     let report = identity_sync::process_record(&state, &body, &Default::default()).await;
-    assert_eq!(report.outcome.map(|o| o.decision), Some(jml_shared::planner::Decision::LeaverWithoutAccount));
+    assert_eq!(report.outcome.map(|o| o.decision), Some(jml_core::engine::Decision::LeaverWithoutAccount));
     assert_eq!(mem.store.calls().writes(), 0);
 }
 
@@ -292,9 +298,12 @@ async fn eventbridge_events_are_applied_and_a_mismatched_detail_type_is_parked()
 async fn a_retryable_eventbridge_failure_fails_the_invocation_for_lambda_to_retry() {
     let (state, mem) = memory_state();
     mem.store.inject(Fault {
-        op: Op::GetUserIdByUserName,
+        op: identity_sync::port::op::GET_USER_ID_BY_USER_NAME,
         user_name: Some(ADA.into()),
-        error: ServiceError::Throttled { op: Op::GetUserIdByUserName, retry_after_seconds: None },
+        error: ServiceError::Throttled {
+            op: identity_sync::port::op::GET_USER_ID_BY_USER_NAME,
+            retry_after_seconds: None,
+        },
         times: 1,
         after: 0,
     });
@@ -338,17 +347,18 @@ async fn dry_run_plans_without_writing() {
 async fn dry_run_writes_nothing_anywhere_not_even_the_dead_letter_queue() {
     let (state, mem) = dry_run_state();
     let report = identity_sync::process_record(&state, "{\"eventId\": 1}", &Default::default()).await;
-    assert_eq!(report.result, jml_shared::batch::RecordResult::Parked, "reported as it would be");
+    assert_eq!(report.result, jml_core::batch::RecordResult::Parked, "reported as it would be");
     assert_eq!(report.error.map(|e| e.0).as_deref(), Some("InvalidEvent"));
     assert!(mem.dlq.parked().is_empty());
 }
 
 fn dry_run_state() -> (identity_sync::State, identity_sync::MemoryBackend) {
-    let config = jml_shared::config::Config::from_lookup(|k| match k {
+    let config = jml_core::config::Config::from_lookup(|k| match k {
         "JML_BACKEND" => Some("memory".into()),
         "DRY_RUN" => Some("true".into()),
         _ => None,
     })
     .unwrap();
-    identity_sync::memory(std::sync::Arc::new(jml_shared::sim::demo_identity_store()), &config)
+    identity_sync::memory(std::sync::Arc::new(identity_sync::sim::demo_identity_store()), &config)
+        .expect("memory settings")
 }

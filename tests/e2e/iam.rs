@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
+use iam_sync::sim::{DEMO_BOUNDARY, SimIam};
+use iam_sync::target::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
 use iam_sync::{MemoryBackend, State};
-use jml_shared::batch::RecordResult;
-use jml_shared::config::Config;
-use jml_shared::iam::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
-use jml_shared::ledger::Ledger;
-use jml_shared::planner::Decision;
-use jml_shared::ports::{ConflictReason, Op, ServiceError};
-use jml_shared::sim::{DEMO_BOUNDARY, SimIam};
+use jml_core::batch::RecordResult;
+use jml_core::config::Config;
+use jml_core::engine::Decision;
+use jml_core::ledger::Ledger;
+use jml_core::ports::{ConflictReason, ServiceError};
 use lambda_runtime::{Context, LambdaEvent};
 
 use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
@@ -20,7 +20,7 @@ const ADA: &str = "ada.lovelace";
 
 pub fn iam_state() -> (State, MemoryBackend) {
     let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
-    iam_sync::memory(Arc::new(SimIam::demo()), &config)
+    iam_sync::memory(Arc::new(SimIam::demo()), &config).expect("memory settings")
 }
 
 fn actions(r: iam_sync::RecordReport) -> Vec<String> {
@@ -137,7 +137,7 @@ async fn users_that_are_not_this_persons_are_never_taken_over() {
     mem.service.seed_user("Ada.Lovelace", &[]);
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
     assert_eq!(r.error.unwrap().0, "IamUserNameCaseCollision");
-    assert_eq!(mem.service.calls().get(Op::IamCreateUser), 0);
+    assert_eq!(mem.service.calls().get(iam_sync::port::op::CREATE_USER), 0);
     assert_eq!(mem.service.all().len(), 1);
     // two people whose userNames derive the same IAM name: the second finds the first's tag
     let (state, mem) = iam_state();
@@ -154,31 +154,43 @@ async fn users_that_are_not_this_persons_are_never_taken_over() {
     mem.ledger.claim(IAM_TARGET, ADA, "workday#999").await.unwrap();
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
     assert_eq!(r.error.unwrap().0, "IamUserNameClaimedByAnother");
-    assert_eq!(mem.service.calls().get(Op::IamCreateUser), 0);
+    assert_eq!(mem.service.calls().get(iam_sync::port::op::CREATE_USER), 0);
 }
 
 #[tokio::test]
 async fn transient_answers_are_retried_in_place_and_quotas_are_parked() {
     let (state, mem) = iam_state();
     // ConcurrentModification on the first group add: retried in place, the event completes
-    let conflict = ServiceError::Conflict { op: Op::AddUserToGroup, reason: ConflictReason::ConcurrentModification };
-    mem.service.fail_next(Op::AddUserToGroup, conflict);
+    let conflict = ServiceError::Conflict {
+        op: iam_sync::port::op::ADD_USER_TO_GROUP,
+        reason: ConflictReason::ConcurrentModification,
+    };
+    mem.service.fail_next(iam_sync::port::op::ADD_USER_TO_GROUP, conflict);
     // and NoSuchEntity once right after CreateUser (IAM's eventual consistency)
-    mem.service.fail_next(Op::AddUserToGroup, ServiceError::NotFound { op: Op::AddUserToGroup });
+    mem.service.fail_next(
+        iam_sync::port::op::ADD_USER_TO_GROUP,
+        ServiceError::NotFound { op: iam_sync::port::op::ADD_USER_TO_GROUP },
+    );
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
     assert_eq!(decision(&r), Decision::Create);
     assert_eq!(groups(&mem), vec!["all-staff", "engineers", "vpn-users"]);
-    assert_eq!(mem.service.calls().get(Op::AddUserToGroup), 5, "3 groups + 2 retries");
+    assert_eq!(mem.service.calls().get(iam_sync::port::op::ADD_USER_TO_GROUP), 5, "3 groups + 2 retries");
     // a throttle that outlasts the in-place retries goes back to the queue
     let (state, mem) = iam_state();
     for _ in 0..4 {
-        mem.service.fail_next(Op::GetUser, ServiceError::Throttled { op: Op::GetUser, retry_after_seconds: None });
+        mem.service.fail_next(
+            iam_sync::port::op::GET_USER,
+            ServiceError::Throttled { op: iam_sync::port::op::GET_USER, retry_after_seconds: None },
+        );
     }
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
     assert!(matches!(r.result, RecordResult::Retry), "{:?}", r.result);
     // LimitExceeded (groups per user, users per account) is permanent and says so
     let (state, mem) = iam_state();
-    mem.service.fail_next(Op::IamCreateUser, ServiceError::QuotaExceeded { op: Op::IamCreateUser });
+    mem.service.fail_next(
+        iam_sync::port::op::CREATE_USER,
+        ServiceError::QuotaExceeded { op: iam_sync::port::op::CREATE_USER },
+    );
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
     assert!(matches!(r.result, RecordResult::Parked));
     assert_eq!(mem.dlq.parked()[0].error_code, "IamLimitExceeded");
@@ -190,7 +202,7 @@ async fn transient_answers_are_retried_in_place_and_quotas_are_parked() {
         _ => None,
     })
     .unwrap();
-    let (state2, mem2) = iam_sync::memory(Arc::new(SimIam::demo()), &config);
+    let (state2, mem2) = iam_sync::memory(Arc::new(SimIam::demo()), &config).expect("memory settings");
     let r = run(&state2, &fixture("01-joiner-ada.json")).await;
     assert!(matches!(r.result, RecordResult::Parked));
     assert_eq!(mem2.dlq.parked()[0].error_code, "IamGroupNotFound");
@@ -223,7 +235,7 @@ async fn a_leaver_whose_user_lost_its_tag_is_parked_for_an_operator_never_skippe
     // someone re-tagged ada's user as another person's
     let mut tags = std::collections::BTreeMap::new();
     tags.insert(TAG_EXTERNAL_ID.to_string(), "workday/999".to_string());
-    jml_shared::ports::IamUsers::tag_user(&*mem.service, ADA, &tags).await.unwrap();
+    iam_sync::port::IamUsers::tag_user(&*mem.service, ADA, &tags).await.unwrap();
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert!(matches!(r.result, RecordResult::Parked), "{:?}", r.result);
     assert_eq!(mem.dlq.parked()[0].error_code, "IamLeaverUserChanged");

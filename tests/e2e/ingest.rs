@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use hr_ingest::{MemoryBackend, memory};
-use jml_shared::config::Config;
-use jml_shared::ingest::Ingest;
+use jml_core::config::Config;
+use jml_core::ingest::Ingest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -102,8 +102,10 @@ async fn the_pipeline_ingest_then_both_targets_provisions_and_releases_a_person(
         assert!(failures(&r).is_empty());
     }
     let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
-    let (identity, ids) = identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config);
-    let (subs, lm) = subscription_sync::memory(Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+    let (identity, ids) =
+        identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), &config).expect("memory settings");
+    let (subs, lm) = subscription_sync::memory(Arc::new(subscription_sync::sim::SimUserSubscriptions::demo()), &config)
+        .expect("memory settings");
     let r = identity_sync::handler(&identity, LambdaEvent::new(deliver(&mem, IDENTITY_Q), Context::default()))
         .await
         .unwrap();
@@ -112,7 +114,7 @@ async fn the_pipeline_ingest_then_both_targets_provisions_and_releases_a_person(
         subscription_sync::handler(&subs, LambdaEvent::new(deliver(&mem, SUBS_Q), Context::default())).await.unwrap();
     assert!(failures(&r).is_empty());
     let ada = ids.store.user("ada.lovelace").unwrap();
-    assert_eq!(ada.status, jml_shared::ports::UserStatus::Disabled);
+    assert_eq!(ada.status, identity_sync::port::UserStatus::Disabled);
     assert!(ada.groups.is_empty());
     assert_eq!(lm.service.holdings("alovelace"), (vec![], vec![]));
     assert_eq!(ids.ledger.record("workday#100234", "identity-store").unwrap().last_event_id, "hr-2026-11-20-0031");
@@ -120,8 +122,8 @@ async fn the_pipeline_ingest_then_both_targets_provisions_and_releases_a_person(
 
 #[tokio::test]
 async fn publish_sends_valid_events_in_batches_with_the_ingest_ids_and_reports_the_rest() {
-    use jml_shared::ingest::{PublishTo, message_group_id, publish};
-    let queues = jml_shared::sim::SimQueues::default();
+    use jml_core::ingest::{PublishTo, message_group_id, publish};
+    let queues = jml_core::sim::SimQueues::default();
     let mut events: Vec<(String, String)> = (0..23)
         .map(|n| {
             let mut j = fixture_json("01-joiner-ada.json");
@@ -145,14 +147,14 @@ async fn publish_sends_valid_events_in_batches_with_the_ingest_ids_and_reports_t
     for q in [IDENTITY_Q, SUBS_Q] {
         let msgs = queues.messages(q);
         assert_eq!(msgs.len(), 23);
-        let first = jml_shared::contract::parse_event(&msgs[0].0).unwrap();
+        let first = jml_core::contract::parse_event(&msgs[0].0).unwrap();
         assert_eq!(msgs[0].1, message_group_id(&first), "the same group id as hr-ingest");
     }
     // Published again (an operator re-runs the load): deduplicated per event.
     publish(&events, &to, &queues, false, &|_| {}).await.unwrap();
     assert_eq!(queues.messages(IDENTITY_Q).len(), 23);
     // Dry run: counted, nothing sent.
-    let dry = jml_shared::sim::SimQueues::default();
+    let dry = jml_core::sim::SimQueues::default();
     assert_eq!(publish(&events, &to, &dry, true, &|_| {}).await.unwrap().sent, 23);
     assert!(dry.messages(IDENTITY_Q).is_empty());
 }

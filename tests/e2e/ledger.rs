@@ -2,14 +2,17 @@
 //! crash windows (a failure injected after every step converges on redelivery), repair of a
 //! stale ledger entry, and a lost race converging on the winner.
 
+use identity_sync::IDENTITY_TARGET;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jml_shared::batch::RecordResult;
-use jml_shared::ledger::{AuditEntry, HeldEvent, IDENTITY_TARGET, Ledger, PersonRecord, PersonStatus};
-use jml_shared::planner::Decision;
-use jml_shared::ports::{Op, ServiceError, UserStatus};
-use jml_shared::sim::{Fault, SimDeadLetterQueue, SimIdentityStore, SimLedger};
+use identity_sync::port::UserStatus;
+use identity_sync::sim::{Fault, SimIdentityStore};
+use jml_core::batch::RecordResult;
+use jml_core::engine::Decision;
+use jml_core::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus};
+use jml_core::ports::ServiceError;
+use jml_core::sim::{SimDeadLetterQueue, SimLedger};
 use serde_json::Value;
 
 use crate::{decision, fixture, fixture_json, memory_state, run};
@@ -33,14 +36,14 @@ async fn a_user_name_change_renames_the_same_account_and_never_creates_a_second(
     assert!(mem.store.user("ada.lovelace").is_none());
     let ada = mem.store.user("ada.byron").unwrap();
     assert_eq!(ada.user_id, id);
-    assert_eq!(mem.store.calls().get(Op::CreateUser), 1);
+    assert_eq!(mem.store.calls().get(identity_sync::port::op::CREATE_USER), 1);
     let rec = mem.ledger.record(ADA, IDENTITY_TARGET).unwrap();
     assert_eq!(rec.user_name.as_deref(), Some("ada.byron"));
     // AND her leaver (externalId only) finds the renamed account through the ledger, no scan
     mem.store.reset_calls();
     assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::Disable);
     assert_eq!(mem.store.user("ada.byron").unwrap().status, UserStatus::Disabled);
-    assert_eq!(mem.store.calls().get(Op::ListUsers), 0);
+    assert_eq!(mem.store.calls().get(identity_sync::port::op::LIST_USERS), 0);
 }
 
 #[tokio::test]
@@ -128,7 +131,11 @@ async fn a_crash_after_any_step_of_a_joiner_converges_on_redelivery() {
     let mut windows: Vec<(String, Crash)> = vec![(
         "after CreateUser".into(),
         Box::new(move |s: &SimIdentityStore, _: &SimLedger| {
-            s.inject(Fault::next(Op::CreateGroupMembership, unavailable(Op::CreateGroupMembership), 1))
+            s.inject(Fault::next(
+                identity_sync::port::op::CREATE_GROUP_MEMBERSHIP,
+                unavailable(identity_sync::port::op::CREATE_GROUP_MEMBERSHIP),
+                1,
+            ))
         }),
     )];
     for after in 1..3 {
@@ -137,7 +144,11 @@ async fn a_crash_after_any_step_of_a_joiner_converges_on_redelivery() {
             Box::new(move |s: &SimIdentityStore, _: &SimLedger| {
                 s.inject(Fault {
                     after,
-                    ..Fault::next(Op::CreateGroupMembership, unavailable(Op::CreateGroupMembership), 1)
+                    ..Fault::next(
+                        identity_sync::port::op::CREATE_GROUP_MEMBERSHIP,
+                        unavailable(identity_sync::port::op::CREATE_GROUP_MEMBERSHIP),
+                        1,
+                    )
                 })
             }),
         ));
@@ -154,7 +165,11 @@ async fn a_crash_after_any_step_of_a_joiner_converges_on_redelivery() {
         let second = run(&state, &fixture("01-joiner-ada.json")).await;
         assert_eq!(second.result, RecordResult::Done, "{name}: redelivery succeeds: {:?}", second.error);
         assert_eq!(end_state(&mem.store, &mem.ledger), reference, "{name}: same end state as without the crash");
-        assert_eq!(mem.store.calls().get(Op::CreateUser), 1, "{name}: the account was adopted, not created twice");
+        assert_eq!(
+            mem.store.calls().get(identity_sync::port::op::CREATE_USER),
+            1,
+            "{name}: the account was adopted, not created twice"
+        );
     }
 }
 
@@ -237,11 +252,17 @@ impl Ledger for Racing {
 #[tokio::test]
 async fn the_loser_of_a_race_with_a_newer_event_converges_on_the_winner() {
     // GIVEN ada joined
-    let config = jml_shared::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
-    let store = Arc::new(jml_shared::sim::demo_identity_store());
+    let config = jml_core::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    let store = Arc::new(identity_sync::sim::demo_identity_store());
     let inner = Arc::new(SimLedger::default());
     let racing = Arc::new(Racing { inner: inner.clone(), winner: std::sync::Mutex::new(None) });
-    let state = identity_sync::state(store.clone(), racing.clone(), Arc::new(SimDeadLetterQueue::default()), &config);
+    let state = identity_sync::state(
+        store.clone(),
+        racing.clone(),
+        Arc::new(SimDeadLetterQueue::default()),
+        &config,
+        &identity_sync::Settings::from_config(&config).expect("settings"),
+    );
     run(&state, &fixture("01-joiner-ada.json")).await;
     // AND a newer mover (the winner) commits while our older mover is being applied
     let mut winner: Value = fixture_json("03-mover-ada.json");

@@ -54,11 +54,11 @@ async fn a_full_scenario_logs_no_email_name_or_phone() {
     bad["person"]["email"] = "ada.lovelace at example.com".into();
     let mut hijack = fixture_json("02-joiner-alan.json");
     hijack["person"]["externalId"]["id"] = "666".into();
-    mem.store.inject(jml_shared::sim::Fault {
-        op: jml_shared::ports::Op::CreateUser,
+    mem.store.inject(identity_sync::sim::Fault {
+        op: identity_sync::port::op::CREATE_USER,
         user_name: Some("alan.turing".into()),
-        error: jml_shared::ports::ServiceError::Throttled {
-            op: jml_shared::ports::Op::CreateUser,
+        error: jml_core::ports::ServiceError::Throttled {
+            op: identity_sync::port::op::CREATE_USER,
             retry_after_seconds: None,
         },
         times: 1,
@@ -102,9 +102,10 @@ async fn a_full_scenario_logs_no_email_name_or_phone() {
 async fn subscription_sync_and_hr_ingest_log_no_personal_data_either() {
     let (capture, _guard) = capture_json_logs();
 
-    let config = jml_shared::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    let config = jml_core::config::Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
     let (subs, _) =
-        subscription_sync::memory(std::sync::Arc::new(jml_shared::sim::SimUserSubscriptions::demo()), &config);
+        subscription_sync::memory(std::sync::Arc::new(subscription_sync::sim::SimUserSubscriptions::demo()), &config)
+            .expect("memory settings");
     let (ingest, _) = hr_ingest::memory(&config);
     let mut bad = fixture_json("02-joiner-alan.json");
     bad["person"]["directoryUserName"] = "alan turing the great".into();

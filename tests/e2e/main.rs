@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use identity_sync::{MemoryBackend, State};
-use jml_shared::config::Config;
+use jml_core::config::Config;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ pub fn fixture_json(name: &str) -> Value {
 /// The memory backend's configuration with `extra` settings.
 pub fn memory_config(extra: &[(&str, &str)]) -> Config {
     let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Config::from_lookup(|k| {
+    Config::from_lookup(move |k| {
         if k == "JML_BACKEND" {
             return Some("memory".into());
         }
@@ -54,19 +54,19 @@ pub fn memory_config(extra: &[(&str, &str)]) -> Config {
 }
 
 /// One record through a target function's real record handling (any target: the state is shared).
-pub async fn run(state: &State, body: &str) -> jml_shared::lambda::RecordReport {
-    jml_shared::lambda::process_record(state, body, &jml_shared::lambda::RecordMeta::default()).await
+pub async fn run(state: &State, body: &str) -> jml_core::lambda::RecordReport {
+    jml_core::lambda::process_record(state, body, &jml_core::lambda::RecordMeta::default()).await
 }
 
 /// The decision of an applied record (panics with the error otherwise).
-pub fn decision(r: &jml_shared::lambda::RecordReport) -> jml_shared::planner::Decision {
+pub fn decision(r: &jml_core::lambda::RecordReport) -> jml_core::engine::Decision {
     r.outcome.as_ref().map(|o| o.decision).unwrap_or_else(|| panic!("not applied: {:?}", r.error))
 }
 
 /// A handler state on a fresh demo simulator (groups of the samples, manager seeded).
 pub fn memory_state() -> (State, MemoryBackend) {
     let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())).unwrap();
-    identity_sync::memory(Arc::new(jml_shared::sim::demo_identity_store()), &config)
+    identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), &config).expect("memory settings")
 }
 
 /// An SQS event (FIFO) with one record per (message id, group, body).

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use jml_shared::metrics::MemorySink;
-use jml_shared::ports::{Op, ServiceError};
-use jml_shared::sim::Fault;
+use identity_sync::sim::Fault;
+use jml_core::metrics::MemorySink;
+use jml_core::ports::ServiceError;
 use serde_json::Value;
 
 use crate::{fixture, invoke, memory_state, sqs_batch};
@@ -20,9 +20,9 @@ async fn a_scenario_emits_the_expected_embedded_metric_documents() {
     let sink = Arc::new(MemorySink::default());
     state.metrics = sink.clone();
     mem.store.inject(Fault {
-        op: Op::CreateUser,
+        op: identity_sync::port::op::CREATE_USER,
         user_name: Some("alan.turing".into()),
-        error: ServiceError::Throttled { op: Op::CreateUser, retry_after_seconds: None },
+        error: ServiceError::Throttled { op: identity_sync::port::op::CREATE_USER, retry_after_seconds: None },
         times: 1,
         after: 0,
     });

@@ -5,6 +5,7 @@
 //! Run by `scripts/moto-e2e.sh` (part of `./scripts/test.sh`), which starts moto and sets
 //! `JML_MOTO_ENDPOINT`; ignored by a plain `cargo test`.
 
+use identity_sync::IDENTITY_TARGET;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -13,10 +14,9 @@ use aws_sdk_identitystore::config::Credentials;
 use aws_sdk_identitystore::types::{MemberId, Name};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use identity_sync::{RecordMeta, State, process_record};
-use jml_shared::aws::AwsPorts;
-use jml_shared::config::Config;
-use jml_shared::ledger::{IDENTITY_TARGET, Ledger, PersonStatus};
-use jml_shared::planner::Decision;
+use jml_core::config::Config;
+use jml_core::engine::Decision;
+use jml_core::ledger::{Ledger, PersonStatus};
 use serde_json::Value;
 
 use crate::{failures, fixture, fixture_json, invoke, sqs_batch};
@@ -44,7 +44,7 @@ async fn moto() -> Moto {
     let store_id = format!("d-{n:010x}");
     let table = format!("jml-ledger-{n}");
     let ids = aws_sdk_identitystore::Client::new(&sdk);
-    for g in jml_shared::sim::DEMO_GROUPS {
+    for g in identity_sync::sim::DEMO_GROUPS {
         ids.create_group().identity_store_id(&store_id).display_name(*g).send().await.unwrap();
     }
     ids.create_user()
@@ -63,8 +63,8 @@ async fn moto() -> Moto {
         ("LEDGER_TABLE", table.clone()),
         ("MANAGED_GROUP_PREFIX", "jml-".to_string()),
     ];
-    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-    let state = identity_sync::from_aws_ports(AwsPorts::from_sdk_config(&sdk, &config), &config);
+    let config = Config::from_lookup(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let state = identity_sync::from_sdk_config(&sdk, &config).unwrap();
     Moto { sdk, store_id, table, dlq_url, state, ids }
 }
 
@@ -182,8 +182,10 @@ async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
         .await
         .unwrap();
     assert_eq!(described.title(), Some("Principal Engineer, On-call Lead"));
-    let ext =
-        described.extensions().and_then(|e| e.get("aws:identitystore:enterprise")).map(jml_shared::aws::from_document);
+    let ext = described
+        .extensions()
+        .and_then(|e| e.get("aws:identitystore:enterprise"))
+        .map(identity_sync::document::from_document);
     assert_eq!(ext.as_ref().and_then(|e| e["department"].as_str()), Some("Site Reliability"));
     // leaver (externalId only): memberships gone, disabled
     assert_eq!(m.apply(&fixture("04-leaver-ada.json")).await, Decision::Disable);
@@ -201,7 +203,7 @@ async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
     assert_eq!(m.users().await.len(), 2, "never a second account");
 
     // The ledger item and the audit trail, read back from DynamoDB.
-    let ledger = jml_shared::aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
+    let ledger = jml_dynamodb::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
     let rec = ledger.get("workday#100234", IDENTITY_TARGET).await.unwrap().unwrap();
     assert_eq!(rec.user_id.as_deref(), Some(id.as_str()));
     assert_eq!(rec.user_name.as_deref(), Some("ada.lovelace"));
@@ -267,14 +269,14 @@ async fn moto_sqs_batch_hijack_is_parked_on_the_fifo_dlq_with_its_reason() {
 #[tokio::test]
 #[ignore = "needs moto: scripts/moto-e2e.sh"]
 async fn moto_breaker_window_and_decision_are_shared_and_held_events_round_trip() {
-    use jml_shared::ledger::HeldEvent;
+    use jml_core::ledger::HeldEvent;
     let m = moto().await;
-    let ledger = jml_shared::aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
+    let ledger = jml_dynamodb::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
     let taken: Vec<bool> = futures_take(&ledger).await;
     assert_eq!(taken.iter().filter(|t| **t).count(), 3, "exactly the limit, across concurrent takers: {taken:?}");
     // The same leaver again keeps its slot; the decision is recorded once, first writer wins.
     assert_eq!(
-        jml_shared::ledger::take_window_slot(&ledger, "leavers", "workday#0#leave", 1_000, 3).await.unwrap(),
+        jml_core::ledger::take_window_slot(&ledger, "leavers", "workday#0#leave", 1_000, 3).await.unwrap(),
         Some(true)
     );
     assert_eq!(ledger.decide("workday#1", "leave-1", "held", 0).await.unwrap(), "held");
@@ -289,7 +291,7 @@ async fn moto_breaker_window_and_decision_are_shared_and_held_events_round_trip(
         body: fixture("04-leaver-ada.json"),
         held_at: "2026-11-20T17:00:05Z".parse().unwrap(),
     };
-    let audit = jml_shared::ledger::AuditEntry {
+    let audit = jml_core::ledger::AuditEntry {
         person: "workday#1".into(),
         target: "identity-store".into(),
         event_id: "leave-1".into(),
@@ -309,12 +311,12 @@ async fn moto_breaker_window_and_decision_are_shared_and_held_events_round_trip(
 }
 
 /// Five concurrent takers of a 3-slot sliding window (each on its own task and client clone).
-async fn futures_take(ledger: &jml_shared::aws::DynamoLedger) -> Vec<bool> {
+async fn futures_take(ledger: &jml_dynamodb::DynamoLedger) -> Vec<bool> {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..5 {
         let l = ledger.clone();
         set.spawn(async move {
-            jml_shared::ledger::take_window_slot(&l, "leavers", &format!("workday#{i}#leave"), 1_000, 3).await
+            jml_core::ledger::take_window_slot(&l, "leavers", &format!("workday#{i}#leave"), 1_000, 3).await
         });
     }
     let mut out = Vec::new();
@@ -327,7 +329,7 @@ async fn futures_take(ledger: &jml_shared::aws::DynamoLedger) -> Vec<bool> {
 #[tokio::test]
 #[ignore = "needs moto: scripts/moto-e2e.sh"]
 async fn moto_publish_uses_send_message_batch_on_a_fifo_queue() {
-    use jml_shared::ingest::{PublishTo, TargetQueue, publish};
+    use jml_core::ingest::{PublishTo, TargetQueue, publish};
     let m = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&m.sdk);
     let url = fifo_queue(&sqs, &format!("jml-target-{}", std::process::id())).await;
@@ -339,7 +341,7 @@ async fn moto_publish_uses_send_message_batch_on_a_fifo_queue() {
             (format!("{n}"), j.to_string())
         })
         .collect();
-    let publisher = jml_shared::aws::SqsPublisher::new(sqs.clone());
+    let publisher = jml_aws::SqsPublisher::new(sqs.clone());
     let to = PublishTo::Targets(vec![TargetQueue { name: "identity".into(), queue_url: url.clone() }]);
     let report = publish(&events, &to, &publisher, false, &|_| {}).await.unwrap();
     assert_eq!((report.sent, report.rejected.len()), (12, 0));
@@ -370,8 +372,8 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs moto: scripts/moto-e2e.sh"]
 async fn moto_redrive_unwraps_every_envelope_dry_run_first_then_resubmits_and_deletes() {
-    use jml_shared::ingest::PublishTo;
-    use jml_shared::redrive::redrive;
+    use jml_core::ingest::PublishTo;
+    use jml_core::redrive::redrive;
     let m = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&m.sdk);
     let n = std::process::id();
@@ -393,8 +395,8 @@ async fn moto_redrive_unwraps_every_envelope_dry_run_first_then_resubmits_and_de
     for body in [leaver.to_string(), eb.to_string(), record.to_string(), "{\"not\": \"an event\"}".to_string()] {
         sqs.send_message().queue_url(&dlq).message_body(body).send().await.unwrap();
     }
-    let source = jml_shared::aws::SqsDlqSource::new(sqs.clone());
-    let publisher = jml_shared::aws::SqsPublisher::new(sqs.clone());
+    let source = jml_aws::SqsDlqSource::new(sqs.clone());
+    let publisher = jml_aws::SqsPublisher::new(sqs.clone());
     let to = PublishTo::Inbound(inbound.clone());
     // Dry run: listed, nothing sent, nothing deleted (and everything visible again at once)
     let dry = redrive(&source, &dlq, &to, &publisher, false, 100).await.unwrap();

@@ -8,11 +8,10 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_iam::config::Credentials;
 use aws_sdk_iam::types::StatusType;
+use iam_sync::sim::{DEMO_BOUNDARY, DEMO_IAM_GROUP_MAP, DEMO_IAM_GROUPS};
 use iam_sync::{RecordMeta, State, process_record};
-use jml_shared::aws::AwsPorts;
-use jml_shared::config::Config;
-use jml_shared::planner::Decision;
-use jml_shared::sim::{DEMO_BOUNDARY, DEMO_IAM_GROUP_MAP, DEMO_IAM_GROUPS};
+use jml_core::config::Config;
+use jml_core::engine::Decision;
 
 use crate::{failures, fixture, sqs_batch};
 
@@ -52,9 +51,8 @@ async fn moto(tag: &str) -> Moto {
         ("IAM_PERMISSIONS_BOUNDARY", DEMO_BOUNDARY.to_string()),
         ("IAM_GROUP_MAP", DEMO_IAM_GROUP_MAP.to_string()),
     ];
-    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-    config.check_iam().unwrap();
-    let state = iam_sync::from_aws_ports(AwsPorts::from_sdk_config(&sdk, &config), &config);
+    let config = Config::from_lookup(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let state = iam_sync::from_sdk_config(&sdk, &config).unwrap();
     Moto { sdk, dlq_url, state, iam }
 }
 

@@ -32,7 +32,7 @@ fn event(person: u8, kind: u8, variant: u8, seq: usize) -> String {
     v.to_string()
 }
 
-async fn final_state(bodies: &[String]) -> Vec<jml_shared::sim::UserView> {
+async fn final_state(bodies: &[String]) -> Vec<identity_sync::sim::UserView> {
     let (state, mem) = memory_state();
     for b in bodies {
         let r = identity_sync::process_record(&state, b, &Default::default()).await;

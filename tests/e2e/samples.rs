@@ -57,7 +57,7 @@ fn every_sample_event_matches_the_schema_and_the_parser() {
     for (name, event) in samples {
         let errors: Vec<String> = validator.iter_errors(&event).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{name}: schema errors: {errors:?}");
-        jml_shared::contract::event_from_value(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
+        jml_core::contract::event_from_value(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
@@ -79,6 +79,6 @@ fn the_schema_rejects_structurally_bad_events_too() {
         let mut v = base.clone();
         edit(&mut v);
         assert!(!validator.is_valid(&v), "schema accepted: {what}");
-        assert!(jml_shared::contract::event_from_value(&v).is_err(), "parser accepted: {what}");
+        assert!(jml_core::contract::event_from_value(&v).is_err(), "parser accepted: {what}");
     }
 }

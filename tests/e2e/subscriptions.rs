@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use jml_shared::batch::RecordResult;
-use jml_shared::ledger::Ledger;
-use jml_shared::planner::Decision;
-use jml_shared::ports::{Op, ServiceError};
-use jml_shared::sim::SimUserSubscriptions;
+use jml_core::batch::RecordResult;
+use jml_core::engine::Decision;
+use jml_core::ledger::Ledger;
+use jml_core::ports::ServiceError;
 use serde_json::json;
+use subscription_sync::sim::SimUserSubscriptions;
 use subscription_sync::{MemoryBackend, State};
 
 use crate::{decision, failures, fixture, fixture_json, invoke, run, sqs_batch};
 
 fn subs_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
     subscription_sync::memory(Arc::new(SimUserSubscriptions::demo()), &crate::memory_config(extra))
+        .expect("memory settings")
 }
 
 #[tokio::test]
@@ -108,8 +109,10 @@ async fn an_ad_rename_releases_the_old_account_before_granting_the_new_one() {
 #[tokio::test]
 async fn throttling_is_retried_through_the_batch_and_an_outage_never_blocks_other_people() {
     let (state, mem) = subs_state(&[]);
-    mem.service
-        .fail_next(Op::AssociateUser, ServiceError::Throttled { op: Op::AssociateUser, retry_after_seconds: None });
+    mem.service.fail_next(
+        subscription_sync::port::op::ASSOCIATE_USER,
+        ServiceError::Throttled { op: subscription_sync::port::op::ASSOCIATE_USER, retry_after_seconds: None },
+    );
     let batch =
         sqs_batch(&[("1", "p-ada", &fixture("01-joiner-ada.json")), ("2", "p-alan", &fixture("02-joiner-alan.json"))]);
     let failed = failures(&invoke_subs(&state, batch).await);

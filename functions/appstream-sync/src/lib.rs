@@ -1,36 +1,46 @@
 //! # appstream-sync
 //!
-//! The Lambda that makes an AppStream 2.0 user pool user follow the person: created (with the
-//! welcome e-mail or without) and associated with their stacks on joining, stacks reconciled on a
-//! move, removed from every stack and disabled on leaving, enabled again on a rehire. Fed by its
-//! own SQS FIFO queue; the record handling is shared (`jml_shared::lambda`).
+//! The Lambda that makes an AppStream 2.0 user pool user follow the person (create, stacks,
+//! disable, enable). Fed by its own SQS FIFO queue; the record handling is shared
+//! (`jml_core::lambda`). This crate is the whole slice: rules and planner ([`target`]), port,
+//! AWS adapter, simulator and configuration section.
+
+pub mod aws;
+pub mod port;
+pub mod settings;
+pub mod sim;
+pub mod target;
 
 use std::sync::Arc;
 
-use jml_shared::appstream::AppStreamSync;
-use jml_shared::config::{Backend, Config};
-use jml_shared::ledger::Ledger;
-use jml_shared::ports::{AppStreamUsers, DeadLetterQueue};
-use jml_shared::sim::{SimAppStream, SimLedger};
+use jml_core::config::{Backend, Config, ConfigError};
+use jml_core::ledger::Ledger;
+use jml_core::ports::DeadLetterQueue;
+use jml_core::sim::SimLedger;
 
-pub use jml_shared::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
+pub use jml_core::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
+pub use settings::Settings;
+
+use crate::port::AppStreamUsers;
+use crate::sim::SimAppStream;
 
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
-pub type MemoryBackend = jml_shared::sim::MemoryBackend<SimAppStream>;
+pub type MemoryBackend = jml_core::sim::MemoryBackend<SimAppStream>;
 
-/// A state for the AppStream target on the given ports (the ledger also holds the name claims).
+/// A state for the target on the given ports (the ledger also holds the name claims).
 pub fn state(
     service: Arc<dyn AppStreamUsers>,
     ledger: Arc<dyn Ledger>,
     dlq: Arc<dyn DeadLetterQueue>,
     config: &Config,
+    settings: &Settings,
 ) -> State {
-    let target = AppStreamSync::new(service, ledger.clone(), config.appstream_stacks.clone(), config.appstream_welcome);
+    let target = target::AppStreamSync::new(service, ledger.clone(), settings.stacks.clone(), settings.welcome);
     State::for_target(Arc::new(target), ledger, dlq, config)
 }
 
 /// A state on the given simulator with its own in-memory ledger and DLQ.
-pub fn memory(service: Arc<SimAppStream>, config: &Config) -> (State, MemoryBackend) {
+pub fn memory(service: Arc<SimAppStream>, config: &Config) -> Result<(State, MemoryBackend), ConfigError> {
     memory_with_ledger(service, Arc::new(SimLedger::default()), config)
 }
 
@@ -39,20 +49,24 @@ pub fn memory_with_ledger(
     service: Arc<SimAppStream>,
     ledger: Arc<SimLedger>,
     config: &Config,
-) -> (State, MemoryBackend) {
-    jml_shared::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config))
+) -> Result<(State, MemoryBackend), ConfigError> {
+    let settings = Settings::from_config(config)?;
+    Ok(jml_core::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config, &settings)))
 }
 
 /// A state on real (or endpoint-overridden) AWS services.
-pub fn from_aws_ports(ports: jml_shared::aws::AwsPorts, config: &Config) -> State {
-    state(Arc::new(ports.appstream), Arc::new(ports.ledger), Arc::new(ports.dlq), config)
+pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<State, ConfigError> {
+    let settings = Settings::from_config(config)?;
+    let service = Arc::new(aws::AwsAppStream::new(aws_sdk_appstream::Client::new(sdk)));
+    let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
+    let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
+    Ok(state(service, ledger, dlq, config, &settings))
 }
 
-/// The state the configuration asks for: real AWS clients, or the embedded demo simulator
-/// (seeded with the stacks the sample events and demo rules use).
-pub async fn from_config(config: &Config) -> State {
+/// The state the configuration asks for: real AWS clients, or the embedded demo simulator.
+pub async fn from_config(config: &Config) -> Result<State, ConfigError> {
     match config.backend {
-        Backend::Memory => memory(Arc::new(SimAppStream::demo()), config).0,
-        Backend::Aws => from_aws_ports(jml_shared::aws::AwsPorts::connect(config).await, config),
+        Backend::Memory => Ok(memory(Arc::new(SimAppStream::demo()), config)?.0),
+        Backend::Aws => from_sdk_config(&jml_aws::load_sdk_config().await, config),
     }
 }

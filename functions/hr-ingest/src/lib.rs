@@ -4,18 +4,18 @@
 //! inbound SQS queue: it validates each HR event with the same contract code as the targets, parks
 //! an invalid one with its reason, and fans a valid one out to every enabled target's FIFO queue
 //! with `MessageGroupId` = the person and `MessageDeduplicationId` = the change (see
-//! `jml_shared::ingest`). That is why each person's events are processed in order while different
+//! `jml_core::ingest`). That is why each person's events are processed in order while different
 //! people run in parallel, and why each target fails and scales on its own.
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use jml_shared::batch::{RecordResult, run_batch};
-use jml_shared::config::{Backend, Config};
-use jml_shared::ingest::{Ingest, IngestOutcome, TargetQueue};
-use jml_shared::lambda::{batch_records, batch_response};
-use jml_shared::sim::{SimDeadLetterQueue, SimQueues};
+use jml_core::batch::{RecordResult, run_batch};
+use jml_core::config::{Backend, Config};
+use jml_core::ingest::{Ingest, IngestOutcome, TargetQueue};
+use jml_core::lambda::{batch_records, batch_response};
+use jml_core::sim::{SimDeadLetterQueue, SimQueues};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -51,11 +51,11 @@ pub async fn from_config(config: &Config) -> Ingest {
     match config.backend {
         Backend::Memory => memory(config).0,
         Backend::Aws => {
-            let ports = jml_shared::aws::AwsPorts::connect(config).await;
+            let sdk = jml_aws::load_sdk_config().await;
             Ingest {
                 targets: config.target_queues.clone(),
-                publisher: Arc::new(ports.publisher),
-                dlq: Arc::new(ports.dlq),
+                publisher: Arc::new(jml_aws::SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk))),
+                dlq: Arc::new(jml_aws::dead_letter_queue(&sdk, config.dlq_url.as_deref())),
                 dry_run: config.dry_run,
             }
         }

@@ -1,7 +1,7 @@
 //! hr-ingest Lambda entry point: init only (logging, configuration, clients), then run.
 
 use hr_ingest::handler;
-use jml_shared::config::Config;
+use jml_core::config::Config;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

@@ -4,59 +4,77 @@
 //! users: created under a department path with the mandatory permissions boundary and the
 //! ExternalId tags, put in the mapped IAM groups; on leaving, locked down without being deleted
 //! (no console password, access keys inactive, out of every group, tagged disabled). Fed by its
-//! own SQS FIFO queue; the record handling is shared (`jml_shared::lambda`).
+//! own SQS FIFO queue; the record handling is shared (`jml_core::lambda`). This crate is the
+//! whole slice: rules and planner ([`target`]), port, AWS adapter, simulator and settings.
+
+pub mod aws;
+pub mod port;
+pub mod settings;
+pub mod sim;
+pub mod target;
 
 use std::sync::Arc;
 
-use jml_shared::config::{Backend, Config};
-use jml_shared::iam::IamSync;
-use jml_shared::ledger::Ledger;
-use jml_shared::ports::{DeadLetterQueue, IamUsers};
-use jml_shared::sim::{SimIam, SimLedger};
+use jml_core::config::{Backend, Config, ConfigError};
+use jml_core::ledger::Ledger;
+use jml_core::ports::DeadLetterQueue;
+use jml_core::sim::SimLedger;
 
-pub use jml_shared::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
+pub use jml_core::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
+pub use settings::Settings;
+
+use crate::port::IamUsers;
+use crate::sim::SimIam;
 
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
-pub type MemoryBackend = jml_shared::sim::MemoryBackend<SimIam>;
+pub type MemoryBackend = jml_core::sim::MemoryBackend<SimIam>;
 
-/// A state for the IAM target on the given ports (the ledger also holds the name claims).
-/// `config.check_iam()` must have passed (the boundary is mandatory).
+/// A state for the target on the given ports (the ledger also holds the name claims).
 pub fn state(
     service: Arc<dyn IamUsers>,
     ledger: Arc<dyn Ledger>,
     dlq: Arc<dyn DeadLetterQueue>,
     config: &Config,
+    settings: &Settings,
 ) -> State {
-    let target = IamSync::new(
+    let target = target::IamSync::new(
         service,
         ledger.clone(),
-        config.iam_groups.clone(),
-        config.iam_path_prefix.clone(),
-        config.iam_permissions_boundary.clone().unwrap_or_default(),
+        settings.groups.clone(),
+        settings.path_prefix.clone(),
+        settings.permissions_boundary.clone(),
     );
     State::for_target(Arc::new(target), ledger, dlq, config)
 }
 
 /// A state on the given simulator with its own in-memory ledger and DLQ.
-pub fn memory(service: Arc<SimIam>, config: &Config) -> (State, MemoryBackend) {
+pub fn memory(service: Arc<SimIam>, config: &Config) -> Result<(State, MemoryBackend), ConfigError> {
     memory_with_ledger(service, Arc::new(SimLedger::default()), config)
 }
 
 /// A state on the given simulator sharing a ledger (as the deployed functions share one table).
-pub fn memory_with_ledger(service: Arc<SimIam>, ledger: Arc<SimLedger>, config: &Config) -> (State, MemoryBackend) {
-    jml_shared::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config))
+pub fn memory_with_ledger(
+    service: Arc<SimIam>,
+    ledger: Arc<SimLedger>,
+    config: &Config,
+) -> Result<(State, MemoryBackend), ConfigError> {
+    let settings = Settings::from_config(config)?;
+    Ok(jml_core::sim::memory_state(service, ledger, |s, l, d| state(s, l, d, config, &settings)))
 }
 
 /// A state on real (or endpoint-overridden) AWS services.
-pub fn from_aws_ports(ports: jml_shared::aws::AwsPorts, config: &Config) -> State {
-    state(Arc::new(ports.iam), Arc::new(ports.ledger), Arc::new(ports.dlq), config)
+pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<State, ConfigError> {
+    let settings = Settings::from_config(config)?;
+    let service = Arc::new(aws::AwsIam::new(aws_sdk_iam::Client::new(sdk)));
+    let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
+    let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
+    Ok(state(service, ledger, dlq, config, &settings))
 }
 
-/// The state the configuration asks for: real AWS clients, or the embedded demo simulator
-/// (seeded with the IAM groups of the demo group map).
-pub async fn from_config(config: &Config) -> State {
+/// The state the configuration asks for: real AWS clients, or the embedded demo simulator.
+pub async fn from_config(config: &Config) -> Result<State, ConfigError> {
     match config.backend {
-        Backend::Memory => memory(Arc::new(SimIam::demo()), config).0,
-        Backend::Aws => from_aws_ports(jml_shared::aws::AwsPorts::connect(config).await, config),
+        Backend::Memory => Ok(memory(Arc::new(SimIam::demo()), config)?.0),
+        Backend::Aws => from_sdk_config(&jml_aws::load_sdk_config().await, config),
     }
 }

@@ -1,7 +1,7 @@
 //! iam-sync Lambda entry point: init only (logging, configuration, clients), then run.
 
 use iam_sync::handler;
-use jml_shared::config::Config;
+use jml_core::config::Config;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -10,9 +10,8 @@ async fn main() -> Result<(), Error> {
     // Honours AWS_LAMBDA_LOG_LEVEL / RUST_LOG and AWS_LAMBDA_LOG_FORMAT=JSON.
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    config.check_iam()?;
     tracing::info!(backend = ?config.backend, dry_run = config.dry_run, max_concurrency = config.max_concurrency, "iam-sync starting");
-    let state = iam_sync::from_config(&config).await;
+    let state = iam_sync::from_config(&config).await?;
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler(state, event).await })).await
 }

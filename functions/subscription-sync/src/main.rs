@@ -1,6 +1,6 @@
 //! subscription-sync Lambda entry point: init only (logging, configuration, clients), then run.
 
-use jml_shared::config::Config;
+use jml_core::config::Config;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use subscription_sync::handler;
@@ -10,9 +10,8 @@ async fn main() -> Result<(), Error> {
     // Honours AWS_LAMBDA_LOG_LEVEL / RUST_LOG and AWS_LAMBDA_LOG_FORMAT=JSON.
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    config.check_subscriptions()?;
     tracing::info!(backend = ?config.backend, dry_run = config.dry_run, max_concurrency = config.max_concurrency, "subscription-sync starting");
-    let state = subscription_sync::from_config(&config).await;
+    let state = subscription_sync::from_config(&config).await?;
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler(state, event).await })).await
 }

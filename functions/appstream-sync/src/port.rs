@@ -1,0 +1,79 @@
+//! The AppStream 2.0 user pool port, over plain data.
+
+use async_trait::async_trait;
+
+pub use jml_core::ports::{ConflictReason, DeadLetterQueue, Op, ParkedMessage, ServiceError};
+
+/// The welcome e-mail of a new AppStream user pool user (`MessageAction`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WelcomeEmail {
+    /// `MessageAction` omitted: AppStream sends the welcome e-mail with a temporary password.
+    #[default]
+    Send,
+    /// `MessageAction` SUPPRESS: no e-mail (the deployment tells users another way).
+    Suppress,
+}
+
+/// A CreateUser request for an AppStream 2.0 user pool user (`AuthenticationType` USERPOOL).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppStreamNewUser {
+    /// The e-mail address, normalised (see `appstream::user_name`).
+    pub user_name: String,
+    /// Only `^[A-Za-z0-9_\-\s]+$`, at most 2048 (see `appstream::pool_name`); `None` omitted.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub welcome: WelcomeEmail,
+}
+
+impl std::fmt::Debug for AppStreamNewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppStreamNewUser").field("welcome", &self.welcome).finish_non_exhaustive()
+    }
+}
+
+/// One failed association of a BatchAssociateUserStack / BatchDisassociateUserStack call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackAssociationError {
+    pub stack: String,
+    /// `UserStackAssociationErrorCode`: STACK_NOT_FOUND, USER_NAME_NOT_FOUND,
+    /// DIRECTORY_NOT_FOUND, INTERNAL_ERROR.
+    pub code: String,
+}
+
+/// AppStream 2.0 user pool users and their stack associations. User names are e-mail addresses
+/// (case-sensitive in the service).
+#[async_trait]
+pub trait AppStreamUsers: Send + Sync {
+    /// CreateUser. `Ok(false)`: ResourceAlreadyExistsException (the user exists).
+    async fn create_user(&self, user: &AppStreamNewUser) -> Result<bool, ServiceError>;
+    /// CreateUser with `MessageAction` RESEND and no names: the welcome e-mail again.
+    async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError>;
+    /// EnableUser. `Ok(false)`: ResourceNotFoundException (no such user).
+    async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// DisableUser. `Ok(false)`: ResourceNotFoundException (already gone).
+    async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// DescribeUserStackAssociations for the user, all pages: stack names.
+    async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError>;
+    /// BatchAssociateUserStack (at most 25 per call); the per-association errors it reports.
+    async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError>;
+    /// BatchDisassociateUserStack (at most 25 per call); the per-association errors it reports.
+    async fn disassociate(
+        &self,
+        user_name: &str,
+        stacks: &[String],
+    ) -> Result<Vec<StackAssociationError>, ServiceError>;
+}
+
+/// The operations of this target's service, and the core's (queues, ledger).
+pub mod op {
+    use jml_core::ports::Op;
+    pub use jml_core::ports::op::*;
+
+    pub const CREATE_USER: Op = Op::write("appstream", "CreateUser");
+    pub const RESEND_WELCOME: Op = Op::write("appstream", "CreateUser").labelled("CreateUser(RESEND)");
+    pub const ENABLE_USER: Op = Op::write("appstream", "EnableUser");
+    pub const DISABLE_USER: Op = Op::write("appstream", "DisableUser");
+    pub const DESCRIBE_USER_STACK_ASSOCIATIONS: Op = Op::read("appstream", "DescribeUserStackAssociations");
+    pub const BATCH_ASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchAssociateUserStack");
+    pub const BATCH_DISASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchDisassociateUserStack");
+}

@@ -1,0 +1,246 @@
+//! An in-memory AppStream 2.0 user pool with the service's rules for what jml-sync uses:
+//! case-sensitive e-mail user names (`Username` pattern, at most 128), FirstName/LastName only
+//! `^[A-Za-z0-9_\-\s]+$`, RESEND only without names and only for an existing user,
+//! ResourceAlreadyExists on a second create, a small user pool quota (LimitExceeded), stacks that
+//! must exist (STACK_NOT_FOUND per association), at most 25 associations per batch; call counting.
+
+use crate::port::op;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::port::{AppStreamNewUser, AppStreamUsers, Op, ServiceError, StackAssociationError, WelcomeEmail};
+use jml_core::sim::{CallCounts, Calls};
+
+/// The stacks the sample events and the demo department rule use.
+pub const DEMO_STACKS: &[&str] = &["engineering-desktop", "office-apps", "finance-desktop", "data-science"];
+/// The demo deployment's `APPSTREAM_STACKS_BY_DEPARTMENT`.
+pub const DEMO_STACK_RULES: &str = r#"{"Platform Engineering": ["engineering-desktop", "office-apps"], "Finance": ["finance-desktop", "office-apps"], "*": ["office-apps"]}"#;
+/// AppStream's default quota of users in a user pool is small; the simulator's default.
+pub const DEFAULT_POOL_QUOTA: usize = 50;
+
+/// A simulated user pool user, for assertions and the CLI's table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUser {
+    pub enabled: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Welcome e-mails sent (creation without SUPPRESS, and every RESEND).
+    pub welcome_emails: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    users: BTreeMap<String, PoolUser>,
+    stacks: BTreeSet<String>,
+    associations: BTreeSet<(String, String)>,
+    quota: usize,
+    calls: Calls,
+}
+
+#[derive(Debug)]
+pub struct SimAppStream {
+    state: Mutex<State>,
+}
+
+impl Default for SimAppStream {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                users: BTreeMap::new(),
+                stacks: BTreeSet::new(),
+                associations: BTreeSet::new(),
+                quota: DEFAULT_POOL_QUOTA,
+                calls: Calls::default(),
+            }),
+        }
+    }
+}
+
+fn invalid(op: Op, m: &str) -> ServiceError {
+    ServiceError::Validation { op, message: m.to_string() }
+}
+
+fn name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 2048
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c.is_whitespace())
+}
+
+impl SimAppStream {
+    /// A pool with `DEMO_STACKS`.
+    pub fn demo() -> Self {
+        let sim = Self::default();
+        for s in DEMO_STACKS {
+            sim.add_stack(s);
+        }
+        sim
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn add_stack(&self, name: &str) {
+        self.lock().stacks.insert(name.to_string());
+    }
+
+    /// A user created outside jml-sync.
+    pub fn seed_user(&self, user_name: &str) {
+        let user = PoolUser { enabled: true, first_name: None, last_name: None, welcome_emails: 0 };
+        self.lock().users.insert(user_name.to_string(), user);
+    }
+
+    /// DeleteUser, as an administrator might call it outside jml-sync.
+    pub fn delete_user(&self, user_name: &str) {
+        let mut s = self.lock();
+        s.users.remove(user_name);
+        s.associations.retain(|(u, _)| u != user_name);
+    }
+
+    pub fn set_quota(&self, users: usize) {
+        self.lock().quota = users;
+    }
+
+    pub fn fail_next(&self, op: Op, error: ServiceError) {
+        self.lock().calls.fail_next(op, error);
+    }
+
+    pub fn calls(&self) -> CallCounts {
+        self.lock().calls.counts()
+    }
+
+    pub fn reset_calls(&self) {
+        self.lock().calls.reset();
+    }
+
+    pub fn user(&self, user_name: &str) -> Option<PoolUser> {
+        self.lock().users.get(user_name).cloned()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.lock().users.len()
+    }
+
+    /// Every user with its stacks.
+    pub fn all(&self) -> BTreeMap<String, (PoolUser, Vec<String>)> {
+        let s = self.lock();
+        s.users
+            .iter()
+            .map(|(n, u)| {
+                let stacks = s.associations.iter().filter(|(u2, _)| u2 == n).map(|(_, st)| st.clone()).collect();
+                (n.clone(), (u.clone(), stacks))
+            })
+            .collect()
+    }
+
+    fn enter(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, ServiceError> {
+        let mut s = self.lock();
+        s.calls.enter(op)?;
+        Ok(s)
+    }
+
+    fn batch(
+        &self,
+        op: Op,
+        user_name: &str,
+        stacks: &[String],
+        add: bool,
+    ) -> Result<Vec<StackAssociationError>, ServiceError> {
+        let mut s = self.enter(op)?;
+        if stacks.is_empty() || stacks.len() > 25 {
+            return Err(invalid(op, "UserStackAssociations: 1 to 25 entries"));
+        }
+        let mut errors = Vec::new();
+        for stack in stacks {
+            let code = if !s.stacks.contains(stack) {
+                Some("STACK_NOT_FOUND")
+            } else if !s.users.contains_key(user_name) {
+                Some("USER_NAME_NOT_FOUND")
+            } else {
+                None
+            };
+            match code {
+                Some(code) => errors.push(StackAssociationError { stack: stack.clone(), code: code.to_string() }),
+                None if add => {
+                    s.associations.insert((user_name.to_string(), stack.clone()));
+                }
+                None => {
+                    s.associations.remove(&(user_name.to_string(), stack.clone()));
+                }
+            }
+        }
+        Ok(errors)
+    }
+}
+
+#[async_trait]
+impl AppStreamUsers for SimAppStream {
+    async fn create_user(&self, user: &AppStreamNewUser) -> Result<bool, ServiceError> {
+        let op = op::CREATE_USER;
+        let mut s = self.enter(op)?;
+        let n = &user.user_name;
+        if n.is_empty() || n.encode_utf16().count() > 128 || n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(op, "UserName: 1 to 128 of [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+"));
+        }
+        if user.first_name.iter().chain(user.last_name.iter()).any(|x| !name_ok(x)) {
+            return Err(invalid(op, "FirstName/LastName: ^[A-Za-z0-9_\\-\\s]+$, at most 2048"));
+        }
+        if s.users.contains_key(n) {
+            return Ok(false);
+        }
+        if s.users.len() >= s.quota {
+            return Err(ServiceError::QuotaExceeded { op });
+        }
+        let welcome_emails = usize::from(user.welcome == WelcomeEmail::Send);
+        s.users.insert(
+            n.clone(),
+            PoolUser {
+                enabled: true,
+                first_name: user.first_name.clone(),
+                last_name: user.last_name.clone(),
+                welcome_emails,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError> {
+        let mut s = self.enter(op::RESEND_WELCOME)?;
+        match s.users.get_mut(user_name) {
+            Some(u) => {
+                u.welcome_emails += 1;
+                Ok(())
+            }
+            None => Err(ServiceError::NotFound { op: op::RESEND_WELCOME }),
+        }
+    }
+
+    async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
+        let mut s = self.enter(op::ENABLE_USER)?;
+        Ok(s.users.get_mut(user_name).map(|u| u.enabled = true).is_some())
+    }
+
+    async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
+        let mut s = self.enter(op::DISABLE_USER)?;
+        Ok(s.users.get_mut(user_name).map(|u| u.enabled = false).is_some())
+    }
+
+    async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
+        let s = self.enter(op::DESCRIBE_USER_STACK_ASSOCIATIONS)?;
+        Ok(s.associations.iter().filter(|(u, _)| u == user_name).map(|(_, st)| st.clone()).collect())
+    }
+
+    async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError> {
+        self.batch(op::BATCH_ASSOCIATE_USER_STACK, user_name, stacks, true)
+    }
+
+    async fn disassociate(
+        &self,
+        user_name: &str,
+        stacks: &[String],
+    ) -> Result<Vec<StackAssociationError>, ServiceError> {
+        self.batch(op::BATCH_DISASSOCIATE_USER_STACK, user_name, stacks, false)
+    }
+}

@@ -1,0 +1,600 @@
+//! The Identity Store target: resolve the person, read current state, plan (pure), apply.
+//!
+//! All service access goes through the `IdentityStore` port; every decision is made by
+//! `crate::planner`; the ledger guard and commit are the engine's (`jml_core::engine`).
+
+use crate::port::op;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan};
+use crate::port::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
+use jml_core::contract::{HrEvent, UserName};
+use jml_core::engine::{Ctx, MAX_ATTEMPTS, Outcome, SyncError, Target};
+use jml_core::ledger::PersonRecord;
+
+/// The ledger target name of identity-sync. Every target keeps its own item and stale guard.
+pub const IDENTITY_TARGET: &str = "identity-store";
+
+/// How long a manager's userName -> UserId mapping is trusted in a warm container.
+const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// How long a group name <-> id mapping is trusted in a warm container (an admin may rename a
+/// group: `jml-admins` -> `prod-admins` leaves the managed set).
+const GROUP_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Name <-> id lookups that live across invocations of a warm container, each for at most
+/// [`GROUP_CACHE_TTL`]; before a membership write, a mapping neither read in this converge step
+/// nor confirmed within `SyncSettings::group_recheck` (30 s by default: a bulk load pays one
+/// DescribeGroup per group and half-minute, not one per membership) is checked against the
+/// service (DescribeGroup): a group whose name changed is never written.
+#[derive(Debug, Default)]
+pub struct DirectoryCache {
+    groups_by_name: Mutex<HashMap<String, (GroupId, Instant)>>,
+    group_names_by_id: Mutex<HashMap<GroupId, (String, Instant)>>,
+    users_by_name: Mutex<HashMap<String, (UserId, Instant)>>,
+}
+
+impl DirectoryCache {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_group(&self, name: &str, id: &str) {
+        let now = Instant::now();
+        Self::lock(&self.groups_by_name).insert(name.to_string(), (id.to_string(), now));
+        Self::lock(&self.group_names_by_id).insert(id.to_string(), (name.to_string(), now));
+    }
+
+    fn forget_group(&self, name: &str) {
+        if let Some((id, _)) = Self::lock(&self.groups_by_name).remove(name) {
+            Self::lock(&self.group_names_by_id).remove(&id);
+        }
+    }
+
+    fn forget_group_id(&self, id: &str) {
+        if let Some((name, _)) = Self::lock(&self.group_names_by_id).remove(id) {
+            Self::lock(&self.groups_by_name).remove(&name);
+        }
+    }
+
+    /// A cached group id and when it was read, if within the TTL.
+    fn group_id(&self, name: &str) -> Option<(GroupId, Instant)> {
+        Self::lock(&self.groups_by_name).get(name).filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL).cloned()
+    }
+
+    fn group_name(&self, id: &str) -> Option<String> {
+        Self::lock(&self.group_names_by_id)
+            .get(id)
+            .filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL)
+            .map(|(name, _)| name.clone())
+    }
+}
+
+/// Settings of the Identity Store target.
+#[derive(Clone, Debug, Default)]
+pub struct SyncSettings {
+    pub managed_groups: ManagedGroups,
+    /// A cached group name confirmed longer ago than this (and before the converge step began)
+    /// is confirmed again with DescribeGroup before a membership write.
+    pub group_recheck: Duration,
+}
+
+/// The Identity Store target. Cheap to clone; the cache is shared.
+#[derive(Clone)]
+pub struct IdentitySync {
+    store: Arc<dyn IdentityStore>,
+    cache: Arc<DirectoryCache>,
+    settings: SyncSettings,
+}
+
+impl std::fmt::Debug for IdentitySync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySync").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+fn user_name_taken(owner: &str) -> SyncError {
+    SyncError::permanent(
+        "UserNameOwnedByAnother",
+        format!(
+            "person.userName: the userName is already used by {owner}; jml-sync never modifies, disables or adopts it"
+        ),
+    )
+}
+
+fn group_not_found(group: &str) -> SyncError {
+    SyncError::permanent(
+        "GroupNotFound",
+        format!(
+            "groups: group '{group}' does not exist in the identity store (GetGroupId found no group with this DisplayName)"
+        ),
+    )
+}
+
+#[async_trait]
+impl Target for IdentitySync {
+    fn name(&self) -> &'static str {
+        IDENTITY_TARGET
+    }
+
+    fn check(&self, event: &HrEvent) -> Result<(), SyncError> {
+        match event.profile() {
+            Some(profile) => planner::check_groups(profile, &self.settings.managed_groups)
+                .map_err(|r| SyncError::permanent("UnmanagedGroup", r.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        if event.kind() == jml_core::contract::EventKind::Leaver {
+            return self.converge_leaver(event, ctx).await;
+        }
+        self.converge_identity(event, ctx).await
+    }
+
+    async fn verify_revoked(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        self.verify_leaver(event, ctx).await
+    }
+}
+
+/// Inventory keys: a userName given before CreateUser or a rename, a UserId once created.
+fn name_key(user_name: &str) -> String {
+    format!("name:{user_name}")
+}
+
+fn id_key(user_id: &str) -> String {
+    format!("id:{user_id}")
+}
+
+fn leaver_user_changed() -> SyncError {
+    SyncError::permanent(
+        "IdentityLeaverUserChanged",
+        "the Identity Store user the ledger records for this person no longer carries their managed marker or ExternalId; not disabled automatically: check it, disable it by hand or restore the marker, then redrive",
+    )
+}
+
+struct Resolved {
+    current: Option<CurrentUser>,
+    by: &'static str,
+}
+
+impl IdentitySync {
+    pub fn new(store: Arc<dyn IdentityStore>, settings: SyncSettings) -> Self {
+        Self { store, cache: Arc::default(), settings }
+    }
+
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    /// Applies one validated event. Idempotent: the same event again finds equal state and
+    /// makes no writes.
+    /// Resolve, plan and execute against the Identity Store (no ledger writes).
+    async fn converge_identity(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (hint, dry_run) = (ctx.record, ctx.dry_run);
+        let manager_id = match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
+            Some(m) => self.manager_id(m).await?,
+            None => None,
+        };
+        let mut notes = Vec::new();
+        if event.profile().is_some_and(|p| p.enterprise.manager.is_some()) && manager_id.is_none() {
+            notes.push(
+                "person.enterprise.manager: no user with this userName; manager attribute left unset".to_string(),
+            );
+        }
+        for _attempt in 0..MAX_ATTEMPTS {
+            // After a lost race, a concurrent delivery may have created a second user of ours:
+            // the one holding the desired userName is kept (renaming the ledger's onto it would
+            // collide), the others are swept.
+            let resolved = match ctx.sweep {
+                true => match self.resolve(event, None).await? {
+                    r if r.current.is_some() => r,
+                    _ => self.resolve(event, hint).await?,
+                },
+                false => self.resolve(event, hint).await?,
+            };
+            let Plan { decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
+            let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
+            let user_name = match event.profile() {
+                Some(p) => Some(p.user_name.as_str().to_string()),
+                None => resolved.current.as_ref().map(|c| c.record.attributes.user_name.clone()),
+            };
+            // Every group must exist before the first write: a missing group parks the event
+            // with nothing half-applied.
+            for action in &actions {
+                if let Action::AddToGroup(group) = action {
+                    self.group_id(group.as_str()).await?;
+                }
+            }
+            if !dry_run {
+                match self.execute(&actions, &mut user_id, ctx).await {
+                    Ok(()) => {}
+                    // A concurrent delivery created the user first: re-resolve and re-plan.
+                    Err(SyncError::Service(ServiceError::Conflict { op: op::CREATE_USER, .. })) => {
+                        tracing::info!(decision = "create-conflict", "CreateUser conflicted; re-resolving");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let resolved_by = if decision == Decision::Create && !dry_run { "created" } else { resolved.by };
+            let mut actions: Vec<String> = actions.iter().map(Action::describe).collect();
+            if ctx.sweep && !dry_run {
+                actions.extend(self.sweep(event, ctx, user_id.as_deref(), user_name.as_deref()).await?);
+            }
+            return Ok(Outcome { decision, actions, user_id, user_name, resolved_by, dry_run, notes });
+        }
+        Err(SyncError::ConflictPersisted)
+    }
+
+    async fn execute(&self, actions: &[Action], user_id: &mut Option<UserId>, ctx: &Ctx<'_>) -> Result<(), SyncError> {
+        for action in actions {
+            match action {
+                Action::CreateUser(attrs) => {
+                    // Write-ahead: the name enters the inventory before the user exists.
+                    ctx.remember(&name_key(&attrs.user_name)).await?;
+                    let id = self.store.create_user(attrs).await?;
+                    ctx.remember(&id_key(&id)).await?;
+                    *user_id = Some(id);
+                }
+                Action::UpdateUser(changes) => {
+                    let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    if let Some(name) =
+                        changes.iter().find(|c| c.path == "userName").and_then(|c| c.value.as_ref()?.as_str())
+                    {
+                        ctx.remember(&name_key(name)).await?;
+                    }
+                    match self.store.update_user(id, changes).await {
+                        Err(ServiceError::Conflict {
+                            reason: crate::port::ConflictReason::UniquenessConstraintViolation,
+                            ..
+                        }) => {
+                            return Err(user_name_taken("another user"));
+                        }
+                        other => other?,
+                    }
+                }
+                Action::SetStatus(status) => {
+                    let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    self.store.set_user_status(id, *status).await?;
+                }
+                Action::RemoveFromGroup { membership_id, group } => {
+                    if !self.still_managed(group, ctx).await? {
+                        tracing::warn!(
+                            decision = "group-renamed",
+                            "the membership's group left the managed set; not written"
+                        );
+                        continue;
+                    }
+                    self.store.remove_membership(membership_id).await?;
+                }
+                Action::AddToGroup(group) => {
+                    let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
+                    let group_id = self.checked_group_id(group.as_str(), ctx).await?;
+                    match self.store.add_membership(&group_id, id).await {
+                        Err(ServiceError::NotFound { .. }) => {
+                            // The cached group was deleted (and maybe re-created): look it up again once.
+                            self.cache.forget_group(group.as_str());
+                            let group_id = self.group_id(group.as_str()).await?;
+                            self.add_membership(&group_id, id).await?;
+                        }
+                        Err(ServiceError::Conflict { .. }) => self.verify_member(&group_id, id).await?,
+                        other => other?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// CreateGroupMembership, a ConflictException verified (see `verify_member`).
+    async fn add_membership(&self, group_id: &str, user_id: &str) -> Result<(), SyncError> {
+        match self.store.add_membership(group_id, user_id).await {
+            Err(ServiceError::Conflict { .. }) => self.verify_member(group_id, user_id).await,
+            other => Ok(other?),
+        }
+    }
+
+    /// CreateGroupMembership answered ConflictException: its Reason is absent for non-KMS errors
+    /// (API reference), so "already a member" is read back, never assumed; otherwise retried.
+    async fn verify_member(&self, group_id: &str, user_id: &str) -> Result<(), SyncError> {
+        if self.store.memberships(user_id).await?.iter().any(|m| m.group_id == group_id) {
+            return Ok(());
+        }
+        Err(SyncError::Service(ServiceError::Conflict {
+            op: op::CREATE_GROUP_MEMBERSHIP,
+            reason: crate::port::ConflictReason::ConcurrentModification,
+        }))
+    }
+
+    /// Group name -> id through the warm-container cache (GetGroupId on a miss).
+    async fn group_id(&self, name: &str) -> Result<GroupId, SyncError> {
+        if let Some((id, _)) = self.cache.group_id(name) {
+            return Ok(id);
+        }
+        let parsed = jml_core::contract::GroupName::parse(name).map_err(|_| group_not_found(name))?;
+        match self.store.find_group_by_name(&parsed).await? {
+            Some(id) => {
+                self.cache.remember_group(name, &id);
+                Ok(id)
+            }
+            None => Err(group_not_found(name)),
+        }
+    }
+
+    /// The id of the group named `name` now, for a membership write: a cached mapping not read
+    /// in this converge step is confirmed with DescribeGroup, and looked up again if the group was
+    /// renamed (the managed name may be gone, or held by another group).
+    async fn checked_group_id(&self, name: &str, ctx: &Ctx<'_>) -> Result<GroupId, SyncError> {
+        let id = self.group_id(name).await?;
+        if self.cache.group_id(name).is_some_and(|(_, at)| self.confirmed(at, ctx)) {
+            return Ok(id);
+        }
+        match self.store.group_name(&id).await? {
+            Some(now) if now == name => {
+                self.cache.remember_group(name, &id);
+                Ok(id)
+            }
+            _ => {
+                tracing::warn!(decision = "group-renamed", group_id = %id, "a cached managed group was renamed or deleted; looking it up again");
+                self.cache.forget_group(name);
+                self.cache.forget_group_id(&id);
+                self.group_id(name).await
+            }
+        }
+    }
+
+    /// A mapping read in this converge step, or confirmed within `group_recheck`, is current.
+    fn confirmed(&self, at: Instant, ctx: &Ctx<'_>) -> bool {
+        at >= ctx.started || at.elapsed() < self.settings.group_recheck
+    }
+
+    /// Whether the membership's group (known to the cache by its managed name) still has that
+    /// name: a group renamed out of the managed set is never written.
+    async fn still_managed(&self, name: &str, ctx: &Ctx<'_>) -> Result<bool, SyncError> {
+        let Some((id, at)) = self.cache.group_id(name) else {
+            // Not cached: `current` read the name from the service in this step.
+            return Ok(true);
+        };
+        if self.confirmed(at, ctx) {
+            return Ok(true);
+        }
+        let now = self.store.group_name(&id).await?;
+        if now.as_deref() == Some(name) {
+            self.cache.remember_group(name, &id);
+            return Ok(true);
+        }
+        self.cache.forget_group(name);
+        self.cache.forget_group_id(&id);
+        if let Some(n) = &now {
+            self.cache.remember_group(n, &id);
+        }
+        Ok(now.as_deref().is_some_and(|n| self.settings.managed_groups.contains(n)))
+    }
+
+    /// Group id -> name through the cache (DescribeGroup on a miss). `None`: group gone.
+    async fn group_name(&self, id: &str) -> Result<Option<String>, SyncError> {
+        if let Some(name) = self.cache.group_name(id) {
+            return Ok(Some(name));
+        }
+        let name = self.store.group_name(id).await?;
+        if let Some(n) = &name {
+            self.cache.remember_group(n, id);
+        }
+        Ok(name)
+    }
+
+    async fn manager_id(&self, manager: &UserName) -> Result<Option<UserId>, SyncError> {
+        if let Some((id, at)) = DirectoryCache::lock(&self.cache.users_by_name).get(manager.as_str())
+            && at.elapsed() < USER_CACHE_TTL
+        {
+            return Ok(Some(id.clone()));
+        }
+        let id = self.store.find_user_by_user_name(manager).await?;
+        if let Some(id) = &id {
+            DirectoryCache::lock(&self.cache.users_by_name)
+                .insert(manager.as_str().to_string(), (id.clone(), Instant::now()));
+        }
+        Ok(id)
+    }
+
+    /// The resolution chain. Order: the ledger's UserId (rename-safe), then userName (accepted only with this person's marker or
+    /// ExternalId), then GetUserId(ExternalId) for SCIM-provisioned users, then, for a leaver still not found, a
+    /// ListUsers scan for the marker (a missed leaver is a security incident; the scan's cost is
+    /// paid only when every cheaper lookup failed).
+    async fn resolve(&self, event: &HrEvent, hint: Option<&PersonRecord>) -> Result<Resolved, SyncError> {
+        let person = &event.external_id;
+        // The ledger knows the account even after a userName change.
+        if let Some(id) = hint.and_then(|r| r.user_id.as_deref()) {
+            match self.store.describe_user(id).await? {
+                Some(record) if planner::ownership(&record, person) == Ownership::Ours => {
+                    return self.current(record, "ledger").await;
+                }
+                Some(_) => {
+                    tracing::warn!(decision = "ledger-repair", "ledger account no longer carries this person's marker")
+                }
+                None => tracing::info!(decision = "ledger-repair", "ledger account no longer exists; resolving again"),
+            }
+        }
+        if let Some(user_name) = event.user_name()
+            && let Some(id) = self.store.find_user_by_user_name(user_name).await?
+            && let Some(record) = self.store.describe_user(&id).await?
+        {
+            match planner::ownership(&record, person) {
+                Ownership::Ours => return self.current(record, "user-name").await,
+                Ownership::OtherPerson => {
+                    // Our person may still exist under another name (SCIM): a rename onto a taken
+                    // name is refused either way, so stop here.
+                    return Err(user_name_taken("another person"));
+                }
+                Ownership::Unmanaged => {
+                    return Err(user_name_taken("a user not managed by jml-sync"));
+                }
+            }
+        }
+        if let Some(id) = self.store.find_user_by_external_id(person).await?
+            && let Some(record) = self.store.describe_user(&id).await?
+        {
+            return self.current(record, "external-id").await;
+        }
+        if event.kind() == jml_core::contract::EventKind::Leaver
+            && let Some(id) = self.store.find_user_by_marker(&person.marker()).await?
+            && let Some(record) = self.store.describe_user(&id).await?
+            && planner::ownership(&record, person) == Ownership::Ours
+        {
+            return self.current(record, "marker-scan").await;
+        }
+        Ok(Resolved { current: None, by: "none" })
+    }
+
+    /// Every Identity Store user that is this person's: the ledger's UserId, every UserId and
+    /// userName of the inventory, then the resolution chain when the inventory finds none. A
+    /// ledger-recorded user that lost the person's marker is parked for an operator, never
+    /// skipped. Also returns whether the inventory held any key (a leaver without account is only
+    /// possible when it held none and every lookup missed).
+    async fn leaver_users(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+    ) -> Result<(Vec<UserRecord>, &'static str, bool), SyncError> {
+        let person = &event.external_id;
+        let inventory = ctx.accounts().await?;
+        let mut ids: Vec<String> = ctx.record.and_then(|r| r.user_id.clone()).into_iter().collect();
+        ids.extend(inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string));
+        for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")) {
+            if let Ok(name) = UserName::parse(name)
+                && let Some(id) = self.store.find_user_by_user_name(&name).await?
+            {
+                ids.push(id);
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut found = Vec::new();
+        for id in ids {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match self.store.describe_user(&id).await? {
+                Some(record) if planner::ownership(&record, person) == Ownership::Ours => found.push(record),
+                Some(_) if ctx.record.and_then(|r| r.user_id.as_deref()) == Some(id.as_str()) => {
+                    return Err(leaver_user_changed());
+                }
+                // A name in the inventory now held by someone else (after a rename): not ours.
+                Some(_) | None => {}
+            }
+        }
+        let mut by = "inventory";
+        if found.is_empty() {
+            let resolved = self.resolve(event, None).await?;
+            by = resolved.by;
+            found.extend(resolved.current.map(|c| c.record));
+        }
+        Ok((found, by, !inventory.is_empty() || ctx.record.and_then(|r| r.user_id.as_ref()).is_some()))
+    }
+
+    /// A leaver: every user of [`Self::leaver_users`] loses its managed memberships and is
+    /// disabled.
+    async fn converge_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (found, by, known) = self.leaver_users(event, ctx).await?;
+        if found.is_empty() {
+            return Ok(Outcome {
+                // The inventory knew accounts, all gone (deleted by hand): nothing left to revoke.
+                decision: if known { Decision::NoChange } else { Decision::LeaverWithoutAccount },
+                actions: vec![],
+                user_id: None,
+                user_name: None,
+                resolved_by: by,
+                dry_run: ctx.dry_run,
+                notes: vec![],
+            });
+        }
+        let mut actions = Vec::new();
+        let mut last = None;
+        for record in found {
+            let user_id = record.user_id.clone();
+            let user_name = record.attributes.user_name.clone();
+            let current = self.current(record, by).await?.current;
+            let Plan { actions: plan, .. } = planner::plan(event, current.as_ref(), None);
+            if !ctx.dry_run {
+                self.execute(&plan, &mut Some(user_id.clone()), ctx).await?;
+            }
+            actions.extend(plan.iter().map(Action::describe));
+            last = Some((user_id, user_name));
+        }
+        let (user_id, user_name) = last.unzip();
+        let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
+        Ok(Outcome { decision, actions, user_id, user_name, resolved_by: by, dry_run: ctx.dry_run, notes: vec![] })
+    }
+
+    /// Reads back every user of the person and lists what still grants access: an enabled user,
+    /// or a membership of a managed group.
+    async fn verify_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let (found, _, _) = self.leaver_users(event, ctx).await?;
+        let mut left = Vec::new();
+        for record in found {
+            let id = record.user_id.clone();
+            if record.status == crate::port::UserStatus::Enabled {
+                left.push(format!("Identity Store user {id}: enabled"));
+            }
+            let managed = self.current(record, "verify").await?.current.map_or(0, |c| c.managed_memberships.len());
+            if managed > 0 {
+                left.push(format!("Identity Store user {id}: {managed} managed group membership(s)"));
+            }
+        }
+        Ok(left)
+    }
+
+    /// After a lost race: every other user of the person's inventory (a concurrent delivery
+    /// created one under another name) loses its managed memberships and is disabled.
+    async fn sweep(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        keep: Option<&str>,
+        keep_name: Option<&str>,
+    ) -> Result<Vec<String>, SyncError> {
+        let inventory = ctx.accounts().await?;
+        let mut ids: std::collections::BTreeSet<String> =
+            inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string).collect();
+        for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")).filter(|n| Some(*n) != keep_name) {
+            if let Ok(name) = UserName::parse(name)
+                && let Some(id) = self.store.find_user_by_user_name(&name).await?
+            {
+                ids.insert(id);
+            }
+        }
+        let leaver = HrEvent {
+            change: jml_core::contract::Change::Leaver { user_name: None, directory_user_name: None },
+            ..event.clone()
+        };
+        let mut actions = Vec::new();
+        for id in ids.iter().filter(|id| Some(id.as_str()) != keep) {
+            if let Some(record) = self.store.describe_user(id).await?
+                && planner::ownership(&record, &event.external_id) == Ownership::Ours
+            {
+                let current = self.current(record, "inventory").await?.current;
+                let plan = planner::plan(&leaver, current.as_ref(), None).actions;
+                self.execute(&plan, &mut Some(id.clone()), ctx).await?;
+                tracing::warn!(decision = "sweep", "a second account of the person (concurrent creation) was disabled");
+                actions.extend(plan.iter().map(|a| format!("sweep: {}", a.describe())));
+            }
+        }
+        Ok(actions)
+    }
+
+    async fn current(&self, record: UserRecord, by: &'static str) -> Result<Resolved, SyncError> {
+        let mut managed = BTreeMap::new();
+        for m in self.store.memberships(&record.user_id).await? {
+            if let Some(name) = self.group_name(&m.group_id).await?
+                && self.settings.managed_groups.contains(&name)
+            {
+                managed.insert(name, m.membership_id);
+            }
+        }
+        Ok(Resolved { current: Some(CurrentUser { record, managed_memberships: managed }), by })
+    }
+}

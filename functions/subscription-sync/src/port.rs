@@ -1,0 +1,52 @@
+//! The License Manager user-based subscriptions port, over plain data.
+
+use async_trait::async_trait;
+
+pub use jml_core::ports::{ConflictReason, DeadLetterQueue, Op, ParkedMessage, ServiceError};
+
+/// An EC2 instance that provides user-based subscriptions (ListInstances).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionInstance {
+    pub instance_id: String,
+    pub products: Vec<String>,
+    pub status: String,
+}
+
+/// License Manager user-based subscriptions for Active Directory users, as jml-sync uses them.
+/// The adapter holds the identity provider (the Active Directory) and the domain.
+#[async_trait]
+pub trait UserSubscriptions: Send + Sync {
+    /// ListInstances, all pages.
+    async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError>;
+    /// ListUserAssociations on one instance, filtered to `username`: is the user associated
+    /// (or being associated) with it?
+    async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError>;
+    /// ListProductSubscriptions filtered to `username`: the products the user holds (active or
+    /// being activated).
+    async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError>;
+    /// StartProductSubscription; one that already exists is success.
+    async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError>;
+    /// StopProductSubscription; one already stopped is success.
+    async fn stop_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError>;
+    /// AssociateUser; an association that already exists is success.
+    async fn associate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
+    /// DisassociateUser; an association already gone is success.
+    async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
+}
+
+/// The operations of this target's service, and the core's (queues, ledger).
+pub mod op {
+    use jml_core::ports::Op;
+    pub use jml_core::ports::op::*;
+
+    pub const LIST_INSTANCES: Op = Op::read("license-manager-user-subscriptions", "ListInstances");
+    pub const LIST_USER_ASSOCIATIONS: Op = Op::read("license-manager-user-subscriptions", "ListUserAssociations");
+    pub const LIST_PRODUCT_SUBSCRIPTIONS: Op =
+        Op::read("license-manager-user-subscriptions", "ListProductSubscriptions");
+    pub const START_PRODUCT_SUBSCRIPTION: Op =
+        Op::write("license-manager-user-subscriptions", "StartProductSubscription");
+    pub const STOP_PRODUCT_SUBSCRIPTION: Op =
+        Op::write("license-manager-user-subscriptions", "StopProductSubscription");
+    pub const ASSOCIATE_USER: Op = Op::write("license-manager-user-subscriptions", "AssociateUser");
+    pub const DISASSOCIATE_USER: Op = Op::write("license-manager-user-subscriptions", "DisassociateUser");
+}

@@ -1,0 +1,161 @@
+//! An in-memory License Manager user-based subscriptions service: a user must hold a product
+//! subscription for a product the instance provides before being associated; a product
+//! subscription cannot be stopped while the user is still associated with an instance that
+//! provides only that product; unknown instances are ResourceNotFound; call counting.
+
+use crate::port::op;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::port::{Op, ServiceError, SubscriptionInstance, UserSubscriptions};
+use jml_core::sim::{CallCounts, Calls};
+
+/// The instances the sample events use.
+pub const DEMO_INSTANCES: &[(&str, &[&str])] = &[
+    ("i-0a1b2c3d4e5f60001", &["OFFICE_PROFESSIONAL_PLUS"]),
+    ("i-0a1b2c3d4e5f60002", &["VISUAL_STUDIO_PROFESSIONAL", "VISUAL_STUDIO_ENTERPRISE"]),
+    ("i-0a1b2c3d4e5f60003", &["REMOTE_DESKTOP_SERVICES"]),
+];
+
+#[derive(Debug, Default)]
+struct State {
+    instances: Vec<SubscriptionInstance>,
+    products: BTreeSet<(String, String)>,
+    associations: BTreeSet<(String, String)>,
+    calls: Calls,
+}
+
+#[derive(Debug, Default)]
+pub struct SimUserSubscriptions {
+    state: Mutex<State>,
+}
+
+impl SimUserSubscriptions {
+    pub fn demo() -> Self {
+        let sim = Self::default();
+        for (id, products) in DEMO_INSTANCES {
+            sim.add_instance(id, products);
+        }
+        sim
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn add_instance(&self, id: &str, products: &[&str]) {
+        self.lock().instances.push(SubscriptionInstance {
+            instance_id: id.to_string(),
+            products: products.iter().map(|p| p.to_string()).collect(),
+            status: "ACTIVE".to_string(),
+        });
+    }
+
+    /// The next call of `op` fails with `error`.
+    pub fn fail_next(&self, op: Op, error: ServiceError) {
+        self.lock().calls.fail_next(op, error);
+    }
+
+    pub fn calls(&self) -> CallCounts {
+        self.lock().calls.counts()
+    }
+
+    pub fn reset_calls(&self) {
+        self.lock().calls.reset();
+    }
+
+    /// (products, instances) the user holds.
+    pub fn holdings(&self, username: &str) -> (Vec<String>, Vec<String>) {
+        let s = self.lock();
+        let p = s.products.iter().filter(|(u, _)| u == username).map(|(_, p)| p.clone()).collect();
+        let i = s.associations.iter().filter(|(u, _)| u == username).map(|(_, i)| i.clone()).collect();
+        (p, i)
+    }
+
+    /// Every (user, product) and (user, instance) held: for the CLI's table.
+    pub fn all_holdings(&self) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+        let users: BTreeSet<String> = {
+            let s = self.lock();
+            s.products.iter().map(|(u, _)| u.clone()).chain(s.associations.iter().map(|(u, _)| u.clone())).collect()
+        };
+        users.into_iter().map(|u| (u.clone(), self.holdings(&u))).collect()
+    }
+
+    fn enter(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, ServiceError> {
+        let mut s = self.lock();
+        s.calls.enter(op)?;
+        Ok(s)
+    }
+}
+
+fn invalid(op: Op, m: &str) -> ServiceError {
+    ServiceError::Validation { op, message: m.to_string() }
+}
+
+#[async_trait]
+impl UserSubscriptions for SimUserSubscriptions {
+    async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError> {
+        Ok(self.enter(op::LIST_INSTANCES)?.instances.clone())
+    }
+
+    async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError> {
+        let s = self.enter(op::LIST_USER_ASSOCIATIONS)?;
+        if !s.instances.iter().any(|i| i.instance_id == instance_id) {
+            return Err(ServiceError::NotFound { op: op::LIST_USER_ASSOCIATIONS });
+        }
+        Ok(s.associations.contains(&(username.to_string(), instance_id.to_string())))
+    }
+
+    async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {
+        let s = self.enter(op::LIST_PRODUCT_SUBSCRIPTIONS)?;
+        Ok(s.products.iter().filter(|(u, _)| u == username).map(|(_, p)| p.clone()).collect())
+    }
+
+    async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError> {
+        let op = op::START_PRODUCT_SUBSCRIPTION;
+        let mut s = self.enter(op)?;
+        if !s.instances.iter().any(|i| i.products.iter().any(|p| p == product)) {
+            return Err(invalid(op, "no instance provides this product"));
+        }
+        s.products.insert((username.to_string(), product.to_string()));
+        Ok(())
+    }
+
+    async fn stop_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError> {
+        let op = op::STOP_PRODUCT_SUBSCRIPTION;
+        let mut s = self.enter(op)?;
+        let held: BTreeSet<&str> = s.products.iter().filter(|(u, _)| u == username).map(|(_, p)| p.as_str()).collect();
+        let still_needed = s.associations.iter().filter(|(u, _)| u == username).any(|(_, id)| {
+            s.instances.iter().find(|i| &i.instance_id == id).is_some_and(|i| {
+                i.products.iter().any(|p| p == product)
+                    && !i.products.iter().any(|p| p != product && held.contains(p.as_str()))
+            })
+        });
+        if still_needed {
+            return Err(ServiceError::Conflict { op, reason: crate::port::ConflictReason::Unspecified });
+        }
+        s.products.remove(&(username.to_string(), product.to_string()));
+        Ok(())
+    }
+
+    async fn associate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError> {
+        let op = op::ASSOCIATE_USER;
+        let mut s = self.enter(op)?;
+        let Some(instance) = s.instances.iter().find(|i| i.instance_id == instance_id).cloned() else {
+            return Err(ServiceError::NotFound { op });
+        };
+        if !instance.products.iter().any(|p| s.products.contains(&(username.to_string(), p.clone()))) {
+            return Err(invalid(op, "the user has no product subscription for a product of this instance"));
+        }
+        s.associations.insert((username.to_string(), instance_id.to_string()));
+        Ok(())
+    }
+
+    async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError> {
+        let mut s = self.enter(op::DISASSOCIATE_USER)?;
+        s.associations.remove(&(username.to_string(), instance_id.to_string()));
+        Ok(())
+    }
+}

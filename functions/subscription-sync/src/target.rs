@@ -1,0 +1,343 @@
+//! The License Manager user-based subscriptions target: the person's Active Directory user name,
+//! the pure subscription planner, and the converge step through the `UserSubscriptions` port.
+//!
+//! Billing for a user continues until they are disassociated from every instance and their
+//! product subscriptions are stopped, so a leaver releases everything, in that order.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::port::{SubscriptionInstance, UserSubscriptions};
+use jml_core::contract::{Change, DirectoryUserName, EventKind, HrEvent, Subscription};
+use jml_core::engine::Decision;
+use jml_core::engine::{Ctx, Outcome, SyncError, Target};
+use jml_core::ledger::PersonRecord;
+
+/// The ledger target name of subscription-sync.
+pub const SUBSCRIPTIONS_TARGET: &str = "user-subscriptions";
+/// How long the ListInstances answer is trusted in a warm container.
+const INSTANCES_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// How to derive the AD user name when HR does not send `person.directoryUserName`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DirectoryUserNameRule {
+    /// The part of the Identity Store userName before `@` (the whole userName without one).
+    #[default]
+    UserNameLocalPart,
+    /// HR must send `person.directoryUserName`; without it the event is parked.
+    Required,
+}
+
+impl DirectoryUserNameRule {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user-name-local-part" => Some(Self::UserNameLocalPart),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+}
+
+/// A user's subscriptions as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CurrentSubscriptions {
+    pub products: BTreeSet<String>,
+    pub instances: BTreeSet<String>,
+}
+
+/// One step, in execution order: disassociations, stops, starts, associations.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SubscriptionAction {
+    Disassociate { instance_id: String },
+    Stop { product: String },
+    Start { product: String },
+    Associate { instance_id: String },
+}
+
+impl SubscriptionAction {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Disassociate { instance_id } => format!("DisassociateUser {instance_id}"),
+            Self::Stop { product } => format!("StopProductSubscription {product}"),
+            Self::Start { product } => format!("StartProductSubscription {product}"),
+            Self::Associate { instance_id } => format!("AssociateUser {instance_id}"),
+        }
+    }
+}
+
+/// Plans the change from `current` to `desired` (`None`: release everything, a leaver).
+/// Desired instances must be among those the service lists and offer the product; else the
+/// event can never succeed (`Err((code, reason))`).
+pub fn plan_subscriptions(
+    desired: Option<&[Subscription]>,
+    current: &CurrentSubscriptions,
+    instances: &[SubscriptionInstance],
+) -> Result<Vec<SubscriptionAction>, (&'static str, String)> {
+    let mut want_products = BTreeSet::new();
+    let mut want_instances = BTreeSet::new();
+    for (i, s) in desired.unwrap_or_default().iter().enumerate() {
+        for id in &s.instance_ids {
+            let Some(instance) = instances.iter().find(|x| x.instance_id == id.as_str()) else {
+                return Err((
+                    "UnknownInstance",
+                    format!(
+                        "subscriptions[{i}]: instance {id} is not a License Manager user-based subscriptions instance (ListInstances)"
+                    ),
+                ));
+            };
+            if !instance.products.iter().any(|p| p == s.product.as_str()) {
+                return Err((
+                    "ProductNotOnInstance",
+                    format!(
+                        "subscriptions[{i}]: instance {id} does not provide {} (it provides {})",
+                        s.product,
+                        instance.products.join(", ")
+                    ),
+                ));
+            }
+            want_instances.insert(id.as_str().to_string());
+        }
+        want_products.insert(s.product.as_str().to_string());
+    }
+    let mut actions = Vec::new();
+    actions.extend(
+        current
+            .instances
+            .difference(&want_instances)
+            .map(|i| SubscriptionAction::Disassociate { instance_id: i.clone() }),
+    );
+    actions
+        .extend(current.products.difference(&want_products).map(|p| SubscriptionAction::Stop { product: p.clone() }));
+    actions
+        .extend(want_products.difference(&current.products).map(|p| SubscriptionAction::Start { product: p.clone() }));
+    actions.extend(
+        want_instances.difference(&current.instances).map(|i| SubscriptionAction::Associate { instance_id: i.clone() }),
+    );
+    Ok(actions)
+}
+
+/// The AD user name for the event: sent by HR, else remembered in the ledger, else derived.
+pub fn directory_user_name(
+    event: &HrEvent,
+    record: Option<&PersonRecord>,
+    rule: DirectoryUserNameRule,
+) -> Result<Option<DirectoryUserName>, SyncError> {
+    let remembered = record.and_then(|r| r.user_name.as_deref()).and_then(|n| DirectoryUserName::parse(n).ok());
+    match &event.change {
+        Change::Leaver { directory_user_name, .. } => Ok(directory_user_name.clone().or(remembered)),
+        Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
+            if let Some(n) = &p.directory_user_name {
+                return Ok(Some(n.clone()));
+            }
+            match rule {
+                DirectoryUserNameRule::Required => Err(SyncError::permanent(
+                    "NoDirectoryUserName",
+                    "person.directoryUserName: is required (DIRECTORY_USERNAME_RULE=required)",
+                )),
+                DirectoryUserNameRule::UserNameLocalPart => {
+                    let local = p.user_name.as_str().split('@').next().unwrap_or_default();
+                    DirectoryUserName::parse(local).map(Some).map_err(|rule| {
+                        SyncError::permanent(
+                            "NoDirectoryUserName",
+                            format!("person.directoryUserName: not sent, and the userName's local part {rule}"),
+                        )
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The claim (and inventory) key of an AD user name: lower-cased, as AD compares them.
+pub fn claim_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Every AD user name the person holds here (inventory and record), one per name as AD compares
+/// them; the record's spelling wins (it is the one last used with License Manager).
+async fn known_names(ctx: &Ctx<'_>) -> Result<std::collections::BTreeMap<String, String>, SyncError> {
+    let mut by_key: std::collections::BTreeMap<String, String> =
+        ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
+    if let Some(n) = ctx.record.and_then(|r| r.user_name.clone()) {
+        by_key.insert(claim_key(&n), n);
+    }
+    Ok(by_key)
+}
+
+/// The subscriptions target.
+pub struct SubscriptionSync {
+    service: Arc<dyn UserSubscriptions>,
+    rule: DirectoryUserNameRule,
+    instances: Mutex<Option<(Instant, Vec<SubscriptionInstance>)>>,
+}
+
+impl std::fmt::Debug for SubscriptionSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionSync").field("rule", &self.rule).finish_non_exhaustive()
+    }
+}
+
+impl SubscriptionSync {
+    pub fn new(service: Arc<dyn UserSubscriptions>, rule: DirectoryUserNameRule) -> Self {
+        Self { service, rule, instances: Mutex::new(None) }
+    }
+
+    /// ListInstances through a warm-container cache.
+    async fn instances(&self) -> Result<Vec<SubscriptionInstance>, SyncError> {
+        if let Some((at, list)) = self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && at.elapsed() < INSTANCES_TTL
+        {
+            return Ok(list.clone());
+        }
+        let list = self.service.instances().await?;
+        *self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    async fn current(
+        &self,
+        username: &str,
+        instances: &[SubscriptionInstance],
+    ) -> Result<CurrentSubscriptions, SyncError> {
+        let mut current = CurrentSubscriptions {
+            products: self.service.products(username).await?.into_iter().collect(),
+            ..Default::default()
+        };
+        for i in instances {
+            if self.service.is_associated(&i.instance_id, username).await? {
+                current.instances.insert(i.instance_id.clone());
+            }
+        }
+        Ok(current)
+    }
+
+    async fn execute(&self, username: &str, actions: &[SubscriptionAction]) -> Result<(), SyncError> {
+        for a in actions {
+            match a {
+                SubscriptionAction::Disassociate { instance_id } => {
+                    self.service.disassociate_user(username, instance_id).await?
+                }
+                SubscriptionAction::Stop { product } => {
+                    self.service.stop_product_subscription(username, product).await?
+                }
+                SubscriptionAction::Start { product } => {
+                    self.service.start_product_subscription(username, product).await?
+                }
+                SubscriptionAction::Associate { instance_id } => {
+                    self.service.associate_user(username, instance_id).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans (and unless dry run executes) `desired` for one user name.
+    async fn reconcile(
+        &self,
+        username: &str,
+        desired: Option<&[Subscription]>,
+        dry_run: bool,
+    ) -> Result<Vec<SubscriptionAction>, SyncError> {
+        let instances = self.instances().await?;
+        let current = self.current(username, &instances).await?;
+        let actions = plan_subscriptions(desired, &current, &instances)
+            .map_err(|(code, reason)| SyncError::permanent(code, reason))?;
+        if !dry_run {
+            self.execute(username, &actions).await?;
+        }
+        Ok(actions)
+    }
+}
+
+#[async_trait]
+impl Target for SubscriptionSync {
+    fn name(&self) -> &'static str {
+        SUBSCRIPTIONS_TARGET
+    }
+
+    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+        let (record, dry_run) = (ctx.record, ctx.dry_run);
+        let outcome = |decision, actions: Vec<SubscriptionAction>, name: Option<String>| Outcome {
+            decision,
+            actions: actions.iter().map(SubscriptionAction::describe).collect(),
+            user_id: None,
+            user_name: name,
+            resolved_by: if record.is_some() { "ledger" } else { "event" },
+            dry_run,
+            notes: vec![],
+        };
+        let kind = event.kind();
+        if kind == EventKind::Leaver {
+            // Every AD user name this person was ever given here (the write-ahead inventory) and
+            // the ledger's; a leaver's directoryUserName hint counts only if the claim is theirs,
+            // so a leaver can never release another person's (or an unmanaged) AD user.
+            let names: Vec<String> = known_names(ctx).await?.into_values().collect();
+            if let Change::Leaver { directory_user_name: Some(hint), .. } = &event.change
+                && !names.iter().any(|n| n.eq_ignore_ascii_case(hint.as_str()))
+            {
+                tracing::info!(decision = "leaver-hint-ignored", "directoryUserName hint is not in the inventory");
+            }
+            if names.is_empty() {
+                return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None));
+            }
+            let mut actions = Vec::new();
+            for name in &names {
+                actions.extend(self.reconcile(name, None, dry_run).await?);
+            }
+            let last = record.and_then(|r| r.user_name.clone()).or_else(|| names.last().cloned());
+            let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
+            return Ok(outcome(decision, actions, last));
+        }
+        let Some(username) = directory_user_name(event, record, self.rule)? else {
+            return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None));
+        };
+        // Ownership: the AD user name is claimed before any write (first claimant wins,
+        // compared case-insensitively as Active Directory does).
+        if !ctx.claim(&claim_key(username.as_str())).await? {
+            return Err(SyncError::permanent(
+                "SubscriptionUserOwnedByAnother",
+                "person.directoryUserName: this Active Directory user name (sent or derived) belongs to another person (ledger claim); refusing to change its subscriptions",
+            ));
+        }
+        let mut actions = Vec::new();
+        // The AD account changed (or, after a lost race, a concurrent delivery may have used
+        // another name): release everything held under every other name first.
+        if ctx.sweep || record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != username.as_str()) {
+            let mut old = known_names(ctx).await?;
+            old.remove(&claim_key(username.as_str()));
+            let old: Vec<String> = old.into_values().collect();
+            for name in &old {
+                actions.extend(self.reconcile(name, None, dry_run).await?);
+            }
+        }
+        let desired = event.profile().map(|p| p.subscriptions.as_slice());
+        actions.extend(self.reconcile(username.as_str(), desired, dry_run).await?);
+        let decision = match (actions.is_empty(), kind) {
+            (true, _) => Decision::NoChange,
+            (false, EventKind::Leaver) => Decision::Disable,
+            (false, EventKind::Joiner) => Decision::Create,
+            (false, EventKind::Mover) => Decision::Update,
+            (false, EventKind::Rehire) => Decision::Rehire,
+        };
+        Ok(outcome(decision, actions, Some(username.as_str().to_string())))
+    }
+
+    async fn verify_revoked(&self, _leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let instances = self.instances().await?;
+        let mut left = Vec::new();
+        for (n, name) in known_names(ctx).await?.into_values().enumerate() {
+            let current = self.current(&name, &instances).await?;
+            if !current.products.is_empty() {
+                left.push(format!("AD user #{}: {} product subscription(s)", n + 1, current.products.len()));
+            }
+            if !current.instances.is_empty() {
+                left.push(format!("AD user #{}: associated with {} instance(s)", n + 1, current.instances.len()));
+            }
+        }
+        Ok(left)
+    }
+}

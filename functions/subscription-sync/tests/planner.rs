@@ -1,0 +1,82 @@
+//! The pure subscriptions planner.
+#![allow(clippy::unwrap_used)]
+use std::collections::BTreeSet;
+
+use jml_core::contract::{InstanceId, Product, Subscription};
+use subscription_sync::port::SubscriptionInstance;
+use subscription_sync::target::{CurrentSubscriptions, SubscriptionAction, plan_subscriptions};
+
+fn instances() -> Vec<SubscriptionInstance> {
+    vec![
+        SubscriptionInstance {
+            instance_id: "i-00000001".into(),
+            products: vec!["OFFICE".into()],
+            status: "ACTIVE".into(),
+        },
+        SubscriptionInstance { instance_id: "i-00000002".into(), products: vec!["VS".into()], status: "ACTIVE".into() },
+    ]
+}
+
+fn want(product: &str, ids: &[&str]) -> Subscription {
+    Subscription {
+        product: Product::parse(product).unwrap(),
+        instance_ids: ids.iter().map(|i| InstanceId::parse(i).unwrap()).collect(),
+    }
+}
+
+fn holding(products: &[&str], instances: &[&str]) -> CurrentSubscriptions {
+    CurrentSubscriptions {
+        products: products.iter().map(|p| p.to_string()).collect::<BTreeSet<_>>(),
+        instances: instances.iter().map(|i| i.to_string()).collect(),
+    }
+}
+
+fn described(a: Vec<SubscriptionAction>) -> Vec<String> {
+    a.iter().map(SubscriptionAction::describe).collect()
+}
+
+#[test]
+fn joiner_starts_the_product_before_associating() {
+    let plan = plan_subscriptions(Some(&[want("OFFICE", &["i-00000001"])]), &holding(&[], &[]), &instances()).unwrap();
+    assert_eq!(described(plan), vec!["StartProductSubscription OFFICE", "AssociateUser i-00000001"]);
+}
+
+#[test]
+fn an_instance_change_releases_before_granting_and_equal_state_does_nothing() {
+    let cur = holding(&["OFFICE"], &["i-00000001"]);
+    let plan = plan_subscriptions(Some(&[want("VS", &["i-00000002"])]), &cur, &instances()).unwrap();
+    assert_eq!(
+        described(plan),
+        vec![
+            "DisassociateUser i-00000001",
+            "StopProductSubscription OFFICE",
+            "StartProductSubscription VS",
+            "AssociateUser i-00000002"
+        ]
+    );
+    assert!(plan_subscriptions(Some(&[want("OFFICE", &["i-00000001"])]), &cur, &instances()).unwrap().is_empty());
+}
+
+#[test]
+fn a_leaver_releases_every_association_then_every_product() {
+    let cur = holding(&["OFFICE", "VS"], &["i-00000001", "i-00000002"]);
+    let plan = plan_subscriptions(None, &cur, &instances()).unwrap();
+    assert_eq!(
+        described(plan),
+        vec![
+            "DisassociateUser i-00000001",
+            "DisassociateUser i-00000002",
+            "StopProductSubscription OFFICE",
+            "StopProductSubscription VS"
+        ]
+    );
+}
+
+#[test]
+fn instances_are_chosen_among_those_listed_never_guessed() {
+    let e = plan_subscriptions(Some(&[want("OFFICE", &["i-0000000f"])]), &holding(&[], &[]), &instances()).unwrap_err();
+    assert_eq!(e.0, "UnknownInstance");
+    assert!(e.1.contains("subscriptions[0]") && e.1.contains("i-0000000f"));
+    let e = plan_subscriptions(Some(&[want("VS", &["i-00000001"])]), &holding(&[], &[]), &instances()).unwrap_err();
+    assert_eq!(e.0, "ProductNotOnInstance");
+}

@@ -1,0 +1,83 @@
+//! The AWS plumbing every function shares, naming no target: the SDK configuration, the pacer
+//! in the HTTP client, error helpers, and the SQS adapters (DLQ, publisher, DLQ source). Each
+//! target's own adapter lives in its slice; the DynamoDB ledger in `jml-dynamodb`.
+
+mod paced;
+pub mod sqs;
+
+pub use paced::paced_http_client;
+pub use sqs::{SqsDeadLetterQueue, SqsDlqSource, SqsPublisher};
+
+use aws_config::retry::RetryConfig;
+use jml_core::ports::ServiceError;
+
+/// `Ok(true)`: the call did it; `Ok(false)`: the service answered that there was nothing to do
+/// (`already`: e.g. ResourceAlreadyExists on a create, NotFound on a release); else the error.
+pub fn did<T>(res: Result<T, ServiceError>, already: fn(&ServiceError) -> bool) -> Result<bool, ServiceError> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if already(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn is_not_found(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::NotFound { .. })
+}
+
+/// Loads the SDK configuration once per process: default credential chain and region,
+/// `AWS_ENDPOINT_URL` honoured (moto in tests), adaptive retry mode (client-side rate limiting on
+/// throttling) with 5 attempts.
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(5))
+        .load()
+        .await
+}
+
+/// The shared ports every target function uses on AWS: the DLQ (SQS).
+pub fn dead_letter_queue(sdk: &aws_config::SdkConfig, dlq_url: Option<&str>) -> SqsDeadLetterQueue {
+    SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), dlq_url.unwrap_or_default())
+}
+
+/// Service messages may quote the rejected value (`Value 'x' at 'userName' failed ...`): keep
+/// the words and the quoted field path after `at`, drop any other quoted text, so no personal
+/// data reaches a log or a DLQ attribute.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('\'') {
+        let (before, after) = rest.split_at(open);
+        out.push_str(before);
+        let after = &after[1..];
+        let Some(close) = after.find('\'') else {
+            out.push_str("'<redacted>");
+            return out;
+        };
+        let quoted = &after[..close];
+        if out.ends_with(" at ") {
+            out.push('\'');
+            out.push_str(quoted);
+            out.push('\'');
+        } else {
+            out.push_str("'<redacted>'");
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_quoted;
+
+    #[test]
+    fn redacts_values_keeps_field_paths() {
+        assert_eq!(
+            redact_quoted("Value 'ada@example.com' at 'emails' failed; 'x"),
+            "Value '<redacted>' at 'emails' failed; '<redacted>"
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
+    }
+}

@@ -1,0 +1,141 @@
+//! What every target shares about services: the operation names of call accounting, the
+//! service error taxonomy (classified once, in the adapters) and the dead-letter queue port.
+//! Each target's own port lives in its slice.
+
+use std::fmt;
+
+use async_trait::async_trait;
+/// Which call failed, for error messages and call accounting: a service operation, named by
+/// the service that owns it. Every target declares its own operations as constants (`op`
+/// module of its port); the core only knows its own (queues and the ledger).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Op {
+    /// The service (e.g. `sqs`, `dynamodb`), so two services' operations of one name differ.
+    pub service: &'static str,
+    /// The service's operation name.
+    pub api: &'static str,
+    /// The name shown in tables and errors (the operation name unless it says more).
+    pub label: &'static str,
+    /// Whether the call changes state.
+    pub write: bool,
+}
+
+impl Op {
+    /// A read-only operation.
+    pub const fn read(service: &'static str, api: &'static str) -> Self {
+        Self { service, api, label: api, write: false }
+    }
+
+    /// An operation that changes state.
+    pub const fn write(service: &'static str, api: &'static str) -> Self {
+        Self { service, api, label: api, write: true }
+    }
+
+    /// The same operation, shown under another label (e.g. `GetUserId(userName)`).
+    pub const fn labelled(self, label: &'static str) -> Self {
+        Self { label, ..self }
+    }
+
+    pub fn is_write(self) -> bool {
+        self.write
+    }
+
+    /// The service's operation name.
+    pub fn api_name(self) -> &'static str {
+        self.api
+    }
+
+    /// The operation name, with what distinguishes two uses of one operation.
+    pub fn label(self) -> &'static str {
+        self.label
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.api)
+    }
+}
+
+/// The core's own operations (queues and the ledger).
+pub mod op {
+    use super::Op;
+
+    pub const SEND_MESSAGE: Op = Op::write("sqs", "SendMessage");
+    pub const LEDGER_READ: Op = Op::read("dynamodb", "GetItem");
+    pub const LEDGER_WRITE: Op = Op::write("dynamodb", "TransactWriteItems");
+}
+
+/// Why a ConflictException was raised (`ConflictExceptionReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictReason {
+    UniquenessConstraintViolation,
+    ConcurrentModification,
+    Unspecified,
+}
+
+/// A service error, classified once in the adapter. Messages carry no personal data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{op}: ConflictException ({reason:?})")]
+    Conflict { op: Op, reason: ConflictReason },
+    #[error("{op}: ResourceNotFoundException")]
+    NotFound { op: Op },
+    #[error("{op}: ThrottlingException (retry after {retry_after_seconds:?} s)")]
+    Throttled { op: Op, retry_after_seconds: Option<i32> },
+    #[error("{op}: ValidationException: {message}")]
+    Validation { op: Op, message: String },
+    #[error("{op}: AccessDeniedException: {message}")]
+    AccessDenied { op: Op, message: String },
+    #[error("{op}: ServiceQuotaExceededException")]
+    QuotaExceeded { op: Op },
+    #[error("{op}: service unavailable: {message}")]
+    Unavailable { op: Op, message: String },
+}
+
+impl ServiceError {
+    /// Worth retrying later (the record goes back to the queue): throttling, 5xx, timeouts,
+    /// concurrent modification, and access denied (a permissions fix makes it succeed; the
+    /// queue's maxReceiveCount bounds the retries).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Throttled { .. } | Self::Unavailable { .. } | Self::AccessDenied { .. } => true,
+            Self::Conflict { reason, .. } => *reason != ConflictReason::UniquenessConstraintViolation,
+            Self::NotFound { .. } | Self::Validation { .. } | Self::QuotaExceeded { .. } => false,
+        }
+    }
+
+    pub fn op(&self) -> Op {
+        match self {
+            Self::Conflict { op, .. }
+            | Self::NotFound { op }
+            | Self::Throttled { op, .. }
+            | Self::Validation { op, .. }
+            | Self::AccessDenied { op, .. }
+            | Self::QuotaExceeded { op }
+            | Self::Unavailable { op, .. } => *op,
+        }
+    }
+}
+
+/// A record that cannot succeed, with its reason, put aside for an operator (SQS DLQ).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParkedMessage {
+    /// The original body, byte for byte.
+    pub body: String,
+    /// Stable machine-readable code, e.g. `InvalidEvent`, `UserNameOwnedByAnother`.
+    pub error_code: String,
+    /// Human-readable reason naming the field and rule (never personal values).
+    pub reason: String,
+    pub event_id: Option<String>,
+    pub external_id: Option<String>,
+    pub source_message_id: Option<String>,
+    /// FIFO message group of the source record, reused on a FIFO DLQ.
+    pub message_group: Option<String>,
+}
+
+/// Where permanently failing records are parked.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn park(&self, message: &ParkedMessage) -> Result<(), ServiceError>;
+}

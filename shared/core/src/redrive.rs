@@ -1,0 +1,275 @@
+//! The way back from every dead-letter queue (`jml redrive`): each parked message is unwrapped to
+//! the original HR event, whatever envelope it was parked in, and re-submitted through the normal
+//! path (the inbound queue, or the target queues as hr-ingest would), dry run first. The ledger
+//! makes this safe: what was applied meanwhile is a duplicate or stale.
+//!
+//! Envelopes a dead-letter queue can hold:
+//! - the HR event itself (parked by hr-ingest or a target function, or moved by a queue's
+//!   redrive policy after `maxReceiveCount`);
+//! - an EventBridge event (an EventBridge rule's DLQ: the event as the rule would have sent it);
+//! - a Lambda asynchronous-invocation record (an on-failure destination after Lambda's retries:
+//!   `requestContext`, `requestPayload` = the event the function was invoked with);
+//! - the `{"eventbridge": ..., "mismatch": ...}` record a target parks for a detail-type mismatch.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::contract;
+use crate::ingest::{PublishTo, Publisher, publish};
+use crate::ports::ServiceError;
+
+/// The original HR event inside a parked message, and the envelope it was found in.
+pub fn original_event(body: &str) -> Result<(String, &'static str), String> {
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    unwrap(&v, 0)
+}
+
+fn unwrap(v: &Value, depth: usize) -> Result<(String, &'static str), String> {
+    if depth > 3 {
+        return Err("envelopes nested too deep".into());
+    }
+    let Some(o) = v.as_object() else { return Err("not a JSON object".into()) };
+    if o.contains_key("requestContext") && o.contains_key("requestPayload") {
+        let (event, _) = unwrap(&o["requestPayload"], depth + 1)?;
+        return Ok((event, "lambda-destination"));
+    }
+    if o.contains_key("eventbridge") && o.contains_key("mismatch") {
+        let (event, _) = unwrap(&o["eventbridge"], depth + 1)?;
+        return Ok((event, "detail-type-mismatch"));
+    }
+    if o.contains_key("detail-type") && o.contains_key("detail") {
+        return Ok((o["detail"].to_string(), "eventbridge"));
+    }
+    if o.contains_key("Records") {
+        return Err("an SQS batch: its records are in their own queue; redrive that queue".into());
+    }
+    if o.contains_key("eventId") || o.contains_key("type") || o.contains_key("person") {
+        return Ok((v.to_string(), "hr-event"));
+    }
+    Err("neither an HR event nor a known envelope (EventBridge event, Lambda invocation record)".into())
+}
+
+/// One message of a dead-letter queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DlqMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// The `ErrorCode` attribute a jml-sync function parked it with, if any.
+    pub error_code: Option<String>,
+}
+
+/// Reading and removing dead-letter messages (SQS ReceiveMessage / DeleteMessage).
+#[async_trait]
+pub trait DlqSource: Send + Sync {
+    /// Up to 10 messages, hidden from other receivers for a while.
+    async fn receive(&self, queue_url: &str) -> Result<Vec<DlqMessage>, ServiceError>;
+    async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), ServiceError>;
+    /// Makes a received message visible again at once (ChangeMessageVisibility 0).
+    async fn release(&self, queue_url: &str, receipt_handle: &str) -> Result<(), ServiceError>;
+}
+
+/// What happened to one parked message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedriveLine {
+    pub message_id: String,
+    pub envelope: &'static str,
+    pub event_id: Option<String>,
+    pub external_id: Option<String>,
+    pub error_code: Option<String>,
+    /// `resubmit` (dry run), `resubmitted`, or `kept: <why>` (left in the DLQ).
+    pub action: String,
+}
+
+/// Reads every message of `dlq_url` (until a receive returns nothing new, at most `max`) and,
+/// with `apply`, re-submits each original HR event to `to`, deleting the message only after the
+/// send succeeded. An event that does not validate (or cannot be unwrapped) stays in the DLQ.
+pub async fn redrive(
+    source: &dyn DlqSource,
+    dlq_url: &str,
+    to: &PublishTo,
+    publisher: &dyn Publisher,
+    apply: bool,
+    max: usize,
+) -> Result<Vec<RedriveLine>, ServiceError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut lines = Vec::new();
+    let mut hidden = Vec::new();
+    while lines.len() < max {
+        let batch: Vec<DlqMessage> =
+            source.receive(dlq_url).await?.into_iter().filter(|m| seen.insert(m.message_id.clone())).collect();
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            if lines.len() >= max {
+                hidden.push(m.receipt_handle);
+                continue;
+            }
+            let receipt = m.receipt_handle.clone();
+            let line = redrive_one(source, dlq_url, to, publisher, apply, m).await?;
+            if line.action != "resubmitted" {
+                hidden.push(receipt);
+            }
+            lines.push(line);
+        }
+    }
+    // Everything received and not re-submitted is visible again at once (a dry run changes
+    // nothing; a kept message is there for the next attempt).
+    for receipt in hidden {
+        source.release(dlq_url, &receipt).await?;
+    }
+    Ok(lines)
+}
+
+async fn redrive_one(
+    source: &dyn DlqSource,
+    dlq_url: &str,
+    to: &PublishTo,
+    publisher: &dyn Publisher,
+    apply: bool,
+    m: DlqMessage,
+) -> Result<RedriveLine, ServiceError> {
+    let mut line = RedriveLine {
+        message_id: m.message_id.clone(),
+        envelope: "-",
+        event_id: None,
+        external_id: None,
+        error_code: m.error_code.clone(),
+        action: String::new(),
+    };
+    let (event, envelope) = match original_event(&m.body) {
+        Ok(x) => x,
+        Err(why) => {
+            line.action = format!("kept: {why}");
+            return Ok(line);
+        }
+    };
+    line.envelope = envelope;
+    line.external_id = contract::external_id_hint(&event);
+    match contract::parse_event(&event) {
+        Ok(e) => line.event_id = Some(e.event_id.to_string()),
+        Err(invalid) => {
+            line.action = format!("kept: {invalid}");
+            return Ok(line);
+        }
+    }
+    if !apply {
+        line.action = "resubmit".into();
+        return Ok(line);
+    }
+    let report = publish(&[(m.message_id.clone(), event)], to, publisher, false, &|_| {}).await?;
+    match report.rejected.first() {
+        Some((_, why)) => line.action = format!("kept: {why}"),
+        None => {
+            source.delete(dlq_url, &m.receipt_handle).await?;
+            line.action = "resubmitted".into();
+        }
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// A dead-letter queue in memory: receive hides, release shows again, delete removes.
+    #[derive(Default)]
+    struct MemDlq {
+        messages: Mutex<Vec<(DlqMessage, bool)>>,
+    }
+
+    #[async_trait]
+    impl DlqSource for MemDlq {
+        async fn receive(&self, _q: &str) -> Result<Vec<DlqMessage>, ServiceError> {
+            let mut m = self.messages.lock().unwrap();
+            let out: Vec<DlqMessage> = m
+                .iter_mut()
+                .filter(|(_, h)| !*h)
+                .take(2)
+                .map(|(x, h)| {
+                    *h = true;
+                    x.clone()
+                })
+                .collect();
+            Ok(out)
+        }
+        async fn delete(&self, _q: &str, r: &str) -> Result<(), ServiceError> {
+            self.messages.lock().unwrap().retain(|(x, _)| x.receipt_handle != r);
+            Ok(())
+        }
+        async fn release(&self, _q: &str, r: &str) -> Result<(), ServiceError> {
+            for (x, h) in self.messages.lock().unwrap().iter_mut() {
+                if x.receipt_handle == r {
+                    *h = false;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_lists_and_changes_nothing_and_apply_resubmits_and_deletes_only_what_was_sent() {
+        let eb = json!({"detail-type": "Leaver", "detail": hr()}).to_string();
+        let dlq = MemDlq::default();
+        for (i, body) in [hr().to_string(), eb, "{\"hello\": 1}".to_string()].into_iter().enumerate() {
+            let m = DlqMessage { message_id: format!("m{i}"), receipt_handle: format!("r{i}"), body, error_code: None };
+            dlq.messages.lock().unwrap().push((m, false));
+        }
+        let queues = crate::sim::SimQueues::default();
+        let to = PublishTo::Inbound("memory://inbound".into());
+        let dry = redrive(&dlq, "dlq", &to, &queues, false, 100).await.unwrap();
+        assert_eq!(dry.iter().map(|l| l.action.as_str()).collect::<Vec<_>>()[..2], ["resubmit", "resubmit"]);
+        assert!(dry[2].action.starts_with("kept: neither"));
+        assert_eq!(dry[1].envelope, "eventbridge");
+        assert!(queues.messages("memory://inbound").is_empty(), "a dry run sends nothing");
+        assert!(dlq.messages.lock().unwrap().iter().all(|(_, hidden)| !hidden), "and hides nothing");
+        let done = redrive(&dlq, "dlq", &to, &queues, true, 100).await.unwrap();
+        assert_eq!(done.iter().filter(|l| l.action == "resubmitted").count(), 2);
+        let sent = queues.messages("memory://inbound");
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|(body, _)| serde_json::from_str::<Value>(body).unwrap() == hr()));
+        let left = dlq.messages.lock().unwrap();
+        assert_eq!(left.len(), 1, "only the message that is not an HR event stays");
+        assert!(!left[0].1, "visible again for the next attempt");
+    }
+
+    fn hr() -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/04-leaver-ada.json")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_envelope_unwraps_to_the_original_hr_event() {
+        let event = hr();
+        let eb =
+            json!({"version": "0", "id": "e-1", "detail-type": "Leaver", "source": "com.example.hr", "detail": event});
+        let lambda = json!({
+            "version": "1.0",
+            "timestamp": "2026-11-21T10:00:00.000Z",
+            "requestContext": {"requestId": "r-1", "functionArn": "arn:aws:lambda:eu-west-2:1:function:example-sync:$LATEST", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": eb,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorMessage": "Throttled"}
+        });
+        let mismatch = json!({"eventbridge": eb, "mismatch": "detail-type does not match detail.type"});
+        for (body, envelope) in [
+            (event.to_string(), "hr-event"),
+            (eb.to_string(), "eventbridge"),
+            (lambda.to_string(), "lambda-destination"),
+            (mismatch.to_string(), "detail-type-mismatch"),
+        ] {
+            let (out, found) = original_event(&body).unwrap();
+            assert_eq!(found, envelope);
+            assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), event, "{envelope}");
+        }
+        assert!(original_event("{\"Records\": []}").unwrap_err().contains("SQS batch"));
+        assert!(original_event("[1]").unwrap_err().contains("not a JSON object"));
+        assert!(original_event("{\"hello\": 1}").unwrap_err().contains("neither"));
+        assert!(original_event("not json").unwrap_err().contains("not JSON"));
+    }
+}

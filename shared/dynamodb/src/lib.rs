@@ -1,0 +1,550 @@
+//! The person ledger on DynamoDB.
+//!
+//! One table, `pk` (S) = the person's `issuer#id`, `sk` (S) = `target#<target>` for the person
+//! record of a target, or `audit#<occurredAt>#<target>#<eventId>` for an audit entry; `expiresAt`
+//! (N) is the TTL attribute of audit entries. The record and its audit entry are committed in one
+//! TransactWriteItems, the record conditioned on its `version` (optimistic concurrency).
+//! A name claim is `pk` = `claim#<target>#<name>`, `sk` = `claim`, `owner` = the person's key,
+//! written once with a conditional Put in one transaction with the owner's account inventory
+//! (`pk` = person, `sk` = `inventory#<target>`, `accounts` (SS), only ever ADDed to).
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+
+use jml_core::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key};
+use jml_core::ports::{Op, ServiceError};
+
+#[derive(Clone, Debug)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// A transaction item putting `item` in the table, optionally conditioned.
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Option<AttributeValue>)>,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expression, expected)) = condition {
+            put = put.condition_expression(expression);
+            if let Some(v) = expected {
+                put = put.expression_attribute_values(":expected", v);
+            }
+        }
+        let put = put
+            .build()
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction item adding an account key to a person's inventory (a string set: ADD is
+    /// idempotent and never removes).
+    fn inventory_add(&self, person: &str, target: &str, account: &str) -> Result<TransactWriteItem, ServiceError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
+            .update_expression("ADD accounts :a")
+            .expression_attribute_values(":a", AttributeValue::Ss(vec![account.to_string()]))
+            .build()
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Every item of a Query (all pages), converted.
+    async fn query_all<T>(
+        &self,
+        key_condition: &str,
+        values: &[(&str, String)],
+        convert: fn(&Item) -> Result<T, ServiceError>,
+    ) -> Result<Vec<T>, ServiceError> {
+        let mut query = self.client.query().table_name(&self.table).key_condition_expression(key_condition);
+        for (k, v) in values {
+            query = query.expression_attribute_values(*k, s(v));
+        }
+        let mut pages = query.into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+            for item in page.items() {
+                out.push(convert(item)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn time(t: &DateTime<Utc>) -> AttributeValue {
+    s(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_time(item: &Item, k: &str) -> Option<DateTime<Utc>> {
+    get_s(item, k).and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|d| d.with_timezone(&Utc))
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+/// A conditional PutItem whose condition did not hold (nothing was written).
+fn put_condition_failed<R>(e: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+fn corrupt(what: &str) -> ServiceError {
+    ServiceError::Unavailable {
+        op: jml_core::ports::op::LEDGER_READ,
+        message: format!("ledger item is missing or has an invalid {what}"),
+    }
+}
+
+pub fn record_item(r: &PersonRecord) -> Item {
+    let mut item: Item = HashMap::from([
+        ("pk".to_string(), s(&r.person)),
+        ("sk".to_string(), s(record_sort_key(&r.target))),
+        ("target".to_string(), s(&r.target)),
+        ("status".to_string(), s(r.status.as_str())),
+        ("lastEventId".to_string(), s(&r.last_event_id)),
+        ("lastOccurredAt".to_string(), time(&r.last_occurred_at)),
+        ("updatedAt".to_string(), time(&r.updated_at)),
+        ("version".to_string(), n(r.version)),
+    ]);
+    for (k, v) in [
+        ("userId", &r.user_id),
+        ("userName", &r.user_name),
+        ("lastEvent", &r.last_event),
+        ("lifecycleEvent", &r.lifecycle_event),
+        ("held", &r.held),
+    ] {
+        if let Some(v) = v {
+            item.insert(k.to_string(), s(v));
+        }
+    }
+    item
+}
+
+pub fn record_from_item(item: &Item) -> Result<PersonRecord, ServiceError> {
+    Ok(PersonRecord {
+        person: get_s(item, "pk").ok_or_else(|| corrupt("pk"))?.to_string(),
+        target: get_s(item, "target").ok_or_else(|| corrupt("target"))?.to_string(),
+        user_id: get_s(item, "userId").map(str::to_string),
+        user_name: get_s(item, "userName").map(str::to_string),
+        status: get_s(item, "status").and_then(PersonStatus::parse).ok_or_else(|| corrupt("status"))?,
+        last_event_id: get_s(item, "lastEventId").ok_or_else(|| corrupt("lastEventId"))?.to_string(),
+        last_occurred_at: get_time(item, "lastOccurredAt").ok_or_else(|| corrupt("lastOccurredAt"))?,
+        last_event: get_s(item, "lastEvent").map(str::to_string),
+        lifecycle_event: get_s(item, "lifecycleEvent").map(str::to_string),
+        held: get_s(item, "held").map(str::to_string),
+        version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
+        updated_at: get_time(item, "updatedAt").ok_or_else(|| corrupt("updatedAt"))?,
+    })
+}
+
+pub fn audit_item(a: &AuditEntry) -> Item {
+    let mut item: Item = HashMap::from([
+        ("pk".to_string(), s(&a.person)),
+        ("sk".to_string(), s(audit_sort_key(a))),
+        ("target".to_string(), s(&a.target)),
+        ("eventId".to_string(), s(&a.event_id)),
+        ("eventType".to_string(), s(&a.event_type)),
+        ("occurredAt".to_string(), time(&a.occurred_at)),
+        ("decision".to_string(), s(&a.decision)),
+        ("actions".to_string(), n(a.actions)),
+        ("writes".to_string(), n(a.writes)),
+        ("recordedAt".to_string(), time(&a.recorded_at)),
+    ]);
+    if let Some(e) = a.expires_at {
+        item.insert("expiresAt".to_string(), n(e));
+    }
+    item
+}
+
+pub fn audit_from_item(item: &Item) -> Result<AuditEntry, ServiceError> {
+    let text = |k: &str| get_s(item, k).map(str::to_string).ok_or_else(|| corrupt(k));
+    Ok(AuditEntry {
+        person: text("pk")?,
+        target: text("target")?,
+        event_id: text("eventId")?,
+        event_type: text("eventType")?,
+        occurred_at: get_time(item, "occurredAt").ok_or_else(|| corrupt("occurredAt"))?,
+        decision: text("decision")?,
+        actions: get_n(item, "actions").unwrap_or(0),
+        writes: get_n(item, "writes").unwrap_or(0),
+        recorded_at: get_time(item, "recordedAt").ok_or_else(|| corrupt("recordedAt"))?,
+        expires_at: get_n(item, "expiresAt"),
+    })
+}
+
+pub fn held_item(h: &HeldEvent) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(HeldEvent::partition(&h.target))),
+        ("sk".to_string(), s(h.sort_key())),
+        ("target".to_string(), s(&h.target)),
+        ("person".to_string(), s(&h.person)),
+        ("eventId".to_string(), s(&h.event_id)),
+        ("occurredAt".to_string(), time(&h.occurred_at)),
+        ("body".to_string(), s(&h.body)),
+        ("heldAt".to_string(), time(&h.held_at)),
+    ])
+}
+
+pub fn held_from_item(item: &Item) -> Result<HeldEvent, ServiceError> {
+    let text = |k: &str| get_s(item, k).map(str::to_string).ok_or_else(|| corrupt(k));
+    Ok(HeldEvent {
+        target: text("target")?,
+        person: text("person")?,
+        event_id: text("eventId")?,
+        occurred_at: get_time(item, "occurredAt").ok_or_else(|| corrupt("occurredAt"))?,
+        body: text("body")?,
+        held_at: get_time(item, "heldAt").ok_or_else(|| corrupt("heldAt"))?,
+    })
+}
+
+/// Every DynamoDB failure is worth a retry (throttling, 5xx, a missing table or permission
+/// being fixed); the source queue's maxReceiveCount bounds it.
+/// A transaction cancelled because its first item's condition failed (the conditional record or
+/// the claim): a lost race or another owner, not an error.
+fn first_condition_failed<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
+        if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+}
+
+fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> ServiceError {
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("dispatch failure or timeout");
+    if code.contains("Throughput") || code.contains("Throttl") || code.contains("LimitExceeded") {
+        ServiceError::Throttled { op, retry_after_seconds: None }
+    } else {
+        ServiceError::Unavailable { op, message: code.to_string() }
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(record_sort_key(target)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        out.item().map(record_from_item).transpose()
+    }
+
+    async fn commit(
+        &self,
+        record: &PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+    ) -> Result<bool, ServiceError> {
+        let op = jml_core::ports::op::LEDGER_WRITE;
+        let condition = match expected {
+            None => ("attribute_not_exists(pk)", None),
+            Some(v) => ("version = :expected", Some(n(v))),
+        };
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(record_item(record), Some(condition))?)
+            .transact_items(self.put(audit_item(audit), None)?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if first_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify(op, &e)),
+        }
+    }
+
+    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(audit_item(audit)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+    }
+
+    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        let values = [(":p", person.to_string()), (":a", "audit#".to_string())];
+        self.query_all("pk = :p AND begins_with(sk, :a)", &values, audit_from_item).await
+    }
+
+    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
+        let key = jml_core::ledger::claim_key(target, name);
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&key))
+            .item("sk", s("claim"))
+            .item("owner", s(person))
+            .condition_expression("attribute_not_exists(pk) OR #owner = :person")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":person", s(person))
+            .build()
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
+        // The claim and the person's inventory entry in one transaction: a claimed account is
+        // always in its owner's inventory before the write that creates it.
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(claim).build())
+            .transact_items(self.inventory_add(person, target, name)?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(person.to_string()),
+            Err(e) if first_condition_failed(&e) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&key))
+                    .key("sk", s("claim"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+                out.item().and_then(|i| get_s(i, "owner")).map(str::to_string).ok_or_else(|| corrupt("claim owner"))
+            }
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
+        self.client
+            .transact_write_items()
+            .transact_items(self.inventory_add(person, target, account)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+    }
+
+    async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person))
+            .item("sk", s(jml_core::ledger::lease_sort_key(target)))
+            .item("holder", s(holder))
+            .item("leaseUntil", n(expires_at))
+            .item("expiresAt", n(expires_at + 86_400))
+            .condition_expression("attribute_not_exists(pk) OR holder = :h OR leaseUntil < :now")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if put_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError> {
+        // Expires the lease in place (UpdateItem, which the functions' policies already allow;
+        // no DeleteItem needed), only if it is still ours.
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(jml_core::ledger::lease_sort_key(target)))
+            .update_expression("SET leaseUntil = :zero")
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Expired and taken by another holder: theirs now.
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(())
+            }
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("accounts"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("breaker"))
+            .key("sk", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        let Some(item) = out.item() else { return Ok((vec![], 0)) };
+        let entries = match item.get("entries") {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    AttributeValue::N(t) => t.parse().map(|t| (k.clone(), t)).map_err(|_| corrupt("breaker entry")),
+                    _ => Err(corrupt("breaker entry")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![],
+        };
+        Ok((entries, get_n(item, "version").ok_or_else(|| corrupt("breaker version"))?))
+    }
+
+    async fn put_window(
+        &self,
+        key: &str,
+        entries: &[(String, i64)],
+        expected: u64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let map = entries.iter().map(|(m, t)| (m.clone(), n(t))).collect();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("breaker"))
+            .item("sk", s(key))
+            .item("entries", AttributeValue::M(map))
+            .item("version", n(expected + 1))
+            .item("expiresAt", n(expires_at));
+        put = match expected {
+            0 => put.condition_expression("attribute_not_exists(pk)"),
+            v => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if put_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn decide(
+        &self,
+        person: &str,
+        event_id: &str,
+        decision: &str,
+        expires_at: i64,
+    ) -> Result<String, ServiceError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person))
+            .item("sk", s(format!("breaker#{event_id}")))
+            .item("decision", s(decision))
+            .item("expiresAt", n(expires_at))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(decision.to_string()),
+            Err(e) if put_condition_failed(&e) => {
+                self.decision(person, event_id).await?.ok_or_else(|| corrupt("breaker decision"))
+            }
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(format!("breaker#{event_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        Ok(out.item().and_then(|i| get_s(i, "decision")).map(str::to_string))
+    }
+
+    async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {
+        self.client
+            .transact_write_items()
+            .transact_items(self.put(held_item(held), None)?)
+            .transact_items(self.put(audit_item(audit), None)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+    }
+
+    async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
+        self.query_all("pk = :p", &[(":p", HeldEvent::partition(target))], held_from_item).await
+    }
+
+    async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(HeldEvent::partition(&held.target)))
+            .key("sk", s(held.sort_key()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+    }
+}
+
+/// The ledger on `table`, with the SDK configuration the process loaded.
+pub fn ledger(sdk: &aws_config::SdkConfig, table: Option<&str>) -> DynamoLedger {
+    DynamoLedger::new(Client::new(sdk), table.unwrap_or_default())
+}
