@@ -413,3 +413,62 @@ async fn moto_redrive_unwraps_every_envelope_dry_run_first_then_resubmits_and_de
     assert!(sent.iter().all(|b| serde_json::from_str::<Value>(b).unwrap() == leaver));
     assert_eq!(drain(&sqs, &dlq).await, vec!["{\"not\": \"an event\"}".to_string()]);
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_the_lease_is_taken_on_an_unchanged_record_and_given_back_by_the_commit() {
+    use jml_core::ledger::{AuditEntry, Leased, PersonRecord};
+    let m = moto().await;
+    let ledger = jml_dynamodb::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&m.sdk), &m.table);
+    let (person, target) = ("workday#lease-1", "identity-store");
+    let until = chrono::Utc::now().timestamp() + 120;
+    // No record yet: the lease and the record's check succeed in one transaction.
+    let ahead = ["name:ada.lovelace".to_string()];
+    assert_eq!(ledger.lease_if_unchanged(person, target, "a", until, None, &ahead).await.unwrap(), Leased::Unchanged);
+    let other = ["name:someone.else".to_string()];
+    assert_eq!(ledger.lease_if_unchanged(person, target, "b", until, None, &other).await.unwrap(), Leased::Busy);
+    let inventory = ledger.accounts(person, target).await.unwrap();
+    assert_eq!(inventory.into_iter().collect::<Vec<_>>(), ahead.to_vec(), "written with the lease; nothing when busy");
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-21T09:00:00Z".parse().unwrap();
+    let record = PersonRecord {
+        person: person.into(),
+        target: target.into(),
+        user_id: None,
+        user_name: None,
+        status: PersonStatus::Active,
+        last_event_id: "e-1".into(),
+        last_occurred_at: at,
+        last_event: None,
+        lifecycle_event: None,
+        held: None,
+        version: 1,
+        updated_at: at,
+    };
+    let audit = AuditEntry {
+        person: person.into(),
+        target: target.into(),
+        event_id: "e-1".into(),
+        event_type: "joiner".into(),
+        occurred_at: at,
+        decision: "create".into(),
+        actions: 1,
+        writes: 1,
+        recorded_at: at,
+        expires_at: None,
+    };
+    // A holder that lost the lease commits nothing.
+    let id = ["id:u-1".to_string()];
+    assert!(ledger.commit_and_release(&record, None, &audit, "b", &id).await.is_err());
+    assert_eq!(ledger.get(person, target).await.unwrap(), None, "nothing written");
+    // The holder's commit writes the record and gives the lease back in the same transaction.
+    assert_eq!(ledger.accounts(person, target).await.unwrap().len(), 1, "nothing written by a lost lease");
+    assert!(ledger.commit_and_release(&record, None, &audit, "a", &id).await.unwrap());
+    assert_eq!(ledger.get(person, target).await.unwrap().map(|r| r.version), Some(1));
+    assert!(ledger.accounts(person, target).await.unwrap().contains("id:u-1"), "the commit's inventory key");
+    // Free again; an expectation of the old state takes the lease alone (the record must be re-read).
+    assert_eq!(ledger.lease_if_unchanged(person, target, "b", until, None, &other).await.unwrap(), Leased::Taken);
+    assert!(!ledger.accounts(person, target).await.unwrap().contains("name:someone.else"), "not with a changed record");
+    assert_eq!(ledger.lease_if_unchanged(person, target, "c", until, Some(1), &[]).await.unwrap(), Leased::Busy);
+    ledger.release(person, target, "b").await.unwrap();
+    assert_eq!(ledger.lease_if_unchanged(person, target, "c", until, Some(1), &[]).await.unwrap(), Leased::Unchanged);
+}

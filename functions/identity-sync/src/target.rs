@@ -129,6 +129,11 @@ impl Target for IdentitySync {
         }
     }
 
+    fn ahead(&self, event: &HrEvent) -> Vec<String> {
+        // The name a joiner, mover or rehire may create or rename to.
+        event.profile().map(|p| name_key(p.user_name.as_str())).into_iter().collect()
+    }
+
     async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
         if event.kind() == jml_core::contract::EventKind::Leaver {
             return self.converge_leaver(event, ctx).await;
@@ -205,11 +210,12 @@ impl IdentitySync {
             };
             // Every group must exist before the first write: a missing group parks the event
             // with nothing half-applied.
-            for action in &actions {
-                if let Action::AddToGroup(group) = action {
-                    self.group_id(group.as_str()).await?;
-                }
-            }
+            // The lookups are independent: sent at once (each still takes its slot of the pacer).
+            futures::future::try_join_all(actions.iter().filter_map(|a| match a {
+                Action::AddToGroup(group) => Some(self.group_id(group.as_str())),
+                _ => None,
+            }))
+            .await?;
             if !dry_run {
                 match self.execute(&actions, &mut user_id, ctx).await {
                     Ok(()) => {}
@@ -232,13 +238,15 @@ impl IdentitySync {
     }
 
     async fn execute(&self, actions: &[Action], user_id: &mut Option<UserId>, ctx: &Ctx<'_>) -> Result<(), SyncError> {
-        for action in actions {
+        let mut rest = actions;
+        while let Some((action, after)) = rest.split_first() {
+            rest = after;
             match action {
                 Action::CreateUser(attrs) => {
                     // Write-ahead: the name enters the inventory before the user exists.
                     ctx.remember(&name_key(&attrs.user_name)).await?;
                     let id = self.store.create_user(attrs).await?;
-                    ctx.remember(&id_key(&id)).await?;
+                    ctx.remember_at_commit(&id_key(&id)).await?;
                     *user_id = Some(id);
                 }
                 Action::UpdateUser(changes) => {
@@ -274,21 +282,34 @@ impl IdentitySync {
                 }
                 Action::AddToGroup(group) => {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
-                    let group_id = self.checked_group_id(group.as_str(), ctx).await?;
-                    match self.store.add_membership(&group_id, id).await {
-                        Err(ServiceError::NotFound { .. }) => {
-                            // The cached group was deleted (and maybe re-created): look it up again once.
-                            self.cache.forget_group(group.as_str());
-                            let group_id = self.group_id(group.as_str()).await?;
-                            self.add_membership(&group_id, id).await?;
-                        }
-                        Err(ServiceError::Conflict { .. }) => self.verify_member(&group_id, id).await?,
-                        other => other?,
-                    }
+                    // A run of membership additions is independent: sent at once.
+                    let more = rest.iter().take_while(|a| matches!(a, Action::AddToGroup(_))).count();
+                    let (run, after) = rest.split_at(more);
+                    rest = after;
+                    let groups = std::iter::once(group).chain(run.iter().filter_map(|a| match a {
+                        Action::AddToGroup(g) => Some(g),
+                        _ => None,
+                    }));
+                    futures::future::try_join_all(groups.map(|g| self.add_to_group(g.as_str(), id, ctx))).await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// One membership addition, to the group's current id.
+    async fn add_to_group(&self, group: &str, user_id: &str, ctx: &Ctx<'_>) -> Result<(), SyncError> {
+        let group_id = self.checked_group_id(group, ctx).await?;
+        match self.store.add_membership(&group_id, user_id).await {
+            Err(ServiceError::NotFound { .. }) => {
+                // The cached group was deleted (and maybe re-created): look it up again once.
+                self.cache.forget_group(group);
+                let group_id = self.group_id(group).await?;
+                self.add_membership(&group_id, user_id).await
+            }
+            Err(ServiceError::Conflict { .. }) => self.verify_member(&group_id, user_id).await,
+            other => Ok(other?),
+        }
     }
 
     /// CreateGroupMembership, a ConflictException verified (see `verify_member`).

@@ -29,10 +29,28 @@ pub fn is_not_found(e: &ServiceError) -> bool {
 /// `AWS_ENDPOINT_URL` honoured (moto in tests), adaptive retry mode (client-side rate limiting on
 /// throttling) with 5 attempts.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    warm_tls_roots();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(RetryConfig::adaptive().with_max_attempts(5))
         .load()
         .await
+}
+
+/// Reads the system's root certificates on a thread of their own while the process starts: the
+/// HTTPS client reads them (once per process) when it makes its first connector, which is
+/// otherwise on the first request's path (a cold start's largest single cost after the calls).
+pub fn warm_tls_roots() {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let spawned = std::thread::Builder::new().name("tls-roots".into()).spawn(|| {
+        drop(
+            aws_smithy_http_client::ConnectorBuilder::default()
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                .build(),
+        )
+    });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no thread to read the root certificates ahead; the first request reads them");
+    }
 }
 
 /// The shared ports every target function uses on AWS: the DLQ (SQS).

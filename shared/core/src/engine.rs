@@ -11,7 +11,7 @@ use chrono::Utc;
 use std::collections::BTreeSet;
 
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
-use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Ledger, Merge, PersonRecord, PersonStatus};
+use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Leased, Ledger, Merge, PersonRecord, PersonStatus};
 use crate::ports::ServiceError;
 
 /// Bounds re-reads after a lost ledger race (and a target's own conflict re-plans).
@@ -51,6 +51,27 @@ impl Decision {
             Self::Held => "held",
         }
     }
+}
+
+/// The lease the current work holds (see [`Engine::leased`]).
+#[derive(Debug)]
+struct HeldLease {
+    holder: String,
+    /// A commit gave it back.
+    released: std::sync::atomic::AtomicBool,
+    /// Inventory keys written with the lease.
+    ahead: BTreeSet<String>,
+    /// Inventory keys to write with the commit.
+    deferred: std::sync::Mutex<Vec<String>>,
+}
+
+tokio::task_local! {
+    static HELD: Arc<HeldLease>;
+}
+
+fn busy() -> SyncError {
+    tracing::info!(decision = "busy", "another instance holds the person's lease; retried");
+    SyncError::Busy
 }
 
 pub const MAX_ATTEMPTS: usize = 3;
@@ -143,6 +164,13 @@ pub trait Target: Send + Sync {
     /// re-addresses an account. A leaver must revoke every account of `Ctx::accounts`.
     async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError>;
 
+    /// Inventory keys the event may create or rename to (e.g. its account name), written in the
+    /// same atomic write that takes the person's lease, so that `Ctx::remember` of one of them
+    /// costs nothing later. A superset is harmless: a leaver checks every key's ownership.
+    fn ahead(&self, _event: &HrEvent) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After a leaver was converged: reads back every account of the person on this target (the
     /// inventory, the record's, and the target's own lookups) and lists what still grants access,
     /// free of personal data. Empty: verified. The engine parks anything left as
@@ -207,12 +235,26 @@ impl<'a> Ctx<'a> {
         Ok(self.ledger.claim(self.target, name, &self.person).await? == self.person)
     }
 
-    /// Records an account key in the inventory before the write that creates or renames it.
+    /// Records an account key in the inventory before the write that creates or renames it (a
+    /// key written with the lease, see [`Target::ahead`], is already there).
     pub async fn remember(&self, account: &str) -> Result<(), SyncError> {
-        if self.dry_run {
+        if self.dry_run || HELD.try_with(|l| l.ahead.contains(account)).unwrap_or(false) {
             return Ok(());
         }
         Ok(self.ledger.remember(&self.person, self.target, account).await?)
+    }
+
+    /// Records an account key that became known only from the write itself (e.g. the id a
+    /// create returned) with the commit that ends this work, in the same atomic write; should
+    /// the work end without a commit, it is written on its own before the lease is given back.
+    pub async fn remember_at_commit(&self, account: &str) -> Result<(), SyncError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        match HELD.try_with(|l| l.deferred.lock().map(|mut d| d.push(account.to_string())).is_ok()) {
+            Ok(true) => Ok(()),
+            _ => self.remember(account).await,
+        }
     }
 }
 
@@ -315,10 +357,19 @@ impl Engine {
         // reads the record again under it).
         let record = self.ledger.get(&person, self.target.name()).await?;
         match ledger::merge(event, body, record.as_ref()) {
-            Merge::Changed(_) => self.leased(&person, self.apply_leased(event, body)).await,
+            Merge::Changed(_) => {
+                // The lease is taken only if the record is still the one just read: then it
+                // need not be read again under the lease.
+                let expected = Some(record.as_ref().map(|r| r.version));
+                let ahead = self.target.ahead(event);
+                self.leased(&person, expected, ahead, |unchanged| {
+                    self.apply_leased(event, body, unchanged.then_some(record))
+                })
+                .await
+            }
             // A leaver recorded but not verified (LeaverIncomplete): its redelivery converges again.
             Merge::Duplicate if record.as_ref().is_some_and(incomplete_leaver) => {
-                self.leased(&person, self.reconverge_leased(&person)).await
+                self.leased(&person, None, Vec::new(), |_| self.reconverge_leased(&person)).await
             }
             unchanged => self.unchanged(&unchanged, event, record.as_ref()).await,
         }
@@ -343,37 +394,103 @@ impl Engine {
         Ok(self.settled(if held { Decision::Held } else { Decision::Duplicate }, record))
     }
 
-    /// Runs `work` under the person's lease (not in a dry run, which writes nothing).
-    async fn leased(
+    /// Runs `work` under the person's lease (not in a dry run, which writes nothing). With
+    /// `expected` (the record's version read before, `None` for no record), the lease is taken
+    /// only if the record is still that one, in the same atomic write, and `work` is told so
+    /// (`true`: the record need not be read again). The commit that ends the work gives the
+    /// lease back in its own atomic write (see [`Engine::commit`]); otherwise it is released here.
+    async fn leased<F, Fut>(
         &self,
         person: &str,
-        work: impl std::future::Future<Output = Result<Outcome, SyncError>>,
-    ) -> Result<Outcome, SyncError> {
+        expected: Option<Option<u64>>,
+        ahead: Vec<String>,
+        work: F,
+    ) -> Result<Outcome, SyncError>
+    where
+        F: FnOnce(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, SyncError>>,
+    {
         static HOLDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         if self.settings.dry_run {
-            return work.await;
+            return work(false).await;
         }
         let n = HOLDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let holder = format!("{}-{}-{n}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or_default());
         let until = Utc::now().timestamp() + ledger::LEASE_SECONDS;
-        if !self.ledger.lease(person, self.target.name(), &holder, until).await? {
-            tracing::info!(decision = "busy", "another instance holds the person's lease; retried");
-            return Err(SyncError::Busy);
+        let unchanged = match expected {
+            Some(v) => {
+                match self.ledger.lease_if_unchanged(person, self.target.name(), &holder, until, v, &ahead).await? {
+                    Leased::Unchanged => true,
+                    Leased::Taken => false,
+                    Leased::Busy => return Err(busy()),
+                }
+            }
+            None if self.ledger.lease(person, self.target.name(), &holder, until).await? => false,
+            None => return Err(busy()),
+        };
+        let lease = Arc::new(HeldLease {
+            holder,
+            released: std::sync::atomic::AtomicBool::new(false),
+            // Written with the lease only when the record was unchanged (one transaction).
+            ahead: if unchanged { ahead.into_iter().collect() } else { BTreeSet::new() },
+            deferred: std::sync::Mutex::new(Vec::new()),
+        });
+        let result = HELD.scope(lease.clone(), work(unchanged)).await;
+        let deferred = std::mem::take(&mut *lease.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for account in deferred {
+            // The work ended without its commit: the keys it learnt still enter the inventory.
+            if let Err(e) = self.ledger.remember(person, self.target.name(), &account).await {
+                tracing::warn!(error = %e, "an inventory key was not recorded; the resolution chain still finds the account");
+            }
         }
-        let result = work.await;
-        if let Err(e) = self.ledger.release(person, self.target.name(), &holder).await {
+        if !lease.released.load(std::sync::atomic::Ordering::SeqCst)
+            && let Err(e) = self.ledger.release(person, self.target.name(), &lease.holder).await
+        {
             // The lease expires on its own; the work's result stands.
             tracing::warn!(error = %e, "lease release failed; it expires by itself");
         }
         result
     }
 
-    async fn apply_leased(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
+    /// Commits a record and its audit entry; under a lease, the same atomic write gives the
+    /// lease back (a commit is always the last write of the work it ends).
+    async fn commit(
+        &self,
+        next: &PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+    ) -> Result<bool, ServiceError> {
+        match HELD.try_with(Arc::clone) {
+            Ok(lease) => {
+                let deferred = lease.deferred.lock().map(|d| d.clone()).unwrap_or_default();
+                let done = self.ledger.commit_and_release(next, expected, audit, &lease.holder, &deferred).await?;
+                if done {
+                    lease.released.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if let Ok(mut d) = lease.deferred.lock() {
+                        d.clear();
+                    }
+                }
+                Ok(done)
+            }
+            Err(_) => self.ledger.commit(next, expected, audit).await,
+        }
+    }
+
+    /// `known`: the record, when the lease was taken on it unchanged.
+    async fn apply_leased(
+        &self,
+        event: &HrEvent,
+        body: &str,
+        mut known: Option<Option<PersonRecord>>,
+    ) -> Result<Outcome, SyncError> {
         let person = event.external_id.key();
         let dry_run = self.settings.dry_run;
         let mut raced = false;
         for _attempt in 0..MAX_ATTEMPTS {
-            let record = self.ledger.get(&person, self.target.name()).await?;
+            let record = match known.take() {
+                Some(record) => record,
+                None => self.ledger.get(&person, self.target.name()).await?,
+            };
             let knowledge = match ledger::merge(event, body, record.as_ref()) {
                 Merge::Changed(k) => *k,
                 unchanged if !raced => return self.unchanged(&unchanged, event, record.as_ref()).await,
@@ -413,7 +530,7 @@ impl Engine {
                     None,
                     record.as_ref().and_then(|r| r.held.clone()),
                 );
-                if self.ledger.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
+                if self.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
                     return Ok(outcome);
                 }
                 continue;
@@ -483,7 +600,7 @@ impl Engine {
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
     /// clearing a hold: how `release-held` applies a held leaver, or whatever superseded it.
     pub async fn reconverge(&self, person: &str) -> Result<Outcome, SyncError> {
-        self.leased(person, self.reconverge_leased(person)).await
+        self.leased(person, None, Vec::new(), |_| self.reconverge_leased(person)).await
     }
 
     async fn reconverge_leased(&self, person: &str) -> Result<Outcome, SyncError> {
@@ -522,7 +639,7 @@ impl Engine {
         if !remaining.is_empty() {
             next.status = PersonStatus::Active;
         }
-        if !self.ledger.commit(&next, expected, audit).await? {
+        if !self.commit(&next, expected, audit).await? {
             return Ok(None);
         }
         Ok(Some(if remaining.is_empty() { Ok(outcome) } else { Err(leaver_incomplete(remaining)) }))
@@ -584,7 +701,7 @@ impl Engine {
         };
         self.ledger.hold(&held, &self.audit(event, &outcome)).await?;
         let next = self.record_from(event, knowledge, record, None, Some(leaver.event_id.to_string()));
-        if !self.ledger.commit(&next, record.map(|r| r.version), &self.audit(event, &outcome)).await? {
+        if !self.commit(&next, record.map(|r| r.version), &self.audit(event, &outcome)).await? {
             // Someone else changed the record: the message is retried and decides again.
             return Err(SyncError::ConflictPersisted);
         }

@@ -194,6 +194,54 @@ pub trait Ledger: Send + Sync {
     async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError>;
     /// Gives the lease back (only if `holder` still has it).
     async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError>;
+    /// Takes the lease as [`Ledger::lease`] does, only if the person's record on the target is
+    /// still at version `expected` (`None`: no record), and adds `ahead` to the person's
+    /// inventory, in one atomic write: `Unchanged` means the record read before is current under
+    /// the lease and `ahead` is recorded. A store that cannot do it at once takes the lease alone
+    /// (`Taken`: the record must be read again; `ahead` is not written).
+    async fn lease_if_unchanged(
+        &self,
+        person: &str,
+        target: &str,
+        holder: &str,
+        expires_at: i64,
+        expected: Option<u64>,
+        ahead: &[String],
+    ) -> Result<Leased, ServiceError> {
+        let _ = (expected, ahead);
+        Ok(if self.lease(person, target, holder, expires_at).await? { Leased::Taken } else { Leased::Busy })
+    }
+    /// [`Ledger::commit`], with `remember` added to the person's inventory and the lease of
+    /// `holder` given back (one atomic write where the store allows: then a lease taken over by
+    /// another holder fails the commit).
+    async fn commit_and_release(
+        &self,
+        record: &PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+        holder: &str,
+        remember: &[String],
+    ) -> Result<bool, ServiceError> {
+        for account in remember {
+            self.remember(&record.person, &record.target, account).await?;
+        }
+        let done = self.commit(record, expected, audit).await?;
+        if done && let Err(e) = self.release(&record.person, &record.target, holder).await {
+            tracing::warn!(error = %e, "lease release failed; it expires by itself");
+        }
+        Ok(done)
+    }
+}
+
+/// What taking a lease on an expected record found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leased {
+    /// Taken, and the record is still at the expected version.
+    Unchanged,
+    /// Taken; the record must be read again.
+    Taken,
+    /// Another holder has it.
+    Busy,
 }
 
 /// How long a lease lasts: twice the functions' 60-second timeout, so a crashed holder blocks the

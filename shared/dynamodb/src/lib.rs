@@ -15,10 +15,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use jml_core::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key};
+use jml_core::ledger::{
+    AuditEntry, HeldEvent, Leased, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key,
+};
 use jml_core::ports::{Op, ServiceError};
 
 #[derive(Clone, Debug)]
@@ -55,13 +57,55 @@ impl DynamoLedger {
 
     /// A transaction item adding an account key to a person's inventory (a string set: ADD is
     /// idempotent and never removes).
+    /// The lease item, written only if free, expired or already ours.
+    fn lease_put(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<Put, ServiceError> {
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(person))
+            .item("sk", s(jml_core::ledger::lease_sort_key(target)))
+            .item("holder", s(holder))
+            .item("leaseUntil", n(expires_at))
+            .item("expiresAt", n(expires_at + 86_400))
+            .condition_expression("attribute_not_exists(pk) OR holder = :h OR leaseUntil < :now")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .build()
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })
+    }
+
+    /// The lease expired in place, only if `holder` still has it (UpdateItem: no DeleteItem
+    /// permission needed).
+    fn lease_release(&self, person: &str, target: &str, holder: &str) -> Result<TransactWriteItem, ServiceError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(jml_core::ledger::lease_sort_key(target)))
+            .update_expression("SET leaseUntil = :zero")
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     fn inventory_add(&self, person: &str, target: &str, account: &str) -> Result<TransactWriteItem, ServiceError> {
+        self.inventory_add_all(person, target, &[account.to_string()])
+    }
+
+    /// Adds `accounts` (not empty) to the person's inventory on `target`.
+    fn inventory_add_all(
+        &self,
+        person: &str,
+        target: &str,
+        accounts: &[String],
+    ) -> Result<TransactWriteItem, ServiceError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(person))
             .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
             .update_expression("ADD accounts :a")
-            .expression_attribute_values(":a", AttributeValue::Ss(vec![account.to_string()]))
+            .expression_attribute_values(":a", AttributeValue::Ss(accounts.to_vec()))
             .build()
             .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -236,8 +280,13 @@ pub fn held_from_item(item: &Item) -> Result<HeldEvent, ServiceError> {
 /// A transaction cancelled because its first item's condition failed (the conditional record or
 /// the claim): a lost race or another owner, not an error.
 fn first_condition_failed<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    condition_failed_at(e, 0)
+}
+
+/// The transaction was cancelled by the condition of its item `index`.
+fn condition_failed_at<R>(e: &SdkError<TransactWriteItemsError, R>, index: usize) -> bool {
     matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(t))
-        if t.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+        if t.cancellation_reasons().get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
 }
 
 fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> ServiceError {
@@ -347,9 +396,14 @@ impl Ledger for DynamoLedger {
     }
 
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
+        // One item: a plain UpdateItem (atomic on its own; a one-item transaction costs twice).
         self.client
-            .transact_write_items()
-            .transact_items(self.inventory_add(person, target, account)?)
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
+            .update_expression("ADD accounts :a")
+            .expression_attribute_values(":a", AttributeValue::Ss(vec![account.to_string()]))
             .send()
             .await
             .map(|_| ())
@@ -374,6 +428,80 @@ impl Ledger for DynamoLedger {
         match res {
             Ok(_) => Ok(true),
             Err(e) if put_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn lease_if_unchanged(
+        &self,
+        person: &str,
+        target: &str,
+        holder: &str,
+        expires_at: i64,
+        expected: Option<u64>,
+        ahead: &[String],
+    ) -> Result<Leased, ServiceError> {
+        // One transaction: the lease, a check that the record is still the one read, and the
+        // inventory keys the work may need.
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(person))
+            .key("sk", s(record_sort_key(target)));
+        check = match expected {
+            None => check.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => check.condition_expression("version = :expected").expression_attribute_values(":expected", n(v)),
+        };
+        let check = check
+            .build()
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder().put(self.lease_put(person, target, holder, expires_at)?).build(),
+            )
+            .transact_items(TransactWriteItem::builder().condition_check(check).build());
+        if !ahead.is_empty() {
+            tx = tx.transact_items(self.inventory_add_all(person, target, ahead)?);
+        }
+        let res = tx.send().await;
+        match res {
+            Ok(_) => Ok(Leased::Unchanged),
+            Err(e) if first_condition_failed(&e) => Ok(Leased::Busy),
+            // Only the record changed: the lease alone, and the caller reads the record again.
+            Err(e) if condition_failed_at(&e, 1) => {
+                Ok(if self.lease(person, target, holder, expires_at).await? { Leased::Taken } else { Leased::Busy })
+            }
+            Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
+        }
+    }
+
+    async fn commit_and_release(
+        &self,
+        record: &PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+        holder: &str,
+        remember: &[String],
+    ) -> Result<bool, ServiceError> {
+        let condition = match expected {
+            None => ("attribute_not_exists(pk)", None),
+            Some(v) => ("version = :expected", Some(n(v))),
+        };
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(record_item(record), Some(condition))?)
+            .transact_items(self.put(audit_item(audit), None)?)
+            .transact_items(self.lease_release(&record.person, &record.target, holder)?);
+        if !remember.is_empty() {
+            tx = tx.transact_items(self.inventory_add_all(&record.person, &record.target, remember)?);
+        }
+        let res = tx.send().await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if first_condition_failed(&e) => Ok(false),
+            // The lease was taken over (it expired): nothing written; the record is retried.
             Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, audit_sort_key, record_sort_key};
+use crate::ledger::{AuditEntry, HeldEvent, Leased, Ledger, PersonRecord, audit_sort_key, record_sort_key};
 use crate::ports::ServiceError;
 
 #[derive(Debug, Default)]
@@ -165,6 +165,65 @@ impl Ledger for SimLedger {
                 Ok(true)
             }
         }
+    }
+
+    async fn lease_if_unchanged(
+        &self,
+        person: &str,
+        target: &str,
+        holder: &str,
+        expires_at: i64,
+        expected: Option<u64>,
+        ahead: &[String],
+    ) -> Result<Leased, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        let now = chrono::Utc::now().timestamp();
+        let key = (person.to_string(), target.to_string());
+        if s.leases.get(&key).is_some_and(|(h, until)| h != holder && *until > now) {
+            return Ok(Leased::Busy);
+        }
+        let current = s.records.get(&(person.to_string(), record_sort_key(target))).map(|r| r.version);
+        if current != expected {
+            // The transaction was cancelled by the record's check: the lease alone, again.
+            s.writes += 1;
+        }
+        s.leases.insert(key.clone(), (holder.to_string(), expires_at));
+        if current != expected {
+            return Ok(Leased::Taken);
+        }
+        s.inventory.entry(key).or_default().extend(ahead.iter().cloned());
+        Ok(Leased::Unchanged)
+    }
+
+    async fn commit_and_release(
+        &self,
+        record: &PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+        holder: &str,
+        remember: &[String],
+    ) -> Result<bool, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        if s.fail_commits > 0 {
+            s.fail_commits -= 1;
+            return Err(unavailable());
+        }
+        let key = (record.person.clone(), record_sort_key(&record.target));
+        if s.records.get(&key).map(|r| r.version) != expected {
+            return Ok(false);
+        }
+        let lease = (record.person.clone(), record.target.clone());
+        if s.leases.get(&lease).is_none_or(|(h, _)| h != holder) {
+            // The lease's condition cancels the whole transaction.
+            return Err(unavailable());
+        }
+        s.leases.remove(&lease);
+        s.inventory.entry(lease).or_default().extend(remember.iter().cloned());
+        s.records.insert(key, record.clone());
+        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        Ok(true)
     }
 
     async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError> {
