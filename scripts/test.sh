@@ -4,8 +4,9 @@
 # on the embedded simulator (both exit non-zero when they fail their own checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -41,5 +42,10 @@ step "every function under cargo lambda watch (memory backend) answers cargo lam
 step "real AWS adapters against moto server (Identity Store + extension, IAM + extension, DynamoDB ledger, SQS FIFO DLQ)"
 ./scripts/moto-e2e.sh
 
+step "latency: a fresh identity-sync process vs a Python + boto3 function, one joiner each, against moto (targets checked by the bench)"
+./scripts/bench-latency.sh
+
 step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes"
 ./scripts/build-lambdas.sh
+
+printf '\n==> all steps passed in %ss\n' "$(( $(date +%s) - start ))"

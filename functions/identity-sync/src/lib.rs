@@ -88,7 +88,8 @@ pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
     let window = settings.identity_store_rps.map(|rps| Arc::new(SlidingWindow::per_second(rps)));
     let mut client = aws_sdk_identitystore::config::Builder::from(sdk);
     if let Some(w) = &window {
-        client = client.http_client(jml_aws::paced_http_client(w.clone()));
+        let inner = sdk.http_client().unwrap_or_else(jml_aws::https_client);
+        client = client.http_client(jml_aws::paced_http_client(inner, w.clone()));
     }
     let client = aws_sdk_identitystore::Client::from_conf(client.build());
     let store = Arc::new(aws::AwsIdentityStore::new(client, settings.identity_store_id.clone().unwrap_or_default()));

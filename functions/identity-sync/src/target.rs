@@ -180,11 +180,24 @@ impl IdentitySync {
     /// makes no writes.
     /// Resolve, plan and execute against the Identity Store (no ledger writes).
     async fn converge_identity(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
-        let (hint, dry_run) = (ctx.record, ctx.dry_run);
-        let manager_id = match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
-            Some(m) => self.manager_id(m).await?,
-            None => None,
+        let dry_run = ctx.dry_run;
+        // Independent reads are sent at once: the manager's UserId, and, for a joiner, the ids
+        // of its groups (the cache keeps them; any failure is met again where it matters).
+        let manager = async {
+            match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
+                Some(m) => self.manager_id(m).await,
+                None => Ok(None),
+            }
         };
+        let groups = async {
+            if event.kind() == jml_core::contract::EventKind::Joiner
+                && let Some(p) = event.profile()
+            {
+                let _ = futures::future::join_all(p.groups.iter().map(|g| self.group_id(g.as_str()))).await;
+            }
+        };
+        let (manager_id, first, ()) = futures::join!(manager, self.resolve_first(event, ctx), groups);
+        let (manager_id, mut first) = (manager_id?, Some(first?));
         let mut notes = Vec::new();
         if event.profile().is_some_and(|p| p.enterprise.manager.is_some()) && manager_id.is_none() {
             notes.push(
@@ -195,12 +208,9 @@ impl IdentitySync {
             // After a lost race, a concurrent delivery may have created a second user of ours:
             // the one holding the desired userName is kept (renaming the ledger's onto it would
             // collide), the others are swept.
-            let resolved = match ctx.sweep {
-                true => match self.resolve(event, None).await? {
-                    r if r.current.is_some() => r,
-                    _ => self.resolve(event, hint).await?,
-                },
-                false => self.resolve(event, hint).await?,
+            let resolved = match first.take() {
+                Some(resolved) => resolved,
+                None => self.resolve_first(event, ctx).await?,
             };
             let Plan { decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
             let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
@@ -423,6 +433,18 @@ impl IdentitySync {
         Ok(id)
     }
 
+    /// The person's user for a converge step: after a lost race (`sweep`), the one holding the
+    /// desired userName first, else the chain from the ledger's hint.
+    async fn resolve_first(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Resolved, SyncError> {
+        if ctx.sweep {
+            let resolved = self.resolve(event, None).await?;
+            if resolved.current.is_some() {
+                return Ok(resolved);
+            }
+        }
+        self.resolve(event, ctx.record).await
+    }
+
     /// The resolution chain. Order: the ledger's UserId (rename-safe), then userName (accepted only with this person's marker or
     /// ExternalId), then GetUserId(ExternalId) for SCIM-provisioned users, then, for a leaver still not found, a
     /// ListUsers scan for the marker (a missed leaver is a security incident; the scan's cost is
@@ -441,8 +463,17 @@ impl IdentitySync {
                 None => tracing::info!(decision = "ledger-repair", "ledger account no longer exists; resolving again"),
             }
         }
-        if let Some(user_name) = event.user_name()
-            && let Some(id) = self.store.find_user_by_user_name(user_name).await?
+        // The userName and ExternalId lookups are independent reads: sent at once, their
+        // answers taken in the chain's order.
+        let by_name = async {
+            match event.user_name() {
+                Some(user_name) => self.store.find_user_by_user_name(user_name).await,
+                None => Ok(None),
+            }
+        };
+        let (by_name, by_external_id) = futures::join!(by_name, self.store.find_user_by_external_id(person));
+        let (by_name, by_external_id) = (by_name?, by_external_id?);
+        if let Some(id) = by_name
             && let Some(record) = self.store.describe_user(&id).await?
         {
             match planner::ownership(&record, person) {
@@ -457,7 +488,7 @@ impl IdentitySync {
                 }
             }
         }
-        if let Some(id) = self.store.find_user_by_external_id(person).await?
+        if let Some(id) = by_external_id
             && let Some(record) = self.store.describe_user(&id).await?
         {
             return self.current(record, "external-id").await;

@@ -31,9 +31,18 @@ pub fn is_not_found(e: &ServiceError) -> bool {
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     warm_tls_roots();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(RetryConfig::adaptive().with_max_attempts(5))
         .load()
         .await
+}
+
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc), made once per process and
+/// shared by every client (one connection pool, one copy of the root certificates), the paced
+/// one included.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
 }
 
 /// Reads the system's root certificates on a thread of their own while the process starts: the

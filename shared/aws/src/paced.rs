@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
@@ -13,9 +12,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use jml_core::pacing::SlidingWindow;
 
-/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc) behind `window`.
-pub fn paced_http_client(window: Arc<SlidingWindow>) -> SharedHttpClient {
-    let inner = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https();
+/// `inner` (the process's HTTPS client, see [`crate::https_client`]) behind `window`.
+pub fn paced_http_client(inner: SharedHttpClient, window: Arc<SlidingWindow>) -> SharedHttpClient {
     SharedHttpClient::new(PacedClient { inner, window })
 }
 
