@@ -14,4 +14,4 @@ pid=$SERVER_PID
 wait_ready 30 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)"
 echo "moto $(python -c 'import moto; print(moto.__version__)') on 127.0.0.1:$port (pid $pid)"
 
-JML_MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --locked -p jml-e2e --test e2e -- --ignored moto --test-threads 1
+JML_MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --locked --workspace --test e2e -- --ignored moto --test-threads 1

@@ -63,6 +63,40 @@ NAME_PARTS = {
 }
 
 
+# UpdateUser takes multi-valued attributes in SCIM-style lower camel case (the Terraform AWS
+# provider's acceptance-tested update); DescribeUser answers the model's shape. Any other key
+# (e.g. "Value") is rejected, so the tests prove the shape production code uses.
+MULTI_VALUED = {
+    "emails": {"value": "Value", "type": "Type", "primary": "Primary"},
+    "phoneNumbers": {"value": "Value", "type": "Type", "primary": "Primary"},
+    "addresses": {
+        "streetAddress": "StreetAddress",
+        "locality": "Locality",
+        "region": "Region",
+        "postalCode": "PostalCode",
+        "country": "Country",
+        "formatted": "Formatted",
+        "type": "Type",
+        "primary": "Primary",
+    },
+}
+
+
+def _multi_valued(path, value):
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        raise ValidationException(message=f"{path}: expected a list of objects")
+    keys = MULTI_VALUED[path]
+    out = []
+    for entry in value:
+        unknown = [k for k in entry if k not in keys]
+        if unknown:
+            raise ValidationException(message=f"{path}: unknown key {unknown[0]}")
+        out.append({keys[k]: v for k, v in entry.items()})
+    return out
+
+
 def _store(backend, store_id):
     return backend._IdentityStoreBackend__get_identity_store(store_id)
 
@@ -79,14 +113,20 @@ def update_user(self, identity_store_id, user_id, operations):
     extra = EXTRA.setdefault((identity_store_id, user_id), {})
     for op in operations:
         path = op.get("AttributePath", "")
+        if "AttributeValue" not in op:
+            # What production code sends (the Terraform provider): an explicit null to unset.
+            raise ValidationException(message=f"{path}: AttributeValue is required (null to remove the attribute)")
         value = op.get("AttributeValue")
         if path == "userName":
             if not value:
                 raise ValidationException(message="userName cannot be removed")
             taken = [u for u in store.users.values() if u.UserName == value and u.UserId != user_id]
             if taken:
-                raise ConflictException(message="Duplicate UserName", reason="UNIQUENESS_CONSTRAINT_VIOLATION")
+                # The API reference: Reason is absent for errors other than KMS ones.
+                raise ConflictException(message="Duplicate UserName")
             fields["UserName"] = value
+        elif path in MULTI_VALUED:
+            fields[TOP_LEVEL[path]] = _multi_valued(path, value)
         elif path in TOP_LEVEL:
             fields[TOP_LEVEL[path]] = value
         elif path.startswith("name.") and path[5:] in NAME_PARTS:

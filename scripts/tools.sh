@@ -10,7 +10,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.installed-$(sha256sum "$pins" | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$pins"
+  # uv resolves and installs the pins in seconds where pip took over a minute of a clean CI run.
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "uv==$(sed -n 's/^# uv==//p' "$pins")"
+  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -r "$pins"
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -265,3 +265,43 @@ async fn a_membership_conflict_is_verified_not_assumed() {
     assert_eq!(one(identity, &j).await.0, RecordResult::Done);
     assert_eq!(w.identity.user("u0").unwrap().groups.len(), 3);
 }
+
+#[tokio::test]
+async fn a_service_that_refuses_to_disable_leaves_no_group_and_parks_disable_unsupported() {
+    // issue 13, item 4: UpdateUser on userStatus is in no production code found; if the
+    // service refuses it, a leaver must still end with no managed access, and say why.
+    let w = World::new();
+    let cfg = config_with(&[("BREAKER_LEAVERS_PER_HOUR", "0")]);
+    let identity = w.instance_with(w.ledger.clone(), &cfg).swap_remove(0);
+    let person = format!("workday#{}", external_id(0));
+    let ours = |w: &World| {
+        let tail = format!(":{}", external_id(0));
+        w.identity.users().into_iter().find(|u| u.marker.as_deref().is_some_and(|m| m.ends_with(&tail)))
+    };
+    assert_eq!(one(&identity, &body(&joiner(0, 1), 1)).await.0, RecordResult::Done);
+    assert!(!ours(&w).unwrap().groups.is_empty());
+    w.identity.reject_user_status_writes(true);
+    // WHEN the leaver's disable is refused
+    let leave = body(&leaver(0, 2), 2);
+    let (result, code, reason) = one(&identity, &leave).await;
+    // THEN every managed membership is gone, and the event is parked under its own code
+    assert_eq!((result, code.as_deref()), (RecordResult::Parked, Some("DisableUnsupported")));
+    assert!(reason.as_deref().is_some_and(|r| r.contains("enabled")), "{reason:?}");
+    let user = ours(&w).unwrap();
+    assert!(user.groups.is_empty(), "no managed group left: {:?}", user.groups);
+    assert_eq!(user.status, UserStatus::Enabled);
+    // AND the ledger keeps the leaver (marked active), so a later mover grants nothing
+    let r = w.ledger.record(&person, IDENTITY_TARGET).unwrap();
+    assert_eq!(r.status, PersonStatus::Active);
+    assert!(r.lifecycle_event.as_deref().is_some_and(|b| b.contains("\"leaver\"")));
+    let mover = body(&Ev { kind: 1, groups: 3, ..joiner(0, 3) }, 3);
+    assert_eq!(one(&identity, &mover).await.1.as_deref(), Some("DisableUnsupported"));
+    assert!(ours(&w).unwrap().groups.is_empty(), "the mover's groups were not granted");
+    // WHEN the service accepts it again (or an operator disabled the user) and it is redriven
+    w.identity.reject_user_status_writes(false);
+    let (result, code, _) = one(&identity, &leave).await;
+    // THEN the leaver converges and is recorded done
+    assert_eq!((result, code), (RecordResult::Done, None));
+    assert_eq!(ours(&w).unwrap().status, UserStatus::Disabled);
+    assert_eq!(w.ledger.record(&person, IDENTITY_TARGET).unwrap().status, PersonStatus::Disabled);
+}

@@ -165,8 +165,14 @@ async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
     // duplicate
     assert_eq!(m.apply(&fixture("01-joiner-ada.json")).await, Decision::Duplicate);
     // mover with a userName change: the same account, renamed, no second account
+    // (and with a new e-mail, the phone and the address removed: UpdateUser's multi-valued
+    // attributes in lower camel case, removals as an explicit null; the extension accepts only these)
     let mut mover = fixture_json("03-mover-ada.json");
     mover["person"]["userName"] = "ada.byron".into();
+    mover["person"]["email"] = "ada.byron@example.com".into();
+    let person = mover["person"].as_object_mut().unwrap();
+    person.remove("phone");
+    person.remove("address");
     assert_eq!(m.apply(&mover.to_string()).await, Decision::Update);
     let names: Vec<String> = m.users().await.into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, vec!["ada.byron", "grace.hopper"]);
@@ -182,6 +188,9 @@ async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
         .await
         .unwrap();
     assert_eq!(described.title(), Some("Principal Engineer, On-call Lead"));
+    let emails: Vec<_> = described.emails().iter().map(|e| (e.value(), e.r#type(), e.primary())).collect();
+    assert_eq!(emails, vec![(Some("ada.byron@example.com"), Some("work"), true)]);
+    assert!(described.phone_numbers().is_empty() && described.addresses().is_empty(), "removed by null");
     let ext = described
         .extensions()
         .and_then(|e| e.get("aws:identitystore:enterprise"))

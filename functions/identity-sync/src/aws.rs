@@ -397,9 +397,11 @@ impl IdentityStore for AwsIdentityStore {
         let ops = changes
             .iter()
             .map(|c| {
+                // An attribute is removed with an explicit JSON null ("the API requires a null to
+                // unset": the Terraform AWS provider's aws_identitystore_user update).
                 AttributeOperation::builder()
                     .attribute_path(c.path)
-                    .set_attribute_value(c.value.as_ref().map(to_document))
+                    .attribute_value(c.value.as_ref().map_or(Document::Null, to_document))
                     .build()
                     .map_err(|e| build_error(op, e))
             })

@@ -52,7 +52,8 @@ pub fn ownership(user: &UserRecord, person: &ExternalId) -> Ownership {
     let marker = user.attributes.marker.as_deref();
     if ours_by_external_id || marker == Some(person.marker().as_str()) {
         Ownership::Ours
-    } else if marker.is_some_and(|m| m.starts_with("urn:jml-sync:person:")) || !user.external_ids.is_empty() {
+    } else if marker.is_some_and(|m| m.starts_with(jml_core::contract::MARKER_PREFIX)) || !user.external_ids.is_empty()
+    {
         Ownership::OtherPerson
     } else {
         Ownership::Unmanaged
@@ -224,26 +225,30 @@ fn group_actions(current: &BTreeMap<String, MembershipId>, desired: &BTreeSet<Gr
     removals.chain(additions).collect()
 }
 
+/// A multi-valued attribute as UpdateUser takes it: SCIM-style lower camel case keys (`value`,
+/// `type`, `primary`), the whole list replaced. Evidence: the Terraform AWS provider's
+/// acceptance-tested `aws_identitystore_user` update (internal/service/identitystore/user.go).
 fn work(value: &str) -> Value {
-    json!([{ "Value": value, "Type": "work", "Primary": true }])
+    json!([{ "value": value, "type": "work", "primary": true }])
 }
 
+/// An address as UpdateUser takes it (lower camel case, as `work`).
 fn address_value(a: &AddressAttributes) -> Value {
     let mut m = serde_json::Map::new();
     for (k, v) in [
-        ("StreetAddress", &a.street_address),
-        ("Locality", &a.locality),
-        ("Region", &a.region),
-        ("PostalCode", &a.postal_code),
-        ("Country", &a.country),
-        ("Formatted", &a.formatted),
+        ("streetAddress", &a.street_address),
+        ("locality", &a.locality),
+        ("region", &a.region),
+        ("postalCode", &a.postal_code),
+        ("country", &a.country),
+        ("formatted", &a.formatted),
     ] {
         if let Some(v) = v {
             m.insert(k.to_string(), Value::String(v.clone()));
         }
     }
-    m.insert("Type".to_string(), Value::String("work".to_string()));
-    m.insert("Primary".to_string(), Value::Bool(true));
+    m.insert("type".to_string(), Value::String("work".to_string()));
+    m.insert("primary".to_string(), Value::Bool(true));
     Value::Array(vec![Value::Object(m)])
 }
 

@@ -96,6 +96,9 @@ pub struct SimIdentityStore {
     rate_limit: Option<u32>,
     window: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
     throttled: std::sync::atomic::AtomicUsize,
+    /// The service as it might be: UpdateUser on `userStatus` refused with a ValidationException
+    /// (no production code shows it working; see `reject_user_status_writes`).
+    rejects_user_status: std::sync::atomic::AtomicBool,
 }
 
 /// A read-only view of a simulated user, for assertions and the CLI's final table.
@@ -113,6 +116,12 @@ pub struct UserView {
 impl SimIdentityStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on, UpdateUser on `userStatus` is refused with a ValidationException, as the
+    /// service would if the attribute were not writable (the call still counts).
+    pub fn reject_user_status_writes(&self, reject: bool) {
+        self.rejects_user_status.store(reject, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every call sleeps this long first (to model network latency in benchmarks).
@@ -274,12 +283,33 @@ fn str_of(op: Op, path: &str, v: &Value) -> Result<String, ServiceError> {
     v.as_str().map(str::to_string).ok_or_else(|| validation(op, &format!("{path}: expected a string")))
 }
 
+/// The first entry of a multi-valued attribute in UpdateUser's shape: lower camel case keys
+/// only (a `Value`-style key is rejected, as the model of what production code sends).
+fn first_entry<'v>(
+    op: Op,
+    path: &str,
+    v: &'v Value,
+    keys: &[&str],
+) -> Result<&'v serde_json::Map<String, Value>, ServiceError> {
+    let entry = v
+        .get(0)
+        .and_then(Value::as_object)
+        .ok_or_else(|| validation(op, &format!("{path}: expected a list of objects")))?;
+    if let Some(k) = entry.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(validation(
+            op,
+            &format!("{path}: unknown key {k} (keys are lower camel case: {})", keys.join(", ")),
+        ));
+    }
+    Ok(entry)
+}
+
 fn first_value(op: Op, path: &str, v: &Value) -> Result<String, ServiceError> {
-    v.get(0)
-        .and_then(|e| e.get("Value"))
+    first_entry(op, path, v, &["value", "type", "primary", "display"])?
+        .get("value")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| validation(op, &format!("{path}: expected [{{\"Value\": ...}}]")))
+        .ok_or_else(|| validation(op, &format!("{path}: expected [{{\"value\": ...}}]")))
 }
 
 fn apply_change(a: &mut UserAttributes, c: &AttributeChange) -> Result<(), ServiceError> {
@@ -324,18 +354,23 @@ fn apply_change(a: &mut UserAttributes, c: &AttributeChange) -> Result<(), Servi
         "emails" => a.email = v.as_ref().map(|v| first_value(op, c.path, v)).transpose()?,
         "phoneNumbers" => a.phone = v.as_ref().map(|v| first_value(op, c.path, v)).transpose()?,
         "addresses" => {
-            a.address = v.as_ref().map(|v| {
-                let e = v.get(0).cloned().unwrap_or(Value::Null);
-                let f = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
-                AddressAttributes {
-                    street_address: f("StreetAddress"),
-                    locality: f("Locality"),
-                    region: f("Region"),
-                    postal_code: f("PostalCode"),
-                    country: f("Country"),
-                    formatted: f("Formatted"),
-                }
-            });
+            const KEYS: [&str; 8] =
+                ["streetAddress", "locality", "region", "postalCode", "country", "formatted", "type", "primary"];
+            a.address = v
+                .as_ref()
+                .map(|v| {
+                    let e = first_entry(op, c.path, v, &KEYS)?;
+                    let f = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+                    Ok(AddressAttributes {
+                        street_address: f("streetAddress"),
+                        locality: f("locality"),
+                        region: f("region"),
+                        postal_code: f("postalCode"),
+                        country: f("country"),
+                        formatted: f("formatted"),
+                    })
+                })
+                .transpose()?;
         }
         other => {
             return Err(validation(op, &format!("unsupported attribute path {other}")));
@@ -399,10 +434,8 @@ impl IdentityStore for SimIdentityStore {
         }
         let mut s = self.lock();
         if s.user_id_by_name(&attributes.user_name).is_some() {
-            return Err(ServiceError::Conflict {
-                op: op::CREATE_USER,
-                reason: ConflictReason::UniquenessConstraintViolation,
-            });
+            // ConflictException's Reason is absent outside KMS errors (API reference).
+            return Err(ServiceError::Conflict { op: op::CREATE_USER, reason: ConflictReason::Unspecified });
         }
         let id = s.new_id();
         let record = UserRecord {
@@ -434,10 +467,8 @@ impl IdentityStore for SimIdentityStore {
             .values()
             .any(|u| u.record.user_id != user_id && u.record.attributes.user_name.eq_ignore_ascii_case(new_name))
         {
-            return Err(ServiceError::Conflict {
-                op: op::UPDATE_USER,
-                reason: ConflictReason::UniquenessConstraintViolation,
-            });
+            // ConflictException's Reason is absent outside KMS errors (API reference).
+            return Err(ServiceError::Conflict { op: op::UPDATE_USER, reason: ConflictReason::Unspecified });
         }
         user.revision += 1;
         s.users.insert(user_id.to_string(), user);
@@ -447,6 +478,9 @@ impl IdentityStore for SimIdentityStore {
     async fn set_user_status(&self, user_id: &str, status: UserStatus) -> Result<(), ServiceError> {
         let name = self.user_name_of(user_id);
         self.enter(op::UPDATE_USER, name.as_deref()).await?;
+        if self.rejects_user_status.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(validation(op::UPDATE_USER, "userStatus: not a writable attribute path"));
+        }
         let mut s = self.lock();
         let user = s.users.get_mut(user_id).ok_or(ServiceError::NotFound { op: op::UPDATE_USER })?;
         user.record.status = status;

@@ -16,6 +16,9 @@ use jml_core::contract::{HrEvent, UserName};
 use jml_core::engine::{Ctx, MAX_ATTEMPTS, Outcome, SyncError, Target};
 use jml_core::ledger::PersonRecord;
 
+/// The parking code of a leaver whose user the service refused to disable.
+pub const DISABLE_UNSUPPORTED: &str = "DisableUnsupported";
+
 /// The ledger target name of identity-sync. Every target keeps its own item and stale guard.
 pub const IDENTITY_TARGET: &str = "identity-store";
 
@@ -261,24 +264,36 @@ impl IdentitySync {
                 }
                 Action::UpdateUser(changes) => {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
-                    if let Some(name) =
-                        changes.iter().find(|c| c.path == "userName").and_then(|c| c.value.as_ref()?.as_str())
-                    {
+                    let rename = changes.iter().find(|c| c.path == "userName").and_then(|c| c.value.as_ref()?.as_str());
+                    if let Some(name) = rename {
                         ctx.remember(&name_key(name)).await?;
                     }
                     match self.store.update_user(id, changes).await {
-                        Err(ServiceError::Conflict {
-                            reason: crate::port::ConflictReason::UniquenessConstraintViolation,
-                            ..
-                        }) => {
-                            return Err(user_name_taken("another user"));
-                        }
+                        // ConflictException carries no Reason outside KMS errors (API reference):
+                        // for a rename, who holds the name now decides.
+                        Err(e @ ServiceError::Conflict { .. }) => match rename {
+                            Some(name) if self.name_held_by_another(name, id).await? => {
+                                return Err(user_name_taken("another user"));
+                            }
+                            _ => return Err(e.into()),
+                        },
                         other => other?,
                     }
                 }
                 Action::SetStatus(status) => {
                     let id = user_id.as_deref().ok_or(SyncError::ConflictPersisted)?;
-                    self.store.set_user_status(id, *status).await?;
+                    match self.store.set_user_status(id, *status).await {
+                        // UpdateUser on userStatus is in no production code found and the API
+                        // reference lists UserStatus on User only. Should the service refuse it,
+                        // a leaver has already lost every managed membership (removed first);
+                        // the read-back then finds the user enabled and the event is parked as
+                        // DisableUnsupported, the leaver recorded so no later event grants again.
+                        Err(ServiceError::Validation { .. }) if *status == crate::port::UserStatus::Disabled => {
+                            tracing::warn!(decision = "disable-unsupported", "UpdateUser userStatus refused");
+                            ctx.explain_residual(DISABLE_UNSUPPORTED);
+                        }
+                        other => other?,
+                    }
                 }
                 Action::RemoveFromGroup { membership_id, group } => {
                     if !self.still_managed(group, ctx).await? {
@@ -305,6 +320,12 @@ impl IdentitySync {
             }
         }
         Ok(())
+    }
+
+    /// Whether a user other than `user_id` holds `name` (a rename's conflict is then permanent).
+    async fn name_held_by_another(&self, name: &str, user_id: &str) -> Result<bool, SyncError> {
+        let Ok(name) = UserName::parse(name) else { return Ok(false) };
+        Ok(self.store.find_user_by_user_name(&name).await?.is_some_and(|holder| holder != user_id))
     }
 
     /// One membership addition, to the group's current id.

@@ -193,7 +193,7 @@ async fn create_user_conflict_is_a_uniqueness_conflict_not_retryable() {
 }
 
 #[tokio::test]
-async fn update_user_sends_paths_and_values_and_removals() {
+async fn update_user_sends_paths_and_values_and_removals_as_an_explicit_null() {
     let rule = mock!(Client::update_user)
         .match_requests(|r| {
             let ops = r.operations();
@@ -201,7 +201,7 @@ async fn update_user_sends_paths_and_values_and_removals() {
                 && ops[0].attribute_path() == "title"
                 && ops[0].attribute_value() == Some(&Document::String("Lead".into()))
                 && ops[1].attribute_path() == "phoneNumbers"
-                && ops[1].attribute_value().is_none()
+                && ops[1].attribute_value() == Some(&Document::Null)
         })
         .then_output(update_ok);
     let client = mock_client!(aws_sdk_identitystore, [&rule]);

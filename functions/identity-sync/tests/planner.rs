@@ -207,7 +207,7 @@ fn manager_and_email_changes_use_the_documented_value_shapes() {
     let Action::UpdateUser(changes) = &p.actions[0] else { panic!() };
     let by_path = |p: &str| changes.iter().find(|c| c.path == p).and_then(|c| c.value.clone());
     assert_eq!(by_path("aws:identitystore:enterprise.manager"), Some(json!({"value": "mgr-1"})));
-    assert_eq!(by_path("emails"), Some(json!([{"Value": "ada@new.example.com", "Type": "work", "Primary": true}])));
+    assert_eq!(by_path("emails"), Some(json!([{"value": "ada@new.example.com", "type": "work", "primary": true}])));
 }
 
 #[test]

@@ -18,10 +18,11 @@ use aws_sdk_licensemanagerusersubscriptions::types::{ActiveDirectoryIdentityProv
 use crate::port::{ConflictReason, Op, ServiceError, SubscriptionInstance, UserSubscriptions};
 use jml_aws::redact_quoted;
 
-/// Association statuses that no longer hold a seat.
-const GONE_ASSOCIATION: [&str; 3] = ["DISASSOCIATED", "DISASSOCIATING", "FAILED"];
-/// Product subscription statuses that no longer bill.
-const GONE_PRODUCT: [&str; 4] = ["DELETED", "DELETING", "FAILED", "INACTIVE"];
+/// Association statuses that hold a seat: the ones known to be active (the service model types
+/// `Status` as a free string), so a status nobody listed is not taken as held.
+const HELD_ASSOCIATION: [&str; 2] = ["ASSOCIATED", "ASSOCIATING"];
+/// Product subscription statuses that bill: the ones known to be active.
+const HELD_PRODUCT: [&str; 3] = ["SUBSCRIBED", "ACTIVE", "PENDING"];
 
 #[derive(Clone, Debug)]
 pub struct AwsUserSubscriptions {
@@ -158,7 +159,7 @@ impl UserSubscriptions for AwsUserSubscriptions {
             if page
                 .instance_user_summaries()
                 .iter()
-                .any(|s| s.username() == username && !GONE_ASSOCIATION.contains(&s.status()))
+                .any(|s| s.username() == username && HELD_ASSOCIATION.contains(&s.status()))
             {
                 return Ok(true);
             }
@@ -180,7 +181,7 @@ impl UserSubscriptions for AwsUserSubscriptions {
             out.extend(
                 page.product_user_summaries()
                     .iter()
-                    .filter(|s| s.username() == username && !GONE_PRODUCT.contains(&s.status()))
+                    .filter(|s| s.username() == username && HELD_PRODUCT.contains(&s.status()))
                     .map(|s| s.product().to_string()),
             );
         }

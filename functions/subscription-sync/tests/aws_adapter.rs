@@ -94,14 +94,26 @@ async fn user_associations_send_the_directory_and_filter_and_ignore_disassociate
     let gone = mock!(Client::list_user_associations).then_output(move || {
         ListUserAssociationsOutput::builder().instance_user_summaries(summary("DISASSOCIATED")).build()
     });
-    let client = mock_client!(aws_sdk_licensemanagerusersubscriptions, RuleMode::Sequential, [&associated, &gone]);
+    let starting = mock!(Client::list_user_associations).then_output(move || {
+        ListUserAssociationsOutput::builder().instance_user_summaries(summary("ASSOCIATING")).build()
+    });
+    let unknown = mock!(Client::list_user_associations).then_output(move || {
+        ListUserAssociationsOutput::builder().instance_user_summaries(summary("SOME_NEW_STATUS")).build()
+    });
+    let client = mock_client!(
+        aws_sdk_licensemanagerusersubscriptions,
+        RuleMode::Sequential,
+        [&associated, &gone, &starting, &unknown]
+    );
     let a = adapter(client);
     assert!(a.is_associated(INSTANCE, "alovelace").await.unwrap());
     assert!(!a.is_associated(INSTANCE, "alovelace").await.unwrap());
+    assert!(a.is_associated(INSTANCE, "alovelace").await.unwrap(), "ASSOCIATING holds the seat");
+    assert!(!a.is_associated(INSTANCE, "alovelace").await.unwrap(), "held only from the known-active statuses");
 }
 
 #[tokio::test]
-async fn product_subscriptions_keep_only_live_ones() {
+async fn product_subscriptions_held_are_those_with_a_known_active_status() {
     let p = |product: &str, status: &str| {
         ProductUserSummary::builder()
             .username("alovelace")
@@ -119,10 +131,16 @@ async fn product_subscriptions_keep_only_live_ones() {
             ListProductSubscriptionsOutput::builder()
                 .product_user_summaries(p("OFFICE_PROFESSIONAL_PLUS", "ACTIVE"))
                 .product_user_summaries(p("VISUAL_STUDIO_PROFESSIONAL", "DELETED"))
+                .product_user_summaries(p("VISUAL_STUDIO_ENTERPRISE", "SUBSCRIBED"))
+                .product_user_summaries(p("REMOTE_DESKTOP_SERVICES", "PENDING"))
+                .product_user_summaries(p("OFFICE_PROFESSIONAL_PLUS_2", "SOME_NEW_STATUS"))
                 .build()
         });
     let client = mock_client!(aws_sdk_licensemanagerusersubscriptions, [&rule]);
-    assert_eq!(adapter(client).products("alovelace").await.unwrap(), vec!["OFFICE_PROFESSIONAL_PLUS"]);
+    assert_eq!(
+        adapter(client).products("alovelace").await.unwrap(),
+        vec!["OFFICE_PROFESSIONAL_PLUS", "VISUAL_STUDIO_ENTERPRISE", "REMOTE_DESKTOP_SERVICES"]
+    );
 }
 
 #[tokio::test]

@@ -193,6 +193,8 @@ pub struct Ctx<'a> {
     person: String,
     target: &'static str,
     ledger: &'a dyn Ledger,
+    /// Why access may be left after this step, when the target knows (a parking code).
+    residual: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -209,7 +211,29 @@ impl<'a> Ctx<'a> {
         target: &'static str,
         ledger: &'a dyn Ledger,
     ) -> Self {
-        Self { record, dry_run, sweep: false, started: std::time::Instant::now(), person, target, ledger }
+        Self {
+            record,
+            dry_run,
+            sweep: false,
+            started: std::time::Instant::now(),
+            person,
+            target,
+            ledger,
+            residual: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Names why a leaver may leave access behind (e.g. `DisableUnsupported`: the service
+    /// refused a revoking write the target has no other way to make): if the read-back finds
+    /// access left, the event is parked with this code instead of `LeaverIncomplete`.
+    pub fn explain_residual(&self, code: &'static str) {
+        if let Ok(mut r) = self.residual.lock() {
+            r.get_or_insert(code);
+        }
+    }
+
+    fn residual(&self) -> Option<&'static str> {
+        self.residual.lock().ok().and_then(|r| *r)
     }
 
     /// Every account key the person was ever given on this target (write-ahead inventory).
@@ -262,6 +286,8 @@ impl<'a> Ctx<'a> {
 struct Verified {
     outcome: Outcome,
     remaining: Vec<String>,
+    /// The code a leaver with access left is parked under.
+    code: &'static str,
 }
 
 /// A leaver that converged but whose read-back still finds access: parked with an alarm code.
@@ -269,8 +295,13 @@ struct Verified {
 /// marked active, so the leaver's redelivery or redrive converges again instead of settling as
 /// a duplicate.
 pub fn leaver_incomplete(remaining: &[String]) -> SyncError {
+    leaver_incomplete_because("LeaverIncomplete", remaining)
+}
+
+/// [`leaver_incomplete`] under the code the target gave (see [`Ctx::explain_residual`]).
+pub fn leaver_incomplete_because(code: &'static str, remaining: &[String]) -> SyncError {
     SyncError::permanent(
-        "LeaverIncomplete",
+        code,
         format!(
             "leaver: after revoking, {} item(s) still grant access: {}; fix the cause (permissions, a hand-made change), then redrive",
             remaining.len(),
@@ -502,7 +533,7 @@ impl Engine {
                     {
                         let v = self.converge_to(&person, &winner, Some(r), true).await?;
                         if !v.remaining.is_empty() {
-                            return Err(leaver_incomplete(&v.remaining));
+                            return Err(leaver_incomplete_because(v.code, &v.remaining));
                         }
                         // Nothing to commit: make sure no newer decision landed meanwhile (our
                         // writes must not outlive it), else converge again.
@@ -541,7 +572,7 @@ impl Engine {
             if new_leaver && !raced && !dry_run && !self.breaker_allows(&person, &effective, record.as_ref()).await? {
                 return self.hold(event, &effective, &knowledge, record.as_ref()).await;
             }
-            let Verified { mut outcome, remaining } =
+            let Verified { mut outcome, remaining, code } =
                 self.converge_to(&person, &effective, record.as_ref(), raced).await?;
             if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
                 outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
@@ -554,8 +585,9 @@ impl Engine {
             }
             let next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
             let audit = self.audit(event, &outcome);
-            if let Some(done) =
-                self.commit_verified(next, record.as_ref().map(|r| r.version), &audit, outcome, &remaining).await?
+            if let Some(done) = self
+                .commit_verified(next, record.as_ref().map(|r| r.version), &audit, outcome, (code, &remaining))
+                .await?
             {
                 return done;
             }
@@ -581,7 +613,7 @@ impl Engine {
         ctx.sweep = sweep;
         let mut outcome = self.target.converge(effective, &ctx).await?;
         if effective.kind() != EventKind::Leaver || self.settings.dry_run {
-            return Ok(Verified { outcome, remaining: vec![] });
+            return Ok(Verified { outcome, remaining: vec![], code: "LeaverIncomplete" });
         }
         let mut remaining = self.target.verify_revoked(effective, &ctx).await?;
         if !remaining.is_empty() {
@@ -594,7 +626,7 @@ impl Engine {
             outcome.actions.extend(again.actions);
             remaining = self.target.verify_revoked(effective, &ctx).await?;
         }
-        Ok(Verified { outcome, remaining })
+        Ok(Verified { outcome, remaining, code: ctx.residual().unwrap_or("LeaverIncomplete") })
     }
 
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
@@ -612,14 +644,17 @@ impl Engine {
             let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
-            let Verified { outcome, remaining } = self.converge_to(person, &effective, Some(&record), true).await?;
+            let Verified { outcome, remaining, code } =
+                self.converge_to(person, &effective, Some(&record), true).await?;
             if self.settings.dry_run {
                 return Ok(outcome);
             }
             let mut next = self.record_from(&effective, &knowledge, Some(&record), Some((&effective, &outcome)), None);
             next.last_event_id = format!("reconverge#{}", record.version + 1);
             let audit = self.audit(&effective, &outcome);
-            if let Some(done) = self.commit_verified(next, Some(record.version), &audit, outcome, &remaining).await? {
+            if let Some(done) =
+                self.commit_verified(next, Some(record.version), &audit, outcome, (code, &remaining)).await?
+            {
                 return done;
             }
         }
@@ -634,7 +669,7 @@ impl Engine {
         expected: Option<u64>,
         audit: &AuditEntry,
         outcome: Outcome,
-        remaining: &[String],
+        (code, remaining): (&'static str, &[String]),
     ) -> Result<Option<Result<Outcome, SyncError>>, SyncError> {
         if !remaining.is_empty() {
             next.status = PersonStatus::Active;
@@ -642,7 +677,7 @@ impl Engine {
         if !self.commit(&next, expected, audit).await? {
             return Ok(None);
         }
-        Ok(Some(if remaining.is_empty() { Ok(outcome) } else { Err(leaver_incomplete(remaining)) }))
+        Ok(Some(if remaining.is_empty() { Ok(outcome) } else { Err(leaver_incomplete_because(code, remaining)) }))
     }
 
     /// The blast-radius breaker for a new leaver: `true` applies it, `false` holds it. Decided

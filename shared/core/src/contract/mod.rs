@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub use types::{
-    DirectoryUserName, Email, EventId, ExternalId, ExternalIdPart, GroupName, InstanceId, Phone, Product,
-    RESERVED_NAMES, StackName, Text, UserName,
+    DirectoryUserName, Email, EventId, ExternalId, ExternalIdPart, GroupName, InstanceId, MARKER_MAX, MARKER_PREFIX,
+    Phone, Product, RESERVED_NAMES, StackName, Text, UserName,
 };
 
 /// The most managed groups one event may ask for (our limit; keeps one event's writes bounded).

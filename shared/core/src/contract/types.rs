@@ -299,16 +299,33 @@ impl ExternalId {
 
     /// The managed marker stamped on every user this project creates (the user's `ProfileUrl`):
     /// `urn:jml-sync:person:<issuer>:<id>`, each part percent-encoded. See README "Managed marker".
+    /// ProfileUrl holds at most [`MARKER_MAX`] characters; a longer one (issuer and id may have
+    /// 256 characters each, and encoding triples a reserved one) becomes
+    /// `urn:jml-sync:person-sha256:<hex digest of the person's key>`, still one per person and
+    /// distinct from every plain marker.
     pub fn marker(&self) -> String {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        use sha2::{Digest, Sha256};
         const SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-        format!(
-            "urn:jml-sync:person:{}:{}",
+        let plain = format!(
+            "{MARKER_PREFIX}:{}:{}",
             utf8_percent_encode(self.issuer.as_str(), SET),
             utf8_percent_encode(self.id.as_str(), SET)
-        )
+        );
+        if plain.chars().count() <= MARKER_MAX {
+            return plain;
+        }
+        let digest = Sha256::digest(self.key().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{MARKER_PREFIX}-sha256:{hex}")
     }
 }
+
+/// What every managed marker starts with (see [`ExternalId::marker`]).
+pub const MARKER_PREFIX: &str = "urn:jml-sync:person";
+
+/// The longest marker: ProfileUrl is a `SensitiveStringType` of 1 to 1,024 characters.
+pub const MARKER_MAX: usize = 1024;
 
 impl fmt::Debug for ExternalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -352,6 +369,25 @@ mod tests {
         assert_ne!(a.key(), b.key());
         assert_ne!(a.marker(), b.marker());
         assert_eq!(a.marker(), "urn:jml-sync:person:a%23b:c");
+    }
+
+    #[test]
+    fn a_marker_beyond_profile_url_s_bound_is_a_digest_one_per_person() {
+        let long = |issuer: &str, id: &str| ExternalId {
+            issuer: ExternalIdPart::parse(issuer).unwrap(),
+            id: ExternalIdPart::parse(id).unwrap(),
+        };
+        // 256 characters each way that percent-encode to 3 characters apiece.
+        let (issuer, id) = ("#".repeat(256), "%".repeat(256));
+        let a = long(&issuer, &id).marker();
+        assert!(a.starts_with("urn:jml-sync:person-sha256:") && a.chars().count() <= MARKER_MAX, "{a}");
+        assert_eq!(a, long(&issuer, &id).marker(), "stable");
+        assert_ne!(a, long(&issuer, &"%".repeat(255)).marker(), "one per person");
+        // 20 (prefix and colon) + 235 + 1 + 256 x 3 = 1,024: plain; one character more: a digest.
+        let at_bound = long(&"w".repeat(235), &"#".repeat(256)).marker();
+        assert_eq!(at_bound.chars().count(), MARKER_MAX, "a marker at the bound stays plain");
+        assert!(at_bound.starts_with("urn:jml-sync:person:www"));
+        assert!(long(&"w".repeat(236), &"#".repeat(256)).marker().starts_with("urn:jml-sync:person-sha256:"));
     }
 
     #[test]
