@@ -140,3 +140,33 @@ async fn dry_run_plans_the_grants_without_calling_a_write() {
     assert_eq!(mem.service.calls().writes(), 0);
     assert_eq!(mem.ledger.calls().writes, 0, "the ledger is not written in a dry run either");
 }
+
+#[tokio::test]
+async fn the_rds_sal_license_manager_adds_is_kept_beside_the_products_and_released_last() {
+    // issue 13, item 6: REMOTE_DESKTOP_SERVICES is subscribed with the other products
+    let (state, mem) = subs_state(&[]);
+    mem.service.subscribe_rds_with_other_products();
+    assert_eq!(decision(&run(&state, &fixture("01-joiner-ada.json")).await), Decision::Create);
+    let products = || mem.service.holdings("alovelace").0;
+    assert_eq!(products(), vec!["OFFICE_PROFESSIONAL_PLUS", "REMOTE_DESKTOP_SERVICES"]);
+    // the same state sent again (a new eventId): not drift, zero writes
+    let mut again = fixture_json("01-joiner-ada.json");
+    again["eventId"] = "joiner-resent".into();
+    again["occurredAt"] = "2026-11-02T09:00:01Z".into();
+    mem.service.reset_calls();
+    assert_eq!(decision(&run(&state, &again.to_string()).await), Decision::NoChange);
+    assert_eq!(mem.service.calls().writes(), 0);
+    assert_eq!(products(), vec!["OFFICE_PROFESSIONAL_PLUS", "REMOTE_DESKTOP_SERVICES"]);
+    // the leaver releases everything, the SAL last: billing stops
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable);
+    assert_eq!(
+        r.outcome.unwrap().actions,
+        vec![
+            "DisassociateUser i-0a1b2c3d4e5f60001",
+            "StopProductSubscription OFFICE_PROFESSIONAL_PLUS",
+            "StopProductSubscription REMOTE_DESKTOP_SERVICES"
+        ]
+    );
+    assert_eq!(mem.service.holdings("alovelace"), (vec![], vec![]));
+}

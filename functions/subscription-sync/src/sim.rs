@@ -21,6 +21,8 @@ pub const DEMO_INSTANCES: &[(&str, &[&str])] = &[
 
 #[derive(Debug, Default)]
 struct State {
+    /// Starting another product also subscribes the user to the RDS SAL (as License Manager does).
+    rds_with_others: bool,
     instances: Vec<SubscriptionInstance>,
     products: BTreeSet<(String, String)>,
     associations: BTreeSet<(String, String)>,
@@ -33,6 +35,12 @@ pub struct SimUserSubscriptions {
 }
 
 impl SimUserSubscriptions {
+    /// From now on, starting any other product also subscribes the user to the Remote Desktop
+    /// Services SAL, as License Manager does.
+    pub fn subscribe_rds_with_other_products(&self) {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rds_with_others = true;
+    }
+
     pub fn demo() -> Self {
         let sim = Self::default();
         for (id, products) in DEMO_INSTANCES {
@@ -120,6 +128,9 @@ impl UserSubscriptions for SimUserSubscriptions {
             return Err(invalid(op, "no instance provides this product"));
         }
         s.products.insert((username.to_string(), product.to_string()));
+        if s.rds_with_others && product != crate::target::RDS_SAL {
+            s.products.insert((username.to_string(), crate::target::RDS_SAL.to_string()));
+        }
         Ok(())
     }
 

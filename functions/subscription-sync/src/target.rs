@@ -68,6 +68,10 @@ impl SubscriptionAction {
     }
 }
 
+/// The Remote Desktop Services subscriber access license, subscribed automatically with other
+/// products.
+pub const RDS_SAL: &str = "REMOTE_DESKTOP_SERVICES";
+
 /// Plans the change from `current` to `desired` (`None`: release everything, a leaver).
 /// Desired instances must be among those the service lists and offer the product; else the
 /// event can never succeed (`Err((code, reason))`).
@@ -109,8 +113,16 @@ pub fn plan_subscriptions(
             .difference(&want_instances)
             .map(|i| SubscriptionAction::Disassociate { instance_id: i.clone() }),
     );
-    actions
-        .extend(current.products.difference(&want_products).map(|p| SubscriptionAction::Stop { product: p.clone() }));
+    // The Remote Desktop Services SAL comes with the other products (License Manager subscribes
+    // it itself): held next to a product that stays, it is not drift and is never stopped; with
+    // nothing else left it is stopped, after the others.
+    let others_stay = want_products.iter().any(|p| p != RDS_SAL);
+    let (rds, stops): (Vec<&String>, Vec<&String>) = current
+        .products
+        .difference(&want_products)
+        .filter(|p| !(p.as_str() == RDS_SAL && others_stay))
+        .partition(|p| p.as_str() == RDS_SAL);
+    actions.extend(stops.into_iter().chain(rds).map(|p| SubscriptionAction::Stop { product: p.clone() }));
     actions
         .extend(want_products.difference(&current.products).map(|p| SubscriptionAction::Start { product: p.clone() }));
     actions.extend(

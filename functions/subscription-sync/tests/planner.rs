@@ -80,3 +80,28 @@ fn instances_are_chosen_among_those_listed_never_guessed() {
     let e = plan_subscriptions(Some(&[want("VS", &["i-00000001"])]), &holding(&[], &[]), &instances()).unwrap_err();
     assert_eq!(e.0, "ProductNotOnInstance");
 }
+
+#[test]
+fn the_rds_sal_beside_a_product_that_stays_is_not_drift_and_goes_last_with_the_rest() {
+    use subscription_sync::target::RDS_SAL;
+    let held = |products: &[&str]| holding(products, &[]);
+    let office = [want("OFFICE", &[])];
+    // The same state sent again (RDS added by the service): nothing to do.
+    assert_eq!(plan_subscriptions(Some(&office), &held(&["OFFICE", RDS_SAL]), &instances()).unwrap(), vec![]);
+    // Another product stops, office stays: the SAL stays.
+    let stops = plan_subscriptions(Some(&office), &held(&["OFFICE", "VS", RDS_SAL]), &instances()).unwrap();
+    assert_eq!(stops, vec![SubscriptionAction::Stop { product: "VS".into() }]);
+    // Nothing left (a leaver): everything stops, the SAL last.
+    let all = plan_subscriptions(None, &held(&["OFFICE", "VS", RDS_SAL]), &instances()).unwrap();
+    let order: Vec<_> = all
+        .iter()
+        .map(|a| match a {
+            SubscriptionAction::Stop { product } => product.as_str(),
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(order, vec!["OFFICE", "VS", RDS_SAL]);
+    // Asked for explicitly, it is like any other product.
+    let rds = [want(RDS_SAL, &[])];
+    assert_eq!(plan_subscriptions(Some(&rds), &held(&[RDS_SAL]), &instances()).unwrap(), vec![]);
+}
