@@ -16,4 +16,4 @@ fi
 port=$(free_port)
 start_server target/moto-bench.log python scripts/moto_jml.py "$port"
 wait_ready 30 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)"
-python scripts/bench/latency.py "http://127.0.0.1:$port" "$binary" "${BENCH_PAIRS:-9}"
+python scripts/bench/latency.py "http://127.0.0.1:$port" "$binary" "${BENCH_PAIRS:-15}"

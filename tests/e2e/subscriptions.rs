@@ -170,3 +170,35 @@ async fn the_rds_sal_license_manager_adds_is_kept_beside_the_products_and_releas
     );
     assert_eq!(mem.service.holdings("alovelace"), (vec![], vec![]));
 }
+
+#[tokio::test(start_paused = true)]
+async fn license_manager_steps_are_awaited_and_a_step_still_running_is_retried_never_parked() {
+    // issue 13, item 5: StartProductSubscription must be ACTIVE before AssociateUser, and
+    // DisassociateUser complete before StopProductSubscription (the simulator refuses otherwise)
+    let (state, mem) = subs_state(&[]);
+    mem.service.settle_after(3);
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Create, "waited for the subscription, then associated");
+    assert_eq!(
+        mem.service.holdings("alovelace"),
+        (vec!["OFFICE_PROFESSIONAL_PLUS".to_string()], vec!["i-0a1b2c3d4e5f60001".to_string()])
+    );
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert_eq!(decision(&r), Decision::Disable, "waited for the disassociation, then stopped");
+    assert_eq!(mem.service.holdings("alovelace"), (vec![], vec![]), "billing stops");
+
+    // A step that outlasts the bounded wait: retried (never parked), resumed on redelivery.
+    let (state, mem) = subs_state(&[]);
+    mem.service.settle_after(10);
+    let first = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(first.result, RecordResult::Retry);
+    assert_eq!(first.error.as_ref().map(|e| e.0.as_str()), Some("InProgress"));
+    assert!(mem.dlq.parked().is_empty(), "nothing parked while a step runs");
+    assert_eq!(mem.service.holdings("alovelace").1, Vec::<String>::new(), "not associated before it is active");
+    let again = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(again.result, RecordResult::Done);
+    assert_eq!(
+        mem.service.holdings("alovelace"),
+        (vec!["OFFICE_PROFESSIONAL_PLUS".to_string()], vec!["i-0a1b2c3d4e5f60001".to_string()])
+    );
+}

@@ -167,6 +167,49 @@ impl UserSubscriptions for AwsUserSubscriptions {
         Ok(false)
     }
 
+    async fn association_status(&self, instance_id: &str, username: &str) -> Result<Option<String>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_user_associations()
+            .instance_id(instance_id)
+            .identity_provider(self.identity_provider())
+            .filters(username_filter(username))
+            .into_paginator()
+            .send();
+        let mut status = None;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_USER_ASSOCIATIONS, &e))?;
+            for s in page.instance_user_summaries().iter().filter(|s| s.username() == username) {
+                // A held row wins over an old DISASSOCIATED one.
+                if status.is_none() || HELD_ASSOCIATION.contains(&s.status()) || s.status() == "DISASSOCIATING" {
+                    status = Some(s.status().to_string());
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_product_subscriptions()
+            .identity_provider(self.identity_provider())
+            .filters(username_filter(username))
+            .into_paginator()
+            .send();
+        let mut status = None;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_PRODUCT_SUBSCRIPTIONS, &e))?;
+            for s in page.product_user_summaries().iter().filter(|s| s.username() == username && s.product() == product)
+            {
+                if status.is_none() || HELD_PRODUCT.contains(&s.status()) {
+                    status = Some(s.status().to_string());
+                }
+            }
+        }
+        Ok(status)
+    }
+
     async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {
         let mut pages = self
             .client

@@ -32,6 +32,12 @@ pub trait UserSubscriptions: Send + Sync {
     async fn associate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
     /// DisassociateUser; an association already gone is success.
     async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError>;
+    /// ListUserAssociations on one instance, filtered to `username`: the association's status
+    /// (`None`: no row). License Manager works asynchronously: `ASSOCIATING`, `DISASSOCIATING`.
+    async fn association_status(&self, instance_id: &str, username: &str) -> Result<Option<String>, ServiceError>;
+    /// ListProductSubscriptions filtered to `username`: the product's status (`None`: none),
+    /// e.g. `PENDING` until the subscription is active.
+    async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError>;
 }
 
 /// The operations of this target's service, and the core's (queues, ledger).

@@ -23,6 +23,13 @@ pub const DEMO_INSTANCES: &[(&str, &[&str])] = &[
 struct State {
     /// Starting another product also subscribes the user to the RDS SAL (as License Manager does).
     rds_with_others: bool,
+    /// Asynchronous mode: a started product is PENDING, a disassociation DISASSOCIATING, for this
+    /// many status reads (0: done at once).
+    settle_reads: u32,
+    /// (user, product) -> status reads left while PENDING.
+    pending: BTreeMap<(String, String), u32>,
+    /// (user, instance) -> status reads left while DISASSOCIATING.
+    disassociating: BTreeMap<(String, String), u32>,
     instances: Vec<SubscriptionInstance>,
     products: BTreeSet<(String, String)>,
     associations: BTreeSet<(String, String)>,
@@ -35,6 +42,13 @@ pub struct SimUserSubscriptions {
 }
 
 impl SimUserSubscriptions {
+    /// From now on, License Manager works asynchronously, as it does: a started product subscription
+    /// is PENDING (AssociateUser refused) and a disassociation DISASSOCIATING (StopProductSubscription
+    /// refused) for `reads` status reads.
+    pub fn settle_after(&self, reads: u32) {
+        self.lock().settle_reads = reads;
+    }
+
     /// From now on, starting any other product also subscribes the user to the Remote Desktop
     /// Services SAL, as License Manager does.
     pub fn subscribe_rds_with_other_products(&self) {
@@ -127,7 +141,12 @@ impl UserSubscriptions for SimUserSubscriptions {
         if !s.instances.iter().any(|i| i.products.iter().any(|p| p == product)) {
             return Err(invalid(op, "no instance provides this product"));
         }
-        s.products.insert((username.to_string(), product.to_string()));
+        let key = (username.to_string(), product.to_string());
+        if s.settle_reads > 0 && !s.products.contains(&key) {
+            let reads = s.settle_reads;
+            s.pending.insert(key.clone(), reads);
+        }
+        s.products.insert(key);
         if s.rds_with_others && product != crate::target::RDS_SAL {
             s.products.insert((username.to_string(), crate::target::RDS_SAL.to_string()));
         }
@@ -144,10 +163,14 @@ impl UserSubscriptions for SimUserSubscriptions {
                     && !i.products.iter().any(|p| p != product && held.contains(p.as_str()))
             })
         });
-        if still_needed {
+        let mid_disassociation = s.disassociating.keys().filter(|(u, _)| u == username).any(|(_, id)| {
+            s.instances.iter().find(|i| &i.instance_id == id).is_some_and(|i| i.products.iter().any(|p| p == product))
+        });
+        if still_needed || mid_disassociation {
             return Err(ServiceError::Conflict { op, reason: crate::port::ConflictReason::Unspecified });
         }
         s.products.remove(&(username.to_string(), product.to_string()));
+        s.pending.remove(&(username.to_string(), product.to_string()));
         Ok(())
     }
 
@@ -157,8 +180,12 @@ impl UserSubscriptions for SimUserSubscriptions {
         let Some(instance) = s.instances.iter().find(|i| i.instance_id == instance_id).cloned() else {
             return Err(ServiceError::NotFound { op });
         };
-        if !instance.products.iter().any(|p| s.products.contains(&(username.to_string(), p.clone()))) {
-            return Err(invalid(op, "the user has no product subscription for a product of this instance"));
+        let active = |p: &String| {
+            let key = (username.to_string(), p.clone());
+            s.products.contains(&key) && !s.pending.contains_key(&key)
+        };
+        if !instance.products.iter().any(active) {
+            return Err(invalid(op, "the user has no active product subscription for a product of this instance"));
         }
         s.associations.insert((username.to_string(), instance_id.to_string()));
         Ok(())
@@ -166,7 +193,38 @@ impl UserSubscriptions for SimUserSubscriptions {
 
     async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError> {
         let mut s = self.enter(op::DISASSOCIATE_USER)?;
-        s.associations.remove(&(username.to_string(), instance_id.to_string()));
+        let key = (username.to_string(), instance_id.to_string());
+        if s.associations.remove(&key) && s.settle_reads > 0 {
+            let reads = s.settle_reads;
+            s.disassociating.insert(key, reads);
+        }
         Ok(())
+    }
+
+    async fn association_status(&self, instance_id: &str, username: &str) -> Result<Option<String>, ServiceError> {
+        let mut s = self.enter(op::LIST_USER_ASSOCIATIONS)?;
+        let key = (username.to_string(), instance_id.to_string());
+        if let Some(left) = s.disassociating.get_mut(&key) {
+            *left = left.saturating_sub(1);
+            if *left > 0 {
+                return Ok(Some("DISASSOCIATING".to_string()));
+            }
+            s.disassociating.remove(&key);
+            return Ok(Some("DISASSOCIATED".to_string()));
+        }
+        Ok(s.associations.contains(&key).then(|| "ASSOCIATED".to_string()))
+    }
+
+    async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError> {
+        let mut s = self.enter(op::LIST_PRODUCT_SUBSCRIPTIONS)?;
+        let key = (username.to_string(), product.to_string());
+        if let Some(left) = s.pending.get_mut(&key) {
+            *left = left.saturating_sub(1);
+            if *left > 0 {
+                return Ok(Some("PENDING".to_string()));
+            }
+            s.pending.remove(&key);
+        }
+        Ok(s.products.contains(&key).then(|| "ACTIVE".to_string()))
     }
 }

@@ -179,6 +179,31 @@ async fn known_names(ctx: &Ctx<'_>) -> Result<std::collections::BTreeMap<String,
     Ok(by_key)
 }
 
+/// Product subscription statuses that let a user be associated.
+const ACTIVE_PRODUCT: [&str; 2] = ["ACTIVE", "SUBSCRIBED"];
+
+/// The pauses between status reads while a License Manager step completes: about 10 s in all,
+/// well within the function's 60 s timeout.
+pub const SETTLE_WAITS_MS: [u64; 7] = [250, 500, 1_000, 2_000, 2_000, 2_000, 2_000];
+
+/// Reads `done` until it holds, pausing [`SETTLE_WAITS_MS`] between reads; `InProgress` after.
+async fn settle<F, Fut>(step: &str, mut done: F) -> Result<(), SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, SyncError>>,
+{
+    for pause in std::iter::once(0).chain(SETTLE_WAITS_MS) {
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        if done().await? {
+            return Ok(());
+        }
+    }
+    tracing::info!(decision = "in-progress", step, "License Manager step still running; retried");
+    Err(SyncError::InProgress(step.to_string()))
+}
+
 /// The subscriptions target.
 pub struct SubscriptionSync {
     service: Arc<dyn UserSubscriptions>,
@@ -227,19 +252,54 @@ impl SubscriptionSync {
         Ok(current)
     }
 
+    /// License Manager works asynchronously (AWS's own sample waits on both): a product is
+    /// stopped only once every disassociation from an instance providing it has completed, and a
+    /// user is associated only once a product subscription the instance provides is active. Each
+    /// wait is bounded ([`SETTLE_WAITS_MS`]); a step still running after it is `InProgress`: the
+    /// record goes back to its queue and the next delivery resumes from the service's state.
     async fn execute(&self, username: &str, actions: &[SubscriptionAction]) -> Result<(), SyncError> {
+        let instances = self.instances().await?;
+        let providing = |product: &str| -> Vec<String> {
+            instances
+                .iter()
+                .filter(|i| i.products.iter().any(|p| p == product))
+                .map(|i| i.instance_id.clone())
+                .collect()
+        };
         for a in actions {
             match a {
                 SubscriptionAction::Disassociate { instance_id } => {
                     self.service.disassociate_user(username, instance_id).await?
                 }
                 SubscriptionAction::Stop { product } => {
+                    for instance_id in providing(product) {
+                        settle("DisassociateUser", || async {
+                            let status = self.service.association_status(&instance_id, username).await?;
+                            Ok(status.as_deref() != Some("DISASSOCIATING"))
+                        })
+                        .await?;
+                    }
                     self.service.stop_product_subscription(username, product).await?
                 }
                 SubscriptionAction::Start { product } => {
                     self.service.start_product_subscription(username, product).await?
                 }
                 SubscriptionAction::Associate { instance_id } => {
+                    let products: Vec<String> = instances
+                        .iter()
+                        .find(|i| &i.instance_id == instance_id)
+                        .map(|i| i.products.clone())
+                        .unwrap_or_default();
+                    settle("StartProductSubscription", || async {
+                        for product in &products {
+                            let status = self.service.product_status(username, product).await?;
+                            if status.as_deref().is_some_and(|s| ACTIVE_PRODUCT.contains(&s)) {
+                                return Ok(true);
+                            }
+                        }
+                        Ok(false)
+                    })
+                    .await?;
                     self.service.associate_user(username, instance_id).await?
                 }
             }

@@ -250,3 +250,52 @@ async fn validation_is_permanent_and_redacted_throttling_is_retried_then_retryab
     assert!(e.is_retryable());
     assert_eq!(throttled.num_calls(), 3, "the SDK retried before giving up");
 }
+
+#[tokio::test]
+async fn statuses_of_an_association_and_a_product_are_read_for_the_asynchronous_steps() {
+    let assoc = |status: &str| {
+        InstanceUserSummary::builder()
+            .username("alovelace")
+            .instance_id(INSTANCE)
+            .status(status)
+            .identity_provider(IdentityProvider::ActiveDirectoryIdentityProvider(
+                ActiveDirectoryIdentityProvider::builder().directory_id(DIRECTORY).build(),
+            ))
+            .build()
+            .unwrap()
+    };
+    let leaving = mock!(Client::list_user_associations)
+        .match_requests(|r| r.instance_id() == Some(INSTANCE) && filters_user(r.filters()))
+        .then_output(move || {
+            ListUserAssociationsOutput::builder()
+                .instance_user_summaries(assoc("DISASSOCIATED"))
+                .instance_user_summaries(assoc("DISASSOCIATING"))
+                .build()
+        });
+    let none = mock!(Client::list_user_associations).then_output(|| ListUserAssociationsOutput::builder().build());
+    let product = |p: &str, status: &str| {
+        ProductUserSummary::builder()
+            .username("alovelace")
+            .product(p)
+            .status(status)
+            .identity_provider(IdentityProvider::ActiveDirectoryIdentityProvider(
+                ActiveDirectoryIdentityProvider::builder().directory_id(DIRECTORY).build(),
+            ))
+            .build()
+            .unwrap()
+    };
+    let pending = mock!(Client::list_product_subscriptions).match_requests(|r| filters_user(r.filters())).then_output(
+        move || {
+            ListProductSubscriptionsOutput::builder()
+                .product_user_summaries(product("VISUAL_STUDIO_PROFESSIONAL", "ACTIVE"))
+                .product_user_summaries(product("OFFICE_PROFESSIONAL_PLUS", "PENDING"))
+                .build()
+        },
+    );
+    let client =
+        mock_client!(aws_sdk_licensemanagerusersubscriptions, RuleMode::Sequential, [&leaving, &none, &pending]);
+    let a = adapter(client);
+    assert_eq!(a.association_status(INSTANCE, "alovelace").await.unwrap().as_deref(), Some("DISASSOCIATING"));
+    assert_eq!(a.association_status(INSTANCE, "alovelace").await.unwrap(), None);
+    assert_eq!(a.product_status("alovelace", "OFFICE_PROFESSIONAL_PLUS").await.unwrap().as_deref(), Some("PENDING"));
+}

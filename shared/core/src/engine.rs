@@ -115,6 +115,10 @@ pub enum SyncError {
     /// Another instance holds the person's lease on this target: retried (redelivered).
     #[error("another instance is converging this person on this target (ledger lease); retried")]
     Busy,
+    /// An asynchronous step of the service is still running after a bounded wait: retried
+    /// (redelivered), and the next delivery resumes where the service is; never parked by us.
+    #[error("{0}: still in progress at the service; retried")]
+    InProgress(String),
 }
 
 impl SyncError {
@@ -125,7 +129,7 @@ impl SyncError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Service(e) => e.is_retryable(),
-            Self::ConflictPersisted | Self::Busy => true,
+            Self::ConflictPersisted | Self::Busy | Self::InProgress(_) => true,
             Self::Invalid(_) | Self::Permanent { .. } => false,
         }
     }
@@ -143,6 +147,7 @@ impl SyncError {
             Self::Service(ServiceError::Unavailable { .. }) => "ServiceUnavailable",
             Self::ConflictPersisted => "ConflictPersisted",
             Self::Busy => "PersonBusy",
+            Self::InProgress(_) => "InProgress",
         }
     }
 }
