@@ -11,8 +11,11 @@ source scripts/lib.sh
 binary=${BENCH_BINARY:-}
 if [ -z "$binary" ]; then
   cargo build --locked --release -q -p identity-sync
-  binary=target/release/identity-sync
+  binary="${CARGO_TARGET_DIR:-target}/release/identity-sync"
 fi
+# The build leaves hundreds of MB to write back: flush them first, so the disk does not compete
+# with the measured runs.
+sync
 port=$(free_port)
 start_server target/moto-bench.log python scripts/moto_jml.py "$port"
 wait_ready 30 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)"
