@@ -129,6 +129,53 @@ fn not_found(e: &ServiceError) -> bool {
     matches!(e, ServiceError::NotFound { .. })
 }
 
+impl AwsUserSubscriptions {
+    /// ListUserAssociations on one instance, filtered to `username`, all pages: each row's status.
+    async fn association_statuses(&self, instance_id: &str, username: &str) -> Result<Vec<String>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_user_associations()
+            .instance_id(instance_id)
+            .identity_provider(self.identity_provider())
+            .filters(username_filter(username))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_USER_ASSOCIATIONS, &e))?;
+            out.extend(
+                page.instance_user_summaries()
+                    .iter()
+                    .filter(|s| s.username() == username)
+                    .map(|s| s.status().to_string()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// ListProductSubscriptions filtered to `username`, all pages: (product, status) per row.
+    async fn product_rows(&self, username: &str) -> Result<Vec<(String, String)>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_product_subscriptions()
+            .identity_provider(self.identity_provider())
+            .filters(username_filter(username))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_PRODUCT_SUBSCRIPTIONS, &e))?;
+            out.extend(
+                page.product_user_summaries()
+                    .iter()
+                    .filter(|s| s.username() == username)
+                    .map(|s| (s.product().to_string(), s.status().to_string())),
+            );
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl UserSubscriptions for AwsUserSubscriptions {
     async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError> {
@@ -146,89 +193,27 @@ impl UserSubscriptions for AwsUserSubscriptions {
     }
 
     async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError> {
-        let mut pages = self
-            .client
-            .list_user_associations()
-            .instance_id(instance_id)
-            .identity_provider(self.identity_provider())
-            .filters(username_filter(username))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(op::LIST_USER_ASSOCIATIONS, &e))?;
-            if page
-                .instance_user_summaries()
-                .iter()
-                .any(|s| s.username() == username && HELD_ASSOCIATION.contains(&s.status()))
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let statuses = self.association_statuses(instance_id, username).await?;
+        Ok(statuses.iter().any(|s| HELD_ASSOCIATION.contains(&s.as_str())))
     }
 
     async fn association_status(&self, instance_id: &str, username: &str) -> Result<Option<String>, ServiceError> {
-        let mut pages = self
-            .client
-            .list_user_associations()
-            .instance_id(instance_id)
-            .identity_provider(self.identity_provider())
-            .filters(username_filter(username))
-            .into_paginator()
-            .send();
-        let mut status = None;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(op::LIST_USER_ASSOCIATIONS, &e))?;
-            for s in page.instance_user_summaries().iter().filter(|s| s.username() == username) {
-                // A held row wins over an old DISASSOCIATED one.
-                if status.is_none() || HELD_ASSOCIATION.contains(&s.status()) || s.status() == "DISASSOCIATING" {
-                    status = Some(s.status().to_string());
-                }
-            }
-        }
-        Ok(status)
-    }
-
-    async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError> {
-        let mut pages = self
-            .client
-            .list_product_subscriptions()
-            .identity_provider(self.identity_provider())
-            .filters(username_filter(username))
-            .into_paginator()
-            .send();
-        let mut status = None;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(op::LIST_PRODUCT_SUBSCRIPTIONS, &e))?;
-            for s in page.product_user_summaries().iter().filter(|s| s.username() == username && s.product() == product)
-            {
-                if status.is_none() || HELD_PRODUCT.contains(&s.status()) {
-                    status = Some(s.status().to_string());
-                }
-            }
-        }
-        Ok(status)
+        // A held row (or one being disassociated) wins over an old DISASSOCIATED one.
+        let statuses = self.association_statuses(instance_id, username).await?;
+        let current = statuses.iter().find(|s| HELD_ASSOCIATION.contains(&s.as_str()) || *s == "DISASSOCIATING");
+        Ok(current.or(statuses.first()).cloned())
     }
 
     async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {
-        let mut pages = self
-            .client
-            .list_product_subscriptions()
-            .identity_provider(self.identity_provider())
-            .filters(username_filter(username))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(op::LIST_PRODUCT_SUBSCRIPTIONS, &e))?;
-            out.extend(
-                page.product_user_summaries()
-                    .iter()
-                    .filter(|s| s.username() == username && HELD_PRODUCT.contains(&s.status()))
-                    .map(|s| s.product().to_string()),
-            );
-        }
-        Ok(out)
+        let rows = self.product_rows(username).await?;
+        Ok(rows.into_iter().filter(|(_, status)| HELD_PRODUCT.contains(&status.as_str())).map(|(p, _)| p).collect())
+    }
+
+    async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError> {
+        let statuses: Vec<String> =
+            self.product_rows(username).await?.into_iter().filter(|(p, _)| p == product).map(|(_, s)| s).collect();
+        let held = statuses.iter().find(|s| HELD_PRODUCT.contains(&s.as_str()));
+        Ok(held.or(statuses.first()).cloned())
     }
 
     async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError> {

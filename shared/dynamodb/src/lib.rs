@@ -75,8 +75,8 @@ impl DynamoLedger {
 
     /// The lease expired in place, only if `holder` still has it (UpdateItem: no DeleteItem
     /// permission needed).
-    fn lease_release(&self, person: &str, target: &str, holder: &str) -> Result<TransactWriteItem, ServiceError> {
-        let update = Update::builder()
+    fn lease_release(&self, person: &str, target: &str, holder: &str) -> Result<Update, ServiceError> {
+        Update::builder()
             .table_name(&self.table)
             .key("pk", s(person))
             .key("sk", s(jml_core::ledger::lease_sort_key(target)))
@@ -85,30 +85,33 @@ impl DynamoLedger {
             .expression_attribute_values(":h", s(holder))
             .expression_attribute_values(":zero", n(0))
             .build()
-            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })
     }
 
     fn inventory_add(&self, person: &str, target: &str, account: &str) -> Result<TransactWriteItem, ServiceError> {
         self.inventory_add_all(person, target, &[account.to_string()])
     }
 
-    /// Adds `accounts` (not empty) to the person's inventory on `target`.
+    /// Adds `accounts` (not empty) to the person's inventory on `target`, as a transaction item.
     fn inventory_add_all(
         &self,
         person: &str,
         target: &str,
         accounts: &[String],
     ) -> Result<TransactWriteItem, ServiceError> {
-        let update = Update::builder()
+        Ok(TransactWriteItem::builder().update(self.inventory_update(person, target, accounts)?).build())
+    }
+
+    /// The inventory's `ADD accounts` update.
+    fn inventory_update(&self, person: &str, target: &str, accounts: &[String]) -> Result<Update, ServiceError> {
+        Update::builder()
             .table_name(&self.table)
             .key("pk", s(person))
             .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
             .update_expression("ADD accounts :a")
             .expression_attribute_values(":a", AttributeValue::Ss(accounts.to_vec()))
             .build()
-            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })
     }
 
     /// Every item of a Query (all pages), converted.
@@ -397,13 +400,13 @@ impl Ledger for DynamoLedger {
 
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
         // One item: a plain UpdateItem (atomic on its own; a one-item transaction costs twice).
+        let update = self.inventory_update(person, target, &[account.to_string()])?;
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(person))
-            .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
-            .update_expression("ADD accounts :a")
-            .expression_attribute_values(":a", AttributeValue::Ss(vec![account.to_string()]))
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await
             .map(|_| ())
@@ -411,18 +414,14 @@ impl Ledger for DynamoLedger {
     }
 
     async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError> {
+        let put = self.lease_put(person, target, holder, expires_at)?;
         let res = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(person))
-            .item("sk", s(jml_core::ledger::lease_sort_key(target)))
-            .item("holder", s(holder))
-            .item("leaseUntil", n(expires_at))
-            .item("expiresAt", n(expires_at + 86_400))
-            .condition_expression("attribute_not_exists(pk) OR holder = :h OR leaseUntil < :now")
-            .expression_attribute_values(":h", s(holder))
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_values(put.expression_attribute_values)
             .send()
             .await;
         match res {
@@ -493,7 +492,11 @@ impl Ledger for DynamoLedger {
             .transact_write_items()
             .transact_items(self.put(record_item(record), Some(condition))?)
             .transact_items(self.put(audit_item(audit), None)?)
-            .transact_items(self.lease_release(&record.person, &record.target, holder)?);
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.lease_release(&record.person, &record.target, holder)?)
+                    .build(),
+            );
         if !remember.is_empty() {
             tx = tx.transact_items(self.inventory_add_all(&record.person, &record.target, remember)?);
         }
@@ -507,18 +510,16 @@ impl Ledger for DynamoLedger {
     }
 
     async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError> {
-        // Expires the lease in place (UpdateItem, which the functions' policies already allow;
-        // no DeleteItem needed), only if it is still ours.
+        // UpdateItem alone (a one-item transaction costs twice).
+        let update = self.lease_release(person, target, holder)?;
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(person))
-            .key("sk", s(jml_core::ledger::lease_sort_key(target)))
-            .update_expression("SET leaseUntil = :zero")
-            .condition_expression("holder = :h")
-            .expression_attribute_values(":h", s(holder))
-            .expression_attribute_values(":zero", n(0))
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await;
         match res {
