@@ -326,8 +326,12 @@ async fn appstream_table() -> Vec<(&'static str, bool)> {
             find("joiner re-sent (new eventId, same state)").is_some_and(|r| r.2.reads() == 1 && r.2.writes() == 0),
         ),
         (
-            "appstream: leaver = 1 BatchDisassociateUserStack + DisableUser",
-            find("leaver").is_some_and(|r| r.1 == "disable" && r.2.writes() == 2),
+            "appstream: leaver = 1 BatchDisassociateUserStack + DisableUser + DeleteUser",
+            find("leaver").is_some_and(|r| r.1 == "disable" && r.2.writes() == 3),
+        ),
+        (
+            "appstream: rehire = a new user (CreateUser, no EnableUser) + 1 BatchAssociateUserStack",
+            find("rehire").is_some_and(|r| r.1 == "rehire" && r.2.writes() == 2),
         ),
     ]
 }

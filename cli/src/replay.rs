@@ -249,9 +249,12 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
     }
     let pool = sims.appstream.service.all();
     for n in accounts(APPSTREAM_TARGET) {
-        if let Some((u, stacks)) = pool.get(&n) {
-            let line = format!("{}, {} stack(s)", if u.enabled { "ENABLED" } else { "disabled" }, stacks.len());
-            out.push((APPSTREAM_TARGET, line, u.enabled || !stacks.is_empty()));
+        match pool.get(&n) {
+            Some((u, stacks)) => {
+                let line = format!("{}, {} stack(s)", if u.enabled { "ENABLED" } else { "disabled" }, stacks.len());
+                out.push((APPSTREAM_TARGET, line, u.enabled || !stacks.is_empty()));
+            }
+            None => out.push((APPSTREAM_TARGET, "not in the user pool (deleted)".to_string(), false)),
         }
     }
     let mut seen = std::collections::BTreeSet::new();

@@ -55,7 +55,8 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
     let r = run(&state, &renamed.to_string()).await;
     assert_eq!(decision(&r), Decision::NoChange);
     assert!(r.outcome.unwrap().notes.iter().any(|n| n.contains("no call to rename")));
-    // leaver (externalId only): from every stack, then disabled
+    let password_before = mem.service.user(ADA).unwrap().password;
+    // leaver (externalId only): from every stack, disabled, then deleted
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert_eq!(decision(&r), Decision::Disable);
     assert_eq!(
@@ -63,18 +64,22 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
         vec![
             "BatchDisassociateUserStack data-science",
             "BatchDisassociateUserStack engineering-desktop",
-            "DisableUser"
+            "DisableUser",
+            "DeleteUser"
         ]
     );
     assert!(stacks(&mem, ADA).is_empty());
-    assert!(!mem.service.user(ADA).unwrap().enabled);
-    // rehire: enabled, a fresh welcome (RESEND, no names), stacks back by the rule
+    assert_eq!(mem.service.user(ADA), None, "deleted: no password of hers survives");
+    // rehire: a new user (a new welcome e-mail with a new temporary password), stacks by the rule
     let r = run(&state, &fixture("05-rehire-ada.json")).await;
     assert_eq!(decision(&r), Decision::Rehire);
     let actions = r.outcome.unwrap().actions;
-    assert_eq!(&actions[..2], ["EnableUser", "CreateUser(RESEND)"]);
-    assert!(mem.service.user(ADA).unwrap().enabled);
-    assert_eq!(mem.service.user(ADA).unwrap().welcome_emails, 2);
+    assert_eq!(actions[0], "CreateUser");
+    let rehired = mem.service.user(ADA).unwrap();
+    assert!(rehired.enabled);
+    assert_eq!(rehired.welcome_emails, 1, "the new user's own welcome e-mail");
+    assert_ne!(rehired.password, password_before, "no password from before the leaver works");
+    assert_eq!((rehired.first_name.as_deref(), rehired.last_name.as_deref()), (Some("Ada"), Some("Lovelace")));
     assert_eq!(stacks(&mem, ADA), vec!["engineering-desktop", "office-apps"]);
     assert_eq!(mem.service.user_count(), 1, "never a second user");
     // duplicate: zero calls, zero writes anywhere
@@ -103,13 +108,15 @@ async fn a_created_user_whose_ledger_commit_was_lost_is_recognised_by_the_claim(
     assert!(mem.service.user(ADA).is_some());
     // WHEN it is redelivered, CreateUser answers ResourceAlreadyExists
     let r = run(&state, &fixture("01-joiner-ada.json")).await;
-    // THEN the claim says it is ours: no second user, stacks already in place, a note says why;
-    // the existing user is enabled (idempotent: it may be an address released earlier)
-    assert_eq!(decision(&r), Decision::Update);
+    // THEN the claim says it is ours and DescribeUsers says enabled (this joiner's own earlier
+    // attempt): kept as it is, no second welcome e-mail, stacks already in place, a note says why
+    let password = mem.service.user(ADA).unwrap().password;
+    assert_eq!(decision(&r), Decision::NoChange);
     let outcome = r.outcome.unwrap();
-    assert_eq!(outcome.actions, vec!["EnableUser"]);
-    assert!(outcome.notes.iter().any(|n| n.contains("ours by the ledger claim")), "{:?}", outcome.notes);
+    assert_eq!(outcome.actions, Vec::<String>::new());
+    assert!(outcome.notes.iter().any(|n| n.contains("ours by the ledger claim and enabled")), "{:?}", outcome.notes);
     assert_eq!(mem.service.user_count(), 1);
+    assert_eq!((mem.service.user(ADA).unwrap().password, mem.service.user(ADA).unwrap().welcome_emails), (password, 1));
     assert_eq!(stacks(&mem, ADA), vec!["engineering-desktop", "office-apps"]);
 }
 
@@ -161,10 +168,10 @@ async fn names_outside_the_pool_pattern_are_transliterated_or_omitted_and_suppre
     assert_eq!(user.first_name.as_deref(), Some("Zoe-Ann"));
     assert_eq!(user.last_name, None, "nothing AppStream accepts is left: omitted, not rejected");
     assert_eq!(user.welcome_emails, 0, "SUPPRESS");
-    // a rehire with suppress sends no RESEND either
+    // a rehire with suppress creates the new user without an e-mail either
     run(&state, &fixture("04-leaver-ada.json")).await;
     let r = run(&state, &fixture("05-rehire-ada.json")).await;
-    assert!(!r.outcome.unwrap().actions.iter().any(|a| a.contains("RESEND")));
+    assert_eq!(r.outcome.unwrap().actions[0], "CreateUser");
     assert_eq!(mem.service.user(ADA).unwrap().welcome_emails, 0);
 }
 
@@ -186,11 +193,21 @@ async fn a_leaver_whose_user_is_already_gone_succeeds_and_throttling_is_retried(
     // the redelivery completes the leaver
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert_eq!(decision(&r), Decision::Disable);
-    assert!(!mem.service.user(ADA).unwrap().enabled);
+    assert_eq!(mem.service.user(ADA), None);
+    // throttled between DisableUser and DeleteUser: disabled at once, deleted on the redelivery
+    let (state, mem) = appstream_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let delete = appstream_sync::port::op::DELETE_USER;
+    mem.service.fail_next(delete, ServiceError::Throttled { op: delete, retry_after_seconds: None });
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    assert!(matches!(r.result, RecordResult::Retry));
+    assert!(!mem.service.user(ADA).unwrap().enabled, "sign-in stopped before the failed step");
+    assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::Disable);
+    assert_eq!(mem.service.user(ADA), None);
     // a user deleted by hand (DeleteUser) before the leaver: ResourceNotFound on DisableUser is success
     let (state, mem) = appstream_state(&[]);
     run(&state, &fixture("01-joiner-ada.json")).await;
-    mem.service.delete_user(ADA);
+    mem.service.delete_by_hand(ADA);
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert_eq!(decision(&r), Decision::Disable);
     assert!(r.outcome.unwrap().notes.iter().any(|n| n.contains("no longer exists")));
@@ -224,7 +241,7 @@ async fn the_zoe_sample_shows_the_naming_rules() {
 async fn a_user_deleted_outside_jml_sync_is_created_again_by_the_next_mover() {
     let (state, mem) = appstream_state(&[]);
     run(&state, &fixture("01-joiner-ada.json")).await;
-    mem.service.delete_user(ADA);
+    mem.service.delete_by_hand(ADA);
     let r = run(&state, &fixture("03-mover-ada.json")).await;
     assert_eq!(decision(&r), Decision::Create);
     let out = r.outcome.unwrap();
@@ -232,5 +249,35 @@ async fn a_user_deleted_outside_jml_sync_is_created_again_by_the_next_mover() {
     assert_eq!(out.actions[0], "CreateUser");
     assert!(mem.service.user(ADA).unwrap().enabled);
     assert_eq!(stacks(&mem, ADA), vec!["data-science", "engineering-desktop"]);
+    assert_eq!(mem.service.user_count(), 1);
+}
+
+#[tokio::test]
+async fn a_user_left_disabled_by_an_earlier_version_never_comes_back_with_its_old_password() {
+    // GIVEN ada left while jml-sync only disabled leavers: her user is still in the pool, disabled,
+    // with the password she had
+    let (state, mem) = appstream_state(&[]);
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    run(&state, &fixture("04-leaver-ada.json")).await;
+    mem.service.seed_user(ADA, false);
+    let old = mem.service.user(ADA).unwrap().password;
+    // WHEN she is rehired
+    let r = run(&state, &fixture("05-rehire-ada.json")).await;
+    // THEN that user is deleted and a new one created: never EnableUser, which restores the old password
+    assert_eq!(decision(&r), Decision::Rehire);
+    let out = r.outcome.unwrap();
+    assert_eq!(&out.actions[..2], ["DeleteUser", "CreateUser"]);
+    assert!(out.notes.iter().any(|n| n.contains("from before: deleted and created again")), "{:?}", out.notes);
+    let user = mem.service.user(ADA).unwrap();
+    assert!(user.enabled && user.password != old);
+    assert_eq!(stacks(&mem, ADA), vec!["engineering-desktop", "office-apps"]);
+    // AND a joiner meeting such a user (an address released by a move, long ago) does the same
+    let (state, mem) = appstream_state(&[]);
+    mem.ledger.claim(APPSTREAM_TARGET, ADA, "workday#100234").await.unwrap();
+    mem.service.seed_user(ADA, false);
+    let old = mem.service.user(ADA).unwrap().password;
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    assert_eq!(&r.outcome.unwrap().actions[..2], ["DeleteUser", "CreateUser"]);
+    assert_ne!(mem.service.user(ADA).unwrap().password, old);
     assert_eq!(mem.service.user_count(), 1);
 }

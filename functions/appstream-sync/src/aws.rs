@@ -7,7 +7,7 @@ use aws_sdk_appstream::Client;
 use aws_sdk_appstream::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_appstream::types::{AuthenticationType, MessageAction, UserStackAssociation};
 
-use crate::port::{AppStreamNewUser, AppStreamUsers, Op, ServiceError, StackAssociationError, WelcomeEmail};
+use crate::port::{AppStreamNewUser, AppStreamUsers, Op, PoolEntry, ServiceError, StackAssociationError, WelcomeEmail};
 use jml_aws::redact_quoted;
 use jml_aws::{did, is_not_found};
 
@@ -90,31 +90,6 @@ impl AppStreamUsers for AwsAppStream {
         did(req.send().await.map_err(|e| classify(op, &e)), |e| matches!(e, ServiceError::Conflict { .. }))
     }
 
-    async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError> {
-        // RESEND must not carry FirstName or LastName (the API rejects the combination).
-        self.client
-            .create_user()
-            .user_name(user_name)
-            .authentication_type(AuthenticationType::Userpool)
-            .message_action(MessageAction::Resend)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(op::RESEND_WELCOME, &e))
-    }
-
-    async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
-        let op = op::ENABLE_USER;
-        let res = self
-            .client
-            .enable_user()
-            .user_name(user_name)
-            .authentication_type(AuthenticationType::Userpool)
-            .send()
-            .await;
-        did(res.map_err(|e| classify(op, &e)), is_not_found)
-    }
-
     async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
         let op = op::DISABLE_USER;
         let res = self
@@ -125,6 +100,43 @@ impl AppStreamUsers for AwsAppStream {
             .send()
             .await;
         did(res.map_err(|e| classify(op, &e)), is_not_found)
+    }
+
+    async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError> {
+        // As the Terraform provider's acceptance-tested aws_appstream_user delete: DeleteUser
+        // with USERPOOL, ResourceNotFoundException meaning already gone.
+        let op = op::DELETE_USER;
+        let res = self
+            .client
+            .delete_user()
+            .user_name(user_name)
+            .authentication_type(AuthenticationType::Userpool)
+            .send()
+            .await;
+        did(res.map_err(|e| classify(op, &e)), is_not_found)
+    }
+
+    async fn users(&self) -> Result<Vec<PoolEntry>, ServiceError> {
+        let op = op::DESCRIBE_USERS;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_users()
+                .authentication_type(AuthenticationType::Userpool)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify(op, &e))?;
+            out.extend(page.users().iter().filter_map(|u| {
+                u.user_name().map(|n| PoolEntry { user_name: n.to_string(), enabled: u.enabled().unwrap_or(false) })
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {

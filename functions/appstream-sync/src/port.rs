@@ -31,6 +31,19 @@ impl std::fmt::Debug for AppStreamNewUser {
     }
 }
 
+/// One user of the pool as DescribeUsers lists it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PoolEntry {
+    pub user_name: String,
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for PoolEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolEntry").field("enabled", &self.enabled).finish_non_exhaustive()
+    }
+}
+
 /// One failed association of a BatchAssociateUserStack / BatchDisassociateUserStack call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackAssociationError {
@@ -46,12 +59,14 @@ pub struct StackAssociationError {
 pub trait AppStreamUsers: Send + Sync {
     /// CreateUser. `Ok(false)`: ResourceAlreadyExistsException (the user exists).
     async fn create_user(&self, user: &AppStreamNewUser) -> Result<bool, ServiceError>;
-    /// CreateUser with `MessageAction` RESEND and no names: the welcome e-mail again.
-    async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError>;
-    /// EnableUser. `Ok(false)`: ResourceNotFoundException (no such user).
-    async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError>;
     /// DisableUser. `Ok(false)`: ResourceNotFoundException (already gone).
     async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// DeleteUser. `Ok(false)`: ResourceNotFoundException (already gone).
+    async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// DescribeUsers (USERPOOL), all pages: every user of the pool with its Enabled flag. The
+    /// service has no per-user read; jml-sync reads the pool only on rare paths (a claimed
+    /// address that already exists) and for reconciliation.
+    async fn users(&self) -> Result<Vec<PoolEntry>, ServiceError>;
     /// DescribeUserStackAssociations for the user, all pages: stack names.
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError>;
     /// BatchAssociateUserStack (at most 25 per call); the per-association errors it reports.
@@ -70,9 +85,9 @@ pub mod op {
     pub use jml_core::ports::op::*;
 
     pub const CREATE_USER: Op = Op::write("appstream", "CreateUser");
-    pub const RESEND_WELCOME: Op = Op::write("appstream", "CreateUser").labelled("CreateUser(RESEND)");
-    pub const ENABLE_USER: Op = Op::write("appstream", "EnableUser");
     pub const DISABLE_USER: Op = Op::write("appstream", "DisableUser");
+    pub const DELETE_USER: Op = Op::write("appstream", "DeleteUser");
+    pub const DESCRIBE_USERS: Op = Op::read("appstream", "DescribeUsers");
     pub const DESCRIBE_USER_STACK_ASSOCIATIONS: Op = Op::read("appstream", "DescribeUserStackAssociations");
     pub const BATCH_ASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchAssociateUserStack");
     pub const BATCH_DISASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchDisassociateUserStack");

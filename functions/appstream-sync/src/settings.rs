@@ -11,7 +11,7 @@ pub struct Settings {
     /// an event lists no `appstreamStacks`. Demo rules on the memory backend.
     pub stacks: StackRules,
     /// `APPSTREAM_WELCOME_EMAIL`: `send` (default: AppStream e-mails a temporary password; a
-    /// rehire gets a RESEND) or `suppress`.
+    /// rehire is a new user, so a new welcome e-mail) or `suppress`.
     pub welcome: WelcomeEmail,
 }
 

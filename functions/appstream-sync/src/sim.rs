@@ -1,8 +1,11 @@
 //! An in-memory AppStream 2.0 user pool with the service's rules for what jml-sync uses:
 //! case-sensitive e-mail user names (`Username` pattern, at most 128), FirstName/LastName only
-//! `^[A-Za-z0-9_\-\s]+$`, RESEND only without names and only for an existing user,
-//! ResourceAlreadyExists on a second create, a small user pool quota (LimitExceeded), stacks that
+//! `^[A-Za-z0-9_\-\s]+$`, ResourceAlreadyExists on a second create, a small user pool quota (LimitExceeded), stacks that
 //! must exist (STACK_NOT_FOUND per association), at most 25 associations per batch; call counting.
+//!
+//! Each created user gets a new `password` generation (the temporary password of its welcome
+//! e-mail, and whatever the person sets after it): DisableUser keeps it (AppStream's EnableUser
+//! would restore it), DeleteUser ends it. A rehire test compares generations.
 
 use crate::port::op;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +13,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::port::{AppStreamNewUser, AppStreamUsers, Op, ServiceError, StackAssociationError, WelcomeEmail};
+use crate::port::{AppStreamNewUser, AppStreamUsers, Op, PoolEntry, ServiceError, StackAssociationError, WelcomeEmail};
 use jml_core::sim::{CallCounts, Calls};
 
 /// The stacks the sample events and the demo department rule use.
@@ -26,8 +29,10 @@ pub struct PoolUser {
     pub enabled: bool,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    /// Welcome e-mails sent (creation without SUPPRESS, and every RESEND).
+    /// Welcome e-mails sent (creation without SUPPRESS).
     pub welcome_emails: usize,
+    /// The password generation: new on every CreateUser, unique in the pool's lifetime.
+    pub password: u64,
 }
 
 #[derive(Debug)]
@@ -36,6 +41,7 @@ struct State {
     stacks: BTreeSet<String>,
     associations: BTreeSet<(String, String)>,
     quota: usize,
+    passwords: u64,
     calls: Calls,
 }
 
@@ -52,6 +58,7 @@ impl Default for SimAppStream {
                 stacks: BTreeSet::new(),
                 associations: BTreeSet::new(),
                 quota: DEFAULT_POOL_QUOTA,
+                passwords: 0,
                 calls: Calls::default(),
             }),
         }
@@ -86,14 +93,17 @@ impl SimAppStream {
         self.lock().stacks.insert(name.to_string());
     }
 
-    /// A user created outside jml-sync.
-    pub fn seed_user(&self, user_name: &str) {
-        let user = PoolUser { enabled: true, first_name: None, last_name: None, welcome_emails: 0 };
-        self.lock().users.insert(user_name.to_string(), user);
+    /// A user created outside jml-sync (or by a version of it that only disabled leavers):
+    /// enabled or not, with a password of its own.
+    pub fn seed_user(&self, user_name: &str, enabled: bool) {
+        let mut s = self.lock();
+        s.passwords += 1;
+        let user = PoolUser { enabled, first_name: None, last_name: None, welcome_emails: 0, password: s.passwords };
+        s.users.insert(user_name.to_string(), user);
     }
 
     /// DeleteUser, as an administrator might call it outside jml-sync.
-    pub fn delete_user(&self, user_name: &str) {
+    pub fn delete_by_hand(&self, user_name: &str) {
         let mut s = self.lock();
         s.users.remove(user_name);
         s.associations.retain(|(u, _)| u != user_name);
@@ -194,6 +204,8 @@ impl AppStreamUsers for SimAppStream {
             return Err(ServiceError::QuotaExceeded { op });
         }
         let welcome_emails = usize::from(user.welcome == WelcomeEmail::Send);
+        s.passwords += 1;
+        let password = s.passwords;
         s.users.insert(
             n.clone(),
             PoolUser {
@@ -201,30 +213,27 @@ impl AppStreamUsers for SimAppStream {
                 first_name: user.first_name.clone(),
                 last_name: user.last_name.clone(),
                 welcome_emails,
+                password,
             },
         );
         Ok(true)
     }
 
-    async fn resend_welcome(&self, user_name: &str) -> Result<(), ServiceError> {
-        let mut s = self.enter(op::RESEND_WELCOME)?;
-        match s.users.get_mut(user_name) {
-            Some(u) => {
-                u.welcome_emails += 1;
-                Ok(())
-            }
-            None => Err(ServiceError::NotFound { op: op::RESEND_WELCOME }),
-        }
-    }
-
-    async fn enable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
-        let mut s = self.enter(op::ENABLE_USER)?;
-        Ok(s.users.get_mut(user_name).map(|u| u.enabled = true).is_some())
-    }
-
     async fn disable_user(&self, user_name: &str) -> Result<bool, ServiceError> {
         let mut s = self.enter(op::DISABLE_USER)?;
         Ok(s.users.get_mut(user_name).map(|u| u.enabled = false).is_some())
+    }
+
+    async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError> {
+        let mut s = self.enter(op::DELETE_USER)?;
+        // The user's stack associations go with it (DescribeUserStackAssociations lists none).
+        s.associations.retain(|(u, _)| u != user_name);
+        Ok(s.users.remove(user_name).is_some())
+    }
+
+    async fn users(&self) -> Result<Vec<PoolEntry>, ServiceError> {
+        let s = self.enter(op::DESCRIBE_USERS)?;
+        Ok(s.users.iter().map(|(n, u)| PoolEntry { user_name: n.clone(), enabled: u.enabled }).collect())
     }
 
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {

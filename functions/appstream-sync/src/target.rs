@@ -188,15 +188,66 @@ impl AppStreamSync {
         Ok(Ok(actions))
     }
 
-    /// A leaver's removal: every stack, then DisableUser (a user already gone is success).
+    /// A leaver's removal: every stack, DisableUser (sign-in stops even if what follows fails),
+    /// then DeleteUser, so that no password the person ever had can work again: AppStream's
+    /// EnableUser would restore it, and a user pool user has no call to reset it. A user already
+    /// gone is success.
     async fn release(&self, name: &str, dry_run: bool, notes: &mut Vec<String>) -> Result<Vec<String>, SyncError> {
         let mut actions = self.reconcile_stacks(name, &BTreeSet::new(), dry_run).await?.or_else(user_not_found)?;
-        if dry_run || self.service.disable_user(name).await? {
-            actions.push("DisableUser".to_string());
-        } else {
+        if !(dry_run || self.service.disable_user(name).await?) {
             notes.push("DisableUser: the user no longer exists (ResourceNotFoundException); nothing to disable".into());
+            return Ok(actions);
+        }
+        actions.push("DisableUser".to_string());
+        if dry_run || self.service.delete_user(name).await? {
+            actions.push("DeleteUser".to_string());
         }
         Ok(actions)
+    }
+
+    /// CreateUser for an address that is not (or no longer) the person's current user: a joiner,
+    /// a rehire, a new or earlier e-mail address. When the user already exists (ours by the
+    /// claim), it was either created by an earlier attempt of this change that did not commit
+    /// (enabled: kept, a second welcome e-mail would only confuse) or it is a user from before
+    /// (disabled by a leaver or a move; jml-sync before DeleteUser only disabled): its old
+    /// password must not come back, so it is deleted and created again. A rehire always starts
+    /// afresh, enabled or not: the person left, and an enabled user from before means a lost
+    /// leaver. Actions and notes are appended; `Ok(true)`: a user was created.
+    async fn create_fresh(
+        &self,
+        name: &str,
+        profile: &Profile,
+        rehire: bool,
+        dry_run: bool,
+        notes: &mut Vec<String>,
+        actions: &mut Vec<String>,
+    ) -> Result<bool, SyncError> {
+        if self.create(name, profile, dry_run, notes).await? {
+            actions.push("CreateUser".into());
+            return Ok(true);
+        }
+        let enabled = if rehire {
+            None
+        } else {
+            self.service.users().await?.into_iter().find(|u| u.user_name == name).map(|u| u.enabled)
+        };
+        if enabled == Some(true) {
+            notes.push("CreateUser: ResourceAlreadyExistsException; the user is ours by the ledger claim and enabled: an earlier attempt of this change created it".into());
+            return Ok(false);
+        }
+        notes.push("CreateUser: ResourceAlreadyExistsException; the user is ours by the ledger claim but from before: deleted and created again, so no earlier password works".into());
+        if self.service.delete_user(name).await? {
+            actions.push("DeleteUser".into());
+        }
+        if self.create(name, profile, dry_run, notes).await? {
+            actions.push("CreateUser".into());
+            return Ok(true);
+        }
+        // Created again by someone else between the two calls: retried, never taken over blind.
+        Err(SyncError::Service(ServiceError::Unavailable {
+            op: op::CREATE_USER,
+            message: "the user exists again right after DeleteUser".into(),
+        }))
     }
 
     /// The name is this person's, or becomes it: refuses another person's.
@@ -235,7 +286,7 @@ impl AppStreamSync {
         // A new e-mail address is a new AppStream user (names cannot change): release the old one.
         if let Some(old) = known.filter(|old| *old != name) {
             actions.extend(self.release(old, dry_run, &mut notes).await?);
-            notes.push("the e-mail address changed: the previous AppStream user was released and disabled".into());
+            notes.push("the e-mail address changed: the previous AppStream user was released and deleted".into());
         }
         let ours = known == Some(name.as_str());
         if !ours {
@@ -243,30 +294,11 @@ impl AppStreamSync {
             self.claim(event, &name, dry_run).await?;
         }
         let mut created = false;
-        if kind == EventKind::Rehire {
-            let enabled = dry_run || self.service.enable_user(&name).await?;
-            if enabled {
-                actions.push("EnableUser".into());
-                if self.welcome == WelcomeEmail::Send {
-                    // A returning user's temporary password has long expired: a fresh welcome.
-                    if !dry_run {
-                        self.service.resend_welcome(&name).await?;
-                    }
-                    actions.push("CreateUser(RESEND)".into());
-                }
-            } else {
-                created = self.create(&name, profile, dry_run, &mut notes).await?;
-            }
-        } else if !ours {
-            created = self.create(&name, profile, dry_run, &mut notes).await?;
-            if !created && !dry_run && self.service.enable_user(&name).await? {
-                // An address this person had before (released and disabled when they moved
-                // away from it, or on a leaver): an active employee's user must be enabled.
-                actions.push("EnableUser".into());
-            }
-        }
-        if created {
-            actions.push("CreateUser".into());
+        if kind == EventKind::Rehire || !ours {
+            // A rehire always starts from a user created now; so does an address this person
+            // meets again (see `create_fresh`).
+            created =
+                self.create_fresh(&name, profile, kind == EventKind::Rehire, dry_run, &mut notes, &mut actions).await?;
         }
         if ours && names_changed(profile, record) {
             notes.push(
@@ -279,10 +311,7 @@ impl AppStreamSync {
             Err(_) if ours && !created => {
                 // The ledger's user was deleted outside jml-sync: the event is the desired state.
                 notes.push("the AppStream user had been deleted outside jml-sync: created again".into());
-                created = self.create(&name, profile, dry_run, &mut notes).await?;
-                if created {
-                    actions.push("CreateUser".into());
-                }
+                created = self.create_fresh(&name, profile, false, dry_run, &mut notes, &mut actions).await?;
                 actions.extend(self.reconcile_stacks(&name, &desired, dry_run).await?.or_else(user_not_found)?);
             }
             // Just created and still propagating: retried.
@@ -297,7 +326,7 @@ impl AppStreamSync {
         Ok(outcome(decision, actions, Some(name), dry_run, notes))
     }
 
-    /// CreateUser; `Ok(false)`: it already existed, and the ledger claim says it is ours.
+    /// CreateUser; `Ok(false)`: it already exists (ResourceAlreadyExistsException).
     async fn create(
         &self,
         name: &str,
@@ -325,11 +354,7 @@ impl AppStreamSync {
                 other => SyncError::Service(other),
             })?
         };
-        if created {
-            return Ok(true);
-        }
-        notes.push("CreateUser: ResourceAlreadyExistsException; the user is ours by the ledger claim".into());
-        Ok(false)
+        Ok(created)
     }
 }
 

@@ -1,5 +1,5 @@
 //! AppStream 2.0 adapter tests with aws-smithy-mocks: every call the adapter makes, the request
-//! shapes (USERPOOL, MessageAction, no names on RESEND, batches of 25) and every error mapping.
+//! shapes (USERPOOL, MessageAction, DeleteUser as the Terraform provider sends it, batches of 25) and every error mapping.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
@@ -11,17 +11,19 @@ use aws_sdk_appstream::error::ErrorMetadata;
 use aws_sdk_appstream::operation::batch_associate_user_stack::BatchAssociateUserStackOutput;
 use aws_sdk_appstream::operation::batch_disassociate_user_stack::BatchDisassociateUserStackOutput;
 use aws_sdk_appstream::operation::create_user::{CreateUserError, CreateUserOutput};
+use aws_sdk_appstream::operation::delete_user::{DeleteUserError, DeleteUserOutput};
 use aws_sdk_appstream::operation::describe_user_stack_associations::{
     DescribeUserStackAssociationsError, DescribeUserStackAssociationsOutput,
 };
+use aws_sdk_appstream::operation::describe_users::{DescribeUsersError, DescribeUsersOutput};
 use aws_sdk_appstream::operation::disable_user::{DisableUserError, DisableUserOutput};
-use aws_sdk_appstream::operation::enable_user::{EnableUserError, EnableUserOutput};
 use aws_sdk_appstream::types::error::{
-    InvalidParameterCombinationException, LimitExceededException, ResourceAlreadyExistsException,
-    ResourceNotFoundException,
+    InvalidParameterCombinationException, LimitExceededException, OperationNotPermittedException,
+    ResourceAlreadyExistsException, ResourceNotFoundException,
 };
 use aws_sdk_appstream::types::{
-    AuthenticationType, MessageAction, UserStackAssociation, UserStackAssociationError, UserStackAssociationErrorCode,
+    AuthenticationType, MessageAction, User, UserStackAssociation, UserStackAssociationError,
+    UserStackAssociationErrorCode,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
@@ -95,43 +97,60 @@ async fn create_user_errors_already_exists_is_false_limit_is_quota_combination_i
 }
 
 #[tokio::test]
-async fn resend_carries_no_names() {
-    let resend = mock!(Client::create_user)
+async fn disable_and_delete_report_a_missing_user_as_false() {
+    let disable = mock!(Client::disable_user)
         .match_requests(|r| {
-            r.message_action() == Some(&MessageAction::Resend)
-                && r.first_name().is_none()
-                && r.last_name().is_none()
-                && r.authentication_type() == Some(&AuthenticationType::Userpool)
+            r.authentication_type() == Some(&AuthenticationType::Userpool) && r.user_name() == Some(ADA)
         })
-        .then_output(|| CreateUserOutput::builder().build());
-    let client = mock_client!(aws_sdk_appstream, [&resend]);
-    AwsAppStream::new(client).resend_welcome(ADA).await.unwrap();
-    assert_eq!(resend.num_calls(), 1);
-}
-
-#[tokio::test]
-async fn enable_and_disable_report_a_missing_user_as_false() {
-    let enable = mock!(Client::enable_user)
-        .match_requests(|r| r.authentication_type() == Some(&AuthenticationType::Userpool))
-        .then_output(|| EnableUserOutput::builder().build());
-    let enable_gone = mock!(Client::enable_user).then_error(|| {
-        EnableUserError::ResourceNotFoundException(
-            ResourceNotFoundException::builder().meta(meta("ResourceNotFoundException")).build(),
-        )
-    });
-    let disable = mock!(Client::disable_user).then_output(|| DisableUserOutput::builder().build());
+        .then_output(|| DisableUserOutput::builder().build());
     let disable_gone = mock!(Client::disable_user).then_error(|| {
         DisableUserError::ResourceNotFoundException(
             ResourceNotFoundException::builder().meta(meta("ResourceNotFoundException")).build(),
         )
     });
+    // The Terraform provider's aws_appstream_user delete: UserName + USERPOOL, NotFound is done.
+    let delete = mock!(Client::delete_user)
+        .match_requests(|r| {
+            r.authentication_type() == Some(&AuthenticationType::Userpool) && r.user_name() == Some(ADA)
+        })
+        .then_output(|| DeleteUserOutput::builder().build());
+    let delete_gone = mock!(Client::delete_user).then_error(|| {
+        DeleteUserError::ResourceNotFoundException(
+            ResourceNotFoundException::builder().meta(meta("ResourceNotFoundException")).build(),
+        )
+    });
     let client =
-        mock_client!(aws_sdk_appstream, RuleMode::Sequential, [&enable, &enable_gone, &disable, &disable_gone]);
+        mock_client!(aws_sdk_appstream, RuleMode::Sequential, [&disable, &disable_gone, &delete, &delete_gone]);
     let a = AwsAppStream::new(client);
-    assert!(a.enable_user(ADA).await.unwrap());
-    assert!(!a.enable_user(ADA).await.unwrap());
     assert!(a.disable_user(ADA).await.unwrap());
     assert!(!a.disable_user(ADA).await.unwrap(), "already gone is success");
+    assert!(a.delete_user(ADA).await.unwrap());
+    assert!(!a.delete_user(ADA).await.unwrap(), "already gone is success");
+    assert_eq!((delete.num_calls(), delete_gone.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn describe_users_reads_every_page_of_the_pool() {
+    let user = |n: &str, enabled: bool| {
+        User::builder().user_name(n).enabled(enabled).authentication_type(AuthenticationType::Userpool).build()
+    };
+    let first = mock!(Client::describe_users)
+        .match_requests(|r| r.authentication_type() == Some(&AuthenticationType::Userpool) && r.next_token().is_none())
+        .then_output(move || DescribeUsersOutput::builder().users(user(ADA, false)).next_token("p2").build());
+    let second = mock!(Client::describe_users)
+        .match_requests(|r| r.next_token() == Some("p2"))
+        .then_output(move || DescribeUsersOutput::builder().users(user("alan@example.com", true)).build());
+    let client = mock_client!(aws_sdk_appstream, RuleMode::Sequential, [&first, &second]);
+    let users = AwsAppStream::new(client).users().await.unwrap();
+    let got: Vec<(&str, bool)> = users.iter().map(|u| (u.user_name.as_str(), u.enabled)).collect();
+    assert_eq!(got, vec![(ADA, false), ("alan@example.com", true)]);
+    let denied = mock!(Client::describe_users).then_error(|| {
+        DescribeUsersError::OperationNotPermittedException(
+            OperationNotPermittedException::builder().meta(meta("OperationNotPermittedException")).build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_appstream, [&denied]);
+    assert!(!AwsAppStream::new(client).users().await.unwrap_err().is_retryable());
 }
 
 fn assoc(stack: &str) -> UserStackAssociation {
