@@ -7,6 +7,7 @@
 //! - `jml bench` — Identity Store API calls per event type, measured on the simulator.
 
 mod bench;
+mod doctor;
 mod publish;
 mod replay;
 mod scale;
@@ -118,6 +119,28 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Preflight on your own account before `sam deploy`, with the configuration the functions
+    /// use (from the environment): credentials and region, the ledger table's key schema, the
+    /// queues, and per target the identity store and managed groups, the directory's instances,
+    /// the AppStream stacks the rules name, the IAM boundary and mapped groups. Read-only unless
+    /// --canary. Exit 1 on any failed check.
+    Doctor {
+        #[arg(long, value_enum, default_value_t = BackendArg::Aws)]
+        backend: BackendArg,
+        /// Comma-separated targets: identity,subscriptions,appstream,iam (default as replay).
+        #[arg(long)]
+        targets: Option<String>,
+        /// Also send every write path once on temporary identities named jml-doctor-canary-*,
+        /// read each result back, clean up (even on failure) and print each request sent.
+        #[arg(long)]
+        canary: bool,
+        /// With --canary: the subscriptions canary too (it starts and stops a billed product).
+        #[arg(long)]
+        subscriptions: bool,
+        /// The existing test Active Directory user the subscriptions canary uses.
+        #[arg(long, value_name = "NAME")]
+        ad_user: Option<String>,
+    },
     /// Run a function's start-up configuration check on this environment (the template test
     /// uses it to prove the environment the template sets is complete and valid).
     CheckConfig {
@@ -162,6 +185,9 @@ async fn run(command: Command) -> ExitCode {
             replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref()).await
         }
         Command::Audit { person } => audit(&person).await,
+        Command::Doctor { backend, targets, canary, subscriptions, ad_user } => {
+            doctor::run(doctor::Options { backend, targets, canary, subscriptions, ad_user }).await
+        }
         Command::Bench => bench::run().await,
         Command::CheckConfig { function } => check_config(&function),
         Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,

@@ -34,7 +34,7 @@ struct Sims {
     iam: iam_sync::MemoryBackend,
 }
 
-fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String> {
+pub(crate) fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String> {
     let Some(list) = list else {
         return Ok(match cfg.backend {
             Backend::Memory => ALL.to_vec(),
@@ -59,9 +59,19 @@ fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String>
     Ok(out)
 }
 
+/// The function of a target name of `--targets`.
+pub(crate) fn function_of(target: &str) -> &'static str {
+    match target {
+        "identity" => "identity-sync",
+        "subscriptions" => "subscription-sync",
+        "appstream" => "appstream-sync",
+        _ => "iam-sync",
+    }
+}
+
 fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_core::config::ConfigError> {
     for t in targets {
-        crate::check_function(cfg, &format!("{t}-sync").replace("subscriptions-sync", "subscription-sync"))?;
+        crate::check_function(cfg, function_of(t))?;
     }
     Ok(())
 }

@@ -91,6 +91,15 @@ impl IamUsers for StickyGroups {
     async fn deactivate_credential(&self, n: &str, c: &OtherCredential) -> Result<(), ServiceError> {
         self.inner.deactivate_credential(n, c).await
     }
+    async fn delete_user(&self, n: &str) -> Result<bool, ServiceError> {
+        self.inner.delete_user(n).await
+    }
+    async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError> {
+        self.inner.policy_exists(arn).await
+    }
+    async fn group_exists(&self, g: &str) -> Result<bool, ServiceError> {
+        self.inner.group_exists(g).await
+    }
 }
 
 #[tokio::test]

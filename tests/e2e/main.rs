@@ -14,6 +14,7 @@ mod ledger;
 mod logs;
 mod metrics;
 mod moto;
+mod moto_doctor;
 mod moto_iam;
 mod properties;
 mod samples;

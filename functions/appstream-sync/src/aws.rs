@@ -139,6 +139,14 @@ impl AppStreamUsers for AwsAppStream {
         }
     }
 
+    async fn stack_exists(&self, stack: &str) -> Result<bool, ServiceError> {
+        match self.client.describe_stacks().names(stack).send().await.map_err(|e| classify(op::DESCRIBE_STACKS, &e)) {
+            Ok(out) => Ok(out.stacks().iter().any(|s| s.name() == Some(stack))),
+            Err(ServiceError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
         let op = op::DESCRIBE_USER_STACK_ASSOCIATIONS;
         let mut out = Vec::new();

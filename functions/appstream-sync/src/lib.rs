@@ -6,6 +6,7 @@
 //! AWS adapter, simulator and configuration section.
 
 pub mod aws;
+pub mod doctor;
 pub mod port;
 pub mod settings;
 pub mod sim;
@@ -57,10 +58,15 @@ pub fn memory_with_ledger(
 /// A state on real (or endpoint-overridden) AWS services.
 pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<State, ConfigError> {
     let settings = Settings::from_config(config)?;
-    let service = Arc::new(aws::AwsAppStream::new(aws_sdk_appstream::Client::new(sdk)));
+    let service = Arc::new(service(sdk));
     let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
     let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
     Ok(state(service, ledger, dlq, config, &settings))
+}
+
+/// The port on AWS as the function builds it.
+pub fn service(sdk: &aws_config::SdkConfig) -> aws::AwsAppStream {
+    aws::AwsAppStream::new(aws_sdk_appstream::Client::new(sdk))
 }
 
 /// The state the configuration asks for: real AWS clients, or the embedded demo simulator.

@@ -67,6 +67,8 @@ pub trait AppStreamUsers: Send + Sync {
     /// service has no per-user read; jml-sync reads the pool only on rare paths (a claimed
     /// address that already exists) and for reconciliation.
     async fn users(&self) -> Result<Vec<PoolEntry>, ServiceError>;
+    /// DescribeStacks for one name: whether the stack exists (`jml doctor`).
+    async fn stack_exists(&self, stack: &str) -> Result<bool, ServiceError>;
     /// DescribeUserStackAssociations for the user, all pages: stack names.
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError>;
     /// BatchAssociateUserStack (at most 25 per call); the per-association errors it reports.
@@ -88,6 +90,7 @@ pub mod op {
     pub const DISABLE_USER: Op = Op::write("appstream", "DisableUser");
     pub const DELETE_USER: Op = Op::write("appstream", "DeleteUser");
     pub const DESCRIBE_USERS: Op = Op::read("appstream", "DescribeUsers");
+    pub const DESCRIBE_STACKS: Op = Op::read("appstream", "DescribeStacks");
     pub const DESCRIBE_USER_STACK_ASSOCIATIONS: Op = Op::read("appstream", "DescribeUserStackAssociations");
     pub const BATCH_ASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchAssociateUserStack");
     pub const BATCH_DISASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchDisassociateUserStack");

@@ -236,6 +236,10 @@ impl AppStreamUsers for SimAppStream {
         Ok(s.users.iter().map(|(n, u)| PoolEntry { user_name: n.clone(), enabled: u.enabled }).collect())
     }
 
+    async fn stack_exists(&self, stack: &str) -> Result<bool, ServiceError> {
+        Ok(self.enter(op::DESCRIBE_STACKS)?.stacks.contains(stack))
+    }
+
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
         let s = self.enter(op::DESCRIBE_USER_STACK_ASSOCIATIONS)?;
         Ok(s.associations.iter().filter(|(u, _)| u == user_name).map(|(_, st)| st.clone()).collect())

@@ -85,6 +85,15 @@ fn next_marker(is_truncated: bool, marker: Option<&str>) -> Option<String> {
 }
 
 /// Ok(()) also when the service answers NoSuchEntity (`gone_is_done`): a release already done.
+/// A read's answer as "exists": NoSuchEntity is `false`.
+fn found(res: Result<(), ServiceError>) -> Result<bool, ServiceError> {
+    match res {
+        Ok(()) => Ok(true),
+        Err(ServiceError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn unit<T, E: ProvideErrorMetadata, R>(op: Op, res: Result<T, SdkError<E, R>>) -> Result<(), ServiceError> {
     res.map(|_| ()).map_err(|e| classify(op, &e))
 }
@@ -187,6 +196,18 @@ impl IamUsers for AwsIam {
             is_not_found,
         )
         .map(|_| ())
+    }
+
+    async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError> {
+        did(unit(op::DELETE_USER, self.client.delete_user().user_name(user_name).send().await), is_not_found)
+    }
+
+    async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError> {
+        found(unit(op::GET_POLICY, self.client.get_policy().policy_arn(arn).send().await))
+    }
+
+    async fn group_exists(&self, group: &str) -> Result<bool, ServiceError> {
+        found(unit(op::GET_GROUP, self.client.get_group().group_name(group).max_items(1).send().await))
     }
 
     async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {

@@ -97,6 +97,13 @@ pub trait IamUsers: Send + Sync {
     async fn other_credentials(&self, user_name: &str) -> Result<Vec<OtherCredential>, ServiceError>;
     /// UpdateSSHPublicKey / UpdateServiceSpecificCredential / UpdateSigningCertificate to `Inactive`.
     async fn deactivate_credential(&self, user_name: &str, credential: &OtherCredential) -> Result<(), ServiceError>;
+    /// DeleteUser. jml-sync never deletes a person's user (audit needs the principal); `jml
+    /// doctor --canary` removes its test user with it. `Ok(false)`: NoSuchEntity.
+    async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// GetPolicy: whether the managed policy exists (the permissions boundary).
+    async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError>;
+    /// GetGroup (one page): whether the group exists.
+    async fn group_exists(&self, group: &str) -> Result<bool, ServiceError>;
 }
 
 /// The operations of this target's service, and the core's (queues, ledger).
@@ -105,6 +112,9 @@ pub mod op {
     pub use jml_core::ports::op::*;
 
     pub const GET_USER: Op = Op::read("iam", "GetUser");
+    pub const DELETE_USER: Op = Op::write("iam", "DeleteUser");
+    pub const GET_POLICY: Op = Op::read("iam", "GetPolicy");
+    pub const GET_GROUP: Op = Op::read("iam", "GetGroup");
     pub const CREATE_USER: Op = Op::write("iam", "CreateUser");
     pub const UPDATE_USER: Op = Op::write("iam", "UpdateUser");
     pub const PUT_USER_PERMISSIONS_BOUNDARY: Op = Op::write("iam", "PutUserPermissionsBoundary");

@@ -38,6 +38,8 @@ struct State {
     /// Keyed by the lower-cased name.
     users: BTreeMap<String, SimIamUser>,
     groups: BTreeSet<String>,
+    /// Managed policy ARNs that exist (the permissions boundary).
+    policies: BTreeSet<String>,
     next_id: u64,
     calls: Calls,
 }
@@ -67,6 +69,7 @@ impl SimIam {
         for g in DEMO_IAM_GROUPS {
             sim.add_group(g);
         }
+        sim.lock().policies.insert(DEMO_BOUNDARY.to_string());
         sim
     }
 
@@ -306,6 +309,28 @@ impl IamUsers for SimIam {
             user_name,
             |u, _| if u.groups.remove(group) { Ok(()) } else { Err(ServiceError::NotFound { op }) },
         )
+    }
+
+    async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError> {
+        let op = op::DELETE_USER;
+        let mut s = self.enter(op)?;
+        let key = user_name.to_lowercase();
+        match s.users.get(&key) {
+            None => Ok(false),
+            // As IAM: DeleteConflict while the user still has groups, a password or keys.
+            Some(u) if !u.groups.is_empty() || u.login_profile || !u.access_keys.is_empty() => {
+                Err(ServiceError::Validation { op, message: "DeleteConflict: the user has attachments".into() })
+            }
+            Some(_) => Ok(s.users.remove(&key).is_some()),
+        }
+    }
+
+    async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError> {
+        Ok(self.enter(op::GET_POLICY)?.policies.contains(arn))
+    }
+
+    async fn group_exists(&self, group: &str) -> Result<bool, ServiceError> {
+        Ok(self.enter(op::GET_GROUP)?.groups.contains(group))
     }
 
     async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {

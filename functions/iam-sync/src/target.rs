@@ -30,7 +30,7 @@ pub const TAG_EXTERNAL_ID: &str = "jml-sync:external-id";
 pub const TAG_MANAGED_BY: &str = "jml-sync:managed-by";
 pub const TAG_STATUS: &str = "jml-sync:status";
 pub const TAG_DISABLED_AT: &str = "jml-sync:disabled-at";
-const MANAGED_BY: &str = "jml-sync";
+pub const MANAGED_BY: &str = "jml-sync";
 
 /// The IAM user name of a person: their Identity Store userName transliterated to ASCII and
 /// lower-cased, every character outside `[a-z0-9_+=,.@-]` replaced by `-`. Lower case keeps

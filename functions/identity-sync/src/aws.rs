@@ -11,11 +11,13 @@ use aws_sdk_identitystore::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_identitystore::operation::create_group_membership::CreateGroupMembershipError;
 use aws_sdk_identitystore::operation::create_user::CreateUserError;
 use aws_sdk_identitystore::operation::delete_group_membership::DeleteGroupMembershipError;
+use aws_sdk_identitystore::operation::delete_user::DeleteUserError;
 use aws_sdk_identitystore::operation::describe_group::DescribeGroupError;
 use aws_sdk_identitystore::operation::describe_user::{DescribeUserError, DescribeUserOutput};
 use aws_sdk_identitystore::operation::get_group_id::GetGroupIdError;
 use aws_sdk_identitystore::operation::get_user_id::GetUserIdError;
 use aws_sdk_identitystore::operation::list_group_memberships_for_member::ListGroupMembershipsForMemberError;
+use aws_sdk_identitystore::operation::list_groups::ListGroupsError;
 use aws_sdk_identitystore::operation::list_users::ListUsersError;
 use aws_sdk_identitystore::operation::update_user::UpdateUserError;
 use aws_sdk_identitystore::types::{
@@ -147,6 +149,8 @@ detail!(GetUserIdError);
 detail!(GetGroupIdError);
 detail!(ListUsersError);
 detail!(ListGroupMembershipsForMemberError);
+detail!(DeleteUserError, conflict);
+detail!(ListGroupsError);
 
 /// Classifies an SDK error. Service messages are kept only for validation and access errors,
 /// which name fields and actions, not values.
@@ -483,6 +487,31 @@ impl IdentityStore for AwsIdentityStore {
         // returned as is: the target verifies the membership before taking it as "already a
         // member".
         res.map(|_| ()).map_err(|e| classify(op::CREATE_GROUP_MEMBERSHIP, &e))
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, ServiceError> {
+        let res = self.client.delete_user().identity_store_id(&self.identity_store_id).user_id(user_id).send().await;
+        jml_aws::did(res.map(|_| ()).map_err(|e| classify(op::DELETE_USER, &e)), jml_aws::is_not_found)
+    }
+
+    async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_groups()
+            .identity_store_id(&self.identity_store_id)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_GROUPS, &e))?;
+            out.extend(
+                page.groups()
+                    .iter()
+                    .map(|g| (g.group_id().to_string(), g.display_name().unwrap_or_default().to_string())),
+            );
+        }
+        Ok(out)
     }
 
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError> {

@@ -10,6 +10,7 @@
 //! wrapper ([`paced`]) and its configuration section ([`settings`]).
 
 pub mod aws;
+pub mod doctor;
 pub mod document;
 pub mod paced;
 pub mod planner;
@@ -85,6 +86,14 @@ pub fn paced_calls(store: Arc<dyn IdentityStore>, settings: &Settings) -> Arc<dy
 /// slot of a sliding one-second window.
 pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<State, ConfigError> {
     let settings = Settings::from_config(config)?;
+    let port = service(sdk, &settings);
+    let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
+    let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
+    Ok(state(port, ledger, dlq, config, &settings))
+}
+
+/// The Identity Store port on AWS as the function builds it (paced as configured).
+pub fn service(sdk: &aws_config::SdkConfig, settings: &Settings) -> Arc<dyn IdentityStore> {
     let window = settings.identity_store_rps.map(|rps| Arc::new(SlidingWindow::per_second(rps)));
     let mut client = aws_sdk_identitystore::config::Builder::from(sdk);
     if let Some(w) = &window {
@@ -93,13 +102,10 @@ pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
     }
     let client = aws_sdk_identitystore::Client::from_conf(client.build());
     let store = Arc::new(aws::AwsIdentityStore::new(client, settings.identity_store_id.clone().unwrap_or_default()));
-    let port: Arc<dyn IdentityStore> = match window {
+    match window {
         Some(w) => Arc::new(Paced::retry_after_only(store, w)),
         None => store,
-    };
-    let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
-    let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
-    Ok(state(port, ledger, dlq, config, &settings))
+    }
 }
 
 /// The state the configuration asks for: real AWS clients, or the embedded demo simulator

@@ -100,6 +100,12 @@ impl IdentityStore for Paced {
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError> {
         paced!(self, self.inner.remove_membership(membership_id))
     }
+    async fn delete_user(&self, user_id: &str) -> Result<bool, ServiceError> {
+        paced!(self, self.inner.delete_user(user_id))
+    }
+    async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError> {
+        paced!(self, self.inner.groups())
+    }
 }
 
 #[cfg(test)]

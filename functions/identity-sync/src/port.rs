@@ -115,6 +115,12 @@ pub trait IdentityStore: Send + Sync {
     async fn add_membership(&self, group_id: &str, user_id: &str) -> Result<(), ServiceError>;
     /// DeleteGroupMembership; a membership already gone is success.
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError>;
+    /// DeleteUser. jml-sync never deletes a person's user (a leaver is disabled, the principal
+    /// stays for audit); `jml doctor --canary` removes its test user with it. `Ok(false)`:
+    /// already gone.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, ServiceError>;
+    /// ListGroups, all pages: (GroupId, DisplayName).
+    async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError>;
 }
 
 /// The operations of this target's service, and the core's (queues, ledger).
@@ -133,4 +139,6 @@ pub mod op {
     pub const LIST_GROUP_MEMBERSHIPS_FOR_MEMBER: Op = Op::read("identitystore", "ListGroupMembershipsForMember");
     pub const CREATE_GROUP_MEMBERSHIP: Op = Op::write("identitystore", "CreateGroupMembership");
     pub const DELETE_GROUP_MEMBERSHIP: Op = Op::write("identitystore", "DeleteGroupMembership");
+    pub const DELETE_USER: Op = Op::write("identitystore", "DeleteUser");
+    pub const LIST_GROUPS: Op = Op::read("identitystore", "ListGroups");
 }

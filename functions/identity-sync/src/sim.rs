@@ -531,6 +531,20 @@ impl IdentityStore for SimIdentityStore {
         Ok(())
     }
 
+    async fn delete_user(&self, user_id: &str) -> Result<bool, ServiceError> {
+        let name = self.user_name_of(user_id);
+        self.enter(op::DELETE_USER, name.as_deref()).await?;
+        let mut s = self.lock();
+        // The user's memberships go with it.
+        s.memberships.retain(|_, (_, u)| u != user_id);
+        Ok(s.users.remove(user_id).is_some())
+    }
+
+    async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError> {
+        self.enter(op::LIST_GROUPS, None).await?;
+        Ok(self.lock().groups.iter().map(|(id, n)| (id.clone(), n.clone())).collect())
+    }
+
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError> {
         let name = {
             let s = self.lock();

@@ -7,6 +7,7 @@
 //! planner ([`target`]), port, AWS adapter, simulator and configuration section.
 
 pub mod aws;
+pub mod doctor;
 pub mod port;
 pub mod settings;
 pub mod sim;
@@ -58,14 +59,19 @@ pub fn memory_with_ledger(
 /// A state on real (or endpoint-overridden) AWS services.
 pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<State, ConfigError> {
     let settings = Settings::from_config(config)?;
-    let service = Arc::new(aws::AwsUserSubscriptions::new(
-        aws_sdk_licensemanagerusersubscriptions::Client::new(sdk),
-        settings.directory_id.clone().unwrap_or_default(),
-        settings.directory_domain.clone(),
-    ));
+    let service = service(sdk, &settings);
     let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
     let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
     Ok(state(service, ledger, dlq, config, &settings))
+}
+
+/// The License Manager user subscriptions port on AWS as the function builds it.
+pub fn service(sdk: &aws_config::SdkConfig, settings: &Settings) -> Arc<aws::AwsUserSubscriptions> {
+    Arc::new(aws::AwsUserSubscriptions::new(
+        aws_sdk_licensemanagerusersubscriptions::Client::new(sdk),
+        settings.directory_id.clone().unwrap_or_default(),
+        settings.directory_domain.clone(),
+    ))
 }
 
 /// The state the configuration asks for: real AWS clients, or the embedded demo simulator.

@@ -5,7 +5,7 @@
 mod paced;
 pub mod sqs;
 
-pub use paced::paced_http_client;
+pub use paced::{RequestLog, paced_http_client, recording_http_client, request_shape};
 pub use sqs::{SqsDeadLetterQueue, SqsDlqSource, SqsPublisher};
 
 use aws_config::retry::RetryConfig;
@@ -93,6 +93,26 @@ pub fn redact_quoted(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `jml doctor`: the queue at `url` answers GetQueueAttributes; `Ok`: its ARN and depth.
+pub async fn check_queue(sdk: &aws_config::SdkConfig, url: &str) -> Result<String, String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .map_err(|e| format!("GetQueueAttributes: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    let attrs = out.attributes();
+    let get = |k: QueueAttributeName| attrs.and_then(|a| a.get(&k)).cloned().unwrap_or_else(|| "?".into());
+    Ok(format!(
+        "{} ({} message(s) waiting)",
+        get(QueueAttributeName::QueueArn),
+        get(QueueAttributeName::ApproximateNumberOfMessages)
+    ))
 }
 
 #[cfg(test)]

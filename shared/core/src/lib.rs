@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod config;
 pub mod contract;
+pub mod doctor;
 pub mod engine;
 pub mod ingest;
 pub mod lambda;

@@ -677,3 +677,33 @@ impl Ledger for DynamoLedger {
 pub fn ledger(sdk: &aws_config::SdkConfig, table: Option<&str>) -> DynamoLedger {
     DynamoLedger::new(Client::new(sdk), table.unwrap_or_default())
 }
+
+/// `jml doctor`: the ledger table answers DescribeTable with the key schema jml-sync writes
+/// (`pk` HASH and `sk` RANGE, both strings); `Ok`: its ARN and status.
+pub async fn check_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<String, String> {
+    use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType};
+    let out = Client::new(sdk)
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeTable: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+    let t = out.table().ok_or("DescribeTable: no table in the answer")?;
+    let key =
+        |kind: KeyType| t.key_schema().iter().find(|k| k.key_type() == &kind).map(|k| k.attribute_name().to_string());
+    let string = |name: &str| {
+        t.attribute_definitions()
+            .iter()
+            .any(|a| a.attribute_name() == name && a.attribute_type() == &ScalarAttributeType::S)
+    };
+    let (hash, range) = (key(KeyType::Hash), key(KeyType::Range));
+    if hash.as_deref() != Some("pk") || range.as_deref() != Some("sk") || !string("pk") || !string("sk") {
+        return Err(format!(
+            "key schema is HASH {} / RANGE {}; the ledger needs HASH pk (S) / RANGE sk (S)",
+            hash.as_deref().unwrap_or("-"),
+            range.as_deref().unwrap_or("-")
+        ));
+    }
+    let status = t.table_status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "?".into());
+    Ok(format!("{} ({status}, pk/sk)", t.table_arn().unwrap_or(table)))
+}
