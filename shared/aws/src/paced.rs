@@ -153,22 +153,18 @@ mod tests {
     #[test]
     fn shapes_show_the_operation_and_the_body_as_sent() {
         let json = request(
-            "https://identitystore.eu-west-1.amazonaws.com/",
-            Some("AWSIdentityStore.CreateUser"),
-            r#"{"UserName":"jml-canary"}"#,
+            "https://example.eu-west-1.amazonaws.com/",
+            Some("ExampleService.CreateThing"),
+            r#"{"Name":"jml-canary"}"#,
         );
-        assert_eq!(request_shape(&json), r#"AWSIdentityStore.CreateUser {"UserName":"jml-canary"}"#);
+        assert_eq!(request_shape(&json), r#"ExampleService.CreateThing {"Name":"jml-canary"}"#);
         let form = request(
-            "https://iam.amazonaws.com/",
+            "https://example.amazonaws.com/",
             None,
-            "Action=CreateUser&Path=%2Fjml%2F&Tags.member.1.Value=a+b%zz%E2%9C%93",
+            "Action=CreateThing&Path=%2Fjml%2F&Tags.member.1.Value=a+b%zz%E2%9C%93",
         );
-        assert_eq!(request_shape(&form), "Action=CreateUser Path=/jml/ Tags.member.1.Value=a b%zz\u{2713}");
-        let rest = request(
-            "https://license-manager-user-subscriptions.eu-west-1.amazonaws.com/user/AssociateUser",
-            None,
-            "{}",
-        );
-        assert_eq!(request_shape(&rest), "POST /user/AssociateUser {}");
+        assert_eq!(request_shape(&form), "Action=CreateThing Path=/jml/ Tags.member.1.Value=a b%zz\u{2713}");
+        let rest = request("https://example.eu-west-1.amazonaws.com/things/PutThing", None, "{}");
+        assert_eq!(request_shape(&rest), "POST /things/PutThing {}");
     }
 }
