@@ -9,6 +9,7 @@
 mod bench;
 mod doctor;
 mod publish;
+mod reconcile;
 mod replay;
 mod scale;
 
@@ -141,6 +142,30 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         ad_user: Option<String>,
     },
+    /// Reconcile against an HR snapshot (JSON Lines, one employed person a line, a v1 event
+    /// without eventId/type/occurredAt): every drift, read with list calls; exit 0 no drift, 3
+    /// drift, 2 bad input or a refused snapshot. Identity Store so far.
+    Reconcile {
+        snapshot: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendArg::Aws)]
+        backend: BackendArg,
+        /// The snapshot's time (RFC 3339): corrective events carry it as occurredAt. Default: now.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+        /// Emit one corrective HR event per drifted person (memory: applied at once; AWS: to
+        /// INBOUND_QUEUE_URL).
+        #[arg(long)]
+        apply: bool,
+        /// Refuse the snapshot when more than this share of the people managed with access is
+        /// missing from it.
+        #[arg(long, default_value_t = 0.10)]
+        max_missing: f64,
+        /// Memory backend: replay these events first (the demo's state).
+        #[arg(long)]
+        replay: Vec<PathBuf>,
+    },
     /// Run a function's start-up configuration check on this environment (the template test
     /// uses it to prove the environment the template sets is complete and valid).
     CheckConfig {
@@ -185,6 +210,18 @@ async fn run(command: Command) -> ExitCode {
             replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref()).await
         }
         Command::Audit { person } => audit(&person).await,
+        Command::Reconcile { snapshot, backend, as_of, format, apply, max_missing, replay } => {
+            reconcile::run(reconcile::Options {
+                snapshot,
+                backend,
+                as_of,
+                json: format == "json",
+                apply,
+                max_missing,
+                replay,
+            })
+            .await
+        }
         Command::Doctor { backend, targets, canary, subscriptions, ad_user } => {
             doctor::run(doctor::Options { backend, targets, canary, subscriptions, ad_user }).await
         }

@@ -81,7 +81,7 @@ pub async fn redrive(dlq_url: &str, to_targets: bool, apply: bool, max: usize) -
 }
 
 /// Where events go: the target queues, or the inbound queue (INBOUND_QUEUE_URL).
-fn destination(config: &Config, to_targets: bool, aws: bool) -> Option<PublishTo> {
+pub(crate) fn destination(config: &Config, to_targets: bool, aws: bool) -> Option<PublishTo> {
     if to_targets {
         let targets = if aws { config.target_queues.clone() } else { hr_ingest::memory_targets() };
         if targets.is_empty() {

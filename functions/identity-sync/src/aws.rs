@@ -16,6 +16,7 @@ use aws_sdk_identitystore::operation::describe_group::DescribeGroupError;
 use aws_sdk_identitystore::operation::describe_user::{DescribeUserError, DescribeUserOutput};
 use aws_sdk_identitystore::operation::get_group_id::GetGroupIdError;
 use aws_sdk_identitystore::operation::get_user_id::GetUserIdError;
+use aws_sdk_identitystore::operation::list_group_memberships::ListGroupMembershipsError;
 use aws_sdk_identitystore::operation::list_group_memberships_for_member::ListGroupMembershipsForMemberError;
 use aws_sdk_identitystore::operation::list_groups::ListGroupsError;
 use aws_sdk_identitystore::operation::list_users::ListUsersError;
@@ -151,6 +152,7 @@ detail!(ListUsersError);
 detail!(ListGroupMembershipsForMemberError);
 detail!(DeleteUserError, conflict);
 detail!(ListGroupsError);
+detail!(ListGroupMembershipsError);
 
 /// Classifies an SDK error. Service messages are kept only for validation and access errors,
 /// which name fields and actions, not values.
@@ -228,46 +230,59 @@ fn read_enterprise(ext: Option<&HashMap<String, Document>>, a: &mut UserAttribut
 }
 
 /// DescribeUser output -> the port's plain record.
+/// A user as DescribeUser answers it, or as ListUsers lists it (the same fields, one reading).
+macro_rules! record_of {
+    ($out:expr) => {{
+        let out = $out;
+        let name = out.name();
+        let address = out.addresses().first().map(|a| AddressAttributes {
+            street_address: text(a.street_address()),
+            locality: text(a.locality()),
+            region: text(a.region()),
+            postal_code: text(a.postal_code()),
+            country: text(a.country()),
+            formatted: text(a.formatted()),
+        });
+        let mut attributes = UserAttributes {
+            user_name: out.user_name().unwrap_or_default().to_string(),
+            display_name: text(out.display_name()),
+            given_name: text(name.and_then(|n| n.given_name())),
+            family_name: text(name.and_then(|n| n.family_name())),
+            middle_name: text(name.and_then(|n| n.middle_name())),
+            honorific_prefix: text(name.and_then(|n| n.honorific_prefix())),
+            honorific_suffix: text(name.and_then(|n| n.honorific_suffix())),
+            formatted_name: text(name.and_then(|n| n.formatted())),
+            email: text(out.emails().first().and_then(|e| e.value())),
+            phone: text(out.phone_numbers().first().and_then(|p| p.value())),
+            address,
+            title: text(out.title()),
+            user_type: text(out.user_type()),
+            preferred_language: text(out.preferred_language()),
+            locale: text(out.locale()),
+            timezone: text(out.timezone()),
+            marker: text(out.profile_url()),
+            ..Default::default()
+        };
+        read_enterprise(out.extensions(), &mut attributes);
+        UserRecord {
+            user_id: out.user_id().to_string(),
+            status: match out.user_status() {
+                Some(SdkUserStatus::Disabled) => UserStatus::Disabled,
+                _ => UserStatus::Enabled,
+            },
+            external_ids: out.external_ids().iter().map(|e| (e.issuer().to_string(), e.id().to_string())).collect(),
+            attributes,
+        }
+    }};
+}
+
 pub fn user_record(out: &DescribeUserOutput) -> UserRecord {
-    let name = out.name();
-    let address = out.addresses().first().map(|a| AddressAttributes {
-        street_address: text(a.street_address()),
-        locality: text(a.locality()),
-        region: text(a.region()),
-        postal_code: text(a.postal_code()),
-        country: text(a.country()),
-        formatted: text(a.formatted()),
-    });
-    let mut attributes = UserAttributes {
-        user_name: out.user_name().unwrap_or_default().to_string(),
-        display_name: text(out.display_name()),
-        given_name: text(name.and_then(|n| n.given_name())),
-        family_name: text(name.and_then(|n| n.family_name())),
-        middle_name: text(name.and_then(|n| n.middle_name())),
-        honorific_prefix: text(name.and_then(|n| n.honorific_prefix())),
-        honorific_suffix: text(name.and_then(|n| n.honorific_suffix())),
-        formatted_name: text(name.and_then(|n| n.formatted())),
-        email: text(out.emails().first().and_then(|e| e.value())),
-        phone: text(out.phone_numbers().first().and_then(|p| p.value())),
-        address,
-        title: text(out.title()),
-        user_type: text(out.user_type()),
-        preferred_language: text(out.preferred_language()),
-        locale: text(out.locale()),
-        timezone: text(out.timezone()),
-        marker: text(out.profile_url()),
-        ..Default::default()
-    };
-    read_enterprise(out.extensions(), &mut attributes);
-    UserRecord {
-        user_id: out.user_id().to_string(),
-        status: match out.user_status() {
-            Some(SdkUserStatus::Disabled) => UserStatus::Disabled,
-            _ => UserStatus::Enabled,
-        },
-        external_ids: out.external_ids().iter().map(|e| (e.issuer().to_string(), e.id().to_string())).collect(),
-        attributes,
-    }
+    record_of!(out)
+}
+
+/// A user as ListUsers lists it.
+fn listed_user(user: &aws_sdk_identitystore::types::User) -> UserRecord {
+    record_of!(user)
 }
 
 /// The enterprise extension document for CreateUser, if any attribute is set.
@@ -510,6 +525,42 @@ impl IdentityStore for AwsIdentityStore {
                     .iter()
                     .map(|g| (g.group_id().to_string(), g.display_name().unwrap_or_default().to_string())),
             );
+        }
+        Ok(out)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_users()
+            .identity_store_id(&self.identity_store_id)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_USERS, &e))?;
+            out.extend(page.users().iter().map(listed_user));
+        }
+        Ok(out)
+    }
+
+    async fn group_members(&self, group_id: &str) -> Result<Vec<UserId>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_group_memberships()
+            .identity_store_id(&self.identity_store_id)
+            .group_id(group_id)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op::LIST_GROUP_MEMBERSHIPS, &e))?;
+            out.extend(page.group_memberships().iter().filter_map(|m| match m.member_id() {
+                Some(MemberId::UserId(id)) => Some(id.clone()),
+                _ => None,
+            }));
         }
         Ok(out)
     }

@@ -15,6 +15,7 @@ pub mod document;
 pub mod paced;
 pub mod planner;
 pub mod port;
+pub mod reconcile;
 pub mod settings;
 pub mod sim;
 pub mod target;

@@ -106,6 +106,12 @@ impl IdentityStore for Paced {
     async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError> {
         paced!(self, self.inner.groups())
     }
+    async fn list_users(&self) -> Result<Vec<UserRecord>, ServiceError> {
+        paced!(self, self.inner.list_users())
+    }
+    async fn group_members(&self, group_id: &str) -> Result<Vec<UserId>, ServiceError> {
+        paced!(self, self.inner.group_members(group_id))
+    }
 }
 
 #[cfg(test)]

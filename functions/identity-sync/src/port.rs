@@ -121,6 +121,10 @@ pub trait IdentityStore: Send + Sync {
     async fn delete_user(&self, user_id: &str) -> Result<bool, ServiceError>;
     /// ListGroups, all pages: (GroupId, DisplayName).
     async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError>;
+    /// ListUsers, all pages (reconciliation): every user as listed (no enterprise extension).
+    async fn list_users(&self) -> Result<Vec<UserRecord>, ServiceError>;
+    /// ListGroupMemberships of one group, all pages (reconciliation): the members' UserIds.
+    async fn group_members(&self, group_id: &str) -> Result<Vec<UserId>, ServiceError>;
 }
 
 /// The operations of this target's service, and the core's (queues, ledger).
@@ -141,4 +145,5 @@ pub mod op {
     pub const DELETE_GROUP_MEMBERSHIP: Op = Op::write("identitystore", "DeleteGroupMembership");
     pub const DELETE_USER: Op = Op::write("identitystore", "DeleteUser");
     pub const LIST_GROUPS: Op = Op::read("identitystore", "ListGroups");
+    pub const LIST_GROUP_MEMBERSHIPS: Op = Op::read("identitystore", "ListGroupMemberships");
 }

@@ -545,6 +545,16 @@ impl IdentityStore for SimIdentityStore {
         Ok(self.lock().groups.iter().map(|(id, n)| (id.clone(), n.clone())).collect())
     }
 
+    async fn list_users(&self) -> Result<Vec<UserRecord>, ServiceError> {
+        self.enter(op::LIST_USERS, None).await?;
+        Ok(self.lock().users.values().map(|u| u.record.clone()).collect())
+    }
+
+    async fn group_members(&self, group_id: &str) -> Result<Vec<UserId>, ServiceError> {
+        self.enter(op::LIST_GROUP_MEMBERSHIPS, None).await?;
+        Ok(self.lock().memberships.values().filter(|(g, _)| g == group_id).map(|(_, u)| u.clone()).collect())
+    }
+
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError> {
         let name = {
             let s = self.lock();

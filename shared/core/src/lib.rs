@@ -30,5 +30,6 @@ pub mod ledger;
 pub mod metrics;
 pub mod pacing;
 pub mod ports;
+pub mod reconcile;
 pub mod redrive;
 pub mod sim;

@@ -1,0 +1,141 @@
+//! Reconciliation of the Identity Store against an HR snapshot: the state read with list calls
+//! only (ListUsers; ListGroupMemberships per managed group), and the pure diff.
+//!
+//! Only users carrying a jml-sync marker are ours; an unmanaged user counts only where it holds a
+//! snapshot person's userName (a collision). Attributes compared are those ListUsers returns
+//! (the enterprise extension is not listed): names, display name, e-mail, phone, address, title,
+//! user type, language, locale, time zone, userName.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use jml_core::reconcile::person_of_marker;
+use jml_core::reconcile::{Drift, DriftKind, Snapshot};
+
+use crate::planner::{ManagedGroups, attribute_changes, desired_attributes};
+use crate::port::{IdentityStore, ServiceError, UserId, UserRecord, UserStatus};
+use crate::target::IDENTITY_TARGET;
+
+/// What the list calls read.
+#[derive(Clone, Debug, Default)]
+pub struct IdentityState {
+    pub users: Vec<UserRecord>,
+    /// Managed group name -> its members' UserIds.
+    pub members: BTreeMap<String, BTreeSet<UserId>>,
+}
+
+/// Reads the state: ListUsers (all pages), ListGroups, and ListGroupMemberships for each
+/// managed group. Calls: ceil(users/100) + ceil(groups/100) + sum of ceil(members/100).
+pub async fn read(store: &dyn IdentityStore, managed: &ManagedGroups) -> Result<IdentityState, ServiceError> {
+    let users = store.list_users().await?;
+    let mut members = BTreeMap::new();
+    for (gid, name) in store.groups().await? {
+        if managed.contains(&name) {
+            members.insert(name, store.group_members(&gid).await?.into_iter().collect());
+        }
+    }
+    Ok(IdentityState { users, members })
+}
+
+/// The paths ListUsers can show: the enterprise extension and the manager are not compared.
+fn listed(path: &str) -> bool {
+    !path.starts_with("aws:identitystore:enterprise")
+}
+
+/// Drift of every snapshot person and every managed user. `left`: the people whose ledger record
+/// for this target says they left.
+pub fn diff(snapshot: &Snapshot, state: &IdentityState, left: &BTreeSet<String>) -> Vec<Drift> {
+    let drift = |person: &str, kind, detail: String| Drift {
+        person: person.to_string(),
+        target: IDENTITY_TARGET.to_string(),
+        kind,
+        detail,
+    };
+    let mut out = Vec::new();
+    let by_marker: BTreeMap<&str, &UserRecord> =
+        state.users.iter().filter_map(|u| Some((u.attributes.marker.as_deref()?, u))).collect();
+    let groups_of = |id: &str| -> BTreeSet<&str> {
+        state.members.iter().filter(|(_, m)| m.contains(id)).map(|(g, _)| g.as_str()).collect()
+    };
+    let mut seen = BTreeSet::new();
+    for (person, event) in &snapshot.people {
+        let Some(profile) = event.profile() else { continue };
+        let marker = event.external_id.marker();
+        let Some(user) = by_marker.get(marker.as_str()) else {
+            let holder =
+                state.users.iter().find(|u| u.attributes.user_name.eq_ignore_ascii_case(profile.user_name.as_str()));
+            match holder {
+                Some(_) => out.push(drift(
+                    person,
+                    DriftKind::Collision,
+                    "an account not managed for this person holds the userName".into(),
+                )),
+                None => {
+                    out.push(drift(person, DriftKind::MissingAccount, "no user carries the person's marker".into()))
+                }
+            }
+            continue;
+        };
+        seen.insert(marker);
+        if user.status == UserStatus::Disabled {
+            out.push(drift(person, DriftKind::Status, "disabled while employed".into()));
+        }
+        let mut want = desired_attributes(profile, &event.external_id, user.attributes.manager_id.clone());
+        want.manager_id = user.attributes.manager_id.clone();
+        let paths: Vec<&str> =
+            attribute_changes(&user.attributes, &want).iter().map(|c| c.path).filter(|p| listed(p)).collect();
+        if !paths.is_empty() {
+            out.push(drift(person, DriftKind::Attributes, paths.join(", ")));
+        }
+        let want: BTreeSet<&str> = profile.groups.iter().map(|g| g.as_str()).collect();
+        let have = groups_of(&user.user_id);
+        let missing: Vec<&str> = want.difference(&have).copied().collect();
+        let extra: Vec<&str> = have.difference(&want).copied().collect();
+        if !missing.is_empty() {
+            out.push(drift(person, DriftKind::GroupsMissing, missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            out.push(drift(person, DriftKind::GroupsExtra, extra.join(", ")));
+        }
+    }
+    for user in &state.users {
+        let Some(marker) = user.attributes.marker.as_deref() else { continue };
+        if seen.contains(marker) || jml_core_marker_is_canary(marker) {
+            continue;
+        }
+        let Some(person) = person_of_marker(marker) else { continue };
+        let groups = groups_of(&user.user_id);
+        let access = user.status == UserStatus::Enabled || !groups.is_empty();
+        if !access {
+            continue; // a leaver applied: disabled, in no managed group
+        }
+        let detail = format!(
+            "{}, {} managed group(s)",
+            if user.status == UserStatus::Enabled { "enabled" } else { "disabled" },
+            groups.len()
+        );
+        let kind = if left.contains(&person) { DriftKind::LeaverStillActive } else { DriftKind::OrphanAccount };
+        out.push(drift(&person, kind, detail));
+    }
+    out.sort();
+    out
+}
+
+/// The doctor's canary users carry their own marker, never a person's.
+fn jml_core_marker_is_canary(marker: &str) -> bool {
+    marker.starts_with("urn:jml-sync:doctor-canary:")
+}
+
+/// Whether a user grants access in this target (enabled, or a member of a managed group).
+pub fn grants_access(user: &UserRecord, state: &IdentityState) -> bool {
+    user.status == UserStatus::Enabled || state.members.values().any(|m| m.contains(&user.user_id))
+}
+
+/// The people this target manages with access (the base of the partial-snapshot refusal).
+pub fn managed_with_access(state: &IdentityState) -> BTreeSet<String> {
+    state
+        .users
+        .iter()
+        .filter(|u| grants_access(u, state))
+        .filter_map(|u| person_of_marker(u.attributes.marker.as_deref()?))
+        .collect()
+}
