@@ -11,6 +11,8 @@ use jml_core::doctor::{Canary, Check, expect};
 /// The canary user's userName prefix: never a person's (HR userNames are checked by the contract,
 /// and this prefix is reserved by the README).
 pub const CANARY_PREFIX: &str = "jml-doctor-canary-";
+/// The canary user's marker prefix: never a person's marker (`MARKER_PREFIX`).
+pub const CANARY_MARKER: &str = "urn:jml-sync:doctor-canary:";
 
 /// The managed groups the deployment names that exist (by ListGroups), or why not.
 pub async fn preflight(store: &dyn IdentityStore, settings: &Settings) -> Vec<Check> {
@@ -77,7 +79,7 @@ fn canary_attributes(user_name: &str) -> UserAttributes {
         division: Some("doctor".into()),
         department: Some("Canary".into()),
         manager_id: None,
-        marker: Some(format!("urn:jml-sync:doctor-canary:{user_name}")),
+        marker: Some(format!("{CANARY_MARKER}{user_name}")),
     }
 }
 

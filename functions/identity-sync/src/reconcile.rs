@@ -99,7 +99,7 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, left: &BTreeSet<String>)
     }
     for user in &state.users {
         let Some(marker) = user.attributes.marker.as_deref() else { continue };
-        if seen.contains(marker) || jml_core_marker_is_canary(marker) {
+        if seen.contains(marker) || marker.starts_with(crate::doctor::CANARY_MARKER) {
             continue;
         }
         let Some(person) = person_of_marker(marker) else { continue };
@@ -118,11 +118,6 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, left: &BTreeSet<String>)
     }
     out.sort();
     out
-}
-
-/// The doctor's canary users carry their own marker, never a person's.
-fn jml_core_marker_is_canary(marker: &str) -> bool {
-    marker.starts_with("urn:jml-sync:doctor-canary:")
 }
 
 /// Whether a user grants access in this target (enabled, or a member of a managed group).
