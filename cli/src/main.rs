@@ -144,11 +144,14 @@ enum Command {
     },
     /// Reconcile against an HR snapshot (JSON Lines, one employed person a line, a v1 event
     /// without eventId/type/occurredAt): every drift, read with list calls; exit 0 no drift, 3
-    /// drift, 2 bad input or a refused snapshot. Identity Store so far.
+    /// drift, 2 bad input or a refused snapshot.
     Reconcile {
         snapshot: PathBuf,
         #[arg(long, value_enum, default_value_t = BackendArg::Aws)]
         backend: BackendArg,
+        /// Comma-separated targets (identity, subscriptions, appstream, iam). Default: as replay.
+        #[arg(long)]
+        targets: Option<String>,
         /// The snapshot's time (RFC 3339): corrective events carry it as occurredAt. Default: now.
         #[arg(long)]
         as_of: Option<String>,
@@ -210,10 +213,11 @@ async fn run(command: Command) -> ExitCode {
             replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref()).await
         }
         Command::Audit { person } => audit(&person).await,
-        Command::Reconcile { snapshot, backend, as_of, format, apply, max_missing, replay } => {
+        Command::Reconcile { snapshot, backend, targets, as_of, format, apply, max_missing, replay } => {
             reconcile::run(reconcile::Options {
                 snapshot,
                 backend,
+                targets,
                 as_of,
                 json: format == "json",
                 apply,

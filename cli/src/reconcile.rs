@@ -2,27 +2,27 @@
 //! a table or a JSON report; with `--apply`, one corrective HR event per drifted person.
 //! Exit 0: no drift; 3: drift; 2: bad input or a refused (suspiciously small) snapshot.
 //!
-//! Built so far for the Identity Store target (issue 14 continues with subscriptions, AppStream,
-//! IAM, the scheduled function and the benchmark).
+//! The reconcilers are the targets' own (each slice reads and diffs); the scheduled `reconcile`
+//! function runs the same ones.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use identity_sync::reconcile::{IdentityState, diff, managed_with_access, read};
-use identity_sync::{IDENTITY_TARGET, State};
 use jml_core::config::{Backend, Config};
-use jml_core::ledger::{Ledger, PersonStatus};
-use jml_core::reconcile::{Report, Snapshot, check_not_partial, parse_snapshot};
+use jml_core::lambda::{RecordMeta, State, process_record};
+use jml_core::ledger::Ledger;
+use jml_core::reconcile::{Failure, Outcome, Reconciler, Snapshot, parse_snapshot, reconcile};
 use serde_json::Value;
 
 use crate::BackendArg;
+use crate::replay::Sims;
 
 pub struct Options {
     pub snapshot: PathBuf,
     pub backend: BackendArg,
+    pub targets: Option<String>,
     pub as_of: Option<String>,
     pub json: bool,
     pub apply: bool,
@@ -34,6 +34,24 @@ pub struct Options {
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("jml: {msg}");
     ExitCode::from(2)
+}
+
+/// The reconcilers of the simulators behind a memory replay.
+pub(crate) fn memory_reconcilers(
+    sims: &Sims,
+    cfg: &Config,
+    targets: &[&str],
+) -> Result<Vec<Arc<dyn Reconciler>>, jml_core::config::ConfigError> {
+    let mut out = Vec::new();
+    for t in targets {
+        out.push(match *t {
+            "identity" => identity_sync::reconciler(sims.identity.store.clone(), cfg)?,
+            "subscriptions" => subscription_sync::reconciler(sims.subscriptions.service.clone(), cfg)?,
+            "appstream" => appstream_sync::reconciler(sims.appstream.service.clone(), cfg)?,
+            _ => iam_sync::reconciler(sims.iam.service.clone(), cfg)?,
+        });
+    }
+    Ok(out)
 }
 
 pub async fn run(o: Options) -> ExitCode {
@@ -58,124 +76,115 @@ pub async fn run(o: Options) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let settings = match identity_sync::Settings::from_config(&cfg) {
-        Ok(s) => s,
+    let enabled = match crate::replay::wanted(o.targets.as_deref(), &cfg) {
+        Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let (state, store, ledger): (State, Arc<dyn identity_sync::port::IdentityStore>, Arc<dyn Ledger>) =
-        match cfg.backend {
-            Backend::Memory => {
-                let sim = Arc::new(identity_sync::sim::demo_identity_store());
-                let (mut state, mem) = match identity_sync::memory(sim.clone(), &cfg) {
-                    Ok(s) => s,
-                    Err(e) => return fail(e),
-                };
-                state.metrics = Arc::new(jml_core::metrics::NullSink);
-                if let Err(e) = replay(&state, &o.replay).await {
-                    return fail(e);
-                }
-                (state, sim, mem.ledger)
+    if let Err(e) = crate::replay::checks(&cfg, &enabled) {
+        return fail(e);
+    }
+    let (states, sims) = match crate::replay::build(&cfg, &enabled).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let states: Vec<State> = states
+        .into_iter()
+        .map(|mut s| {
+            s.metrics = Arc::new(jml_core::metrics::NullSink);
+            s
+        })
+        .collect();
+    let (reconcilers, ledger): (Vec<Arc<dyn Reconciler>>, Arc<dyn Ledger>) = match &sims {
+        Some(sims) => {
+            if let Err(e) = replay(&states, &o.replay).await {
+                return fail(e);
             }
-            Backend::Aws => {
-                let sdk = jml_aws::load_sdk_config().await;
-                let state = match identity_sync::from_sdk_config(&sdk, &cfg) {
-                    Ok(s) => s,
-                    Err(e) => return fail(e),
-                };
-                let ledger = Arc::new(jml_dynamodb::ledger(&sdk, cfg.ledger_table.as_deref()));
-                (state, identity_sync::service(&sdk, &settings), ledger)
+            match memory_reconcilers(sims, &cfg, &enabled) {
+                Ok(r) => (r, sims.ledger.clone()),
+                Err(e) => return fail(e),
             }
-        };
-    let (report, left) = match reconcile(&snapshot, store.as_ref(), ledger.as_ref(), &settings, o.max_missing).await {
+        }
+        None => {
+            let sdk = jml_aws::load_sdk_config().await;
+            match reconcile::aws_reconcilers(&sdk, &cfg, &enabled) {
+                Ok(r) => (r, Arc::new(jml_dynamodb::ledger(&sdk, cfg.ledger_table.as_deref()))),
+                Err(e) => return fail(e),
+            }
+        }
+    };
+    let outcome = match run_once(&snapshot, &reconcilers, ledger.as_ref(), o.max_missing).await {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(code) => return code,
     };
+    let report = &outcome.report;
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
     } else {
         report.print_table();
     }
     if o.apply {
-        let events = report.corrective_events(&snapshot, &left);
+        let events = report.corrective_events(&snapshot, &outcome.left);
         eprintln!("applying {} corrective event(s)", events.len());
-        if let Err(e) = apply(&cfg, &state, &events).await {
+        if let Err(e) = apply(&cfg, &states, &events).await {
             return fail(e);
         }
         if cfg.backend == Backend::Memory {
-            // On the simulator the events are applied at once: show the state they leave.
-            match reconcile(&snapshot, store.as_ref(), ledger.as_ref(), &settings, o.max_missing).await {
-                Ok((after, _)) => {
-                    println!("\nafter --apply: {} drift(s)", after.drift.len());
-                    for d in &after.drift {
-                        println!("  {} {} {}", d.person, d.kind.as_str(), d.detail);
-                    }
-                    return ExitCode::from(after.exit_code());
-                }
-                Err(e) => return fail(e),
+            // On the simulators the events are applied at once: show the state they leave.
+            let after = match run_once(&snapshot, &reconcilers, ledger.as_ref(), o.max_missing).await {
+                Ok(r) => r.report,
+                Err(code) => return code,
+            };
+            println!("\nafter --apply: {} drift(s)", after.drift.len());
+            for d in &after.drift {
+                println!("  {} {} {} {}", d.person, d.target, d.kind.as_str(), d.detail);
             }
+            return ExitCode::from(after.exit_code());
         }
     }
     ExitCode::from(report.exit_code())
 }
 
-/// The report, and the people whose ledger record says they left (a corrective event for them
-/// is a rehire).
-async fn reconcile(
+async fn run_once(
     snapshot: &Snapshot,
-    store: &dyn identity_sync::port::IdentityStore,
+    reconcilers: &[Arc<dyn Reconciler>],
     ledger: &dyn Ledger,
-    settings: &identity_sync::Settings,
     max_missing: f64,
-) -> Result<(Report, BTreeSet<String>), String> {
-    let state: IdentityState = read(store, &settings.managed_groups).await.map_err(|e| e.to_string())?;
-    check_not_partial(&managed_with_access(&state), snapshot, max_missing)?;
-    let mut left = BTreeSet::new();
-    let mut people: BTreeSet<String> = snapshot.people.keys().cloned().collect();
-    people.extend(
-        state.users.iter().filter_map(|u| identity_sync::reconcile::person_of_marker(u.attributes.marker.as_deref()?)),
-    );
-    for p in &people {
-        if ledger
-            .get(p, IDENTITY_TARGET)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some_and(|r| r.status != PersonStatus::Active)
-        {
-            left.insert(p.clone());
-        }
+) -> Result<Outcome, ExitCode> {
+    match reconcile(snapshot, reconcilers, ledger, max_missing).await {
+        Ok(o) => Ok(o),
+        Err(e @ Failure::Refused { .. }) => Err(fail(format!("snapshot refused: {e}"))),
+        Err(Failure::Read(e)) => Err(fail(e)),
     }
-    let drift = diff(snapshot, &state, &left);
-    let report = Report {
-        as_of: snapshot.as_of,
-        people: snapshot.people.len(),
-        targets: vec![IDENTITY_TARGET.to_string()],
-        drift,
-        bad: snapshot.bad.clone(),
-    };
-    Ok((report, left))
 }
 
-async fn replay(state: &State, paths: &[PathBuf]) -> Result<(), String> {
+/// Every event through every target, as `jml replay` does (quietly).
+async fn replay(states: &[State], paths: &[PathBuf]) -> Result<(), String> {
     if paths.is_empty() {
         return Ok(());
     }
     for f in crate::event_files(paths)? {
         let body = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        identity_sync::process_record(state, &body, &identity_sync::RecordMeta::default()).await;
+        for state in states {
+            process_record(state, &body, &RecordMeta::default()).await;
+        }
     }
     Ok(())
 }
 
-/// Memory: through the handler. AWS: to the inbound queue (INBOUND_QUEUE_URL) as `jml publish`.
-async fn apply(cfg: &Config, state: &State, events: &[Value]) -> Result<(), String> {
+/// Memory: through every target's handler (as hr-ingest fans out). AWS: to the inbound queue
+/// (INBOUND_QUEUE_URL) as `jml publish` does.
+async fn apply(cfg: &Config, states: &[State], events: &[Value]) -> Result<(), String> {
     match cfg.backend {
         Backend::Memory => {
             for e in events {
-                let r =
-                    identity_sync::process_record(state, &e.to_string(), &identity_sync::RecordMeta::default()).await;
-                let decision = r.outcome.map(|o| o.decision.as_str().to_string());
-                let error = r.error.map(|(code, _)| code);
-                println!("  {} -> {}", e["eventId"].as_str().unwrap_or("-"), decision.or(error).unwrap_or_default());
+                let mut line = Vec::new();
+                for state in states {
+                    let r = process_record(state, &e.to_string(), &RecordMeta::default()).await;
+                    let decision = r.outcome.map(|o| o.decision.as_str().to_string());
+                    let error = r.error.map(|(code, _)| code);
+                    line.push(format!("{} {}", state.engine.target_name(), decision.or(error).unwrap_or_default()));
+                }
+                println!("  {} -> {}", e["eventId"].as_str().unwrap_or("-"), line.join(", "));
             }
             Ok(())
         }

@@ -26,12 +26,12 @@ use crate::{BackendArg, event_files, print_audit};
 const ALL: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
 
 /// The simulators behind a memory replay, one ledger shared by every target.
-struct Sims {
-    ledger: Arc<SimLedger>,
-    identity: identity_sync::MemoryBackend,
-    subscriptions: subscription_sync::MemoryBackend,
-    appstream: appstream_sync::MemoryBackend,
-    iam: iam_sync::MemoryBackend,
+pub(crate) struct Sims {
+    pub(crate) ledger: Arc<SimLedger>,
+    pub(crate) identity: identity_sync::MemoryBackend,
+    pub(crate) subscriptions: subscription_sync::MemoryBackend,
+    pub(crate) appstream: appstream_sync::MemoryBackend,
+    pub(crate) iam: iam_sync::MemoryBackend,
 }
 
 pub(crate) fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String> {
@@ -69,7 +69,7 @@ pub(crate) fn function_of(target: &str) -> &'static str {
     }
 }
 
-fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_core::config::ConfigError> {
+pub(crate) fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_core::config::ConfigError> {
     for t in targets {
         crate::check_function(cfg, function_of(t))?;
     }
@@ -185,7 +185,7 @@ pub async fn run(
     if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-async fn build(cfg: &Config, enabled: &[&str]) -> Result<(Vec<State>, Option<Sims>), ConfigError> {
+pub(crate) async fn build(cfg: &Config, enabled: &[&str]) -> Result<(Vec<State>, Option<Sims>), ConfigError> {
     Ok(match cfg.backend {
         Backend::Memory => {
             let (identity, mem) = identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?;

@@ -64,6 +64,9 @@ impl IamUsers for StickyGroups {
     async fn groups(&self, n: &str) -> Result<Vec<String>, ServiceError> {
         self.inner.groups(n).await
     }
+    async fn account_users(&self) -> Result<Vec<(iam_sync::port::IamUser, Vec<String>)>, ServiceError> {
+        self.inner.account_users().await
+    }
     async fn add_to_group(&self, n: &str, g: &str) -> Result<(), ServiceError> {
         self.inner.add_to_group(n, g).await
     }

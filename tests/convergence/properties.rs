@@ -209,6 +209,13 @@ impl Ledger for Yielding {
         self.pause().await;
         self.inner.accounts(p, t).await
     }
+    async fn known(
+        &self,
+        t: &str,
+    ) -> Result<std::collections::BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
+        self.pause().await;
+        self.inner.known(t).await
+    }
 }
 
 /// The four simulated targets on one ledger, as deployed (one table, four functions).

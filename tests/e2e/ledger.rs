@@ -247,6 +247,12 @@ impl Ledger for Racing {
     async fn accounts(&self, p: &str, t: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
         self.inner.accounts(p, t).await
     }
+    async fn known(
+        &self,
+        t: &str,
+    ) -> Result<std::collections::BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
+        self.inner.known(t).await
+    }
 }
 
 #[tokio::test]

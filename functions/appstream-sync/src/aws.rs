@@ -23,6 +23,40 @@ impl AwsAppStream {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// DescribeUserStackAssociations (USERPOOL) for a user or a stack, all pages of 500:
+    /// (user name, stack name) pairs.
+    async fn associations(
+        &self,
+        user_name: Option<&str>,
+        stack: Option<&str>,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
+        let op = op::DESCRIBE_USER_STACK_ASSOCIATIONS;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_user_stack_associations()
+                .set_user_name(user_name.map(str::to_string))
+                .set_stack_name(stack.map(str::to_string))
+                .authentication_type(AuthenticationType::Userpool)
+                .max_results(500)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify(op, &e))?;
+            out.extend(
+                page.user_stack_associations()
+                    .iter()
+                    .filter_map(|a| Some((a.user_name().unwrap_or_default().to_string(), a.stack_name()?.to_string()))),
+            );
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
 }
 
 /// ResourceAlreadyExists / ResourceNotFound are answers the callers turn into `Ok(false)`; a
@@ -148,26 +182,11 @@ impl AppStreamUsers for AwsAppStream {
     }
 
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
-        let op = op::DESCRIBE_USER_STACK_ASSOCIATIONS;
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_user_stack_associations()
-                .user_name(user_name)
-                .authentication_type(AuthenticationType::Userpool)
-                .max_results(500)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| classify(op, &e))?;
-            out.extend(page.user_stack_associations().iter().filter_map(|a| a.stack_name()).map(str::to_string));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(out),
-            }
-        }
+        Ok(self.associations(Some(user_name), None).await?.into_iter().map(|(_, stack)| stack).collect())
+    }
+
+    async fn stack_users(&self, stack: &str) -> Result<Vec<String>, ServiceError> {
+        Ok(self.associations(None, Some(stack)).await?.into_iter().map(|(user, _)| user).collect())
     }
 
     async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError> {

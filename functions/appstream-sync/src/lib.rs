@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod doctor;
 pub mod port;
+pub mod reconcile;
 pub mod settings;
 pub mod sim;
 pub mod target;
@@ -75,4 +76,13 @@ pub async fn from_config(config: &Config) -> Result<State, ConfigError> {
         Backend::Memory => Ok(memory(Arc::new(SimAppStream::demo()), config)?.0),
         Backend::Aws => from_sdk_config(&jml_aws::load_sdk_config().await, config),
     }
+}
+
+/// The target's reconciler (`jml reconcile`, the scheduled reconcile function) on a port.
+pub fn reconciler(
+    service: Arc<dyn AppStreamUsers>,
+    config: &Config,
+) -> Result<Arc<dyn jml_core::reconcile::Reconciler>, ConfigError> {
+    let settings = Settings::from_config(config)?;
+    Ok(Arc::new(reconcile::AppStreamReconciler { service, rules: settings.stacks }))
 }

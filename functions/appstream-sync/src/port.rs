@@ -71,6 +71,9 @@ pub trait AppStreamUsers: Send + Sync {
     async fn stack_exists(&self, stack: &str) -> Result<bool, ServiceError>;
     /// DescribeUserStackAssociations for the user, all pages: stack names.
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError>;
+    /// DescribeUserStackAssociations for the stack, all pages: the user pool users associated
+    /// with it (reconciliation reads each managed stack once, not each user).
+    async fn stack_users(&self, stack: &str) -> Result<Vec<String>, ServiceError>;
     /// BatchAssociateUserStack (at most 25 per call); the per-association errors it reports.
     async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError>;
     /// BatchDisassociateUserStack (at most 25 per call); the per-association errors it reports.

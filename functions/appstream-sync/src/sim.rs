@@ -109,6 +109,31 @@ impl SimAppStream {
         s.associations.retain(|(u, _)| u != user_name);
     }
 
+    /// EnableUser, as an administrator might call it outside jml-sync.
+    pub fn enable_by_hand(&self, user_name: &str) {
+        if let Some(u) = self.lock().users.get_mut(user_name) {
+            u.enabled = true;
+        }
+    }
+
+    /// DisableUser, as an administrator might call it outside jml-sync.
+    pub fn disable_by_hand(&self, user_name: &str) {
+        if let Some(u) = self.lock().users.get_mut(user_name) {
+            u.enabled = false;
+        }
+    }
+
+    /// A stack association (or its removal) made outside jml-sync.
+    pub fn associate_by_hand(&self, user_name: &str, stack: &str, associated: bool) {
+        let key = (user_name.to_string(), stack.to_string());
+        let mut s = self.lock();
+        if associated {
+            s.associations.insert(key);
+        } else {
+            s.associations.remove(&key);
+        }
+    }
+
     pub fn set_quota(&self, users: usize) {
         self.lock().quota = users;
     }
@@ -243,6 +268,11 @@ impl AppStreamUsers for SimAppStream {
     async fn stacks(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
         let s = self.enter(op::DESCRIBE_USER_STACK_ASSOCIATIONS)?;
         Ok(s.associations.iter().filter(|(u, _)| u == user_name).map(|(_, st)| st.clone()).collect())
+    }
+
+    async fn stack_users(&self, stack: &str) -> Result<Vec<String>, ServiceError> {
+        let s = self.enter(op::DESCRIBE_USER_STACK_ASSOCIATIONS)?;
+        Ok(s.associations.iter().filter(|(_, st)| st == stack).map(|(u, _)| u.clone()).collect())
     }
 
     async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError> {

@@ -184,6 +184,39 @@ impl IamUsers for AwsIam {
         .await
     }
 
+    async fn account_users(&self) -> Result<Vec<(IamUser, Vec<String>)>, ServiceError> {
+        all_pages(|marker| async move {
+            let page = self
+                .client
+                .get_account_authorization_details()
+                .filter(aws_sdk_iam::types::EntityType::User)
+                .max_items(1000)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify(op::GET_ACCOUNT_AUTHORIZATION_DETAILS, &e))?;
+            let items = page
+                .user_detail_list()
+                .iter()
+                .map(|u| {
+                    let user = IamUser {
+                        user_name: u.user_name().unwrap_or_default().to_string(),
+                        user_id: u.user_id().unwrap_or_default().to_string(),
+                        path: u.path().unwrap_or("/").to_string(),
+                        permissions_boundary: u
+                            .permissions_boundary()
+                            .and_then(|b| b.permissions_boundary_arn())
+                            .map(str::to_string),
+                        tags: u.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+                    };
+                    (user, u.group_list().to_vec())
+                })
+                .collect();
+            Ok((items, next_marker(page.is_truncated(), page.marker())))
+        })
+        .await
+    }
+
     async fn add_to_group(&self, user_name: &str, group: &str) -> Result<(), ServiceError> {
         unit(op::ADD_USER_TO_GROUP, self.client.add_user_to_group().user_name(user_name).group_name(group).send().await)
     }

@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod doctor;
 pub mod port;
+pub mod reconcile;
 pub mod settings;
 pub mod sim;
 pub mod target;
@@ -83,4 +84,18 @@ pub async fn from_config(config: &Config) -> Result<State, ConfigError> {
         Backend::Memory => Ok(memory(Arc::new(SimIam::demo()), config)?.0),
         Backend::Aws => from_sdk_config(&jml_aws::load_sdk_config().await, config),
     }
+}
+
+/// The target's reconciler (`jml reconcile`, the scheduled reconcile function) on a port.
+pub fn reconciler(
+    service: Arc<dyn IamUsers>,
+    config: &Config,
+) -> Result<Arc<dyn jml_core::reconcile::Reconciler>, ConfigError> {
+    let s = Settings::from_config(config)?;
+    Ok(Arc::new(reconcile::IamReconciler {
+        service,
+        groups: s.groups,
+        path_prefix: s.path_prefix,
+        permissions_boundary: s.permissions_boundary,
+    }))
 }

@@ -100,6 +100,10 @@ pub trait IamUsers: Send + Sync {
     /// DeleteUser. jml-sync never deletes a person's user (audit needs the principal); `jml
     /// doctor --canary` removes its test user with it. `Ok(false)`: NoSuchEntity.
     async fn delete_user(&self, user_name: &str) -> Result<bool, ServiceError>;
+    /// GetAccountAuthorizationDetails (Filter User), all pages of 1000: every IAM user with its
+    /// path, boundary, tags and groups. ListUsers returns neither tags nor the boundary, and
+    /// ownership is a tag: this one listing is what reconciliation reads.
+    async fn account_users(&self) -> Result<Vec<(IamUser, Vec<String>)>, ServiceError>;
     /// GetPolicy: whether the managed policy exists (the permissions boundary).
     async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError>;
     /// GetGroup (one page): whether the group exists.
@@ -114,6 +118,7 @@ pub mod op {
     pub const GET_USER: Op = Op::read("iam", "GetUser");
     pub const DELETE_USER: Op = Op::write("iam", "DeleteUser");
     pub const GET_POLICY: Op = Op::read("iam", "GetPolicy");
+    pub const GET_ACCOUNT_AUTHORIZATION_DETAILS: Op = Op::read("iam", "GetAccountAuthorizationDetails");
     pub const GET_GROUP: Op = Op::read("iam", "GetGroup");
     pub const CREATE_USER: Op = Op::write("iam", "CreateUser");
     pub const UPDATE_USER: Op = Op::write("iam", "UpdateUser");

@@ -284,6 +284,11 @@ impl IamUsers for SimIam {
         })
     }
 
+    async fn account_users(&self) -> Result<Vec<(IamUser, Vec<String>)>, ServiceError> {
+        let s = self.enter(op::GET_ACCOUNT_AUTHORIZATION_DETAILS)?;
+        Ok(s.users.values().map(|u| (u.user.clone(), u.groups.iter().cloned().collect())).collect())
+    }
+
     async fn groups(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {
         self.with_user(op::LIST_GROUPS_FOR_USER, user_name, |u, _| Ok(u.groups.iter().cloned().collect()))
     }

@@ -117,3 +117,12 @@ pub async fn from_config(config: &Config) -> Result<State, ConfigError> {
         Backend::Aws => from_sdk_config(&jml_aws::load_sdk_config().await, config),
     }
 }
+
+/// The target's reconciler (`jml reconcile`, the scheduled reconcile function) on a port.
+pub fn reconciler(
+    store: Arc<dyn IdentityStore>,
+    config: &Config,
+) -> Result<Arc<dyn jml_core::reconcile::Reconciler>, ConfigError> {
+    let settings = Settings::from_config(config)?;
+    Ok(Arc::new(reconcile::IdentityReconciler { store, managed: settings.managed_groups }))
+}

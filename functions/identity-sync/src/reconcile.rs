@@ -7,9 +7,11 @@
 //! user type, language, locale, time zone, userName.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 pub use jml_core::reconcile::person_of_marker;
-use jml_core::reconcile::{Drift, DriftKind, Snapshot};
+use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
 
 use crate::planner::{ManagedGroups, attribute_changes, desired_attributes};
 use crate::port::{IdentityStore, ServiceError, UserId, UserRecord, UserStatus};
@@ -41,9 +43,34 @@ fn listed(path: &str) -> bool {
     !path.starts_with("aws:identitystore:enterprise")
 }
 
-/// Drift of every snapshot person and every managed user. `left`: the people whose ledger record
-/// for this target says they left.
-pub fn diff(snapshot: &Snapshot, state: &IdentityState, left: &BTreeSet<String>) -> Vec<Drift> {
+/// The Identity Store's [`Reconciler`].
+pub struct IdentityReconciler {
+    pub store: Arc<dyn IdentityStore>,
+    pub managed: ManagedGroups,
+}
+
+impl std::fmt::Debug for IdentityReconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityReconciler").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Reconciler for IdentityReconciler {
+    fn target(&self) -> &str {
+        IDENTITY_TARGET
+    }
+
+    async fn reconcile(&self, snapshot: &Snapshot, known: &LedgerView) -> Result<Findings, ServiceError> {
+        let state = read(self.store.as_ref(), &self.managed).await?;
+        Ok(Findings { drift: diff(snapshot, &state, known), managed_with_access: managed_with_access(&state) })
+    }
+}
+
+/// Drift of every snapshot person and every managed user, against what the ledger knows on this
+/// target (who left; which user id its record holds).
+pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> Vec<Drift> {
+    let left = |p: &str| known.get(p).is_some_and(|k| k.left());
     let drift = |person: &str, kind, detail: String| Drift {
         person: person.to_string(),
         target: IDENTITY_TARGET.to_string(),
@@ -76,6 +103,15 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, left: &BTreeSet<String>)
             continue;
         };
         seen.insert(marker);
+        if let Some(id) = known.get(person).and_then(|k| k.record.as_ref()?.user_id.as_deref())
+            && id != user.user_id
+        {
+            out.push(drift(
+                person,
+                DriftKind::Ledger,
+                format!("the ledger records user {id}; the marker is on {}", user.user_id),
+            ));
+        }
         if user.status == UserStatus::Disabled {
             out.push(drift(person, DriftKind::Status, "disabled while employed".into()));
         }
@@ -113,7 +149,7 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, left: &BTreeSet<String>)
             if user.status == UserStatus::Enabled { "enabled" } else { "disabled" },
             groups.len()
         );
-        let kind = if left.contains(&person) { DriftKind::LeaverStillActive } else { DriftKind::OrphanAccount };
+        let kind = if left(&person) { DriftKind::LeaverStillActive } else { DriftKind::OrphanAccount };
         out.push(drift(&person, kind, detail));
     }
     out.sort();

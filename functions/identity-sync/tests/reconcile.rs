@@ -8,6 +8,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use jml_core::ledger::{Ledger, PersonStatus};
+use jml_core::reconcile::LedgerView;
+
 use chrono::{DateTime, Utc};
 use identity_sync::port::{IdentityStore, UserStatus};
 use identity_sync::reconcile::{diff, managed_with_access, read};
@@ -62,7 +65,9 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
     // 1 of 3 managed people missing: refused at 10%, accepted at 50%
     assert!(check_not_partial(&managed_with_access(&st), &snap, 0.10).unwrap_err().contains("refused"));
     check_not_partial(&managed_with_access(&st), &snap, 0.5).unwrap();
-    let drift = diff(&snap, &st, &BTreeSet::new());
+    let known: LedgerView = mem.ledger.known(identity_sync::IDENTITY_TARGET).await.unwrap();
+    assert_eq!(known.len(), 3, "ada, alan, zoe: {:?}", known.keys());
+    let drift = diff(&snap, &st, &known);
     let got: Vec<(&str, &str)> = drift.iter().map(|d| (d.person.as_str(), d.kind.as_str())).collect();
     assert_eq!(
         got,
@@ -76,11 +81,12 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
     );
     assert!(drift[0].detail.contains("title"), "{}", drift[0].detail);
     // The ledger says alan left: the same account is then leaver-still-active (critical).
-    let left = BTreeSet::from(["workday#100235".to_string()]);
+    let mut left = known.clone();
+    left.get_mut("workday#100235").unwrap().record.as_mut().unwrap().status = PersonStatus::Disabled;
     assert!(diff(&snap, &st, &left).iter().any(|d| d.kind.as_str() == "leaver-still-active"));
-    // --apply: corrective events through the handler; then no drift but the collision (a human's)
-    // and, a gap found here and left open in issue 14: a user disabled by hand while the ledger
-    // says active is reported (status) but neither a mover nor a rehire enables it yet.
+    // --apply: corrective events through the handler; then no drift but what a human decides: the
+    // collision, and zoe disabled by hand while the ledger says employed (maybe an incident
+    // lockout: jml-sync never re-enables what it did not disable).
     let report = jml_core::reconcile::Report {
         as_of,
         people: snap.people.len(),
@@ -88,15 +94,26 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
         drift: drift.clone(),
         bad: vec![],
     };
+    // Had the ledger said zoe left (a missed rehire), her disabled user would get a rehire.
+    let zoe_left = BTreeSet::from(["workday#100311".to_string()]);
+    let rehire = report.corrective_events(&snap, &zoe_left);
+    assert!(rehire.iter().any(|e| e["type"] == "rehire" && e["person"]["externalId"]["id"] == "100311"), "{rehire:?}");
     let events = report.corrective_events(&snap, &BTreeSet::new());
     let kinds: Vec<(&str, &str)> =
         events.iter().map(|e| (e["eventId"].as_str().unwrap(), e["type"].as_str().unwrap())).collect();
-    assert_eq!(kinds.len(), 3, "ada, zoe, alan; none for the collision: {kinds:?}");
-    assert!(kinds.contains(&("reconcile-20270601T000000Z-workday_100235", "leaver")));
+    assert_eq!(
+        kinds,
+        vec![
+            ("reconcile-20270601T000000Z-workday_100234", "mover"),
+            ("reconcile-20270601T000000Z-workday_100235", "leaver")
+        ],
+        "none for the collision or the hand-disabled user"
+    );
     for e in &events {
         identity_sync::process_record(&state, &e.to_string(), &Default::default()).await;
     }
-    let after = diff(&snap, &read(store.as_ref(), managed).await.unwrap(), &BTreeSet::new());
+    let known = mem.ledger.known(identity_sync::IDENTITY_TARGET).await.unwrap();
+    let after = diff(&snap, &read(store.as_ref(), managed).await.unwrap(), &known);
     let kinds: Vec<&str> = after.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, vec!["status", "collision"], "{after:?}");
     // Re-run: the same event ids are duplicates, nothing written.

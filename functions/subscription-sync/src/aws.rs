@@ -132,12 +132,22 @@ fn not_found(e: &ServiceError) -> bool {
 impl AwsUserSubscriptions {
     /// ListUserAssociations on one instance, filtered to `username`, all pages: each row's status.
     async fn association_statuses(&self, instance_id: &str, username: &str) -> Result<Vec<String>, ServiceError> {
+        Ok(self.association_rows(instance_id, Some(username)).await?.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// ListUserAssociations on an instance, all pages, filtered to `username` or not:
+    /// (username, status) rows.
+    async fn association_rows(
+        &self,
+        instance_id: &str,
+        username: Option<&str>,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
         let mut pages = self
             .client
             .list_user_associations()
             .instance_id(instance_id)
             .identity_provider(self.identity_provider())
-            .filters(username_filter(username))
+            .set_filters(username.map(|u| vec![username_filter(u)]))
             .into_paginator()
             .send();
         let mut out = Vec::new();
@@ -146,8 +156,8 @@ impl AwsUserSubscriptions {
             out.extend(
                 page.instance_user_summaries()
                     .iter()
-                    .filter(|s| s.username() == username)
-                    .map(|s| s.status().to_string()),
+                    .filter(|s| username.is_none_or(|u| s.username() == u))
+                    .map(|s| (s.username().to_string(), s.status().to_string())),
             );
         }
         Ok(out)
@@ -155,11 +165,17 @@ impl AwsUserSubscriptions {
 
     /// ListProductSubscriptions filtered to `username`, all pages: (product, status) per row.
     async fn product_rows(&self, username: &str) -> Result<Vec<(String, String)>, ServiceError> {
+        Ok(self.subscription_rows(Some(username)).await?.into_iter().map(|(_, p, s)| (p, s)).collect())
+    }
+
+    /// ListProductSubscriptions (every product), all pages, filtered to `username` or not:
+    /// (username, product, status) rows.
+    async fn subscription_rows(&self, username: Option<&str>) -> Result<Vec<(String, String, String)>, ServiceError> {
         let mut pages = self
             .client
             .list_product_subscriptions()
             .identity_provider(self.identity_provider())
-            .filters(username_filter(username))
+            .set_filters(username.map(|u| vec![username_filter(u)]))
             .into_paginator()
             .send();
         let mut out = Vec::new();
@@ -168,8 +184,8 @@ impl AwsUserSubscriptions {
             out.extend(
                 page.product_user_summaries()
                     .iter()
-                    .filter(|s| s.username() == username)
-                    .map(|s| (s.product().to_string(), s.status().to_string())),
+                    .filter(|s| username.is_none_or(|u| s.username() == u))
+                    .map(|s| (s.username().to_string(), s.product().to_string(), s.status().to_string())),
             );
         }
         Ok(out)
@@ -202,6 +218,16 @@ impl UserSubscriptions for AwsUserSubscriptions {
         let statuses = self.association_statuses(instance_id, username).await?;
         let current = statuses.iter().find(|s| HELD_ASSOCIATION.contains(&s.as_str()) || *s == "DISASSOCIATING");
         Ok(current.or(statuses.first()).cloned())
+    }
+
+    async fn associated_users(&self, instance_id: &str) -> Result<Vec<String>, ServiceError> {
+        let rows = self.association_rows(instance_id, None).await?;
+        Ok(rows.into_iter().filter(|(_, s)| HELD_ASSOCIATION.contains(&s.as_str())).map(|(u, _)| u).collect())
+    }
+
+    async fn subscribers(&self) -> Result<Vec<(String, String)>, ServiceError> {
+        let rows = self.subscription_rows(None).await?;
+        Ok(rows.into_iter().filter(|(_, _, s)| HELD_PRODUCT.contains(&s.as_str())).map(|(u, p, _)| (u, p)).collect())
     }
 
     async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {

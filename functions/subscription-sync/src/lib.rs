@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod doctor;
 pub mod port;
+pub mod reconcile;
 pub mod settings;
 pub mod sim;
 pub mod target;
@@ -80,4 +81,13 @@ pub async fn from_config(config: &Config) -> Result<State, ConfigError> {
         Backend::Memory => Ok(memory(Arc::new(SimUserSubscriptions::demo()), config)?.0),
         Backend::Aws => from_sdk_config(&jml_aws::load_sdk_config().await, config),
     }
+}
+
+/// The target's reconciler (`jml reconcile`, the scheduled reconcile function) on a port.
+pub fn reconciler(
+    service: Arc<dyn UserSubscriptions>,
+    config: &Config,
+) -> Result<Arc<dyn jml_core::reconcile::Reconciler>, ConfigError> {
+    let settings = Settings::from_config(config)?;
+    Ok(Arc::new(reconcile::SubscriptionReconciler { service, rule: settings.directory_username_rule }))
 }

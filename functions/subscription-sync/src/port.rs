@@ -21,6 +21,12 @@ pub trait UserSubscriptions: Send + Sync {
     /// ListUserAssociations on one instance, filtered to `username`: is the user associated
     /// (or being associated) with it?
     async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError>;
+    /// ListUserAssociations on one instance, unfiltered, all pages: every user associated (or
+    /// being associated) with it (reconciliation).
+    async fn associated_users(&self, instance_id: &str) -> Result<Vec<String>, ServiceError>;
+    /// ListProductSubscriptions, every product, unfiltered, all pages: (username, product) of
+    /// every subscription active or being activated (reconciliation).
+    async fn subscribers(&self) -> Result<Vec<(String, String)>, ServiceError>;
     /// ListProductSubscriptions filtered to `username`: the products the user holds (active or
     /// being activated).
     async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError>;

@@ -88,6 +88,27 @@ impl SimUserSubscriptions {
         self.lock().calls.reset();
     }
 
+    /// A product subscription and an instance association made (or removed) outside jml-sync.
+    pub fn hold_by_hand(&self, username: &str, product: Option<&str>, instance: Option<&str>, held: bool) {
+        let mut s = self.lock();
+        if let Some(p) = product {
+            let key = (username.to_string(), p.to_string());
+            if held {
+                s.products.insert(key)
+            } else {
+                s.products.remove(&key)
+            };
+        }
+        if let Some(i) = instance {
+            let key = (username.to_string(), i.to_string());
+            if held {
+                s.associations.insert(key)
+            } else {
+                s.associations.remove(&key)
+            };
+        }
+    }
+
     /// (products, instances) the user holds.
     pub fn holdings(&self, username: &str) -> (Vec<String>, Vec<String>) {
         let s = self.lock();
@@ -128,6 +149,15 @@ impl UserSubscriptions for SimUserSubscriptions {
             return Err(ServiceError::NotFound { op: op::LIST_USER_ASSOCIATIONS });
         }
         Ok(s.associations.contains(&(username.to_string(), instance_id.to_string())))
+    }
+
+    async fn associated_users(&self, instance_id: &str) -> Result<Vec<String>, ServiceError> {
+        let s = self.enter(op::LIST_USER_ASSOCIATIONS)?;
+        Ok(s.associations.iter().filter(|(_, i)| i == instance_id).map(|(u, _)| u.clone()).collect())
+    }
+
+    async fn subscribers(&self) -> Result<Vec<(String, String)>, ServiceError> {
+        Ok(self.enter(op::LIST_PRODUCT_SUBSCRIPTIONS)?.products.iter().cloned().collect())
     }
 
     async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {

@@ -4,7 +4,7 @@
 //! event). The stale guard is a pure function here; storage is behind the [`Ledger`] port.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -188,6 +188,10 @@ pub trait Ledger: Send + Sync {
     /// The person's account inventory on a target: every account key they were ever given,
     /// written ahead of the write that created, renamed or re-addressed it; never shortened.
     async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError>;
+    /// Every person the ledger knows on a target: their record and account inventory, keyed by
+    /// person (reconciliation's "ours" for services whose accounts carry no owner). A full read
+    /// (a paged Scan on DynamoDB): for reconciliation only, never on an event's path.
+    async fn known(&self, target: &str) -> Result<BTreeMap<String, Known>, ServiceError>;
     /// Takes the person's lease on a target for `holder` until `expires_at` (epoch seconds):
     /// while it is held, no other instance converges the person there (their writes to the
     /// service would interleave). `Ok(false)`: another holder has it and it has not expired.
@@ -230,6 +234,21 @@ pub trait Ledger: Send + Sync {
             tracing::warn!(error = %e, "lease release failed; it expires by itself");
         }
         Ok(done)
+    }
+}
+
+/// What the ledger knows of one person on one target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Known {
+    pub record: Option<PersonRecord>,
+    /// The account inventory (every account key the person was ever given there).
+    pub accounts: BTreeSet<String>,
+}
+
+impl Known {
+    /// Whether the record says the person left (disabled or deleted) on the target.
+    pub fn left(&self) -> bool {
+        self.record.as_ref().is_some_and(|r| r.status != PersonStatus::Active)
     }
 }
 

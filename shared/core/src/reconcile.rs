@@ -3,11 +3,16 @@
 //! functions: each target reads its own state (list calls) and diffs it in its slice.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::contract::{FieldError, HrEvent, event_from_value};
+use crate::ledger::{Known, Ledger, PersonStatus};
+use crate::metrics::MetricsSink;
+use crate::ports::ServiceError;
 
 /// A snapshot line that failed the contract's rules: its number (1-based) and every broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +136,7 @@ pub enum DriftKind {
     Subscriptions,
     IamPath,
     Collision,
+    Ledger,
 }
 
 impl DriftKind {
@@ -147,25 +153,33 @@ impl DriftKind {
             Self::Subscriptions => "subscriptions",
             Self::IamPath => "iam-path",
             Self::Collision => "collision",
+            Self::Ledger => "ledger",
         }
     }
 
-    /// What corrects it: HR's desired state again (a joiner/mover), or a leaver (the person is
-    /// not in HR), or nothing automatic (a collision needs a human).
-    pub fn correction(self) -> Correction {
-        match self {
-            Self::OrphanAccount | Self::LeaverStillActive => Correction::Leaver,
-            Self::Collision => Correction::Manual,
-            _ => Correction::Desired,
-        }
-    }
-}
+    /// Every kind, in report order.
+    pub const ALL: [DriftKind; 12] = [
+        Self::MissingAccount,
+        Self::OrphanAccount,
+        Self::LeaverStillActive,
+        Self::Status,
+        Self::Attributes,
+        Self::GroupsMissing,
+        Self::GroupsExtra,
+        Self::Stacks,
+        Self::Subscriptions,
+        Self::IamPath,
+        Self::Collision,
+        Self::Ledger,
+    ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Correction {
-    Desired,
-    Leaver,
-    Manual,
+    /// Whether `--apply` corrects it. A collision needs a human (an account jml-sync does not
+    /// own holds the person's name). So does `status`: an account a human disabled while the
+    /// ledger says the person is employed may be an incident lockout, and jml-sync never undoes
+    /// a lockout on its own (only HR's rehire after a recorded leaver re-enables).
+    pub fn corrected(self) -> bool {
+        !matches!(self, Self::Collision | Self::Status)
+    }
 }
 
 /// One drift: a person (`issuer#id`), a target, its kind, and what differs (free of personal
@@ -243,39 +257,34 @@ impl Report {
         if self.drift.is_empty() && self.bad.is_empty() { 0 } else { 3 }
     }
 
-    /// One corrective HR event per drifted person (several targets, one event): the snapshot's
-    /// desired state as a mover (a joiner where an account is missing, a rehire when the ledger
-    /// says the person left), or a
-    /// leaver for a person HR no longer lists. `occurredAt` is the snapshot's time, so any real
-    /// event newer than the snapshot wins; the event id is deterministic. Collisions need a human
-    /// and get none.
+    /// One corrective HR event per drifted person (several targets, one event): for a person HR
+    /// lists, HR's desired state as a joiner where an account is missing, a rehire where the
+    /// ledger says the person left, else a mover; for a person HR no longer lists, a leaver.
+    /// `occurredAt` is the snapshot's time, so any real event newer than the snapshot wins; the
+    /// event id is deterministic. Kinds a human must decide (collision; status, unless the ledger
+    /// says the person left, so jml-sync disabled it) get none.
     pub fn corrective_events(&self, snapshot: &Snapshot, left: &BTreeSet<String>) -> Vec<Value> {
         let at = self.as_of.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let mut wanted: BTreeMap<&str, Correction> = BTreeMap::new();
+        let mut wanted: BTreeSet<&str> = BTreeSet::new();
         let mut missing = BTreeSet::new();
-        let mut disabled = BTreeSet::new();
         for d in &self.drift {
-            let c = d.kind.correction();
-            if c != Correction::Manual {
-                wanted.entry(d.person.as_str()).or_insert(c);
+            // A disabled account of a person the ledger says left: jml-sync disabled it, and HR
+            // lists the person again (a missed rehire): corrected by a rehire.
+            if d.kind.corrected() || (d.kind == DriftKind::Status && left.contains(&d.person)) {
+                wanted.insert(d.person.as_str());
             }
             if d.kind == DriftKind::MissingAccount {
                 missing.insert(d.person.as_str());
             }
-            if d.kind == DriftKind::Status {
-                // Disabled while employed: a mover does not enable (a disabled user stays
-                // disabled until a rehire), so the correction is a rehire.
-                disabled.insert(d.person.as_str());
-            }
         }
         let mut out = Vec::new();
-        for (person, c) in wanted {
+        for person in wanted {
             let id = corrective_event_id(&self.as_of, person);
-            match (c, snapshot.raw.get(person)) {
-                (Correction::Desired, Some(raw)) => {
+            match snapshot.raw.get(person) {
+                Some(raw) => {
                     let mut v = raw.clone();
                     v["eventId"] = Value::String(id);
-                    let kind = match (left.contains(person) || disabled.contains(person), missing.contains(person)) {
+                    let kind = match (left.contains(person), missing.contains(person)) {
                         (true, _) => "rehire",
                         (false, true) => "joiner",
                         (false, false) => "mover",
@@ -284,16 +293,132 @@ impl Report {
                     v["occurredAt"] = Value::String(at.clone());
                     out.push(v);
                 }
-                (Correction::Leaver, None) => {
+                None => {
                     let Some((issuer, ext)) = person.split_once('#') else { continue };
                     out.push(json!({
                         "eventId": id, "type": "leaver", "occurredAt": at,
                         "person": {"externalId": {"issuer": issuer, "id": ext}},
                     }));
                 }
-                _ => {}
             }
         }
         out
     }
+
+    /// `Drift` EMF documents: one per target and kind (0 for a kind not seen, so an alarm on
+    /// `leaver-still-active` has data points every run), and `DriftPeople` per target.
+    pub fn emit_metrics(&self, sink: &dyn MetricsSink, now: DateTime<Utc>) {
+        let counts = self.counts();
+        for t in &self.targets {
+            let kinds = counts.get(t.as_str());
+            for kind in DriftKind::ALL {
+                let n = kinds.and_then(|k| k.get(kind.as_str())).copied().unwrap_or(0);
+                sink.emit(crate::metrics::document(
+                    now,
+                    &[("Target", t), ("Kind", kind.as_str())],
+                    &[("Drift", "Count", n as f64)],
+                ));
+            }
+            let people: BTreeSet<&str> =
+                self.drift.iter().filter(|d| &d.target == t).map(|d| d.person.as_str()).collect();
+            sink.emit(crate::metrics::document(
+                now,
+                &[("Target", t)],
+                &[("DriftPeople", "Count", people.len() as f64)],
+            ));
+        }
+    }
+}
+
+/// What the ledger knows on one target, keyed by person.
+pub type LedgerView = BTreeMap<String, Known>;
+
+/// What one target's reconciliation found.
+#[derive(Clone, Debug, Default)]
+pub struct Findings {
+    pub drift: Vec<Drift>,
+    /// The people this target manages with access (the partial-snapshot refusal's base).
+    pub managed_with_access: BTreeSet<String>,
+}
+
+/// One target's reconciliation: it reads the target's state with list calls and diffs it
+/// against the snapshot and what the ledger knows there (in its slice, over plain data).
+#[async_trait]
+pub trait Reconciler: Send + Sync {
+    fn target(&self) -> &str;
+    async fn reconcile(&self, snapshot: &Snapshot, known: &LedgerView) -> Result<Findings, ServiceError>;
+}
+
+/// Why a reconciliation produced no report.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The snapshot looks partial (exit 2).
+    #[error("{target}: {reason}")]
+    Refused { target: String, reason: String },
+    /// A read failed (the ledger or a target).
+    #[error("{0}")]
+    Read(String),
+}
+
+/// A report and the people the ledger says left on some target (their correction is a rehire).
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub left: BTreeSet<String>,
+}
+
+/// Reconciles every target: reads what the ledger knows there, lets the target diff, refuses a
+/// snapshot that misses more than `max_missing` of the people any target manages with access,
+/// and compares the ledger's own records (a record that says active for a person HR no longer
+/// lists and the target shows nothing of; a record that says left for a person HR lists, where
+/// the target found nothing else).
+pub async fn reconcile(
+    snapshot: &Snapshot,
+    reconcilers: &[Arc<dyn Reconciler>],
+    ledger: &dyn Ledger,
+    max_missing: f64,
+) -> Result<Outcome, Failure> {
+    let mut drift = Vec::new();
+    let mut left = BTreeSet::new();
+    let mut targets = Vec::new();
+    for r in reconcilers {
+        let target = r.target().to_string();
+        let known = ledger.known(&target).await.map_err(|e| Failure::Read(format!("ledger: {e}")))?;
+        let found = r.reconcile(snapshot, &known).await.map_err(|e| Failure::Read(format!("{target}: {e}")))?;
+        check_not_partial(&found.managed_with_access, snapshot, max_missing)
+            .map_err(|reason| Failure::Refused { target: target.clone(), reason })?;
+        let seen: BTreeSet<&str> = found.drift.iter().map(|d| d.person.as_str()).collect();
+        drift.extend(ledger_drift(&target, snapshot, &known, &seen));
+        drift.extend(found.drift.iter().cloned());
+        left.extend(known.iter().filter(|(_, k)| k.left()).map(|(p, _)| p.clone()));
+        targets.push(target);
+    }
+    drift.sort();
+    let report =
+        Report { as_of: snapshot.as_of, people: snapshot.people.len(), targets, drift, bad: snapshot.bad.clone() };
+    Ok(Outcome { report, left })
+}
+
+/// The ledger's records against HR, where the target's own diff found nothing for the person.
+pub fn ledger_drift(target: &str, snapshot: &Snapshot, known: &LedgerView, seen: &BTreeSet<&str>) -> Vec<Drift> {
+    let mut out = Vec::new();
+    for (person, k) in known {
+        let Some(record) = &k.record else { continue };
+        if seen.contains(person.as_str()) {
+            continue;
+        }
+        let employed = snapshot.people.contains_key(person);
+        let detail = match (employed, record.status) {
+            (false, PersonStatus::Active) => "the ledger says active; HR no longer lists the person (no access found)",
+            (true, PersonStatus::Disabled | PersonStatus::Deleted) => "the ledger says left; HR lists the person",
+            _ => continue,
+        };
+        out.push(Drift {
+            person: person.clone(),
+            target: target.to_string(),
+            kind: DriftKind::Ledger,
+            detail: detail.into(),
+        });
+    }
+    out
 }

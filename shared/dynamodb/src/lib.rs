@@ -8,7 +8,7 @@
 //! written once with a conditional Put in one transaction with the owner's account inventory
 //! (`pk` = person, `sk` = `inventory#<target>`, `accounts` (SS), only ever ADDed to).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -549,6 +549,38 @@ impl Ledger for DynamoLedger {
             .and_then(|v| v.as_ss().ok())
             .map(|v| v.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn known(&self, target: &str) -> Result<BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
+        // A paged Scan of the person items of this target (record and inventory): the ledger has
+        // no index by target, and reconciliation reads everything once.
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :r OR sk = :i")
+            .expression_attribute_values(":r", s(jml_core::ledger::record_sort_key(target)))
+            .expression_attribute_values(":i", s(jml_core::ledger::inventory_sort_key(target)))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out: BTreeMap<String, jml_core::ledger::Known> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+            for item in page.items() {
+                let sk = get_s(item, "sk").unwrap_or_default();
+                if sk.starts_with("inventory#") {
+                    let person = get_s(item, "pk").unwrap_or_default().to_string();
+                    let accounts = item.get("accounts").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+                    out.entry(person).or_default().accounts = accounts.into_iter().collect();
+                } else {
+                    let record = record_from_item(item)?;
+                    let person = record.person.clone();
+                    out.entry(person).or_default().record = Some(record);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {

@@ -242,6 +242,24 @@ impl Ledger for SimLedger {
         Ok(s.inventory.get(&(person.to_string(), target.to_string())).cloned().unwrap_or_default())
     }
 
+    async fn known(&self, target: &str) -> Result<BTreeMap<String, crate::ledger::Known>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        let sk = record_sort_key(target);
+        let mut out: BTreeMap<String, crate::ledger::Known> = BTreeMap::new();
+        for ((person, k), r) in &s.records {
+            if *k == sk {
+                out.entry(person.clone()).or_default().record = Some(r.clone());
+            }
+        }
+        for ((person, t), accounts) in &s.inventory {
+            if t == target {
+                out.entry(person.clone()).or_default().accounts = accounts.clone();
+            }
+        }
+        Ok(out)
+    }
+
     async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
         let mut s = self.lock();
         s.reads += 1;

@@ -1,0 +1,188 @@
+//! Reconciliation of IAM users against an HR snapshot: the state read with one listing
+//! (GetAccountAuthorizationDetails, Filter User: path, boundary, tags and groups of every user;
+//! ListUsers returns neither tags nor the boundary, and ownership is a tag), and the pure diff.
+//!
+//! A user is ours when it carries `jml-sync:external-id`; any other user counts only where its
+//! name is a snapshot person's derived name (a collision). A leaver's user stays (audit needs the
+//! principal) tagged `jml-sync:status=disabled` and in no group: that is "no access" here (the
+//! leaver's own read-back checked its credentials when it was applied).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
+
+use crate::port::{IamUser, IamUsers, ServiceError};
+use crate::target::{GroupMap, IAM_TARGET, TAG_EXTERNAL_ID, TAG_STATUS, active_tags, external_id_tag, path, user_name};
+
+/// The IAM [`Reconciler`].
+pub struct IamReconciler {
+    pub service: Arc<dyn IamUsers>,
+    pub groups: GroupMap,
+    pub path_prefix: String,
+    pub permissions_boundary: String,
+}
+
+impl std::fmt::Debug for IamReconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IamReconciler").field("path_prefix", &self.path_prefix).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Reconciler for IamReconciler {
+    fn target(&self) -> &str {
+        IAM_TARGET
+    }
+
+    async fn reconcile(&self, snapshot: &Snapshot, known: &LedgerView) -> Result<Findings, ServiceError> {
+        let users = self.service.account_users().await?;
+        Ok(self.diff(snapshot, &users, known))
+    }
+}
+
+/// The person a `jml-sync:external-id` tag names (`issuer/id`, `=XX` per UTF-8 byte outside the
+/// tag alphabet), as `issuer#id`; a hashed tag is returned as `tag:<value>`.
+pub fn person_of_tag(value: &str) -> String {
+    fn dec(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match (b[i], s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'=', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    match value.split_once('/') {
+        Some((issuer, id)) if !value.starts_with("sha256:") => format!("{}#{}", dec(issuer), dec(id)),
+        _ => format!("tag:{value}"),
+    }
+}
+
+fn disabled(u: &IamUser) -> bool {
+    u.tags.get(TAG_STATUS).map(String::as_str) == Some("disabled")
+}
+
+impl IamReconciler {
+    /// Drift of every snapshot person and every tagged user; the people managed with access
+    /// (a tagged user not tagged disabled, or in any group).
+    pub fn diff(&self, snapshot: &Snapshot, users: &[(IamUser, Vec<String>)], known: &LedgerView) -> Findings {
+        let drift = |person: &str, kind, detail: String| Drift {
+            person: person.to_string(),
+            target: IAM_TARGET.to_string(),
+            kind,
+            detail,
+        };
+        // The tag value of each snapshot person (a hashed tag is only recognisable this way).
+        let mut person_of: BTreeMap<String, String> = BTreeMap::new();
+        for (p, e) in &snapshot.people {
+            person_of.insert(external_id_tag(&e.external_id), p.clone());
+        }
+        let owner = |u: &IamUser| -> Option<String> {
+            let v = u.tags.get(TAG_EXTERNAL_ID)?;
+            Some(person_of.get(v).cloned().unwrap_or_else(|| person_of_tag(v)))
+        };
+        let mut by_person: BTreeMap<String, Vec<&(IamUser, Vec<String>)>> = BTreeMap::new();
+        for entry in users {
+            if let Some(p) = owner(&entry.0) {
+                by_person.entry(p).or_default().push(entry);
+            }
+        }
+        let managed = self.groups.managed();
+        let mut out = Vec::new();
+        for (person, event) in &snapshot.people {
+            let Some(profile) = event.profile() else { continue };
+            let Ok(name) = user_name(profile.user_name.as_str()) else { continue };
+            let mine = by_person.get(person).map(Vec::as_slice).unwrap_or_default();
+            let Some((user, groups)) =
+                mine.iter().find(|(u, _)| u.user_name.eq_ignore_ascii_case(&name)).or(mine.first()).copied()
+            else {
+                match users.iter().find(|(u, _)| u.user_name.eq_ignore_ascii_case(&name)) {
+                    Some(_) => out.push(drift(
+                        person,
+                        DriftKind::Collision,
+                        "an IAM user not managed for this person holds the derived name".into(),
+                    )),
+                    None => out.push(drift(
+                        person,
+                        DriftKind::MissingAccount,
+                        "no IAM user carries the person's tag".into(),
+                    )),
+                }
+                continue;
+            };
+            if disabled(user) {
+                out.push(drift(person, DriftKind::Status, "tagged disabled while employed".into()));
+            }
+            if let Ok(want) = path(&self.path_prefix, profile.enterprise.department.as_ref().map(|d| d.as_str()))
+                && user.path != want
+            {
+                out.push(drift(person, DriftKind::IamPath, format!("{} (want {want})", user.path)));
+            }
+            let mut attrs = Vec::new();
+            if !user.user_name.eq_ignore_ascii_case(&name) {
+                attrs.push("userName".to_string());
+            }
+            if user.permissions_boundary.as_deref() != Some(self.permissions_boundary.as_str()) {
+                attrs.push("permissionsBoundary".to_string());
+            }
+            if !disabled(user) {
+                attrs.extend(
+                    active_tags(&event.external_id)
+                        .into_iter()
+                        .filter(|(k, v)| user.tags.get(k) != Some(v))
+                        .map(|(k, _)| format!("tag {k}")),
+                );
+            }
+            if !attrs.is_empty() {
+                out.push(drift(person, DriftKind::Attributes, attrs.join(", ")));
+            }
+            let want = self.groups.desired(profile);
+            let have: BTreeSet<String> = groups.iter().filter(|g| managed.contains(*g)).cloned().collect();
+            let missing: Vec<&str> = want.difference(&have).map(String::as_str).collect();
+            let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();
+            if !missing.is_empty() {
+                out.push(drift(person, DriftKind::GroupsMissing, missing.join(", ")));
+            }
+            if !extra.is_empty() {
+                out.push(drift(person, DriftKind::GroupsExtra, extra.join(", ")));
+            }
+        }
+        let mut managed_with_access = BTreeSet::new();
+        for (person, mine) in &by_person {
+            for (user, groups) in mine {
+                if disabled(user) && groups.is_empty() {
+                    continue;
+                }
+                managed_with_access.insert(person.clone());
+                if snapshot.people.contains_key(person) {
+                    continue;
+                }
+                let detail = format!(
+                    "{}, {} group(s)",
+                    if disabled(user) { "tagged disabled" } else { "not tagged disabled" },
+                    groups.len()
+                );
+                let kind = if known.get(person).is_some_and(|k| k.left()) {
+                    DriftKind::LeaverStillActive
+                } else {
+                    DriftKind::OrphanAccount
+                };
+                out.push(drift(person, kind, detail));
+            }
+        }
+        out.sort();
+        out.dedup();
+        Findings { drift: out, managed_with_access }
+    }
+}

@@ -1,0 +1,285 @@
+//! # reconcile
+//!
+//! The scheduled Lambda (EventBridge Scheduler, daily by default) that reconciles every enabled
+//! target against the HR snapshot in S3: the same reconcilers as `jml reconcile` (each target's
+//! slice reads its state with list calls and diffs it), `Drift` EMF metrics per target and kind
+//! (an alarm watches `leaver-still-active`), and, only when `RECONCILE_MODE=correct`, one
+//! corrective HR event per drifted person sent to the inbound queue, through hr-ingest and the
+//! target functions like any HR event (so the blast-radius breaker holds a wave of orphan
+//! leavers). Report-only by default.
+//!
+//! The snapshot's time (`asOf`) is the S3 object's LastModified: the HR export's time, so a real
+//! event newer than the export always wins over a correction derived from it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jml_core::config::{Backend, Config, ConfigError, err};
+use jml_core::ingest::{PublishTo, Publisher};
+use jml_core::ledger::Ledger;
+use jml_core::metrics::MetricsSink;
+use jml_core::reconcile::{Failure, Reconciler, parse_snapshot, reconcile};
+use serde_json::{Value, json};
+
+/// Every target, by its `--targets` / `RECONCILE_TARGETS` name.
+pub const ALL_TARGETS: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
+
+/// `RECONCILE_TARGETS`-style list: names from [`ALL_TARGETS`], comma-separated.
+pub fn parse_targets(list: &str) -> Result<Vec<&'static str>, String> {
+    let mut out = Vec::new();
+    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match ALL_TARGETS.iter().find(|a| **a == t) {
+            Some(a) if !out.contains(a) => out.push(*a),
+            Some(_) => {}
+            None => return Err(format!("unknown target {t} (identity, subscriptions, appstream, iam)")),
+        }
+    }
+    if out.is_empty() {
+        return Err("names no target (identity, subscriptions, appstream, iam)".into());
+    }
+    Ok(out)
+}
+
+/// The reconcilers of `targets` on AWS, each built by its slice from the configuration.
+pub fn aws_reconcilers(
+    sdk: &aws_config::SdkConfig,
+    cfg: &Config,
+    targets: &[&str],
+) -> Result<Vec<Arc<dyn Reconciler>>, ConfigError> {
+    let mut out = Vec::new();
+    for t in targets {
+        out.push(match *t {
+            "identity" => {
+                let settings = identity_sync::Settings::from_config(cfg)?;
+                identity_sync::reconciler(identity_sync::service(sdk, &settings), cfg)?
+            }
+            "subscriptions" => {
+                let settings = subscription_sync::Settings::from_config(cfg)?;
+                subscription_sync::reconciler(subscription_sync::service(sdk, &settings), cfg)?
+            }
+            "appstream" => appstream_sync::reconciler(Arc::new(appstream_sync::service(sdk)), cfg)?,
+            _ => iam_sync::reconciler(Arc::new(iam_sync::service(sdk)), cfg)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The function's section of the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `RECONCILE_TARGETS` (required on AWS; every target on the memory backend).
+    pub targets: Vec<&'static str>,
+    /// `SNAPSHOT_BUCKET` and `SNAPSHOT_KEY`: the HR snapshot (JSON Lines) in S3.
+    pub bucket: String,
+    pub key: String,
+    /// `RECONCILE_MAX_MISSING`: the share of the managed people a snapshot may miss before it is
+    /// refused as partial (default 0.10).
+    pub max_missing: f64,
+    /// `RECONCILE_MODE`: `report` (default) or `correct` (corrective events to
+    /// `INBOUND_QUEUE_URL`).
+    pub correct: bool,
+    pub inbound_queue_url: Option<String>,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
+        let memory = cfg.backend == Backend::Memory;
+        let targets = match cfg.var("RECONCILE_TARGETS") {
+            Some(v) => parse_targets(&v).map_err(|rule| err("RECONCILE_TARGETS", rule))?,
+            None if memory => ALL_TARGETS.to_vec(),
+            None => return Err(err("RECONCILE_TARGETS", "is required: the targets to reconcile (e.g. identity,iam)")),
+        };
+        let required = |k: &'static str| -> Result<String, ConfigError> {
+            match cfg.var(k) {
+                Some(v) => Ok(v),
+                None if memory => Ok(String::new()),
+                None => Err(err(k, "is required: where the HR snapshot (JSON Lines) is in S3")),
+            }
+        };
+        let bucket = required("SNAPSHOT_BUCKET")?;
+        let key = required("SNAPSHOT_KEY")?;
+        let max_missing = match cfg.var("RECONCILE_MAX_MISSING") {
+            None => 0.10,
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => x,
+                _ => return Err(err("RECONCILE_MAX_MISSING", "must be a share from 0 to 1 (default 0.10)")),
+            },
+        };
+        let correct = match cfg.var("RECONCILE_MODE").as_deref() {
+            None | Some("report") => false,
+            Some("correct") => true,
+            Some(_) => return Err(err("RECONCILE_MODE", "must be report or correct")),
+        };
+        let inbound_queue_url = cfg.var("INBOUND_QUEUE_URL");
+        if correct && inbound_queue_url.is_none() && !memory {
+            return Err(err(
+                "INBOUND_QUEUE_URL",
+                "is required with RECONCILE_MODE=correct (corrections go through hr-ingest)",
+            ));
+        }
+        Ok(Self { targets, bucket, key, max_missing, correct, inbound_queue_url })
+    }
+}
+
+/// Where the snapshot comes from: its text and its time.
+#[async_trait]
+pub trait SnapshotSource: Send + Sync {
+    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String>;
+}
+
+/// S3 GetObject; the time is the object's LastModified.
+#[derive(Debug)]
+pub struct S3Snapshot {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub key: String,
+}
+
+#[async_trait]
+impl SnapshotSource for S3Snapshot {
+    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String> {
+        let out = self.client.get_object().bucket(&self.bucket).key(&self.key).send().await.map_err(|e| {
+            format!("S3 GetObject s3://{}/{}: {}", self.bucket, self.key, aws_sdk_s3::error::DisplayErrorContext(&e))
+        })?;
+        let at = out
+            .last_modified()
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+            .unwrap_or_else(Utc::now);
+        let bytes = out.body.collect().await.map_err(|e| format!("S3 GetObject body: {e}"))?.into_bytes();
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| "the snapshot is not UTF-8".to_string())?;
+        Ok((text, at))
+    }
+}
+
+/// A snapshot held in memory (the memory backend's sample, tests).
+#[derive(Clone, Debug)]
+pub struct FixedSnapshot(pub String, pub DateTime<Utc>);
+
+#[async_trait]
+impl SnapshotSource for FixedSnapshot {
+    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String> {
+        Ok((self.0.clone(), self.1))
+    }
+}
+
+/// What one scheduled run needs.
+pub struct App {
+    pub settings: Settings,
+    pub source: Arc<dyn SnapshotSource>,
+    pub reconcilers: Vec<Arc<dyn Reconciler>>,
+    pub ledger: Arc<dyn Ledger>,
+    /// The inbound queue's publisher (corrections); `None`: report only.
+    pub publisher: Option<Arc<dyn Publisher>>,
+    pub metrics: Arc<dyn MetricsSink>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// The memory backend's sample snapshot (`events/hr-snapshot.jsonl`).
+pub const SAMPLE_SNAPSHOT: &str = include_str!("../../../events/hr-snapshot.jsonl");
+
+/// The app the configuration asks for: AWS clients, or the demo simulators with the sample.
+pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
+    let settings = Settings::from_config(cfg)?;
+    let metrics: Arc<dyn MetricsSink> = Arc::new(jml_core::metrics::StdoutSink);
+    match cfg.backend {
+        Backend::Memory => {
+            let ledger = Arc::new(jml_core::sim::SimLedger::default());
+            let mut reconcilers = Vec::new();
+            for t in &settings.targets {
+                reconcilers.push(match *t {
+                    "identity" => identity_sync::reconciler(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?,
+                    "subscriptions" => subscription_sync::reconciler(
+                        Arc::new(subscription_sync::sim::SimUserSubscriptions::demo()),
+                        cfg,
+                    )?,
+                    "appstream" => {
+                        appstream_sync::reconciler(Arc::new(appstream_sync::sim::SimAppStream::demo()), cfg)?
+                    }
+                    _ => iam_sync::reconciler(Arc::new(iam_sync::sim::SimIam::demo()), cfg)?,
+                });
+            }
+            let at =
+                DateTime::parse_from_rfc3339("2027-06-01T00:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default();
+            Ok(App {
+                settings,
+                source: Arc::new(FixedSnapshot(SAMPLE_SNAPSHOT.to_string(), at)),
+                reconcilers,
+                ledger,
+                publisher: None,
+                metrics,
+            })
+        }
+        Backend::Aws => {
+            let sdk = jml_aws::load_sdk_config().await;
+            let reconcilers = aws_reconcilers(&sdk, cfg, &settings.targets)?;
+            let source = Arc::new(S3Snapshot {
+                client: aws_sdk_s3::Client::new(&sdk),
+                bucket: settings.bucket.clone(),
+                key: settings.key.clone(),
+            });
+            let ledger = Arc::new(jml_dynamodb::ledger(&sdk, cfg.ledger_table.as_deref()));
+            let publisher: Option<Arc<dyn Publisher>> = settings
+                .correct
+                .then(|| Arc::new(jml_aws::SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk))) as Arc<dyn Publisher>);
+            Ok(App { settings, source, reconcilers, ledger, publisher, metrics })
+        }
+    }
+}
+
+/// One run: fetch, reconcile, metrics, log (ExternalIds, kinds and details only: no names or
+/// e-mails), and corrections when configured. A refused snapshot is a result (`refused`, and
+/// the `SnapshotRefused` metric an alarm watches), not a failure: retrying cannot help. A read
+/// that fails is an error (the scheduler's retry policy runs it again).
+pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
+    let (text, as_of) = app.source.fetch().await?;
+    let snapshot = parse_snapshot(&text, as_of);
+    for b in &snapshot.bad {
+        let errs: Vec<String> = b.errors.iter().map(ToString::to_string).collect();
+        tracing::warn!(line = b.line, errors = %errs.join("; "), "snapshot line refused");
+    }
+    let outcome = match reconcile(&snapshot, &app.reconcilers, app.ledger.as_ref(), app.settings.max_missing).await {
+        Ok(o) => o,
+        Err(Failure::Refused { target, reason }) => {
+            tracing::error!(%target, %reason, "snapshot refused as partial");
+            app.metrics.emit(jml_core::metrics::document(
+                now,
+                &[("Target", &target)],
+                &[("SnapshotRefused", "Count", 1.0)],
+            ));
+            return Ok(json!({"status": "refused", "target": target, "reason": reason}));
+        }
+        Err(Failure::Read(e)) => return Err(e),
+    };
+    let report = &outcome.report;
+    report.emit_metrics(app.metrics.as_ref(), now);
+    for d in &report.drift {
+        tracing::info!(person = %d.person, target = %d.target, kind = d.kind.as_str(), detail = %d.detail, "drift");
+    }
+    let mut corrective = 0;
+    if app.settings.correct {
+        let events = report.corrective_events(&snapshot, &outcome.left);
+        corrective = events.len();
+        if let (Some(publisher), Some(url)) = (&app.publisher, &app.settings.inbound_queue_url) {
+            let bodies: Vec<(String, String)> =
+                events.iter().map(|e| (e["eventId"].as_str().unwrap_or("-").to_string(), e.to_string())).collect();
+            let to = PublishTo::Inbound(url.clone());
+            let r = jml_core::ingest::publish(&bodies, &to, publisher.as_ref(), false, &|_| {})
+                .await
+                .map_err(|e| format!("publishing corrections: {e}"))?;
+            if !r.rejected.is_empty() {
+                return Err(format!("{} corrective event(s) rejected by the inbound queue", r.rejected.len()));
+            }
+        }
+    }
+    let mut out = report.to_json();
+    out["status"] = json!(if report.drift.is_empty() { "no-drift" } else { "drift" });
+    out["corrective"] = json!(corrective);
+    out["mode"] = json!(if app.settings.correct { "correct" } else { "report" });
+    Ok(out)
+}
