@@ -368,7 +368,8 @@ pub struct Outcome {
 }
 
 /// Reconciles every target: reads what the ledger knows there, lets the target diff, refuses a
-/// snapshot that misses more than `max_missing` of the people any target manages with access,
+/// snapshot that misses more than `max_missing` of the people the targets manage with access
+/// (all targets together),
 /// and compares the ledger's own records (a record that says active for a person HR no longer
 /// lists and the target shows nothing of; a record that says left for a person HR lists, where
 /// the target found nothing else).
@@ -381,18 +382,22 @@ pub async fn reconcile(
     let mut drift = Vec::new();
     let mut left = BTreeSet::new();
     let mut targets = Vec::new();
+    let mut managed = BTreeSet::new();
     for r in reconcilers {
         let target = r.target().to_string();
         let known = ledger.known(&target).await.map_err(|e| Failure::Read(format!("ledger: {e}")))?;
         let found = r.reconcile(snapshot, &known).await.map_err(|e| Failure::Read(format!("{target}: {e}")))?;
-        check_not_partial(&found.managed_with_access, snapshot, max_missing)
-            .map_err(|reason| Failure::Refused { target: target.clone(), reason })?;
+        managed.extend(found.managed_with_access.iter().cloned());
         let seen: BTreeSet<&str> = found.drift.iter().map(|d| d.person.as_str()).collect();
         drift.extend(ledger_drift(&target, snapshot, &known, &seen));
         drift.extend(found.drift.iter().cloned());
         left.extend(known.iter().filter(|(_, k)| k.left()).map(|(p, _)| p.clone()));
         targets.push(target);
     }
+    // The people managed with access in any target: the base of the refusal (one person is one
+    // person, whatever number of targets they are in).
+    check_not_partial(&managed, snapshot, max_missing)
+        .map_err(|reason| Failure::Refused { target: targets.join(", "), reason })?;
     drift.sort();
     let report =
         Report { as_of: snapshot.as_of, people: snapshot.people.len(), targets, drift, bad: snapshot.bad.clone() };

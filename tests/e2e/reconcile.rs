@@ -1,0 +1,231 @@
+//! Reconciliation of every target on the simulators, one shared ledger (as the deployed
+//! functions share one table): drift of each kind injected by hand with the ports, `--apply`'s
+//! corrective events through the real handlers converge to what only a human may decide, a
+//! re-run is deduplicated with no ledger write, and a wave of orphan leavers meets the
+//! blast-radius breaker.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use appstream_sync::sim::SimAppStream;
+use iam_sync::port::IamUsers;
+use iam_sync::sim::SimIam;
+use identity_sync::port::IdentityStore;
+use identity_sync::sim::SimIdentityStore;
+use jml_core::config::Config;
+use jml_core::lambda::State;
+use jml_core::reconcile::{Failure, Outcome, Reconciler, Snapshot, parse_snapshot, reconcile};
+use jml_core::sim::SimLedger;
+use serde_json::Value;
+use subscription_sync::sim::SimUserSubscriptions;
+
+use crate::{fixture_json, memory_config, run};
+
+struct World {
+    ledger: Arc<SimLedger>,
+    identity: Arc<SimIdentityStore>,
+    subs: Arc<SimUserSubscriptions>,
+    apps: Arc<SimAppStream>,
+    iam: Arc<SimIam>,
+    states: Vec<State>,
+    reconcilers: Vec<Arc<dyn Reconciler>>,
+}
+
+fn world(cfg: &Config) -> World {
+    let identity = Arc::new(identity_sync::sim::demo_identity_store());
+    let (id_state, mem) = identity_sync::memory(identity.clone(), cfg).unwrap();
+    let ledger = mem.ledger.clone();
+    let subs = Arc::new(SimUserSubscriptions::demo());
+    let apps = Arc::new(SimAppStream::demo());
+    let iam = Arc::new(SimIam::demo());
+    let states = vec![
+        id_state,
+        subscription_sync::memory_with_ledger(subs.clone(), ledger.clone(), cfg).unwrap().0,
+        appstream_sync::memory_with_ledger(apps.clone(), ledger.clone(), cfg).unwrap().0,
+        iam_sync::memory_with_ledger(iam.clone(), ledger.clone(), cfg).unwrap().0,
+    ];
+    let reconcilers = vec![
+        identity_sync::reconciler(identity.clone(), cfg).unwrap(),
+        subscription_sync::reconciler(subs.clone(), cfg).unwrap(),
+        appstream_sync::reconciler(apps.clone(), cfg).unwrap(),
+        iam_sync::reconciler(iam.clone(), cfg).unwrap(),
+    ];
+    World { ledger, identity, subs, apps, iam, states, reconcilers }
+}
+
+impl World {
+    async fn deliver(&self, event: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.states {
+            let r = run(s, &event.to_string()).await;
+            out.push(r.outcome.map(|o| o.decision.as_str().to_string()).unwrap_or_else(|| format!("{:?}", r.error)));
+        }
+        out
+    }
+
+    async fn reconcile(&self, snap: &Snapshot, max_missing: f64) -> Result<Outcome, Failure> {
+        reconcile(snap, &self.reconcilers, self.ledger.as_ref(), max_missing).await
+    }
+}
+
+fn line(mut v: Value) -> String {
+    for k in ["eventId", "type", "occurredAt"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    v.to_string()
+}
+
+fn kinds(o: &Outcome) -> BTreeSet<(String, String, String)> {
+    o.report.drift.iter().map(|d| (d.person.clone(), d.target.clone(), d.kind.as_str().to_string())).collect()
+}
+
+fn set(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
+    items.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect()
+}
+
+#[tokio::test]
+async fn every_kind_in_every_target_is_found_and_corrections_converge() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    let alan = fixture_json("02-joiner-alan.json");
+    let zoe = fixture_json("07-joiner-zoe.json");
+    for e in [&ada, &alan, &zoe] {
+        w.deliver(e).await;
+    }
+    // By hand, in every target. AppStream: ada loses a stack, zoe is disabled.
+    w.apps.associate_by_hand("ada.lovelace@example.com", "engineering-desktop", false);
+    let zoe_mail = zoe["person"]["email"].as_str().unwrap().to_lowercase();
+    w.apps.disable_by_hand(&zoe_mail);
+    // IAM: ada moved out of her path and her vpn group; zoe added to a managed group she should
+    // not have; a stranger holds the name of a new hire.
+    w.iam.update_user("ada.lovelace", Some("/elsewhere/"), None).await.unwrap();
+    w.iam.remove_from_group("ada.lovelace", "vpn-users").await.unwrap();
+    let zoe_iam = iam_sync::target::user_name(zoe["person"]["userName"].as_str().unwrap()).unwrap();
+    w.iam.add_to_group(&zoe_iam, "oncall").await.unwrap();
+    w.iam.seed_user("katherine.johnson", &[]);
+    // Subscriptions: ada's product stopped outside jml-sync.
+    w.subs.hold_by_hand("alovelace", Some("OFFICE_PROFESSIONAL_PLUS"), Some("i-0a1b2c3d4e5f60001"), false);
+    // Identity Store: alan's user deleted by hand (he left without a leaver: the ledger still says
+    // active; every other target still grants him access).
+    let alan_id = w
+        .identity
+        .find_user_by_user_name(&jml_core::contract::UserName::parse("alan.turing").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    w.identity.delete_user(&alan_id).await.unwrap();
+    // HR: ada, zoe and a new hire whose IAM name the stranger holds; alan is gone.
+    let mut kj = alan.clone();
+    kj["person"]["externalId"]["id"] = "100400".into();
+    kj["person"]["userName"] = "katherine.johnson".into();
+    kj["person"]["email"] = "katherine.johnson@example.com".into();
+    kj["person"]["directoryUserName"] = "kjohnson".into();
+    let text = [line(ada.clone()), line(zoe.clone()), line(kj)].join("\n");
+    let as_of = "2027-06-01T00:00:00Z".parse().unwrap();
+    let snap = parse_snapshot(&text, as_of);
+    assert!(snap.bad.is_empty(), "{:?}", snap.bad);
+
+    // 1 of the 3 people managed with access is missing: refused at the default share.
+    match w.reconcile(&snap, 0.10).await {
+        Err(Failure::Refused { reason, .. }) => assert!(reason.contains("misses 1 of the 3"), "{reason}"),
+        other => panic!("expected a refusal: {:?}", other.map(|o| o.report.drift)),
+    }
+    let before = w.reconcile(&snap, 0.5).await.unwrap();
+    let (ada_k, alan_k, zoe_k, kj_k) = ("workday#100234", "workday#100235", "workday#100311", "workday#100400");
+    assert_eq!(
+        kinds(&before),
+        set(&[
+            (ada_k, "appstream-user-pool", "stacks"),
+            (ada_k, "iam-users", "groups-missing"),
+            (ada_k, "iam-users", "iam-path"),
+            (ada_k, "user-subscriptions", "subscriptions"),
+            (alan_k, "appstream-user-pool", "orphan-account"),
+            (alan_k, "iam-users", "orphan-account"),
+            (alan_k, "identity-store", "ledger"),
+            (alan_k, "user-subscriptions", "orphan-account"),
+            (zoe_k, "appstream-user-pool", "status"),
+            (zoe_k, "iam-users", "groups-extra"),
+            (kj_k, "appstream-user-pool", "missing-account"),
+            (kj_k, "iam-users", "collision"),
+            (kj_k, "identity-store", "missing-account"),
+            (kj_k, "user-subscriptions", "subscriptions"),
+        ]),
+        "{:#?}",
+        before.report.drift
+    );
+    let detail = |p: &str, k: &str| {
+        before.report.drift.iter().find(|d| d.person == p && d.kind.as_str() == k).unwrap().detail.clone()
+    };
+    assert_eq!(detail(ada_k, "stacks"), "missing engineering-desktop");
+    assert!(detail(ada_k, "iam-path").starts_with("/elsewhere/ (want /jml/"), "{}", detail(ada_k, "iam-path"));
+    assert_eq!(detail(zoe_k, "groups-extra"), "oncall");
+    // No personal data in the report: ExternalIds, kinds, group/stack/product names only.
+    let json = before.report.to_json().to_string();
+    for pii in ["Lovelace", "ada.lovelace@", "katherine.johnson", "Turing"] {
+        assert!(!json.contains(pii), "{pii} in {json}");
+    }
+
+    // --apply: one event per drifted person, through every target's handler.
+    let events = before.report.corrective_events(&snap, &before.left);
+    let types: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["person"]["externalId"]["id"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(types, vec![("100234", "mover"), ("100235", "leaver"), ("100311", "mover"), ("100400", "joiner")]);
+    for e in &events {
+        w.deliver(e).await;
+    }
+    let after = w.reconcile(&snap, 0.5).await.unwrap();
+    // What remains is a human's: the collision, and zoe disabled by hand (maybe a lockout).
+    assert_eq!(
+        kinds(&after),
+        set(&[(zoe_k, "appstream-user-pool", "status"), (kj_k, "iam-users", "collision")]),
+        "{:#?}",
+        after.report.drift
+    );
+    // alan holds nothing anywhere any more.
+    assert!(w.apps.user("alan.turing@example.com").is_none_or(|u| !u.enabled));
+    assert_eq!(w.subs.holdings("aturing"), (vec![], vec![]));
+    // Re-run of the same corrections: duplicates, nothing written.
+    w.ledger.reset_calls();
+    for e in &events[..3] {
+        assert_eq!(w.deliver(e).await, vec!["duplicate"; 4], "{}", e["eventId"]);
+    }
+    assert_eq!(w.ledger.calls().writes, 0, "a re-run writes nothing");
+    // The new hire's joiner is applied everywhere but IAM, where the stranger's user is refused
+    // (parked for a human each time, never taken over).
+    let again = w.deliver(&events[3]).await;
+    assert_eq!(&again[..3], &["duplicate", "duplicate", "duplicate"]);
+    assert!(again[3].contains("IamUserNotManaged"), "{}", again[3]);
+}
+
+#[tokio::test]
+async fn orphan_leavers_meet_the_blast_radius_breaker() {
+    let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "2")]));
+    let base = fixture_json("01-joiner-ada.json");
+    for n in 1..=4 {
+        let mut j = base.clone();
+        j["eventId"] = format!("join-{n}").into();
+        j["person"]["externalId"]["id"] = format!("9000{n}").into();
+        j["person"]["userName"] = format!("user{n}").into();
+        j["person"]["email"] = format!("user{n}@example.com").into();
+        j["person"]["directoryUserName"] = format!("user{n}").into();
+        w.deliver(&j).await;
+    }
+    // An empty HR export is refused outright; an operator who insists (--max-missing 1) still
+    // meets the breaker: two leavers an hour, the rest held for a human.
+    let snap = parse_snapshot("", "2027-06-01T00:00:00Z".parse().unwrap());
+    assert!(matches!(w.reconcile(&snap, 0.10).await, Err(Failure::Refused { .. })));
+    let o = w.reconcile(&snap, 1.0).await.unwrap();
+    let events = o.report.corrective_events(&snap, &o.left);
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().all(|e| e["type"] == "leaver"));
+    let mut decisions = Vec::new();
+    for e in &events {
+        decisions.push(w.deliver(e).await[0].clone());
+    }
+    assert_eq!(decisions, vec!["disable", "disable", "held", "held"]);
+    let after = w.reconcile(&snap, 1.0).await.unwrap();
+    let still: BTreeSet<&str> = after.report.drift.iter().map(|d| d.person.as_str()).collect();
+    assert_eq!(still, BTreeSet::from(["workday#90003", "workday#90004"]), "the held ones are still reported");
+}
