@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 
-functions=(hr-ingest identity-sync subscription-sync appstream-sync iam-sync)
+functions=(hr-ingest identity-sync subscription-sync appstream-sync iam-sync reconcile)
 args=()
 for f in "${functions[@]}"; do args+=(--bin "$f"); done
 

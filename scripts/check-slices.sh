@@ -24,6 +24,12 @@ for f in hr-ingest identity-sync subscription-sync appstream-sync iam-sync; do
   done
   if grep -q 'aws-config feature "sso"' <<<"$tree"; then echo "FAIL: $f links aws-config's SSO support"; fail=1; fi
 done
+# The scheduled reconcile function is, like the CLI, the one composition of every target (it
+# reads them all): it links their SDKs and S3, and nothing that writes (checked by the template
+# test's IAM policy), still without aws-config's SSO support.
+tree=$(cargo tree --locked -p reconcile -e normal -e features --prefix none)
+printf '| reconcile (composition) | %s|\n' "$(grep -oE '^aws-(sdk-[a-z0-9]+|config) v' <<<"$tree" | sed 's/ v$//' | sort -u | tr '\n' ' ')"
+if grep -q 'aws-config feature "sso"' <<<"$tree"; then echo "FAIL: reconcile links aws-config's SSO support"; fail=1; fi
 core=$(cargo tree --locked -p jml-core -e normal --prefix none)
 if grep -qE '^aws-(sdk|config|smithy)' <<<"$core"; then echo "FAIL: jml-core links an AWS SDK crate"; fail=1; fi
 # Shared code never names a target: no target crate, SDK or ledger name in its code.

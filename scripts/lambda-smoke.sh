@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves README "Running the functions locally": hr-ingest and the four target functions under `cargo lambda watch` with the
+# Proves README "Running the functions locally": hr-ingest, the four target functions and reconcile under `cargo lambda watch` with the
 # memory backend answers `cargo lambda invoke --data-file` with the sample envelopes, offline.
 # The watch server listens on loopback only and is stopped by its own PID.
 set -euo pipefail
@@ -55,6 +55,12 @@ fi
 out=$(invoke hr-ingest events/lambda/eventbridge-joiner.json)
 echo "hr-ingest eventbridge-joiner.json -> $out"
 if [[ "$out" != *'"status":"fanned-out"'* || "$out" != *'"targets":4'* ]]; then
+  echo "unexpected response"; cat "$log"; exit 1
+fi
+out=$(invoke reconcile events/lambda/scheduler-reconcile.json)
+echo "reconcile scheduler-reconcile.json -> ${out:0:200}..."
+# The memory backend's empty demo targets against the sample snapshot: every person is missing.
+if [[ "$out" != *'"status":"drift"'* || "$out" != *'"missing-account"'* || "$out" != *'"mode":"report"'* ]]; then
   echo "unexpected response"; cat "$log"; exit 1
 fi
 echo "cargo lambda watch/invoke on the memory backend: ok"

@@ -64,6 +64,8 @@ PARAMS = {
     "IamGroupMap": '{"jml-engineering": ["engineers"]}',
     "ExistingEventBusName": "",
     "AlarmEmail": "ops@example.com",
+    "EnableReconcile": "true",
+    "SnapshotBucket": "hr-exports",
 }
 
 
@@ -192,7 +194,7 @@ class TemplateTest(unittest.TestCase):
             self.assertEqual(meta.get("BuildMethod"), "rust-cargolambda", name)
             self.assertIn(meta.get("BuildProperties", {}).get("Binary"), bins, f"{name}: Binary not in the workspace")
         self.assertEqual({f["Metadata"]["BuildProperties"]["Binary"] for f in FUNCTIONS.values()},
-                         {"hr-ingest", "identity-sync", "subscription-sync", "appstream-sync", "iam-sync"})
+                         {"hr-ingest", "identity-sync", "subscription-sync", "appstream-sync", "iam-sync", "reconcile"})
 
     def test_no_wildcard_action_and_resource_star_only_with_a_reason(self):
         for name, fn in FUNCTIONS.items():
@@ -251,6 +253,28 @@ class TargetsTest(unittest.TestCase):
             self.assertGreaterEqual(len(parts), 5, prefix)
             for k in parts:
                 self.assertEqual(RES[k].get("Condition"), cond, f"{k} must be conditional on {cond}")
+
+    def test_reconcile_is_off_by_default_scheduled_and_reads_every_enabled_target(self):
+        self.assertEqual(T["Parameters"]["EnableReconcile"]["Default"], "false")
+        self.assertEqual(T["Parameters"]["ReconcileMode"]["Default"], "report")
+        parts = [k for k in RES if k.startswith("Reconcile") or k in ("LeaverStillActiveAlarm", "SnapshotRefusedAlarm")]
+        self.assertGreaterEqual(len(parts), 6)
+        for k in parts:
+            self.assertEqual(RES[k].get("Condition"), "ReconcileEnabled", k)
+        fn = FUNCTIONS["ReconcileFunction"]
+        env = fn["Properties"]["Environment"]["Variables"]
+        self.assertEqual(evaluate(env["RECONCILE_TARGETS"]), "identity,subscriptions,appstream,iam")
+        self.assertEqual(fn["Properties"]["Events"]["Daily"]["Type"], "ScheduleV2")
+        actions = {a for s in statements(fn) for a in as_list(s["Action"])}
+        for needed in ["s3:GetObject", "identitystore:ListUsers", "identitystore:ListGroupMemberships",
+                       "appstream:DescribeUsers", "appstream:DescribeUserStackAssociations",
+                       "iam:GetAccountAuthorizationDetails", "license-manager-user-subscriptions:ListUserAssociations",
+                       "license-manager-user-subscriptions:ListProductSubscriptions", "dynamodb:Scan"]:
+            self.assertIn(needed, actions)
+        writes = [a for a in actions if re.search(r":(Create|Update|Delete|Put|Tag|Untag|Start|Stop|Associate|Disassociate|Batch)", a)]
+        self.assertEqual(writes, [], "reconcile only reads; corrections go through the inbound queue")
+        alarm = RES["LeaverStillActiveAlarm"]["Properties"]
+        self.assertEqual((alarm["MetricName"], alarm["Dimensions"][0]["Value"]), ("Drift", "leaver-still-active"))
 
     def test_iam_sync_can_only_create_users_with_the_boundary_under_its_path(self):
         sts = {s["Sid"]: s for s in statements(FUNCTIONS["IamSyncFunction"])}

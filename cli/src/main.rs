@@ -172,7 +172,7 @@ enum Command {
     /// Run a function's start-up configuration check on this environment (the template test
     /// uses it to prove the environment the template sets is complete and valid).
     CheckConfig {
-        #[arg(value_parser = ["identity-sync", "subscription-sync", "appstream-sync", "iam-sync", "hr-ingest"])]
+        #[arg(value_parser = ["identity-sync", "subscription-sync", "appstream-sync", "iam-sync", "hr-ingest", "reconcile"])]
         function: String,
     },
 }
@@ -331,6 +331,7 @@ pub(crate) fn check_function(c: &Config, function: &str) -> Result<(), jml_core:
         "subscription-sync" => subscription_sync::Settings::from_config(c).map(drop),
         "appstream-sync" => appstream_sync::Settings::from_config(c).map(drop),
         "iam-sync" => iam_sync::Settings::from_config(c).map(drop),
+        "reconcile" => ::reconcile::check(c),
         _ => c.check_ingest(),
     }
 }

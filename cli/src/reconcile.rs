@@ -106,7 +106,7 @@ pub async fn run(o: Options) -> ExitCode {
         }
         None => {
             let sdk = jml_aws::load_sdk_config().await;
-            match reconcile::aws_reconcilers(&sdk, &cfg, &enabled) {
+            match ::reconcile::aws_reconcilers(&sdk, &cfg, &enabled) {
                 Ok(r) => (r, Arc::new(jml_dynamodb::ledger(&sdk, cfg.ledger_table.as_deref()))),
                 Err(e) => return fail(e),
             }

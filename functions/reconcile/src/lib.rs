@@ -15,12 +15,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jml_core::config::{Backend, Config, ConfigError, err};
+use jml_core::config::{Backend, Config, ConfigError};
 use jml_core::ingest::{PublishTo, Publisher};
 use jml_core::ledger::Ledger;
 use jml_core::metrics::MetricsSink;
 use jml_core::reconcile::{Failure, Reconciler, parse_snapshot, reconcile};
 use serde_json::{Value, json};
+
+pub mod settings;
+pub use settings::Settings;
 
 /// Every target, by its `--targets` / `RECONCILE_TARGETS` name.
 pub const ALL_TARGETS: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
@@ -65,61 +68,18 @@ pub fn aws_reconcilers(
     Ok(out)
 }
 
-/// The function's section of the configuration.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// `RECONCILE_TARGETS` (required on AWS; every target on the memory backend).
-    pub targets: Vec<&'static str>,
-    /// `SNAPSHOT_BUCKET` and `SNAPSHOT_KEY`: the HR snapshot (JSON Lines) in S3.
-    pub bucket: String,
-    pub key: String,
-    /// `RECONCILE_MAX_MISSING`: the share of the managed people a snapshot may miss before it is
-    /// refused as partial (default 0.10).
-    pub max_missing: f64,
-    /// `RECONCILE_MODE`: `report` (default) or `correct` (corrective events to
-    /// `INBOUND_QUEUE_URL`).
-    pub correct: bool,
-    pub inbound_queue_url: Option<String>,
-}
-
-impl Settings {
-    pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
-        let memory = cfg.backend == Backend::Memory;
-        let targets = match cfg.var("RECONCILE_TARGETS") {
-            Some(v) => parse_targets(&v).map_err(|rule| err("RECONCILE_TARGETS", rule))?,
-            None if memory => ALL_TARGETS.to_vec(),
-            None => return Err(err("RECONCILE_TARGETS", "is required: the targets to reconcile (e.g. identity,iam)")),
-        };
-        let required = |k: &'static str| -> Result<String, ConfigError> {
-            match cfg.var(k) {
-                Some(v) => Ok(v),
-                None if memory => Ok(String::new()),
-                None => Err(err(k, "is required: where the HR snapshot (JSON Lines) is in S3")),
-            }
-        };
-        let bucket = required("SNAPSHOT_BUCKET")?;
-        let key = required("SNAPSHOT_KEY")?;
-        let max_missing = match cfg.var("RECONCILE_MAX_MISSING") {
-            None => 0.10,
-            Some(v) => match v.parse::<f64>() {
-                Ok(x) if (0.0..=1.0).contains(&x) => x,
-                _ => return Err(err("RECONCILE_MAX_MISSING", "must be a share from 0 to 1 (default 0.10)")),
-            },
-        };
-        let correct = match cfg.var("RECONCILE_MODE").as_deref() {
-            None | Some("report") => false,
-            Some("correct") => true,
-            Some(_) => return Err(err("RECONCILE_MODE", "must be report or correct")),
-        };
-        let inbound_queue_url = cfg.var("INBOUND_QUEUE_URL");
-        if correct && inbound_queue_url.is_none() && !memory {
-            return Err(err(
-                "INBOUND_QUEUE_URL",
-                "is required with RECONCILE_MODE=correct (corrections go through hr-ingest)",
-            ));
+/// The function's whole start-up check: its own section and each reconciled target's.
+pub fn check(cfg: &Config) -> Result<(), ConfigError> {
+    let settings = Settings::from_config(cfg)?;
+    for t in &settings.targets {
+        match *t {
+            "identity" => identity_sync::Settings::from_config(cfg).map(drop)?,
+            "subscriptions" => subscription_sync::Settings::from_config(cfg).map(drop)?,
+            "appstream" => appstream_sync::Settings::from_config(cfg).map(drop)?,
+            _ => iam_sync::Settings::from_config(cfg).map(drop)?,
         }
-        Ok(Self { targets, bucket, key, max_missing, correct, inbound_queue_url })
     }
+    Ok(())
 }
 
 /// Where the snapshot comes from: its text and its time.

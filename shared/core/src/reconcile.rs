@@ -305,10 +305,15 @@ impl Report {
         out
     }
 
-    /// `Drift` EMF documents: one per target and kind (0 for a kind not seen, so an alarm on
-    /// `leaver-still-active` has data points every run), and `DriftPeople` per target.
+    /// `Drift` EMF documents: one per target and kind, one per kind for all targets together
+    /// (the alarm on `leaver-still-active` watches that one), 0 for a kind not seen so alarms
+    /// have data points every run; and `DriftPeople` per target.
     pub fn emit_metrics(&self, sink: &dyn MetricsSink, now: DateTime<Utc>) {
         let counts = self.counts();
+        for kind in DriftKind::ALL {
+            let n = self.drift.iter().filter(|d| d.kind == kind).count();
+            sink.emit(crate::metrics::document(now, &[("Kind", kind.as_str())], &[("Drift", "Count", n as f64)]));
+        }
         for t in &self.targets {
             let kinds = counts.get(t.as_str());
             for kind in DriftKind::ALL {

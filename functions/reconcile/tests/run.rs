@@ -1,0 +1,126 @@
+//! The scheduled function's run on the simulators: Drift metrics per target and kind (zeros
+//! included, so the leaver-still-active alarm always has data), report-only by default,
+//! corrections to the inbound queue only in `correct` mode (deduplicated by their ids), and a
+//! partial snapshot refused with its own metric instead of an error.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use jml_core::config::Config;
+use jml_core::metrics::MemorySink;
+use jml_core::sim::SimQueues;
+use reconcile::{App, FixedSnapshot, SAMPLE_SNAPSHOT, Settings};
+use serde_json::Value;
+
+fn cfg(extra: &[(&str, &str)]) -> Config {
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(move |k| {
+        if k == "JML_BACKEND" {
+            return Some("memory".into());
+        }
+        extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+async fn app(extra: &[(&str, &str)], snapshot: &str) -> (App, Arc<MemorySink>, Arc<SimQueues>) {
+    let cfg = cfg(extra);
+    let mut app = reconcile::from_config(&cfg).await.unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let queues = Arc::new(SimQueues::default());
+    app.metrics = sink.clone();
+    app.publisher = Some(queues.clone());
+    app.settings.inbound_queue_url = Some("memory://inbound".into());
+    let at: DateTime<Utc> = "2027-06-01T00:00:00Z".parse().unwrap();
+    app.source = Arc::new(FixedSnapshot(snapshot.to_string(), at));
+    (app, sink, queues)
+}
+
+fn drift_metric(docs: &[Value], target: &str, kind: &str) -> Option<f64> {
+    docs.iter().find(|d| d["Target"] == target && d["Kind"] == kind).and_then(|d| d["Drift"].as_f64())
+}
+
+#[tokio::test]
+async fn report_only_by_default_with_drift_metrics_for_every_kind() {
+    let (app, sink, queues) = app(&[], SAMPLE_SNAPSHOT).await;
+    assert!(!app.settings.correct);
+    let out = reconcile::run(&app, Utc::now()).await.unwrap();
+    // Empty demo targets: every valid snapshot person is missing everywhere; line 4 is bad.
+    assert_eq!(out["status"], "drift");
+    assert_eq!(out["mode"], "report");
+    assert_eq!(out["badLines"][0]["line"], 4);
+    let docs = sink.documents();
+    assert_eq!(drift_metric(&docs, "identity-store", "missing-account"), Some(3.0));
+    assert_eq!(drift_metric(&docs, "identity-store", "leaver-still-active"), Some(0.0), "zeros are published");
+    assert_eq!(drift_metric(&docs, "iam-users", "missing-account"), Some(3.0));
+    assert_eq!(docs.iter().filter(|d| d.get("Drift").is_some()).count(), 4 * 12 + 12, "4 targets x 12 kinds, and all");
+    let all =
+        |kind: &str| docs.iter().find(|d| d.get("Target").is_none() && d["Kind"] == kind).unwrap()["Drift"].clone();
+    assert_eq!(all("missing-account"), 9.0, "3 people x 3 targets (subscriptions has no account of its own)");
+    assert_eq!(all("leaver-still-active"), 0.0);
+    assert!(queues.messages("memory://inbound").is_empty(), "report-only sends nothing");
+}
+
+#[tokio::test]
+async fn correct_mode_sends_one_event_per_person_and_a_rerun_is_deduplicated() {
+    let (app, _sink, queues) = app(&[("RECONCILE_MODE", "correct")], SAMPLE_SNAPSHOT).await;
+    let out = reconcile::run(&app, Utc::now()).await.unwrap();
+    assert_eq!(out["corrective"], 3);
+    reconcile::run(&app, Utc::now()).await.unwrap();
+    // The inbound queue is a standard queue: both runs' messages arrive, with the same event ids,
+    // so hr-ingest's FIFO deduplication and the ledger drop the second (tests/e2e/reconcile.rs).
+    let sent = queues.messages("memory://inbound");
+    let ids: Vec<String> = sent
+        .iter()
+        .map(|(b, _)| serde_json::from_str::<Value>(b).unwrap()["eventId"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(ids[..3], ids[3..], "deterministic ids");
+    assert!(ids.iter().all(|i| i.starts_with("reconcile-20270601T000000Z-workday_")), "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_partial_snapshot_is_refused_with_a_metric_not_an_error() {
+    // Ada is managed with access in the Identity Store; then HR exports an empty file.
+    let cfg = cfg(&[("RECONCILE_MODE", "correct")]);
+    let store = Arc::new(identity_sync::sim::demo_identity_store());
+    let (state, mem) = identity_sync::memory(store.clone(), &cfg).unwrap();
+    let ada =
+        std::fs::read_to_string(format!("{}/../../events/01-joiner-ada.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    identity_sync::process_record(&state, &ada, &Default::default()).await;
+    let (mut app, sink, queues) = app(&[("RECONCILE_MODE", "correct")], "").await;
+    app.reconcilers = vec![identity_sync::reconciler(store.clone(), &cfg).unwrap()];
+    app.ledger = mem.ledger.clone();
+    let out = reconcile::run(&app, Utc::now()).await.unwrap();
+    assert_eq!(out["status"], "refused");
+    assert!(out["reason"].as_str().unwrap().contains("misses 1 of the 1"), "{out}");
+    let docs = sink.documents();
+    assert_eq!(docs.iter().filter(|d| d["SnapshotRefused"] == 1.0).count(), 1);
+    assert!(queues.messages("memory://inbound").is_empty(), "nobody is disabled by a partial export");
+    assert_eq!(store.user("ada.lovelace").unwrap().status, identity_sync::port::UserStatus::Enabled);
+}
+
+#[test]
+fn settings_are_checked() {
+    let aws = |extra: &[(&str, &str)]| {
+        let mut all = vec![("JML_BACKEND", "aws"), ("LEDGER_TABLE", "t"), ("DLQ_URL", "https://sqs/q")];
+        all.extend_from_slice(extra);
+        let m: std::collections::HashMap<String, String> =
+            all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_config(&Config::from_lookup(move |k| m.get(k).cloned()).unwrap())
+    };
+    assert_eq!(aws(&[]).unwrap_err().var, "RECONCILE_TARGETS");
+    let base = [("RECONCILE_TARGETS", "identity,iam"), ("SNAPSHOT_BUCKET", "b"), ("SNAPSHOT_KEY", "hr.jsonl")];
+    let ok = aws(&base).unwrap();
+    assert_eq!((ok.targets, ok.correct, ok.max_missing), (vec!["identity", "iam"], false, 0.10));
+    assert_eq!(aws(&[base[0], base[1]]).unwrap_err().var, "SNAPSHOT_KEY");
+    assert_eq!(aws(&[base[0], base[1], base[2], ("RECONCILE_TARGETS", "okta")]).unwrap_err().var, "RECONCILE_TARGETS");
+    assert_eq!(aws(&[base[0], base[1], base[2], ("RECONCILE_MODE", "correct")]).unwrap_err().var, "INBOUND_QUEUE_URL");
+    assert_eq!(
+        aws(&[base[0], base[1], base[2], ("RECONCILE_MAX_MISSING", "2")]).unwrap_err().var,
+        "RECONCILE_MAX_MISSING"
+    );
+}
