@@ -194,6 +194,22 @@ def response_describe_user(self):
     return json.dumps(body)
 
 
+original_list_users = responses.IdentityStoreResponse.list_users
+
+
+def response_list_users(self):
+    # ListUsers returns User objects as DescribeUser does (the model's User shape), UserStatus
+    # included: reconciliation reads status from the listing.
+    body = json.loads(original_list_users(self))
+    for user in body.get("Users", []):
+        extra = EXTRA.get((user.get("IdentityStoreId"), user.get("UserId")), {})
+        user["UserStatus"] = extra.get("UserStatus", "ENABLED")
+        if user.get("ExternalIds") is None:
+            user.pop("ExternalIds", None)
+    return json.dumps(body)
+
+
+responses.IdentityStoreResponse.list_users = response_list_users
 models.IdentityStoreBackend.update_user = update_user
 models.IdentityStoreBackend.get_user_id = get_user_id
 responses.IdentityStoreResponse.update_user = response_update_user

@@ -29,6 +29,14 @@ step "main job on the embedded simulator: jml replay events/"
 grep -q "ada.lovelace" target/replay.txt
 grep -q "leaver check workday#100234: no access left in 4 target(s)" target/replay.txt
 
+step "reconciliation demo: drift in every target (exit 3), then --apply converges to none (exit 0)"
+demo=(reconcile --backend memory --replay events/ --as-of 2027-06-01T00:00:00Z --max-missing 0.5 events/hr-snapshot.jsonl)
+set +e; "$jml" "${demo[@]}" > target/reconcile.txt 2>&1; rc=$?; set -e
+[ "$rc" = 3 ] || { cat target/reconcile.txt; echo "expected exit 3, got $rc"; exit 1; }
+for t in identity-store user-subscriptions appstream-user-pool iam-users; do grep -q "^$t: [1-9]" target/reconcile.txt; done
+"$jml" "${demo[@]}" --apply > target/reconcile-apply.txt 2>&1
+grep -q "after --apply: 0 drift(s)" target/reconcile-apply.txt
+
 step "template.yaml: sam validate --lint, and the checks it cannot make (scripts/test_template.py)"
 source scripts/tools.sh
 AWS_DEFAULT_REGION=eu-west-2 SAM_CLI_TELEMETRY=0 sam validate --lint --template template.yaml
@@ -39,6 +47,9 @@ step "API calls per event type (targets checked by the bench itself)"
 
 step "bulk onboarding under the 20 requests/s quota on virtual time (2,000 joiners; README has the 10,000 run)"
 "$jml" bench-scale --joiners 2000
+
+step "reconciling the Identity Store at scale on virtual time (2,000 people, 30 groups; README has the 10,000 run)"
+"$jml" bench-reconcile --people 2000
 
 step "every function under cargo lambda watch (memory backend) answers cargo lambda invoke"
 ./scripts/lambda-smoke.sh

@@ -7,6 +7,7 @@
 //! - `jml bench` — Identity Store API calls per event type, measured on the simulator.
 
 mod bench;
+mod bench_reconcile;
 mod doctor;
 mod publish;
 mod reconcile;
@@ -70,6 +71,17 @@ enum Command {
     Bench,
     /// Bulk onboarding through the real handler on virtual time: the quota, latency and
     /// concurrent instances of a deployment; prints a table and checks the targets.
+    /// Reconciling the Identity Store at scale on the simulator (virtual time, 20 requests/s,
+    /// 30 ms latency): requests vs the minimum list requests, time vs requests / 20 per second,
+    /// peak RSS, next to per-person reads. Exit 1 when a target is missed.
+    BenchReconcile {
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+        #[arg(long, default_value_t = 30)]
+        groups: usize,
+        #[arg(long, default_value_t = 30)]
+        latency_ms: u64,
+    },
     BenchScale {
         #[arg(long, default_value_t = 10_000)]
         joiners: usize,
@@ -183,6 +195,20 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let cli = Cli::parse();
+    if let Command::BenchReconcile { people, groups, latency_ms } = cli.command {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
+        return match rt.map(|rt| rt.block_on(bench_reconcile::run(people, groups, latency_ms))) {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("jml: {e}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("jml: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Command::BenchScale { joiners, instances, latency_ms } = cli.command {
         // Virtual time: a current-thread runtime whose clock jumps when every task waits.
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
@@ -235,7 +261,7 @@ async fn run(command: Command) -> ExitCode {
         Command::Redrive { dlq_url, to_targets, apply, max } => {
             publish::redrive(&dlq_url, to_targets, apply, max).await
         }
-        Command::BenchScale { .. } => ExitCode::from(2),
+        Command::BenchScale { .. } | Command::BenchReconcile { .. } => ExitCode::from(2),
         Command::Publish { paths, to_targets, backend, dry_run } => {
             publish::run(&paths, to_targets, backend == BackendArg::Aws, dry_run).await
         }

@@ -16,6 +16,7 @@ mod metrics;
 mod moto;
 mod moto_doctor;
 mod moto_iam;
+mod moto_reconcile;
 mod properties;
 mod reconcile;
 mod samples;

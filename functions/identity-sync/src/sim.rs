@@ -99,6 +99,16 @@ pub struct SimIdentityStore {
     /// The service as it might be: UpdateUser on `userStatus` refused with a ValidationException
     /// (no production code shows it working; see `reject_user_status_writes`).
     rejects_user_status: std::sync::atomic::AtomicBool,
+    /// The client-side pacing of the AWS adapter (per HTTP request, pages included).
+    pacer: Option<std::sync::Arc<jml_core::pacing::SlidingWindow>>,
+}
+
+/// The page size of ListUsers, ListGroups and ListGroupMemberships (MaxResults 100, as the
+/// adapter asks).
+pub const PAGE: usize = 100;
+
+fn pages(items: usize) -> usize {
+    items.div_ceil(PAGE).max(1)
 }
 
 /// A read-only view of a simulated user, for assertions and the CLI's final table.
@@ -133,6 +143,13 @@ impl SimIdentityStore {
     /// At most `per_second` requests in any one second (IAM Identity Center: 20 per account).
     pub fn with_rate_limit(mut self, per_second: u32) -> Self {
         self.rate_limit = Some(per_second);
+        self
+    }
+
+    /// Every request first takes a slot of this window, as the adapter's paced HTTP client does
+    /// (one per page of a list call).
+    pub fn with_pacer(mut self, window: std::sync::Arc<jml_core::pacing::SlidingWindow>) -> Self {
+        self.pacer = Some(window);
         self
     }
 
@@ -245,6 +262,9 @@ impl SimIdentityStore {
 
     /// Counts the call, sleeps the latency, and returns an injected fault if one matches.
     async fn enter(&self, op: Op, user_name: Option<&str>) -> Result<(), ServiceError> {
+        if let Some(p) = &self.pacer {
+            p.acquire().await;
+        }
         if let Some(limit) = self.rate_limit {
             let now = tokio::time::Instant::now();
             let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -541,18 +561,28 @@ impl IdentityStore for SimIdentityStore {
     }
 
     async fn groups(&self) -> Result<Vec<(GroupId, String)>, ServiceError> {
-        self.enter(op::LIST_GROUPS, None).await?;
-        Ok(self.lock().groups.iter().map(|(id, n)| (id.clone(), n.clone())).collect())
+        let out: Vec<(GroupId, String)> = self.lock().groups.iter().map(|(id, n)| (id.clone(), n.clone())).collect();
+        for _ in 0..pages(out.len()) {
+            self.enter(op::LIST_GROUPS, None).await?;
+        }
+        Ok(out)
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, ServiceError> {
-        self.enter(op::LIST_USERS, None).await?;
-        Ok(self.lock().users.values().map(|u| u.record.clone()).collect())
+        let out: Vec<UserRecord> = self.lock().users.values().map(|u| u.record.clone()).collect();
+        for _ in 0..pages(out.len()) {
+            self.enter(op::LIST_USERS, None).await?;
+        }
+        Ok(out)
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserId>, ServiceError> {
-        self.enter(op::LIST_GROUP_MEMBERSHIPS, None).await?;
-        Ok(self.lock().memberships.values().filter(|(g, _)| g == group_id).map(|(_, u)| u.clone()).collect())
+        let out: Vec<UserId> =
+            self.lock().memberships.values().filter(|(g, _)| g == group_id).map(|(_, u)| u.clone()).collect();
+        for _ in 0..pages(out.len()) {
+            self.enter(op::LIST_GROUP_MEMBERSHIPS, None).await?;
+        }
+        Ok(out)
     }
 
     async fn remove_membership(&self, membership_id: &str) -> Result<(), ServiceError> {
