@@ -16,7 +16,7 @@ use jml_core::config::Config;
 use jml_core::lambda::State;
 use jml_core::reconcile::{Failure, Outcome, Reconciler, Snapshot, parse_snapshot, reconcile};
 use jml_core::sim::SimLedger;
-use serde_json::Value;
+use serde_json::{Value, json};
 use subscription_sync::sim::SimUserSubscriptions;
 
 use crate::{fixture_json, memory_config, run};
@@ -228,4 +228,112 @@ async fn orphan_leavers_meet_the_blast_radius_breaker() {
     let after = w.reconcile(&snap, 1.0).await.unwrap();
     let still: BTreeSet<&str> = after.report.drift.iter().map(|d| d.person.as_str()).collect();
     assert_eq!(still, BTreeSet::from(["workday#90003", "workday#90004"]), "the held ones are still reported");
+}
+
+fn someone(n: usize, variant: u8) -> Value {
+    let mut j = fixture_json("01-joiner-ada.json");
+    j["eventId"] = format!("join-{n}").into();
+    j["person"]["externalId"]["id"] = format!("7000{n}").into();
+    j["person"]["userName"] = format!("prop.user{n}").into();
+    j["person"]["email"] = format!("prop.user{n}@example.com").into();
+    j["person"]["directoryUserName"] = format!("propuser{n}").into();
+    j["person"]["enterprise"].as_object_mut().unwrap().remove("manager");
+    let groups = [json!(["jml-all-staff", "jml-vpn"]), json!(["jml-engineering"]), json!([])];
+    j["groups"] = groups[variant as usize % 3].clone();
+    j["person"]["title"] = format!("Title {variant}").into();
+    j["person"]["enterprise"]["department"] = ["Platform Engineering", "Finance", "Sales"][variant as usize % 3].into();
+    if variant % 3 == 2 {
+        j.as_object_mut().unwrap().remove("subscriptions");
+    }
+    j
+}
+
+/// One hand edit outside jml-sync, on person `n`'s accounts.
+async fn by_hand(w: &World, op: u8, n: usize) {
+    let user = format!("prop.user{n}");
+    let mail = format!("prop.user{n}@example.com");
+    match op % 6 {
+        0 => {
+            if let Ok(Some(id)) =
+                w.identity.find_user_by_user_name(&jml_core::contract::UserName::parse(&user).unwrap()).await
+            {
+                for m in w.identity.memberships(&id).await.unwrap_or_default().into_iter().take(1) {
+                    let _ = w.identity.remove_membership(&m.membership_id).await;
+                }
+            }
+        }
+        1 => {
+            for s in appstream_sync::sim::DEMO_STACKS {
+                w.apps.associate_by_hand(&mail, s, false);
+            }
+        }
+        2 => w.apps.disable_by_hand(&mail),
+        3 => {
+            let _ = w.iam.add_to_group(&user, "oncall").await;
+        }
+        4 => w.subs.hold_by_hand(
+            &format!("propuser{n}"),
+            Some("OFFICE_PROFESSIONAL_PLUS"),
+            Some("i-0a1b2c3d4e5f60001"),
+            false,
+        ),
+        _ => {
+            if let Ok(Some(id)) =
+                w.identity.find_user_by_user_name(&jml_core::contract::UserName::parse(&user).unwrap()).await
+            {
+                let _ = w.identity.delete_user(&id).await;
+            }
+        }
+    }
+}
+
+fn cases(default: u32) -> u32 {
+    std::env::var("JML_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: cases(48), ..Default::default() })]
+
+    /// Invariant: whatever people joined, whoever HR still lists in whatever desired state, and
+    /// whatever was changed by hand in any target, one `--apply` leaves only what a human must
+    /// decide (a hand-disabled account of an employed person), and applying the same
+    /// corrections again changes nothing.
+    #[test]
+    fn one_apply_leaves_only_what_a_human_decides(
+        people in 1usize..5,
+        listed in proptest::collection::vec(proptest::prelude::any::<bool>(), 5),
+        desired in proptest::collection::vec(0u8..3, 5),
+        edits in proptest::collection::vec((0u8..6, 0usize..5), 0..8),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "0")]));
+            for n in 0..people {
+                w.deliver(&someone(n, 0)).await;
+            }
+            for (op, n) in &edits {
+                by_hand(&w, *op, n % people).await;
+            }
+            let text: Vec<String> =
+                (0..people).filter(|n| listed[*n]).map(|n| line(someone(n, desired[n]))).collect();
+            let snap = parse_snapshot(&text.join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
+            assert!(snap.bad.is_empty(), "{:?}", snap.bad);
+            let before = w.reconcile(&snap, 1.0).await.unwrap();
+            let events = before.report.corrective_events(&snap, &before.left);
+            for e in &events {
+                w.deliver(e).await;
+            }
+            let after = w.reconcile(&snap, 1.0).await.unwrap();
+            for d in &after.report.drift {
+                assert_eq!(d.kind.as_str(), "status", "{d:?} left after apply; before: {:#?}", before.report.drift);
+            }
+            w.ledger.reset_calls();
+            for e in &events {
+                for d in w.deliver(e).await {
+                    assert_eq!(d, "duplicate");
+                }
+            }
+            assert_eq!(w.ledger.calls().writes, 0);
+        });
+    }
 }
