@@ -2,7 +2,8 @@
 //! (GetAccountAuthorizationDetails, Filter User: path, boundary, tags and groups of every user;
 //! ListUsers returns neither tags nor the boundary, and ownership is a tag), and the pure diff.
 //!
-//! A user is ours when it carries `jml-sync:external-id`; any other user counts only where its
+//! A user is ours when it carries `jml-sync:external-id` and is under the deployment's path prefix
+//! or its person is known (snapshot or ledger); any other user counts only where its
 //! name is a snapshot person's derived name (a collision). A leaver's user stays (audit needs the
 //! principal) tagged `jml-sync:status=disabled` and in no group: that is "no access" here (the
 //! leaver's own read-back checked its credentials when it was applied).
@@ -93,8 +94,15 @@ impl IamReconciler {
             Some(person_of.get(v).cloned().unwrap_or_else(|| person_of_tag(v)))
         };
         let mut by_person: BTreeMap<String, Vec<&(IamUser, Vec<String>)>> = BTreeMap::new();
+        // This deployment's users: tagged, and under its path prefix or of a person it knows
+        // (the snapshot's or the ledger's: a user moved out of the path by hand is still
+        // ours). Another deployment's users in the same account (another prefix) are not.
         for entry in users {
-            if let Some(p) = owner(&entry.0) {
+            if let Some(p) = owner(&entry.0)
+                && (entry.0.path.starts_with(&self.path_prefix)
+                    || snapshot.people.contains_key(&p)
+                    || known.contains_key(&p))
+            {
                 by_person.entry(p).or_default().push(entry);
             }
         }
