@@ -16,6 +16,9 @@ fi
 # The build leaves hundreds of MB to write back: flush them first, so the disk does not compete
 # with the measured runs.
 sync
+# A fresh venv has no bytecode yet: import boto3 once (and load the service model) so the first
+# warm-up process does not compile botocore within its 30 s (seen on a clean CI run).
+python -c "import boto3; boto3.client('identitystore', region_name='us-east-1')"
 port=$(free_port)
 start_server target/moto-bench.log python scripts/moto_jml.py "$port"
 wait_ready 30 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)"

@@ -59,8 +59,15 @@ step "every function under cargo lambda watch (memory backend) answers cargo lam
 step "real AWS adapters against moto server (Identity Store + extension, IAM + extension, DynamoDB ledger, SQS FIFO DLQ)"
 ./scripts/moto-e2e.sh
 
-step "latency: a fresh identity-sync process vs a Python + boto3 function, one joiner each, against moto (targets checked by the bench)"
-./scripts/bench-latency.sh
+# The latency benchmark builds a second, native release identity-sync (about 150 s on 2 cores
+# from clean): CI's 15-minute budget cannot hold it next to the six arm64 release builds, so a
+# CI run skips it unless JML_BENCH_LATENCY=1; a local run of this script always runs it.
+if [ "${CI:-}" != true ] || [ -n "${JML_BENCH_LATENCY:-}" ]; then
+  step "latency: a fresh identity-sync process vs a Python + boto3 function, one joiner each, against moto (targets checked by the bench)"
+  ./scripts/bench-latency.sh
+else
+  step "latency benchmark skipped on CI (JML_BENCH_LATENCY=1 runs it; README has the last measured run)"
+fi
 
 step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes"
 ./scripts/build-lambdas.sh

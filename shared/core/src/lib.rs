@@ -17,6 +17,9 @@
 //! - [`ingest`]: hr-ingest: validate, then fan out to every target's FIFO queue (group and dedup ids).
 //! - [`redrive`]: the way back from every DLQ.
 //! - [`config`]: the settings every function shares, validated once at start.
+//! - [`reconcile`]: an HR snapshot against every target: parsing, the partial-snapshot refusal,
+//!   the `Reconciler` trait each slice implements, the drift report, corrective events, metrics.
+//! - [`doctor`]: the preflight's step runner.
 //! - [`sim`]: in-memory ledger, DLQ and queues, and the call accounting target simulators share.
 
 pub mod batch;
