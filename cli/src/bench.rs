@@ -377,3 +377,13 @@ async fn iam_table() -> Vec<(&'static str, bool)> {
         ),
     ]
 }
+
+/// Prints each target as PASS or FAIL; `Err` when one is missed.
+pub(crate) fn verdict<S: std::fmt::Display>(checks: impl IntoIterator<Item = (S, bool)>) -> Result<(), String> {
+    let mut ok = true;
+    for (what, pass) in checks {
+        println!("{} {what}", if pass { "PASS" } else { "FAIL" });
+        ok &= pass;
+    }
+    if ok { Ok(()) } else { Err("a target was missed".to_string()) }
+}

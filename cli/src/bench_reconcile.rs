@@ -153,10 +153,5 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
         ("faster than per-person reads", seconds < naive_seconds),
     ];
     println!();
-    let mut ok = true;
-    for (what, pass) in checks {
-        println!("{} {what}", if pass { "PASS" } else { "FAIL" });
-        ok &= pass;
-    }
-    if ok { Ok(()) } else { Err("a target was missed".to_string()) }
+    crate::bench::verdict(checks)
 }

@@ -189,6 +189,24 @@ enum Command {
     },
 }
 
+/// Runs a benchmark on virtual time: a current-thread runtime whose clock jumps when every task
+/// waits. Exit 1 when it misses a target, 2 when the runtime cannot start.
+fn on_virtual_time(bench: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build() {
+        Ok(rt) => match rt.block_on(bench) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("jml: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("jml: runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -196,33 +214,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     if let Command::BenchReconcile { people, groups, latency_ms } = cli.command {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
-        return match rt.map(|rt| rt.block_on(bench_reconcile::run(people, groups, latency_ms))) {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                eprintln!("jml: {e}");
-                ExitCode::from(1)
-            }
-            Err(e) => {
-                eprintln!("jml: {e}");
-                ExitCode::from(1)
-            }
-        };
+        return on_virtual_time(bench_reconcile::run(people, groups, latency_ms));
     }
     if let Command::BenchScale { joiners, instances, latency_ms } = cli.command {
-        // Virtual time: a current-thread runtime whose clock jumps when every task waits.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
-        return match rt.map(|rt| rt.block_on(scale::run(joiners, instances, latency_ms))) {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                eprintln!("jml: {e}");
-                ExitCode::from(1)
-            }
-            Err(e) => {
-                eprintln!("jml: runtime: {e}");
-                ExitCode::from(2)
-            }
-        };
+        return on_virtual_time(scale::run(joiners, instances, latency_ms));
     }
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(run(cli.command)),

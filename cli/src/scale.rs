@@ -193,10 +193,5 @@ pub async fn run(events: usize, instances: usize, latency_ms: u64) -> Result<(),
         ("10-record batch within 1.5x of one record", ten / one <= 1.5),
     ];
     println!();
-    let mut ok = true;
-    for (what, pass) in checks {
-        println!("{} {what}", if pass { "PASS" } else { "FAIL" });
-        ok &= pass;
-    }
-    if ok { Ok(()) } else { Err("a target was missed".to_string()) }
+    crate::bench::verdict(checks)
 }

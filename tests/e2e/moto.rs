@@ -33,13 +33,7 @@ struct Moto {
 }
 
 async fn moto() -> Moto {
-    let endpoint = std::env::var("JML_MOTO_ENDPOINT").expect("JML_MOTO_ENDPOINT: run scripts/moto-e2e.sh");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await;
+    let sdk = sdk().await;
     let n = NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() % 1000 * 100;
     let store_id = format!("d-{n:010x}");
     let table = format!("jml-ledger-{n}");
@@ -66,6 +60,17 @@ async fn moto() -> Moto {
     let config = Config::from_lookup(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let state = identity_sync::from_sdk_config(&sdk, &config).unwrap();
     Moto { sdk, store_id, table, dlq_url, state, ids }
+}
+
+/// The SDK configuration for moto server at `JML_MOTO_ENDPOINT` (us-east-1, test credentials).
+pub async fn sdk() -> SdkConfig {
+    let endpoint = std::env::var("JML_MOTO_ENDPOINT").expect("JML_MOTO_ENDPOINT: run scripts/moto-e2e.sh");
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
 }
 
 /// Creates the ledger table (`pk`, `sk`, on demand) on moto, as template.yaml defines it.

@@ -5,19 +5,12 @@
 //!
 //! Run by `scripts/moto-e2e.sh` (part of `./scripts/test.sh`); ignored by a plain `cargo test`.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_identitystore::config::Credentials;
+use aws_config::SdkConfig;
 use jml_core::config::Config;
 use jml_core::doctor::{Check, Status};
 
 async fn sdk(log: &jml_aws::RequestLog) -> SdkConfig {
-    let endpoint = std::env::var("JML_MOTO_ENDPOINT").expect("JML_MOTO_ENDPOINT: run scripts/moto-e2e.sh");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await;
+    let sdk = crate::moto::sdk().await;
     let inner = sdk.http_client().unwrap_or_else(jml_aws::https_client);
     sdk.to_builder().http_client(jml_aws::recording_http_client(inner, log.clone())).build()
 }

@@ -8,8 +8,6 @@
 
 use std::collections::BTreeSet;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_identitystore::config::Credentials;
 use aws_sdk_identitystore::types::{AlternateIdentifier, UniqueAttribute};
 use iam_sync::sim::{DEMO_BOUNDARY, DEMO_IAM_GROUP_MAP, DEMO_IAM_GROUPS};
 use jml_core::config::Config;
@@ -29,13 +27,7 @@ fn line(mut v: Value) -> String {
 #[tokio::test]
 #[ignore = "needs moto server: scripts/moto-e2e.sh"]
 async fn moto_reconcile_identity_and_iam_drift_by_hand_json_report_then_converged() {
-    let endpoint = std::env::var("JML_MOTO_ENDPOINT").expect("JML_MOTO_ENDPOINT: run scripts/moto-e2e.sh");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await;
+    let sdk = crate::moto::sdk().await;
     let n = std::process::id();
     let store_id = format!("d-{:010x}", 0x7700_0000u64 + u64::from(n));
     let ids = aws_sdk_identitystore::Client::new(&sdk);
