@@ -94,13 +94,14 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
     let calls = c.reads() + c.writes();
     let throttled = store.throttled() - throttled_before;
     // The fewest requests a list-based reader can make.
-    let per_group = people * 3 / groups;
-    let mut members: BTreeMap<usize, usize> = BTreeMap::new();
-    for n in 0..people {
-        for k in 0..3 {
-            *members.entry((n + k * 7) % groups).or_default() += 1;
+    // Members per managed group, from the snapshot the simulator was built from.
+    let mut members: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in snapshot.people.values().filter_map(|e| e.profile()) {
+        for g in &p.groups {
+            *members.entry(g.as_str()).or_default() += 1;
         }
     }
+    let per_group = members.values().sum::<usize>() / groups;
     let min_calls = people.div_ceil(PAGE).max(1)
         + groups.div_ceil(PAGE).max(1)
         + members.values().map(|m| m.div_ceil(PAGE).max(1)).sum::<usize>();

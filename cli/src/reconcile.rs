@@ -191,14 +191,7 @@ async fn apply(cfg: &Config, states: &[State], events: &[Value]) -> Result<(), S
         Backend::Aws => {
             let to = crate::publish::destination(cfg, false, true).ok_or("INBOUND_QUEUE_URL is required")?;
             let publisher = jml_aws::SqsPublisher::new(aws_sdk_sqs::Client::new(&jml_aws::load_sdk_config().await));
-            let bodies: Vec<(String, String)> =
-                events.iter().map(|e| (e["eventId"].as_str().unwrap_or("-").to_string(), e.to_string())).collect();
-            let r =
-                jml_core::ingest::publish(&bodies, &to, &publisher, false, &|_| {}).await.map_err(|e| e.to_string())?;
-            if !r.rejected.is_empty() {
-                return Err(format!("{} corrective event(s) rejected", r.rejected.len()));
-            }
-            Ok(())
+            ::reconcile::publish_corrections(events, &to, &publisher).await
         }
     }
 }

@@ -23,7 +23,7 @@ use subscription_sync::target::SUBSCRIPTIONS_TARGET;
 
 use crate::{BackendArg, event_files, print_audit};
 
-const ALL: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
+const ALL: [&str; 4] = ::reconcile::ALL_TARGETS;
 
 /// The simulators behind a memory replay, one ledger shared by every target.
 pub(crate) struct Sims {
@@ -49,14 +49,7 @@ pub(crate) fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static st
                 .collect(),
         });
     };
-    let mut out = Vec::new();
-    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        match ALL.iter().find(|a| **a == t) {
-            Some(a) => out.push(*a),
-            None => return Err(format!("--targets: unknown target {t} (identity, subscriptions, appstream, iam)")),
-        }
-    }
-    Ok(out)
+    ::reconcile::parse_targets(list).map_err(|e| format!("--targets: {e}"))
 }
 
 /// The function of a target name of `--targets`.

@@ -137,14 +137,14 @@ pub fn diff(snapshot: &Snapshot, state: &PoolState, known: &LedgerView, rules: &
         let enabled = state.users.get(*name).copied().unwrap_or(false);
         let detail =
             format!("{}, {} managed stack(s)", if enabled { "enabled" } else { "disabled" }, stacks_of(name).len());
-        let kind = match (snapshot.people.contains_key(*person), known.get(*person).is_some_and(|k| k.left())) {
-            // Employed, but this is an address the person no longer has: still access.
-            (true, _) => DriftKind::OrphanAccount,
-            (false, true) => DriftKind::LeaverStillActive,
-            (false, false) => DriftKind::OrphanAccount,
+        // Employed, but at an address the person no longer has: still access (orphan).
+        let (kind, detail) = if snapshot.people.contains_key(*person) {
+            (DriftKind::OrphanAccount, format!("a previous address's user: {detail}"))
+        } else if known.get(*person).is_some_and(|k| k.left()) {
+            (DriftKind::LeaverStillActive, detail)
+        } else {
+            (DriftKind::OrphanAccount, detail)
         };
-        let detail =
-            if snapshot.people.contains_key(*person) { format!("a previous address's user: {detail}") } else { detail };
         out.push(drift(person, kind, detail));
     }
     out.sort();

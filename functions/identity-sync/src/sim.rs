@@ -429,8 +429,8 @@ impl IdentityStore for SimIdentityStore {
 
     async fn find_user_by_marker(&self, marker: &str) -> Result<Option<UserId>, ServiceError> {
         // ListUsers pages of 100: count one call per page.
-        let pages = self.lock().users.len().div_ceil(100).max(1);
-        for _ in 0..pages {
+        let n = self.lock().users.len();
+        for _ in 0..pages(n) {
             self.enter(op::LIST_USERS, None).await?;
         }
         let s = self.lock();

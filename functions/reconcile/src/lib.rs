@@ -28,18 +28,15 @@ pub use settings::Settings;
 /// Every target, by its `--targets` / `RECONCILE_TARGETS` name.
 pub const ALL_TARGETS: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
 
-/// `RECONCILE_TARGETS`-style list: names from [`ALL_TARGETS`], comma-separated.
+/// A comma-separated list of names from [`ALL_TARGETS`], in its order (`--targets` and
+/// `RECONCILE_TARGETS`); `Err`: the first unknown name.
 pub fn parse_targets(list: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
     for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         match ALL_TARGETS.iter().find(|a| **a == t) {
-            Some(a) if !out.contains(a) => out.push(*a),
-            Some(_) => {}
+            Some(a) => out.push(*a),
             None => return Err(format!("unknown target {t} (identity, subscriptions, appstream, iam)")),
         }
-    }
-    if out.is_empty() {
-        return Err("names no target (identity, subscriptions, appstream, iam)".into());
     }
     Ok(out)
 }
@@ -192,6 +189,20 @@ pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
     }
 }
 
+/// Sends corrective events as `jml publish` sends HR events (hr-ingest validates and fans them
+/// out). `Err`: the send failed, or the queue rejected some.
+pub async fn publish_corrections(events: &[Value], to: &PublishTo, publisher: &dyn Publisher) -> Result<(), String> {
+    let bodies: Vec<(String, String)> =
+        events.iter().map(|e| (e["eventId"].as_str().unwrap_or("-").to_string(), e.to_string())).collect();
+    let r = jml_core::ingest::publish(&bodies, to, publisher, false, &|_| {})
+        .await
+        .map_err(|e| format!("publishing corrections: {e}"))?;
+    if !r.rejected.is_empty() {
+        return Err(format!("{} corrective event(s) rejected by the inbound queue", r.rejected.len()));
+    }
+    Ok(())
+}
+
 /// One run: fetch, reconcile, metrics, log (ExternalIds, kinds and details only: no names or
 /// e-mails), and corrections when configured. A refused snapshot is a result (`refused`, and
 /// the `SnapshotRefused` metric an alarm watches), not a failure: retrying cannot help. A read
@@ -226,15 +237,7 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
         let events = report.corrective_events(&snapshot, &outcome.left);
         corrective = events.len();
         if let (Some(publisher), Some(url)) = (&app.publisher, &app.settings.inbound_queue_url) {
-            let bodies: Vec<(String, String)> =
-                events.iter().map(|e| (e["eventId"].as_str().unwrap_or("-").to_string(), e.to_string())).collect();
-            let to = PublishTo::Inbound(url.clone());
-            let r = jml_core::ingest::publish(&bodies, &to, publisher.as_ref(), false, &|_| {})
-                .await
-                .map_err(|e| format!("publishing corrections: {e}"))?;
-            if !r.rejected.is_empty() {
-                return Err(format!("{} corrective event(s) rejected by the inbound queue", r.rejected.len()));
-            }
+            publish_corrections(&events, &PublishTo::Inbound(url.clone()), publisher.as_ref()).await?;
         }
     }
     let mut out = report.to_json();

@@ -25,7 +25,18 @@ impl Settings {
     pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
         let memory = cfg.backend == Backend::Memory;
         let targets = match cfg.var("RECONCILE_TARGETS") {
-            Some(v) => parse_targets(&v).map_err(|rule| err("RECONCILE_TARGETS", rule))?,
+            Some(v) => {
+                let mut list = Vec::new();
+                for t in parse_targets(&v).map_err(|rule| err("RECONCILE_TARGETS", rule))? {
+                    if !list.contains(&t) {
+                        list.push(t);
+                    }
+                }
+                if list.is_empty() {
+                    return Err(err("RECONCILE_TARGETS", "names no target (identity, subscriptions, appstream, iam)"));
+                }
+                list
+            }
             None if memory => ALL_TARGETS.to_vec(),
             None => return Err(err("RECONCILE_TARGETS", "is required: the targets to reconcile (e.g. identity,iam)")),
         };
