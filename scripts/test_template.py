@@ -271,7 +271,13 @@ class TargetsTest(unittest.TestCase):
                        "iam:GetAccountAuthorizationDetails", "license-manager-user-subscriptions:ListUserAssociations",
                        "license-manager-user-subscriptions:ListProductSubscriptions", "dynamodb:Scan"]:
             self.assertIn(needed, actions)
-        writes = [a for a in actions if re.search(r":(Create|Update|Delete|Put|Tag|Untag|Start|Stop|Associate|Disassociate|Batch)", a)]
+        own_dlq = [s for s in statements(fn) if s.get("Sid") == "ClearSupersededFailedRuns"]
+        self.assertEqual(len(own_dlq), 1)
+        self.assertEqual(repr(own_dlq[0]["Resource"]), repr(RES["ReconcileFunction"]["Properties"]["EventInvokeConfig"]
+                                                             ["DestinationConfig"]["OnFailure"]["Destination"]),
+                         "it may delete messages of its own DLQ only")
+        target_actions = {a for s in statements(fn) if s.get("Sid") != "ClearSupersededFailedRuns" for a in as_list(s["Action"])}
+        writes = [a for a in target_actions if re.search(r":(Create|Update|Delete|Put|Tag|Untag|Start|Stop|Associate|Disassociate|Batch)", a)]
         self.assertEqual(writes, [], "reconcile only reads; corrections go through the inbound queue")
         alarm = RES["LeaverStillActiveAlarm"]["Properties"]
         self.assertEqual((alarm["MetricName"], alarm["Dimensions"][0]["Value"]), ("Drift", "leaver-still-active"))

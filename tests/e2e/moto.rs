@@ -443,6 +443,51 @@ async fn moto_redrive_unwraps_every_envelope_dry_run_first_then_resubmits_and_de
 
 #[tokio::test]
 #[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_a_completed_reconcile_run_clears_the_failed_runs_before_it_by_their_sent_timestamp() {
+    use jml_core::redrive::{RECONCILE_TRIGGER_SOURCE, clear_failed_runs, redrive};
+    let m = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&m.sdk);
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("jml-reconcile-dlq-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let trigger = serde_json::json!({"source": RECONCILE_TRIGGER_SOURCE});
+    let record = serde_json::json!({"version": "1.0", "requestContext": {"condition": "RetriesExhausted"},
+        "requestPayload": trigger, "responsePayload": {"errorMessage": "AccessDenied"}});
+    let leaver = fixture_json("04-leaver-ada.json");
+    for body in [trigger.to_string(), record.to_string(), leaver.to_string()] {
+        sqs.send_message().queue_url(&dlq).message_body(body).send().await.unwrap();
+    }
+    let source = jml_aws::SqsDlqSource::new(sqs.clone());
+    // A run that started before the failures were recorded supersedes none of them.
+    let before = chrono::Utc::now() - chrono::Duration::minutes(10);
+    assert_eq!(clear_failed_runs(&source, &dlq, before).await.unwrap(), 0);
+    let listed = redrive(
+        &source,
+        &dlq,
+        &jml_core::ingest::PublishTo::Inbound(dlq.clone()),
+        &jml_aws::SqsPublisher::new(sqs.clone()),
+        false,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.iter().filter(|l| l.envelope == "reconcile-run").count(), 2, "{listed:?}");
+    // A run that started after them (SentTimestamp read from SQS) removes exactly those two.
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(clear_failed_runs(&source, &dlq, after).await.unwrap(), 2);
+    let left = drain(&sqs, &dlq).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(&left[0]).unwrap(), leaver, "an HR event is never cleared");
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
 async fn moto_the_lease_is_taken_on_an_unchanged_record_and_given_back_by_the_commit() {
     use jml_core::ledger::{AuditEntry, Leased, PersonRecord};
     let m = moto().await;

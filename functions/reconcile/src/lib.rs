@@ -10,6 +10,11 @@
 //!
 //! The snapshot's time (`asOf`) is the S3 object's LastModified: the HR export's time, so a real
 //! event newer than the export always wins over a correction derived from it.
+//!
+//! A failed run lands in the function's DLQ (Scheduler's DLQ, or Lambda's on-failure record).
+//! Its way back is the next completed run: it supersedes every run that failed before it
+//! started, and removes their records (`failedRunsCleared` in its result), so the DLQ alarm
+//! clears once reconciliation works again.
 
 use std::sync::Arc;
 
@@ -20,6 +25,7 @@ use jml_core::ingest::{PublishTo, Publisher};
 use jml_core::ledger::Ledger;
 use jml_core::metrics::MetricsSink;
 use jml_core::reconcile::{Failure, Reconciler, parse_snapshot, reconcile};
+use jml_core::redrive::DlqSource;
 use serde_json::{Value, json};
 
 pub mod settings;
@@ -129,6 +135,9 @@ pub struct App {
     /// The inbound queue's publisher (corrections); `None`: report only.
     pub publisher: Option<Arc<dyn Publisher>>,
     pub metrics: Arc<dyn MetricsSink>,
+    /// The function's own DLQ (`DLQ_URL`), read back to clear the records of runs this one
+    /// supersedes; `None`: nothing to clear.
+    pub dlq: Option<(Arc<dyn DlqSource>, String)>,
 }
 
 impl std::fmt::Debug for App {
@@ -170,6 +179,7 @@ pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
                 ledger,
                 publisher: None,
                 metrics,
+                dlq: None,
             })
         }
         Backend::Aws => {
@@ -181,10 +191,12 @@ pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
                 key: settings.key.clone(),
             });
             let ledger = Arc::new(jml_dynamodb::ledger(&sdk, cfg.ledger_table.as_deref()));
-            let publisher: Option<Arc<dyn Publisher>> = settings
-                .correct
-                .then(|| Arc::new(jml_aws::SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk))) as Arc<dyn Publisher>);
-            Ok(App { settings, source, reconcilers, ledger, publisher, metrics })
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let publisher: Option<Arc<dyn Publisher>> =
+                settings.correct.then(|| Arc::new(jml_aws::SqsPublisher::new(sqs.clone())) as Arc<dyn Publisher>);
+            let dlq =
+                cfg.dlq_url.clone().map(|url| (Arc::new(jml_aws::SqsDlqSource::new(sqs)) as Arc<dyn DlqSource>, url));
+            Ok(App { settings, source, reconcilers, ledger, publisher, metrics, dlq })
         }
     }
 }
@@ -244,5 +256,13 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
     out["status"] = json!(if report.drift.is_empty() { "no-drift" } else { "drift" });
     out["corrective"] = json!(corrective);
     out["mode"] = json!(if app.settings.correct { "correct" } else { "report" });
+    // This run completed: the runs that failed before it started are superseded. Failing to
+    // clear them does not fail the run (the records stay, and the next run tries again).
+    if let Some((source, url)) = &app.dlq {
+        match jml_core::redrive::clear_failed_runs(source.as_ref(), url, now).await {
+            Ok(n) => out["failedRunsCleared"] = json!(n),
+            Err(e) => tracing::warn!(error = %e, "could not clear the failed runs' records from the DLQ"),
+        }
+    }
     Ok(out)
 }

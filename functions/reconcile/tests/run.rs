@@ -103,6 +103,54 @@ async fn a_partial_snapshot_is_refused_with_a_metric_not_an_error() {
     assert_eq!(store.user("ada.lovelace").unwrap().status, identity_sync::port::UserStatus::Enabled);
 }
 
+/// A snapshot that cannot be read (S3 AccessDenied, say): the run fails.
+struct Unreadable;
+
+#[async_trait::async_trait]
+impl reconcile::SnapshotSource for Unreadable {
+    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String> {
+        Err("reading the snapshot: AccessDenied".into())
+    }
+}
+
+#[tokio::test]
+async fn the_way_back_from_the_dlq_is_the_next_completed_run() {
+    use jml_core::redrive::{DlqMessage, RECONCILE_TRIGGER_SOURCE};
+    let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+    let trigger = serde_json::json!({"source": RECONCILE_TRIGGER_SOURCE});
+    let record = serde_json::json!({"version": "1.0", "requestContext": {"condition": "RetriesExhausted"},
+                                    "requestPayload": trigger, "responsePayload": {"errorMessage": "AccessDenied"}});
+    let dlq = Arc::new(jml_core::sim::SimDlqSource::default());
+    // Two runs failed (one never reached the function: Scheduler's DLQ keeps its input; one
+    // failed in it: Lambda's on-failure record), and a third failed after the next run started.
+    for (i, (body, sent)) in
+        [(&trigger, "2027-06-01T05:00:01Z"), (&record, "2027-06-02T05:00:09Z"), (&trigger, "2027-06-03T05:00:30Z")]
+            .into_iter()
+            .enumerate()
+    {
+        let (message_id, receipt_handle) = (format!("m{i}"), format!("r{i}"));
+        dlq.push(DlqMessage {
+            message_id,
+            receipt_handle,
+            body: body.to_string(),
+            error_code: None,
+            sent_at: Some(at(sent)),
+        });
+    }
+    let (mut app, _, _) = app(&[], SAMPLE_SNAPSHOT).await;
+    app.dlq = Some((dlq.clone(), "memory://reconcile-dlq".into()));
+    let source = std::mem::replace(&mut app.source, Arc::new(Unreadable));
+    assert!(reconcile::run(&app, at("2027-06-03T05:00:00Z")).await.is_err());
+    assert_eq!(dlq.messages().len(), 3, "a failed run clears nothing");
+    app.source = source;
+    let out = reconcile::run(&app, at("2027-06-03T05:00:00Z")).await.unwrap();
+    assert_eq!(out["status"], "drift");
+    assert_eq!(out["failedRunsCleared"], 2, "{out}");
+    let left: Vec<String> = dlq.messages().into_iter().map(|m| m.message_id).collect();
+    assert_eq!(left, ["m2"], "the run that failed after this one started is not superseded by it");
+    assert!(dlq.all_visible());
+}
+
 #[test]
 fn settings_are_checked() {
     let aws = |extra: &[(&str, &str)]| {

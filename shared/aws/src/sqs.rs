@@ -170,6 +170,7 @@ impl jml_core::redrive::DlqSource for SqsDlqSource {
             .visibility_timeout(60)
             .wait_time_seconds(1)
             .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -177,6 +178,11 @@ impl jml_core::redrive::DlqSource for SqsDlqSource {
             .messages()
             .iter()
             .map(|m| jml_core::redrive::DlqMessage {
+                sent_at: m
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|ms| ms.parse::<i64>().ok())
+                    .and_then(chrono::DateTime::from_timestamp_millis),
                 message_id: m.message_id().unwrap_or_default().to_string(),
                 receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
                 body: m.body().unwrap_or_default().to_string(),

@@ -10,8 +10,15 @@
 //! - a Lambda asynchronous-invocation record (an on-failure destination after Lambda's retries:
 //!   `requestContext`, `requestPayload` = the event the function was invoked with);
 //! - the `{"eventbridge": ..., "mismatch": ...}` record a target parks for a detail-type mismatch.
+//!
+//! The scheduled reconcile function's DLQ holds no HR event: a failed run's trigger
+//! (`{"source": "jml-sync.reconcile"}`, as EventBridge Scheduler's DLQ keeps it, or inside a Lambda
+//! on-failure record). Its way back is the next completed run, which supersedes every run that
+//! failed before it started and removes their records ([`clear_failed_runs`]); `jml redrive`
+//! lists them and says so.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::contract;
@@ -49,6 +56,19 @@ fn unwrap(v: &Value, depth: usize) -> Result<(String, &'static str), String> {
     Err("neither an HR event nor a known envelope (EventBridge event, Lambda invocation record)".into())
 }
 
+/// The input EventBridge Scheduler sends the reconcile function (template.yaml).
+pub const RECONCILE_TRIGGER_SOURCE: &str = "jml-sync.reconcile";
+
+/// Whether a parked message is a failed reconcile run: the scheduler's input itself (Scheduler's
+/// DLQ) or a Lambda on-failure record whose request was that input.
+pub fn is_failed_reconcile_run(body: &str) -> bool {
+    fn trigger(v: &Value) -> bool {
+        v.get("source").and_then(Value::as_str) == Some(RECONCILE_TRIGGER_SOURCE)
+    }
+    let Ok(v) = serde_json::from_str::<Value>(body) else { return false };
+    trigger(&v) || (v.get("requestContext").is_some() && v.get("requestPayload").is_some_and(trigger))
+}
+
 /// One message of a dead-letter queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DlqMessage {
@@ -57,6 +77,8 @@ pub struct DlqMessage {
     pub body: String,
     /// The `ErrorCode` attribute a jml-sync function parked it with, if any.
     pub error_code: Option<String>,
+    /// When the message was sent to the queue (SQS `SentTimestamp`).
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// Reading and removing dead-letter messages (SQS ReceiveMessage / DeleteMessage).
@@ -138,6 +160,13 @@ async fn redrive_one(
         error_code: m.error_code.clone(),
         action: String::new(),
     };
+    if is_failed_reconcile_run(&m.body) {
+        line.envelope = "reconcile-run";
+        line.action = "kept: a failed reconcile run (no HR event in it); the next completed run removes it \
+                       (wait for the schedule, or invoke the reconcile function now)"
+            .into();
+        return Ok(line);
+    }
     let (event, envelope) = match original_event(&m.body) {
         Ok(x) => x,
         Err(why) => {
@@ -169,54 +198,79 @@ async fn redrive_one(
     Ok(line)
 }
 
+/// Removes the records of reconcile runs that failed before `started` (a run that completed
+/// since supersedes them: it read the snapshot and every target afresh) and leaves everything
+/// else in the queue, visible again at once. Returns how many records it removed.
+pub async fn clear_failed_runs(
+    source: &dyn DlqSource,
+    dlq_url: &str,
+    started: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut cleared, mut keep) = (0, Vec::new());
+    while seen.len() < 10_000 {
+        let batch: Vec<DlqMessage> =
+            source.receive(dlq_url).await?.into_iter().filter(|m| seen.insert(m.message_id.clone())).collect();
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            if is_failed_reconcile_run(&m.body) && m.sent_at.is_some_and(|t| t < started) {
+                source.delete(dlq_url, &m.receipt_handle).await?;
+                cleared += 1;
+            } else {
+                keep.push(m.receipt_handle);
+            }
+        }
+    }
+    for receipt in keep {
+        source.release(dlq_url, &receipt).await?;
+    }
+    Ok(cleared)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::SimDlqSource;
     use serde_json::json;
-    use std::sync::Mutex;
 
-    /// A dead-letter queue in memory: receive hides, release shows again, delete removes.
-    #[derive(Default)]
-    struct MemDlq {
-        messages: Mutex<Vec<(DlqMessage, bool)>>,
+    fn message(i: usize, body: String, sent_at: Option<DateTime<Utc>>) -> DlqMessage {
+        DlqMessage { message_id: format!("m{i}"), receipt_handle: format!("r{i}"), body, error_code: None, sent_at }
     }
 
-    #[async_trait]
-    impl DlqSource for MemDlq {
-        async fn receive(&self, _q: &str) -> Result<Vec<DlqMessage>, ServiceError> {
-            let mut m = self.messages.lock().unwrap();
-            let out: Vec<DlqMessage> = m
-                .iter_mut()
-                .filter(|(_, h)| !*h)
-                .take(2)
-                .map(|(x, h)| {
-                    *h = true;
-                    x.clone()
-                })
-                .collect();
-            Ok(out)
-        }
-        async fn delete(&self, _q: &str, r: &str) -> Result<(), ServiceError> {
-            self.messages.lock().unwrap().retain(|(x, _)| x.receipt_handle != r);
-            Ok(())
-        }
-        async fn release(&self, _q: &str, r: &str) -> Result<(), ServiceError> {
-            for (x, h) in self.messages.lock().unwrap().iter_mut() {
-                if x.receipt_handle == r {
-                    *h = false;
-                }
-            }
-            Ok(())
-        }
+    #[tokio::test]
+    async fn a_completed_run_clears_only_the_failed_runs_before_it() {
+        let at = |t: &str| Some(t.parse::<DateTime<Utc>>().unwrap());
+        let trigger = json!({"source": RECONCILE_TRIGGER_SOURCE});
+        let record = json!({"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": trigger,
+                            "responsePayload": {"errorMessage": "reading the snapshot: AccessDenied"}});
+        let dlq = SimDlqSource::default();
+        dlq.push(message(0, trigger.to_string(), at("2027-06-01T05:00:00Z")));
+        dlq.push(message(1, record.to_string(), at("2027-06-02T05:00:00Z")));
+        dlq.push(message(2, trigger.to_string(), at("2027-06-03T05:10:00Z")));
+        dlq.push(message(3, hr().to_string(), at("2027-06-01T00:00:00Z")));
+        dlq.push(message(4, trigger.to_string(), None));
+        let cleared = clear_failed_runs(&dlq, "dlq", "2027-06-03T05:00:00Z".parse().unwrap()).await.unwrap();
+        assert_eq!(cleared, 2, "the two runs that failed before this one started");
+        let left: Vec<String> = dlq.messages().into_iter().map(|m| m.message_id).collect();
+        assert_eq!(left, ["m2", "m3", "m4"], "a later failure, an HR event and an undated record stay");
+        assert!(dlq.all_visible(), "what stays is visible again at once");
+        let lines = redrive(&dlq, "dlq", &PublishTo::Inbound("q".into()), &crate::sim::SimQueues::default(), true, 10)
+            .await
+            .unwrap();
+        let run = lines.iter().find(|l| l.message_id == "m2").unwrap();
+        assert_eq!(run.envelope, "reconcile-run");
+        assert!(run.action.starts_with("kept: a failed reconcile run"), "{}", run.action);
+        assert!(!is_failed_reconcile_run(&json!({"source": "com.example.hr"}).to_string()));
     }
 
     #[tokio::test]
     async fn a_dry_run_lists_and_changes_nothing_and_apply_resubmits_and_deletes_only_what_was_sent() {
         let eb = json!({"detail-type": "Leaver", "detail": hr()}).to_string();
-        let dlq = MemDlq::default();
+        let dlq = SimDlqSource::default();
         for (i, body) in [hr().to_string(), eb, "{\"hello\": 1}".to_string()].into_iter().enumerate() {
-            let m = DlqMessage { message_id: format!("m{i}"), receipt_handle: format!("r{i}"), body, error_code: None };
-            dlq.messages.lock().unwrap().push((m, false));
+            dlq.push(message(i, body, None));
         }
         let queues = crate::sim::SimQueues::default();
         let to = PublishTo::Inbound("memory://inbound".into());
@@ -225,15 +279,14 @@ mod tests {
         assert!(dry[2].action.starts_with("kept: neither"));
         assert_eq!(dry[1].envelope, "eventbridge");
         assert!(queues.messages("memory://inbound").is_empty(), "a dry run sends nothing");
-        assert!(dlq.messages.lock().unwrap().iter().all(|(_, hidden)| !hidden), "and hides nothing");
+        assert!(dlq.all_visible(), "and hides nothing");
         let done = redrive(&dlq, "dlq", &to, &queues, true, 100).await.unwrap();
         assert_eq!(done.iter().filter(|l| l.action == "resubmitted").count(), 2);
         let sent = queues.messages("memory://inbound");
         assert_eq!(sent.len(), 2);
         assert!(sent.iter().all(|(body, _)| serde_json::from_str::<Value>(body).unwrap() == hr()));
-        let left = dlq.messages.lock().unwrap();
-        assert_eq!(left.len(), 1, "only the message that is not an HR event stays");
-        assert!(!left[0].1, "visible again for the next attempt");
+        assert_eq!(dlq.messages().len(), 1, "only the message that is not an HR event stays");
+        assert!(dlq.all_visible(), "visible again for the next attempt");
     }
 
     fn hr() -> Value {

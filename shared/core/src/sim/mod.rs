@@ -127,6 +127,58 @@ impl DeadLetterQueue for SimDeadLetterQueue {
     }
 }
 
+/// A dead-letter queue to read back in memory (`jml redrive`, the reconcile function): receive
+/// hides (two at a time, to exercise paging), release shows again, delete removes.
+#[derive(Debug, Default)]
+pub struct SimDlqSource {
+    messages: Mutex<Vec<(crate::redrive::DlqMessage, bool)>>,
+}
+
+impl SimDlqSource {
+    pub fn push(&self, m: crate::redrive::DlqMessage) {
+        self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((m, false));
+    }
+    /// Every message still in the queue, hidden or not.
+    pub fn messages(&self) -> Vec<crate::redrive::DlqMessage> {
+        self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|(m, _)| m.clone()).collect()
+    }
+    /// No message is hidden by a receive that was not followed by a delete or a release.
+    pub fn all_visible(&self) -> bool {
+        self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().all(|(_, hidden)| !hidden)
+    }
+}
+
+#[async_trait]
+impl crate::redrive::DlqSource for SimDlqSource {
+    async fn receive(&self, _queue_url: &str) -> Result<Vec<crate::redrive::DlqMessage>, ServiceError> {
+        let mut all = self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(all
+            .iter_mut()
+            .filter(|(_, hidden)| !*hidden)
+            .take(2)
+            .map(|(m, hidden)| {
+                *hidden = true;
+                m.clone()
+            })
+            .collect())
+    }
+    async fn delete(&self, _queue_url: &str, receipt_handle: &str) -> Result<(), ServiceError> {
+        self.messages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(m, _)| m.receipt_handle != receipt_handle);
+        Ok(())
+    }
+    async fn release(&self, _queue_url: &str, receipt_handle: &str) -> Result<(), ServiceError> {
+        for (m, hidden) in self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter_mut() {
+            if m.receipt_handle == receipt_handle {
+                *hidden = false;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// In-memory queues with SQS's FIFO deduplication (by MessageDeduplicationId per queue; a
 /// standard queue's messages, sent without one, are all kept).
 #[derive(Debug, Default)]
