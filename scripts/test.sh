@@ -5,30 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# A clean CI build gains nothing from incremental compilation's caches, only their cost.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 step() { printf '\n==> [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
-
-# The project's tools (.venv: cargo-lambda, SAM CLI, moto) are installed once, here, before two
-# steps could want them at the same time.
-source scripts/tools.sh
-
-# The arm64 release build shares no artifact with the debug steps (another profile and target) and
-# takes about 400 s of 2 cores from clean. It runs in the background from here, in its own process
-# group (stopped by that PID if this script ends first), filling what the debug steps leave idle
-# (a cargo build's serial stretches, single-threaded tests, servers starting); its result is
-# checked at the end. JML_SERIAL_RELEASE=1 runs it in turn instead.
-release_log="${CARGO_TARGET_DIR:-target}/release-build.log"
-mkdir -p "$(dirname "$release_log")"
-release_pid=
-if [ -z "${JML_SERIAL_RELEASE:-}" ]; then
-  step "release build of every function with cargo lambda (arm64): started in the background, log in $release_log"
-  setsid ./scripts/build-lambdas.sh > "$release_log" 2>&1 &
-  release_pid=$!
-  trap 'if [ -n "$release_pid" ]; then kill -- -"$release_pid" 2>/dev/null || true; fi' EXIT
-fi
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -36,10 +19,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "one slice per target: each function links only its own SDK (cargo tree), shared code names no target"
 ./scripts/check-slices.sh
 
-step "cargo test: build every test, and every function's debug binary (the smoke below runs those)"
-cargo test --workspace --locked --no-run
-
-step "cargo test: run (unit, adapter, planner, end-to-end, property)"
+step "cargo test (unit, adapter, planner, end-to-end, property; also builds every function's debug binary, which the smoke runs)"
 cargo test --workspace --locked
 
 # The jml binary the tests built (same features: a `cargo run` would build it again without the
@@ -91,17 +71,7 @@ else
   step "latency benchmark skipped on CI (JML_BENCH_LATENCY=1 runs it; README has the last measured run)"
 fi
 
-if [ -n "$release_pid" ]; then
-  step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes: waiting for it"
-  if ! wait "$release_pid"; then
-    release_pid=
-    cat "$release_log"; echo "the release build failed"; exit 1
-  fi
-  release_pid=
-  sed -n '/^| function |/,$p' "$release_log"
-else
-  step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes"
-  ./scripts/build-lambdas.sh
-fi
+step "release build of every function with cargo lambda (arm64), bootstrap and zip sizes"
+./scripts/build-lambdas.sh
 
 printf '\n==> all steps passed in %ss\n' "$(( $(date +%s) - start ))"
