@@ -164,7 +164,9 @@ enum Command {
         /// Comma-separated targets (identity, subscriptions, appstream, iam). Default: as replay.
         #[arg(long)]
         targets: Option<String>,
-        /// The snapshot's time (RFC 3339): corrective events carry it as occurredAt. Default: now.
+        /// The snapshot's time, when HR exported it (RFC 3339): corrective events carry it as
+        /// occurredAt. Default: now (report only: --apply on AWS requires it; never in the
+        /// future on AWS).
         #[arg(long)]
         as_of: Option<String>,
         #[arg(long, value_parser = ["table", "json"], default_value = "table")]

@@ -55,6 +55,11 @@ pub(crate) fn memory_reconcilers(
 }
 
 pub async fn run(o: Options) -> ExitCode {
+    // A correction is dated at the snapshot's time; "now" is later than any export, and a
+    // correction dated now would undo a real event HR sent after the export.
+    if o.apply && o.backend != BackendArg::Memory && o.as_of.is_none() {
+        return fail("--apply on AWS needs --as-of: when HR exported the snapshot (RFC 3339)");
+    }
     let as_of: DateTime<Utc> = match o.as_of.as_deref() {
         None => Utc::now(),
         Some(t) => match DateTime::parse_from_rfc3339(t) {
@@ -62,6 +67,13 @@ pub async fn run(o: Options) -> ExitCode {
             Err(_) => return fail(format!("--as-of: {t} is not an RFC 3339 time")),
         },
     };
+    // On AWS a correction dated in the future would win over every real event until then.
+    if o.backend != BackendArg::Memory && as_of > Utc::now() + ::reconcile::CLOCK_SKEW {
+        return fail(format!(
+            "--as-of: {} is in the future; the snapshot's time is when HR exported it",
+            as_of.to_rfc3339()
+        ));
+    }
     if !(0.0..=1.0).contains(&o.max_missing) {
         return fail("--max-missing: a share from 0 to 1 (default 0.10)");
     }
@@ -123,9 +135,12 @@ pub async fn run(o: Options) -> ExitCode {
         report.print_table();
     }
     if o.apply {
-        let events = report.corrective_events(&snapshot, &outcome.left);
-        eprintln!("applying {} corrective event(s)", events.len());
-        if let Err(e) = apply(&cfg, &states, &events).await {
+        let corrections = report.corrective_events(&snapshot, &outcome.left);
+        for h in &corrections.held {
+            eprintln!("held: {} ({})", h.person, h.reason);
+        }
+        eprintln!("applying {} corrective event(s), {} held", corrections.events.len(), corrections.held.len());
+        if let Err(e) = apply(&cfg, &states, &corrections.events).await {
             return fail(e);
         }
         if cfg.backend == Backend::Memory {

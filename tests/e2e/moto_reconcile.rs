@@ -153,7 +153,7 @@ async fn moto_reconcile_identity_and_iam_drift_by_hand_json_report_then_converge
     assert_eq!(json["targets"]["iam-users"]["orphan-account"], 1);
 
     // The corrections through the real handlers, then no drift; a re-run is all duplicates.
-    let events = before.report.corrective_events(&snap, &before.left);
+    let events = before.report.corrective_events(&snap, &before.left).events;
     assert_eq!(events.len(), 2);
     for e in &events {
         deliver(e.clone()).await;
@@ -163,4 +163,42 @@ async fn moto_reconcile_identity_and_iam_drift_by_hand_json_report_then_converge
     for e in &events {
         assert_eq!(deliver(e.clone()).await, vec!["duplicate", "duplicate"]);
     }
+}
+
+/// The scheduled function's snapshot source against S3 on moto, through the real SDK: the
+/// exporter's `as-of` user metadata (`x-amz-meta-as-of`) is the snapshot's time, exact;
+/// without it, LastModified, not exact (corrections held); a future one fails the run.
+#[tokio::test]
+#[ignore = "needs moto server: scripts/moto-e2e.sh"]
+async fn moto_s3_snapshot_time_is_the_as_of_metadata_else_the_upload_time_not_exact() {
+    use chrono::SubsecRound;
+    use reconcile::SnapshotSource;
+    let sdk = crate::moto::sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let bucket = format!("jml-hr-{}", std::process::id());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let text = line(fixture_json("01-joiner-ada.json"));
+    let exported = (chrono::Utc::now() - chrono::TimeDelta::hours(3)).trunc_subsecs(0);
+    let put = |key: &str, as_of: Option<String>| {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(text.clone().into_bytes()))
+            .set_metadata(as_of.map(|t| std::collections::HashMap::from([("as-of".to_string(), t)])))
+            .send()
+    };
+    let source = |key: &str| reconcile::S3Snapshot { client: s3.clone(), bucket: bucket.clone(), key: key.into() };
+    put("hr/snapshot.jsonl", Some(exported.to_rfc3339())).await.unwrap();
+    let f = source("hr/snapshot.jsonl").fetch().await.unwrap();
+    assert_eq!((f.as_of, f.exact, f.text.as_str()), (exported, true, text.as_str()));
+
+    put("hr/plain.jsonl", None).await.unwrap();
+    let f = source("hr/plain.jsonl").fetch().await.unwrap();
+    assert!(!f.exact, "LastModified is the upload's time");
+    assert!((chrono::Utc::now() - f.as_of).num_seconds().abs() < 300, "{}", f.as_of);
+
+    let tomorrow = chrono::Utc::now() + chrono::TimeDelta::days(1);
+    put("hr/future.jsonl", Some(tomorrow.to_rfc3339())).await.unwrap();
+    let err = source("hr/future.jsonl").fetch().await.unwrap_err();
+    assert!(err.contains("in the future"), "{err}");
 }

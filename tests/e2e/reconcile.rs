@@ -166,7 +166,7 @@ async fn every_kind_in_every_target_is_found_and_corrections_converge() {
     }
 
     // --apply: one event per drifted person, through every target's handler.
-    let events = before.report.corrective_events(&snap, &before.left);
+    let events = before.report.corrective_events(&snap, &before.left).events;
     let types: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["person"]["externalId"]["id"].as_str().unwrap(), e["type"].as_str().unwrap()))
@@ -217,7 +217,7 @@ async fn orphan_leavers_meet_the_blast_radius_breaker() {
     let snap = parse_snapshot("", "2027-06-01T00:00:00Z".parse().unwrap());
     assert!(matches!(w.reconcile(&snap, 0.10).await, Err(Failure::Refused { .. })));
     let o = w.reconcile(&snap, 1.0).await.unwrap();
-    let events = o.report.corrective_events(&snap, &o.left);
+    let events = o.report.corrective_events(&snap, &o.left).events;
     assert_eq!(events.len(), 4);
     assert!(events.iter().all(|e| e["type"] == "leaver"));
     let mut decisions = Vec::new();
@@ -319,7 +319,7 @@ proptest::proptest! {
             let snap = parse_snapshot(&text.join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
             assert!(snap.bad.is_empty(), "{:?}", snap.bad);
             let before = w.reconcile(&snap, 1.0).await.unwrap();
-            let events = before.report.corrective_events(&snap, &before.left);
+            let events = before.report.corrective_events(&snap, &before.left).events;
             for e in &events {
                 w.deliver(e).await;
             }
@@ -334,6 +334,183 @@ proptest::proptest! {
                 }
             }
             assert_eq!(w.ledger.calls().writes, 0);
+        });
+    }
+}
+
+/// Whether `person`'s identity-store user exists and is enabled.
+async fn identity_enabled(w: &World, user_name: &str) -> bool {
+    let name = jml_core::contract::UserName::parse(user_name).unwrap();
+    match w.identity.find_user_by_user_name(&name).await.unwrap() {
+        Some(id) => w
+            .identity
+            .describe_user(&id)
+            .await
+            .unwrap()
+            .is_some_and(|u| u.status == identity_sync::port::UserStatus::Enabled),
+        None => false,
+    }
+}
+
+#[tokio::test]
+async fn a_bad_line_never_disables_the_person_it_names() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    let alan = fixture_json("02-joiner-alan.json");
+    for e in [&ada, &alan] {
+        w.deliver(e).await;
+    }
+    // HR still employs alan, but his line has a broken e-mail: his ExternalId reads well.
+    let mut broken = alan.clone();
+    broken["person"]["email"] = "not an address".into();
+    let text = [line(ada.clone()), line(broken)].join("\n");
+    let snap = parse_snapshot(&text, "2027-06-01T00:00:00Z".parse().unwrap());
+    assert_eq!(snap.bad.len(), 1);
+    assert_eq!(snap.bad[0].line, 2);
+    assert!(snap.bad[0].errors.iter().any(|e| e.field == "person.email"), "{:?}", snap.bad);
+    assert!(snap.lists("workday#100235") && !snap.people.contains_key("workday#100235"));
+    assert!(snap.unidentified.is_empty());
+    // Listed, so not missing: no refusal even when no one may be missing.
+    let o = w.reconcile(&snap, 0.0).await.unwrap();
+    assert!(o.report.drift.iter().all(|d| d.person != "workday#100235"), "{:#?}", o.report.drift);
+    let fix = o.report.corrective_events(&snap, &o.left);
+    assert!(fix.events.is_empty() && fix.held.is_empty(), "{fix:?}");
+    assert!(identity_enabled(&w, "alan.turing").await);
+
+    // alan's leaver was applied; HR lists him again on a bad line (a rehire with broken data?):
+    // the ledger disagreeing is reported, and its correction is held, neither a rehire with
+    // unreadable data nor a leaver.
+    let mut leave = fixture_json("04-leaver-ada.json");
+    leave["eventId"] = "leave-alan".into();
+    leave["person"]["externalId"]["id"] = "100235".into();
+    w.deliver(&leave).await;
+    let o = w.reconcile(&snap, 0.0).await.unwrap();
+    let alan_kinds: BTreeSet<&str> =
+        o.report.drift.iter().filter(|d| d.person == "workday#100235").map(|d| d.kind.as_str()).collect();
+    assert_eq!(alan_kinds, BTreeSet::from(["ledger"]), "{:#?}", o.report.drift);
+    let fix = o.report.corrective_events(&snap, &o.left);
+    assert!(fix.events.is_empty(), "{:?}", fix.events);
+    assert_eq!(fix.held.len(), 1);
+    assert_eq!(fix.held[0].person, "workday#100235");
+    assert!(fix.held[0].reason.contains("bad snapshot line"), "{}", fix.held[0].reason);
+}
+
+#[tokio::test]
+async fn a_person_on_two_lines_is_neither_line() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    w.deliver(&ada).await;
+    let mut other = ada.clone();
+    other["groups"] = json!([]);
+    let snap = parse_snapshot(&[line(ada.clone()), line(other)].join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
+    assert_eq!(snap.bad.len(), 1);
+    assert!(snap.bad[0].errors[0].rule.contains("on line 1"), "{:?}", snap.bad);
+    assert!(snap.people.is_empty() && snap.lists("workday#100234"));
+    let o = w.reconcile(&snap, 0.0).await.unwrap();
+    assert!(o.report.drift.is_empty(), "{:#?}", o.report.drift);
+    let fix = o.report.corrective_events(&snap, &o.left);
+    assert!(fix.events.is_empty() && fix.held.is_empty());
+}
+
+#[tokio::test]
+async fn a_line_that_names_nobody_holds_every_leaver_until_it_is_fixed() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    let alan = fixture_json("02-joiner-alan.json");
+    for e in [&ada, &alan] {
+        w.deliver(e).await;
+    }
+    // alan is not on a good line, and line 2 names nobody: it may be alan's.
+    for garbage in ["{\"person\": {\"externalId\": {\"issuer\": \"workday\"}}}", "{not json", "[1, 2]"] {
+        let snap = parse_snapshot(
+            &[line(ada.clone()), garbage.to_string()].join("\n"),
+            "2027-06-01T00:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(snap.unidentified, vec![2], "{garbage}");
+        let o = w.reconcile(&snap, 0.5).await.unwrap();
+        assert!(o.report.drift.iter().any(|d| d.person == "workday#100235" && d.kind.as_str() == "orphan-account"));
+        let fix = o.report.corrective_events(&snap, &o.left);
+        assert!(fix.events.iter().all(|e| e["type"] != "leaver"), "{:?}", fix.events);
+        assert_eq!(fix.held.len(), 1, "{garbage}: {:?}", fix.held);
+        assert_eq!(fix.held[0].person, "workday#100235");
+        assert!(fix.held[0].reason.contains("line(s) 2"), "{}", fix.held[0].reason);
+    }
+    // HR fixes the export (the line is gone): alan's leaver goes out and takes his access.
+    let snap = parse_snapshot(&line(ada.clone()), "2027-06-01T00:00:00Z".parse().unwrap());
+    let o = w.reconcile(&snap, 0.5).await.unwrap();
+    let fix = o.report.corrective_events(&snap, &o.left);
+    assert!(fix.held.is_empty());
+    let leavers: Vec<&Value> = fix.events.iter().filter(|e| e["type"] == "leaver").collect();
+    assert_eq!(leavers.len(), 1);
+    assert_eq!(leavers[0]["person"]["externalId"]["id"], "100235");
+    w.deliver(leavers[0]).await;
+    assert!(!identity_enabled(&w, "alan.turing").await);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: cases(32), ..Default::default() })]
+
+    /// Invariant: reconciliation never takes access from a person HR lists, even on a line it
+    /// cannot read, and never sends a leaver while a line names nobody (it may be that
+    /// person's); every person on a good line still converges.
+    #[test]
+    fn a_person_hr_lists_never_loses_access_to_reconciliation(
+        people in 1usize..5,
+        state in proptest::collection::vec(0u8..3, 5),
+        garbage in proptest::prelude::any::<bool>(),
+        edits in proptest::collection::vec((0u8..6, 0usize..5), 0..6),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "0")]));
+            for n in 0..people {
+                w.deliver(&someone(n, 0)).await;
+            }
+            for (op, n) in &edits {
+                by_hand(&w, *op, n % people).await;
+            }
+            // 0: not listed, 1: a good line, 2: a line with a broken e-mail.
+            let mut text = Vec::new();
+            for (n, s) in state.iter().enumerate().take(people) {
+                match s {
+                    1 => text.push(line(someone(n, 1))),
+                    2 => {
+                        let mut b = someone(n, 1);
+                        b["person"]["email"] = "broken".into();
+                        text.push(line(b));
+                    }
+                    _ => {}
+                }
+            }
+            if garbage {
+                text.push("{\"person\": {\"userName\": \"who\"}}".into());
+            }
+            let snap = parse_snapshot(&text.join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
+            let on_bad: Vec<usize> = (0..people).filter(|n| state[*n] == 2).collect();
+            let mut enabled_before = Vec::new();
+            for n in &on_bad {
+                enabled_before.push(identity_enabled(&w, &format!("prop.user{n}")).await);
+            }
+            let before = w.reconcile(&snap, 1.0).await.unwrap();
+            let fix = before.report.corrective_events(&snap, &before.left);
+            for e in &fix.events {
+                let id = e["person"]["externalId"]["id"].as_str().unwrap();
+                assert!(on_bad.iter().all(|n| id != format!("7000{n}")), "a correction for a bad line's person: {e}");
+                assert!(!(garbage && e["type"] == "leaver"), "a leaver while a line names nobody: {e}");
+            }
+            for e in &fix.events {
+                w.deliver(e).await;
+            }
+            for (n, was) in on_bad.iter().zip(enabled_before) {
+                assert_eq!(identity_enabled(&w, &format!("prop.user{n}")).await, was, "person {n} on a bad line");
+            }
+            let after = w.reconcile(&snap, 1.0).await.unwrap();
+            for d in &after.report.drift {
+                let good = (0..people).any(|n| state[n] == 1 && d.person == format!("workday#7000{n}"));
+                if good {
+                    assert_eq!(d.kind.as_str(), "status", "{d:?} left after apply");
+                }
+            }
         });
     }
 }

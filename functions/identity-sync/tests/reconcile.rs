@@ -96,9 +96,19 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
     };
     // Had the ledger said zoe left (a missed rehire), her disabled user would get a rehire.
     let zoe_left = BTreeSet::from(["workday#100311".to_string()]);
-    let rehire = report.corrective_events(&snap, &zoe_left);
+    let rehire = report.corrective_events(&snap, &zoe_left).events;
     assert!(rehire.iter().any(|e| e["type"] == "rehire" && e["person"]["externalId"]["id"] == "100311"), "{rehire:?}");
-    let events = report.corrective_events(&snap, &BTreeSet::new());
+    // Lines 4 and 5 name nobody: either may be alan's, so his leaver is held until HR fixes
+    // them (reported, never sent).
+    let held = report.corrective_events(&snap, &BTreeSet::new());
+    assert_eq!(held.held.len(), 1, "{held:?}");
+    assert_eq!(held.held[0].person, "workday#100235");
+    assert!(held.held[0].reason.contains("line(s) 4, 5"), "{}", held.held[0].reason);
+    assert!(held.events.iter().all(|e| e["type"] != "leaver"));
+    // HR fixes the export: the same three good lines alone.
+    let snap = parse_snapshot(&text.lines().take(3).collect::<Vec<_>>().join("\n"), as_of);
+    assert!(snap.bad.is_empty());
+    let events = report.corrective_events(&snap, &BTreeSet::new()).events;
     let kinds: Vec<(&str, &str)> =
         events.iter().map(|e| (e["eventId"].as_str().unwrap(), e["type"].as_str().unwrap())).collect();
     assert_eq!(

@@ -8,8 +8,11 @@
 //! target functions like any HR event (so the blast-radius breaker holds a wave of orphan
 //! leavers). Report-only by default.
 //!
-//! The snapshot's time (`asOf`) is the S3 object's LastModified: the HR export's time, so a real
-//! event newer than the export always wins over a correction derived from it.
+//! The snapshot's time (`asOf`) is the export's: the object's `as-of` user metadata
+//! (`x-amz-meta-as-of`, RFC 3339), which the exporter sets, so a real event newer than the export
+//! always wins over a correction derived from it. Without it the report uses LastModified, but
+//! no correction is sent: the upload comes after the export, and a correction dated at the
+//! upload would undo an event HR sent in between (a leaver re-enabled by a rehire).
 //!
 //! A failed run lands in the function's DLQ (Scheduler's DLQ, or Lambda's on-failure record).
 //! Its way back is the next completed run: it supersedes every run that failed before it
@@ -85,13 +88,52 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Where the snapshot comes from: its text and its time.
-#[async_trait]
-pub trait SnapshotSource: Send + Sync {
-    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String>;
+/// A fetched snapshot: its text, its time, and whether that time is the export's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub text: String,
+    pub as_of: DateTime<Utc>,
+    /// `false`: the time is the upload's (LastModified), later than the export: report only.
+    pub exact: bool,
 }
 
-/// S3 GetObject; the time is the object's LastModified.
+/// Where the snapshot comes from.
+#[async_trait]
+pub trait SnapshotSource: Send + Sync {
+    async fn fetch(&self) -> Result<Fetched, String>;
+}
+
+/// How much a clock may be ahead of another (the exporter's, S3's, this function's).
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The snapshot's time from the object's `as-of` metadata and LastModified (pure): the
+/// metadata when set (an RFC 3339 time, not after the upload nor after `now`, each give or
+/// take [`CLOCK_SKEW`]), exact; else LastModified, not exact. `Err`: a metadata value that is no
+/// time or lies in the future (a correction dated in the future would win over every real
+/// event until then), or no time at all.
+pub fn snapshot_time(
+    as_of_metadata: Option<&str>,
+    last_modified: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, bool), String> {
+    let Some(v) = as_of_metadata else {
+        return last_modified.map(|t| (t, false)).ok_or_else(|| "the snapshot has no LastModified".to_string());
+    };
+    let t = DateTime::parse_from_rfc3339(v.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("the snapshot's as-of metadata ({v}) is not an RFC 3339 time"))?;
+    if t > now + CLOCK_SKEW {
+        return Err(format!("the snapshot's as-of metadata ({v}) is in the future"));
+    }
+    if let Some(m) = last_modified
+        && t > m + CLOCK_SKEW
+    {
+        return Err(format!("the snapshot's as-of metadata ({v}) is later than its upload ({})", m.to_rfc3339()));
+    }
+    Ok((t, true))
+}
+
+/// S3 GetObject; the time is the `as-of` metadata, else LastModified (see [`snapshot_time`]).
 #[derive(Debug)]
 pub struct S3Snapshot {
     pub client: aws_sdk_s3::Client,
@@ -101,28 +143,27 @@ pub struct S3Snapshot {
 
 #[async_trait]
 impl SnapshotSource for S3Snapshot {
-    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String> {
+    async fn fetch(&self) -> Result<Fetched, String> {
         let out = self.client.get_object().bucket(&self.bucket).key(&self.key).send().await.map_err(|e| {
             format!("S3 GetObject s3://{}/{}: {}", self.bucket, self.key, aws_sdk_s3::error::DisplayErrorContext(&e))
         })?;
-        let at = out
-            .last_modified()
-            .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
-            .unwrap_or_else(Utc::now);
+        let modified = out.last_modified().and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+        let meta = out.metadata().and_then(|m| m.get("as-of")).cloned();
+        let (as_of, exact) = snapshot_time(meta.as_deref(), modified, Utc::now())?;
         let bytes = out.body.collect().await.map_err(|e| format!("S3 GetObject body: {e}"))?.into_bytes();
         let text = String::from_utf8(bytes.to_vec()).map_err(|_| "the snapshot is not UTF-8".to_string())?;
-        Ok((text, at))
+        Ok(Fetched { text, as_of, exact })
     }
 }
 
-/// A snapshot held in memory (the memory backend's sample, tests).
+/// A snapshot held in memory (the memory backend's sample, tests), its time exact.
 #[derive(Clone, Debug)]
 pub struct FixedSnapshot(pub String, pub DateTime<Utc>);
 
 #[async_trait]
 impl SnapshotSource for FixedSnapshot {
-    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String> {
-        Ok((self.0.clone(), self.1))
+    async fn fetch(&self) -> Result<Fetched, String> {
+        Ok(Fetched { text: self.0.clone(), as_of: self.1, exact: true })
     }
 }
 
@@ -220,8 +261,8 @@ pub async fn publish_corrections(events: &[Value], to: &PublishTo, publisher: &d
 /// the `SnapshotRefused` metric an alarm watches), not a failure: retrying cannot help. A read
 /// that fails is an error (the scheduler's retry policy runs it again).
 pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
-    let (text, as_of) = app.source.fetch().await?;
-    let snapshot = parse_snapshot(&text, as_of);
+    let fetched = app.source.fetch().await?;
+    let snapshot = parse_snapshot(&fetched.text, fetched.as_of);
     for b in &snapshot.bad {
         let errs: Vec<String> = b.errors.iter().map(ToString::to_string).collect();
         tracing::warn!(line = b.line, errors = %errs.join("; "), "snapshot line refused");
@@ -230,11 +271,9 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
         Ok(o) => o,
         Err(Failure::Refused { target, reason }) => {
             tracing::error!(%target, %reason, "snapshot refused as partial");
-            app.metrics.emit(jml_core::metrics::document(
-                now,
-                &[("Target", &target)],
-                &[("SnapshotRefused", "Count", 1.0)],
-            ));
+            // No dimension: the alarm watches the metric as one series (the targets are in the
+            // log and the result).
+            app.metrics.emit(jml_core::metrics::document(now, &[], &[("SnapshotRefused", "Count", 1.0)]));
             return Ok(json!({"status": "refused", "target": target, "reason": reason}));
         }
         Err(Failure::Read(e)) => return Err(e),
@@ -245,17 +284,39 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
         tracing::info!(person = %d.person, target = %d.target, kind = d.kind.as_str(), detail = %d.detail, "drift");
     }
     let mut corrective = 0;
+    let mut held = Vec::new();
     if app.settings.correct {
-        let events = report.corrective_events(&snapshot, &outcome.left);
-        corrective = events.len();
+        let mut corrections = report.corrective_events(&snapshot, &outcome.left);
+        if !fetched.exact {
+            // The export's time is unknown: hold every correction (see the crate's docs).
+            let reason = "the snapshot has no as-of metadata (its export time): LastModified is the upload's, later than the export, and a correction dated then could undo an event sent in between";
+            tracing::error!(reason, "corrections held");
+            let events = std::mem::take(&mut corrections.events);
+            corrections.held.extend(events.iter().map(|e| jml_core::reconcile::HeldCorrection {
+                person: jml_core::contract::external_id_hint_value(e).unwrap_or_default(),
+                reason: reason.into(),
+            }));
+        }
+        corrective = corrections.events.len();
+        for h in &corrections.held {
+            tracing::warn!(person = %h.person, reason = %h.reason, "correction held");
+            held.push(json!({"person": h.person, "reason": h.reason}));
+        }
+        app.metrics.emit(jml_core::metrics::document(
+            now,
+            &[],
+            &[("CorrectionsHeld", "Count", corrections.held.len() as f64)],
+        ));
         if let (Some(publisher), Some(url)) = (&app.publisher, &app.settings.inbound_queue_url) {
-            publish_corrections(&events, &PublishTo::Inbound(url.clone()), publisher.as_ref()).await?;
+            publish_corrections(&corrections.events, &PublishTo::Inbound(url.clone()), publisher.as_ref()).await?;
         }
     }
     let mut out = report.to_json();
+    out["correctionsHeld"] = json!(held);
     out["status"] = json!(if report.drift.is_empty() { "no-drift" } else { "drift" });
     out["corrective"] = json!(corrective);
     out["mode"] = json!(if app.settings.correct { "correct" } else { "report" });
+    out["asOfExact"] = json!(fetched.exact);
     // This run completed: the runs that failed before it started are superseded. Failing to
     // clear them does not fail the run (the records stay, and the next run tries again).
     if let Some((source, url)) = &app.dlq {

@@ -108,7 +108,7 @@ struct Unreadable;
 
 #[async_trait::async_trait]
 impl reconcile::SnapshotSource for Unreadable {
-    async fn fetch(&self) -> Result<(String, DateTime<Utc>), String> {
+    async fn fetch(&self) -> Result<reconcile::Fetched, String> {
         Err("reading the snapshot: AccessDenied".into())
     }
 }
@@ -171,4 +171,151 @@ fn settings_are_checked() {
         aws(&[base[0], base[1], base[2], ("RECONCILE_MAX_MISSING", "2")]).unwrap_err().var,
         "RECONCILE_MAX_MISSING"
     );
+}
+
+/// A snapshot whose time is only its upload's (no `as-of` metadata).
+struct UploadTimeOnly;
+
+#[async_trait::async_trait]
+impl reconcile::SnapshotSource for UploadTimeOnly {
+    async fn fetch(&self) -> Result<reconcile::Fetched, String> {
+        Ok(reconcile::Fetched {
+            text: SAMPLE_SNAPSHOT.to_string(),
+            as_of: "2027-06-01T00:00:00Z".parse().unwrap(),
+            exact: false,
+        })
+    }
+}
+
+#[tokio::test]
+async fn without_the_export_time_correct_mode_reports_and_holds_every_correction() {
+    let (mut app, sink, queues) = app(&[("RECONCILE_MODE", "correct")], SAMPLE_SNAPSHOT).await;
+    app.source = Arc::new(UploadTimeOnly);
+    let out = reconcile::run(&app, Utc::now()).await.unwrap();
+    assert_eq!(out["status"], "drift", "the report is still made");
+    assert_eq!(out["asOfExact"], false);
+    assert_eq!(out["corrective"], 0);
+    let held = out["correctionsHeld"].as_array().unwrap();
+    assert_eq!(held.len(), 3, "{out}");
+    assert!(held.iter().all(|h| h["reason"].as_str().unwrap().contains("as-of metadata")), "{out}");
+    assert!(held.iter().any(|h| h["person"] == "workday#100234"), "{out}");
+    assert!(queues.messages("memory://inbound").is_empty(), "nothing is sent");
+    let docs = sink.documents();
+    assert_eq!(docs.iter().find(|d| d.get("CorrectionsHeld").is_some()).unwrap()["CorrectionsHeld"], 3.0);
+    // With the export's time, the same run sends them.
+    let (app, _sink, queues) = app_exact().await;
+    let out = reconcile::run(&app, Utc::now()).await.unwrap();
+    assert_eq!((out["asOfExact"].clone(), out["corrective"].clone()), (Value::Bool(true), Value::from(3)));
+    assert_eq!(queues.messages("memory://inbound").len(), 3);
+}
+
+async fn app_exact() -> (App, Arc<MemorySink>, Arc<SimQueues>) {
+    app(&[("RECONCILE_MODE", "correct")], SAMPLE_SNAPSHOT).await
+}
+
+#[test]
+fn the_snapshot_time_is_the_exports_never_the_future_nor_after_the_upload() {
+    use reconcile::snapshot_time;
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let (now, uploaded) = (t("2026-12-02T06:00:00Z"), t("2026-12-02T04:00:00Z"));
+    assert_eq!(snapshot_time(Some("2026-12-02T01:00:00Z"), Some(uploaded), now), Ok((t("2026-12-02T01:00:00Z"), true)));
+    assert_eq!(snapshot_time(None, Some(uploaded), now), Ok((uploaded, false)), "the upload's time: not exact");
+    assert!(snapshot_time(None, None, now).is_err());
+    let err = snapshot_time(Some("yesterday"), Some(uploaded), now).unwrap_err();
+    assert!(err.contains("not an RFC 3339 time"), "{err}");
+    let err = snapshot_time(Some("2026-12-02T05:00:00Z"), Some(uploaded), now).unwrap_err();
+    assert!(err.contains("later than its upload"), "{err}");
+    let err = snapshot_time(Some("2026-12-03T00:00:00Z"), None, now).unwrap_err();
+    assert!(err.contains("in the future"), "{err}");
+    // Within the clock skew both ways.
+    assert!(snapshot_time(Some("2026-12-02T04:04:00Z"), Some(uploaded), now).is_ok());
+}
+
+/// An alarm: its resource name, metric name and dimensions (name, value).
+type Alarm = (String, String, Vec<(String, String)>);
+
+/// The alarms of template.yaml on the `jml-sync` namespace (a resource's `MetricName` and its
+/// inline `Dimensions: [{ Name: N, Value: V }, ...]`), read as text.
+fn template_alarms() -> Vec<Alarm> {
+    let text = std::fs::read_to_string(format!("{}/../../template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut out = Vec::new();
+    let (mut name, mut ours, mut metric) = (String::new(), false, None::<String>);
+    for l in text.lines() {
+        if l.len() > 2 && l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':') {
+            (name, ours, metric) = (l.trim().trim_end_matches(':').to_string(), false, None);
+        } else if l.trim() == "Namespace: jml-sync" {
+            ours = true;
+        } else if let Some(m) = l.trim().strip_prefix("MetricName: ") {
+            metric = Some(m.to_string());
+        } else if let Some(d) = l.trim().strip_prefix("Dimensions: ")
+            && ours
+            && let Some(m) = metric.clone()
+        {
+            let dims = d
+                .trim_matches(|c| c == '[' || c == ']')
+                .split('}')
+                .filter_map(|one| {
+                    let one = one.trim_matches(|c: char| c == ',' || c == '{' || c.is_whitespace());
+                    let (n, v) = one.split_once(',')?;
+                    Some((
+                        n.trim().strip_prefix("Name:")?.trim().to_string(),
+                        v.trim().strip_prefix("Value:")?.trim().to_string(),
+                    ))
+                })
+                .collect();
+            out.push((name.clone(), m, dims));
+        }
+    }
+    out
+}
+
+/// The dimensions of an EMF document, as (name, value).
+fn dimensions(doc: &Value) -> Vec<(String, String)> {
+    let names = doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0].as_array().cloned().unwrap_or_default();
+    let mut out: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|n| n.as_str())
+        .map(|n| (n.to_string(), doc[n].as_str().unwrap_or_default().to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Invariant: every alarm on this function's metrics watches a series the function really
+/// publishes: the same metric name with exactly the same dimension set (CloudWatch treats a
+/// metric with one more or one fewer dimension as another series, and the alarm would never
+/// fire). Found: SnapshotRefused was published per target while its alarm watched no dimension.
+#[tokio::test]
+async fn every_reconcile_alarm_watches_a_series_the_function_publishes() {
+    let mut docs = Vec::new();
+    // A drift run in correct mode (Drift, CorrectionsHeld) and a refused one (SnapshotRefused).
+    let (mut drifting, sink, _q) = app(&[("RECONCILE_MODE", "correct")], SAMPLE_SNAPSHOT).await;
+    drifting.source = Arc::new(UploadTimeOnly);
+    reconcile::run(&drifting, Utc::now()).await.unwrap();
+    docs.extend(sink.documents());
+    let cfg = cfg(&[]);
+    let store = Arc::new(identity_sync::sim::demo_identity_store());
+    let (state, mem) = identity_sync::memory(store.clone(), &cfg).unwrap();
+    let ada =
+        std::fs::read_to_string(format!("{}/../../events/01-joiner-ada.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    identity_sync::process_record(&state, &ada, &Default::default()).await;
+    let (mut refused, sink, _q) = app(&[], "").await;
+    refused.reconcilers = vec![identity_sync::reconciler(store, &cfg).unwrap()];
+    refused.ledger = mem.ledger.clone();
+    assert_eq!(reconcile::run(&refused, Utc::now()).await.unwrap()["status"], "refused");
+    docs.extend(sink.documents());
+
+    let published: std::collections::BTreeSet<String> = docs
+        .iter()
+        .flat_map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["Name"].as_str().map(str::to_string))
+        .collect();
+    let alarms: Vec<_> = template_alarms().into_iter().filter(|(_, m, _)| published.contains(m)).collect();
+    let names: Vec<&str> = alarms.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["LeaverStillActiveAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm"]);
+    for (name, metric, mut want) in alarms {
+        want.sort();
+        let series = docs.iter().any(|d| d.get(&metric).is_some() && dimensions(d) == want);
+        assert!(series, "{name}: no {metric} document with dimensions {want:?}");
+    }
 }

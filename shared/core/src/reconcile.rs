@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::contract::{FieldError, HrEvent, event_from_value};
+use crate::contract::{FieldError, HrEvent, event_from_value, external_id_hint_value};
 use crate::ledger::{Known, Ledger, PersonStatus};
 use crate::metrics::MetricsSink;
 use crate::ports::ServiceError;
@@ -32,6 +32,21 @@ pub struct Snapshot {
     /// Each person's line as sent, for the corrective events.
     pub raw: BTreeMap<String, Value>,
     pub bad: Vec<BadLine>,
+    /// People a bad line names (its `person.externalId` passes the contract's rules, or the person
+    /// is on two lines): HR lists them, but what it wants for them cannot be read. They are never
+    /// counted missing, never orphans and never corrected until HR fixes the line: a broken
+    /// field must not disable an employed person.
+    pub unreadable: BTreeSet<String>,
+    /// Bad lines that name nobody (no readable ExternalId): any account HR seems not to list may
+    /// be one of theirs, so no leaver is corrected while there is one.
+    pub unidentified: Vec<usize>,
+}
+
+impl Snapshot {
+    /// Whether HR lists `person` (on a good line or a bad one that names them).
+    pub fn lists(&self, person: &str) -> bool {
+        self.people.contains_key(person) || self.unreadable.contains(person)
+    }
 }
 
 /// The person a plain marker names (`urn:jml-sync:person:<issuer>:<id>`, percent-encoded), or
@@ -59,8 +74,15 @@ pub fn corrective_event_id(as_of: &DateTime<Utc>, person: &str) -> String {
 /// `as_of`. A bad line is reported with its number and fields and never stops the rest; a person
 /// on two lines is a bad line (the second).
 pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
-    let mut snap =
-        Snapshot { as_of, people: BTreeMap::new(), lines: BTreeMap::new(), raw: BTreeMap::new(), bad: Vec::new() };
+    let mut snap = Snapshot {
+        as_of,
+        people: BTreeMap::new(),
+        lines: BTreeMap::new(),
+        raw: BTreeMap::new(),
+        bad: Vec::new(),
+        unreadable: BTreeSet::new(),
+        unidentified: Vec::new(),
+    };
     let at = as_of.to_rfc3339_opts(SecondsFormat::Secs, true);
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -72,15 +94,27 @@ pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
             Ok(v) => v,
             Err(e) => {
                 snap.bad.push(bad("$", format!("must be one JSON object per line ({e})")));
+                snap.unidentified.push(line);
                 continue;
             }
         };
+        // The person a line names even when the rest of it is broken.
+        let named = external_id_hint_value(&value);
+        let refuse = |snap: &mut Snapshot, b: BadLine| {
+            snap.bad.push(b);
+            match &named {
+                Some(p) => {
+                    snap.unreadable.insert(p.clone());
+                }
+                None => snap.unidentified.push(line),
+            }
+        };
         let Some(obj) = value.as_object_mut() else {
-            snap.bad.push(bad("$", "must be a JSON object".into()));
+            refuse(&mut snap, bad("$", "must be a JSON object".into()));
             continue;
         };
         if let Some(k) = ["eventId", "type", "occurredAt"].into_iter().find(|k| obj.contains_key(*k)) {
-            snap.bad.push(bad(k, "must be absent in a snapshot line (the snapshot's time is --as-of)".into()));
+            refuse(&mut snap, bad(k, "must be absent in a snapshot line (the snapshot's time is --as-of)".into()));
             continue;
         }
         obj.insert("eventId".into(), Value::String(format!("snapshot-line-{line}")));
@@ -90,15 +124,26 @@ pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
             Ok(event) => {
                 let key = event.external_id.key();
                 if let Some(first) = snap.lines.get(&key) {
-                    snap.bad.push(bad("person.externalId", format!("the same person is on line {first}")));
+                    let b = bad(
+                        "person.externalId",
+                        format!("the same person is on line {first} (neither line is used until one is removed)"),
+                    );
+                    refuse(&mut snap, b);
                     continue;
                 }
                 snap.lines.insert(key.clone(), line);
                 snap.raw.insert(key.clone(), value.clone());
                 snap.people.insert(key, event);
             }
-            Err(e) => snap.bad.push(BadLine { line, errors: e.errors }),
+            Err(e) => refuse(&mut snap, BadLine { line, errors: e.errors }),
         }
+    }
+    // A person a bad line names is unreadable even where another line reads well: which line is
+    // HR's intent is unknown.
+    for p in &snap.unreadable {
+        snap.people.remove(p);
+        snap.raw.remove(p);
+        snap.lines.remove(p);
     }
     snap
 }
@@ -109,7 +154,7 @@ pub fn check_not_partial(managed: &BTreeSet<String>, snapshot: &Snapshot, max_mi
     if managed.is_empty() {
         return Ok(());
     }
-    let missing = managed.iter().filter(|p| !snapshot.people.contains_key(*p)).count();
+    let missing = managed.iter().filter(|p| !snapshot.lists(p)).count();
     let share = missing as f64 / managed.len() as f64;
     if share > max_missing {
         return Err(format!(
@@ -263,7 +308,11 @@ impl Report {
     /// `occurredAt` is the snapshot's time, so any real event newer than the snapshot wins; the
     /// event id is deterministic. Kinds a human must decide (collision; status, unless the ledger
     /// says the person left, so jml-sync disabled it) get none.
-    pub fn corrective_events(&self, snapshot: &Snapshot, left: &BTreeSet<String>) -> Vec<Value> {
+    ///
+    /// Held (reported, never sent): every correction of a person a bad line names (HR's intent
+    /// for them is unknown), and every leaver while a bad line names nobody (that line may be
+    /// the person's). `--apply` never disables anyone on a snapshot it could not fully read.
+    pub fn corrective_events(&self, snapshot: &Snapshot, left: &BTreeSet<String>) -> Corrections {
         let at = self.as_of.to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut wanted: BTreeSet<&str> = BTreeSet::new();
         let mut missing = BTreeSet::new();
@@ -277,8 +326,15 @@ impl Report {
                 missing.insert(d.person.as_str());
             }
         }
-        let mut out = Vec::new();
+        let mut out = Corrections::default();
         for person in wanted {
+            if snapshot.unreadable.contains(person) {
+                out.held.push(HeldCorrection {
+                    person: person.to_string(),
+                    reason: "a bad snapshot line names the person: fix the line first".into(),
+                });
+                continue;
+            }
             let id = corrective_event_id(&self.as_of, person);
             match snapshot.raw.get(person) {
                 Some(raw) => {
@@ -291,11 +347,18 @@ impl Report {
                     };
                     v["type"] = Value::String(kind.into());
                     v["occurredAt"] = Value::String(at.clone());
-                    out.push(v);
+                    out.events.push(v);
                 }
+                None if !snapshot.unidentified.is_empty() => out.held.push(HeldCorrection {
+                    person: person.to_string(),
+                    reason: format!(
+                        "leaver held: snapshot line(s) {} name nobody and may be this person",
+                        snapshot.unidentified.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                }),
                 None => {
                     let Some((issuer, ext)) = person.split_once('#') else { continue };
-                    out.push(json!({
+                    out.events.push(json!({
                         "eventId": id, "type": "leaver", "occurredAt": at,
                         "person": {"externalId": {"issuer": issuer, "id": ext}},
                     }));
@@ -333,6 +396,20 @@ impl Report {
             ));
         }
     }
+}
+
+/// What `--apply` sends, and what it holds back (with why).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Corrections {
+    pub events: Vec<Value>,
+    pub held: Vec<HeldCorrection>,
+}
+
+/// A correction not sent: the person (`issuer#id`) and why (no personal data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldCorrection {
+    pub person: String,
+    pub reason: String,
 }
 
 /// What the ledger knows on one target, keyed by person.
@@ -391,7 +468,10 @@ pub async fn reconcile(
     for r in reconcilers {
         let target = r.target().to_string();
         let known = ledger.known(&target).await.map_err(|e| Failure::Read(format!("ledger: {e}")))?;
-        let found = r.reconcile(snapshot, &known).await.map_err(|e| Failure::Read(format!("{target}: {e}")))?;
+        let mut found = r.reconcile(snapshot, &known).await.map_err(|e| Failure::Read(format!("{target}: {e}")))?;
+        // A person on a bad line is listed by HR: their accounts are not orphans (the bad line
+        // is reported instead). Whatever else a target found for them stays reported.
+        found.drift.retain(|d| !(d.kind == DriftKind::OrphanAccount && snapshot.unreadable.contains(&d.person)));
         managed.extend(found.managed_with_access.iter().cloned());
         let seen: BTreeSet<&str> = found.drift.iter().map(|d| d.person.as_str()).collect();
         drift.extend(ledger_drift(&target, snapshot, &known, &seen));
@@ -417,7 +497,7 @@ pub fn ledger_drift(target: &str, snapshot: &Snapshot, known: &LedgerView, seen:
         if seen.contains(person.as_str()) {
             continue;
         }
-        let employed = snapshot.people.contains_key(person);
+        let employed = snapshot.lists(person);
         let detail = match (employed, record.status) {
             (false, PersonStatus::Active) => "the ledger says active; HR no longer lists the person (no access found)",
             (true, PersonStatus::Disabled | PersonStatus::Deleted) => "the ledger says left; HR lists the person",

@@ -246,7 +246,12 @@ fn syntax_kind(e: &serde_json::Error) -> &'static str {
 /// Extracts the ExternalId key (`issuer#id`) from an event that may be otherwise invalid, so a
 /// parked record can still be traced to a person. `None` when it cannot be read.
 pub fn external_id_hint(json: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(json).ok()?;
+    external_id_hint_value(&serde_json::from_str(json).ok()?)
+}
+
+/// [`external_id_hint`] of an already parsed value: the key when `person.externalId` passes the
+/// contract's rules on its own, whatever else is wrong with the event.
+pub fn external_id_hint_value(v: &Value) -> Option<String> {
     let mut c = Collector::default();
     let id = c.external_id(v.get("person")?.get("externalId")?, "person.externalId")?;
     Some(id.key())
