@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Release build of every function for Lambda (arm64, provided.al2023) with cargo-lambda, and a
+# Release build of the functions for Lambda (arm64, provided.al2023) with cargo-lambda, and a
 # report of each bootstrap's size and zip size. Output: target/lambda/<function>/bootstrap.zip (under CARGO_TARGET_DIR when set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 
+# Every function by default; or the ones named (test.sh on CI names two, see there).
 functions=(hr-ingest identity-sync subscription-sync appstream-sync iam-sync reconcile)
+if [ "$#" -gt 0 ]; then functions=("$@"); fi
 args=()
 for f in "${functions[@]}"; do args+=(--bin "$f"); done
 

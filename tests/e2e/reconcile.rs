@@ -514,3 +514,37 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_second_account_carrying_the_persons_mark_is_reported_and_found_again_after_the_leaver() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    w.deliver(&ada).await;
+    // By hand: a copy of ada's Identity Store user (her marker in its ProfileUrl) and an IAM user
+    // tagged as hers. jml-sync never made them, so its leaver would not know them.
+    let id = jml_core::contract::event_from_value(&ada).unwrap().external_id;
+    let copy = w.identity.seed_user("ada.copy", None, Some(&id.marker()));
+    w.iam.seed_user("ada.copy", &[(iam_sync::target::TAG_EXTERNAL_ID, &iam_sync::target::external_id_tag(&id))]);
+    let copy_iam = w.iam.user("ada.copy").unwrap().user.user_id;
+    let snap = parse_snapshot(&line(ada.clone()), "2027-06-01T00:00:00Z".parse().unwrap());
+    let o = w.reconcile(&snap, 0.0).await.unwrap();
+    let collisions: Vec<(&str, &str)> = o
+        .report
+        .drift
+        .iter()
+        .filter(|d| d.kind.as_str() == "collision")
+        .map(|d| (d.target.as_str(), d.detail.as_str()))
+        .collect();
+    let want_identity = format!("a second user carries the person's marker: {copy}");
+    let want_iam = format!("a second IAM user carries the person's tag: {copy_iam}");
+    assert_eq!(collisions, vec![("iam-users", want_iam.as_str()), ("identity-store", want_identity.as_str())]);
+    // A human decides which is real: nothing is corrected for a collision.
+    assert!(o.report.corrective_events(&snap, &o.left).events.is_empty());
+    // ada leaves; the copy still grants access: critical, and named.
+    w.deliver(&fixture_json("04-leaver-ada.json")).await;
+    let empty = parse_snapshot("", "2027-06-01T00:00:00Z".parse().unwrap());
+    let o = w.reconcile(&empty, 1.0).await.unwrap();
+    let still: Vec<&str> =
+        o.report.drift.iter().filter(|d| d.kind.as_str() == "leaver-still-active").map(|d| d.target.as_str()).collect();
+    assert_eq!(still, vec!["iam-users", "identity-store"], "{:#?}", o.report.drift);
+}

@@ -129,6 +129,13 @@ impl IamReconciler {
                 }
                 continue;
             };
+            for (other, _) in mine.iter().filter(|(u, _)| u.user_id != user.user_id) {
+                out.push(drift(
+                    person,
+                    DriftKind::Collision,
+                    format!("a second IAM user carries the person's tag: {}", other.user_id),
+                ));
+            }
             if disabled(user) {
                 out.push(drift(person, DriftKind::Status, "tagged disabled while employed".into()));
             }

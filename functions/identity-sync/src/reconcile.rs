@@ -78,8 +78,12 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
         detail,
     };
     let mut out = Vec::new();
-    let by_marker: BTreeMap<&str, &UserRecord> =
-        state.users.iter().filter_map(|u| Some((u.attributes.marker.as_deref()?, u))).collect();
+    let mut by_marker: BTreeMap<&str, Vec<&UserRecord>> = BTreeMap::new();
+    for u in &state.users {
+        if let Some(m) = u.attributes.marker.as_deref() {
+            by_marker.entry(m).or_default().push(u);
+        }
+    }
     let groups_of = |id: &str| -> BTreeSet<&str> {
         state.members.iter().filter(|(_, m)| m.contains(id)).map(|(g, _)| g.as_str()).collect()
     };
@@ -87,7 +91,9 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
     for (person, event) in &snapshot.people {
         let Some(profile) = event.profile() else { continue };
         let marker = event.external_id.marker();
-        let Some(user) = by_marker.get(marker.as_str()) else {
+        let recorded = known.get(person).and_then(|k| k.record.as_ref()?.user_id.as_deref());
+        let mine = by_marker.get(marker.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let Some(user) = mine.iter().find(|u| Some(u.user_id.as_str()) == recorded).or(mine.first()).copied() else {
             let holder =
                 state.users.iter().find(|u| u.attributes.user_name.eq_ignore_ascii_case(profile.user_name.as_str()));
             match holder {
@@ -103,7 +109,16 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
             continue;
         };
         seen.insert(marker);
-        if let Some(id) = known.get(person).and_then(|k| k.record.as_ref()?.user_id.as_deref())
+        // One person, one account: any other user carrying the marker (made by hand, or copied)
+        // is a human's to resolve, and the leaver would not know it.
+        for other in mine.iter().filter(|u| u.user_id != user.user_id) {
+            out.push(drift(
+                person,
+                DriftKind::Collision,
+                format!("a second user carries the person's marker: {}", other.user_id),
+            ));
+        }
+        if let Some(id) = recorded
             && id != user.user_id
         {
             out.push(drift(
