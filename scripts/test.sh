@@ -52,7 +52,7 @@ step "API calls per event type (targets checked by the bench itself)"
 step "bulk onboarding under the 20 requests/s quota on virtual time (2,000 joiners; README has the 10,000 run)"
 "$jml" bench-scale --joiners 2000
 
-step "reconciling the Identity Store at scale on virtual time (2,000 people, 30 groups; README has the 10,000 run)"
+step "reconciling every target at scale on virtual time (2,000 people, 30 groups; README has the 10,000 run)"
 "$jml" bench-reconcile --people 2000
 
 step "every function under cargo lambda watch (memory backend) answers cargo lambda invoke"

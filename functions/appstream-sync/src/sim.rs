@@ -48,7 +48,15 @@ struct State {
 #[derive(Debug)]
 pub struct SimAppStream {
     state: Mutex<State>,
+    /// Latency, quota and pacing of the list calls, for benchmarks (off by default).
+    pub quota: jml_core::sim::Quota,
 }
+
+/// DescribeUserStackAssociations' page (MaxResults 500, as the adapter asks; the model's maximum).
+pub const STACK_ASSOCIATIONS_PAGE: usize = 500;
+/// DescribeUsers' page: the adapter sends no MaxResults and the service's default is not
+/// documented; the simulator assumes 50.
+pub const DESCRIBE_USERS_PAGE: usize = 50;
 
 impl Default for SimAppStream {
     fn default() -> Self {
@@ -61,6 +69,7 @@ impl Default for SimAppStream {
                 passwords: 0,
                 calls: Calls::default(),
             }),
+            quota: jml_core::sim::Quota::default(),
         }
     }
 }
@@ -257,8 +266,16 @@ impl AppStreamUsers for SimAppStream {
     }
 
     async fn users(&self) -> Result<Vec<PoolEntry>, ServiceError> {
-        let s = self.enter(op::DESCRIBE_USERS)?;
-        Ok(s.users.iter().map(|(n, u)| PoolEntry { user_name: n.clone(), enabled: u.enabled }).collect())
+        let op = op::DESCRIBE_USERS;
+        let out: Vec<PoolEntry> = {
+            let mut s = self.enter(op)?;
+            let out: Vec<_> =
+                s.users.iter().map(|(n, u)| PoolEntry { user_name: n.clone(), enabled: u.enabled }).collect();
+            s.calls.count(op, jml_core::sim::list_pages(out.len(), DESCRIBE_USERS_PAGE) - 1);
+            out
+        };
+        self.quota.pages(op, out.len(), DESCRIBE_USERS_PAGE).await?;
+        Ok(out)
     }
 
     async fn stack_exists(&self, stack: &str) -> Result<bool, ServiceError> {
@@ -271,8 +288,15 @@ impl AppStreamUsers for SimAppStream {
     }
 
     async fn stack_users(&self, stack: &str) -> Result<Vec<String>, ServiceError> {
-        let s = self.enter(op::DESCRIBE_USER_STACK_ASSOCIATIONS)?;
-        Ok(s.associations.iter().filter(|(_, st)| st == stack).map(|(u, _)| u.clone()).collect())
+        let op = op::DESCRIBE_USER_STACK_ASSOCIATIONS;
+        let out: Vec<String> = {
+            let mut s = self.enter(op)?;
+            let out: Vec<_> = s.associations.iter().filter(|(_, st)| st == stack).map(|(u, _)| u.clone()).collect();
+            s.calls.count(op, jml_core::sim::list_pages(out.len(), STACK_ASSOCIATIONS_PAGE) - 1);
+            out
+        };
+        self.quota.pages(op, out.len(), STACK_ASSOCIATIONS_PAGE).await?;
+        Ok(out)
     }
 
     async fn associate(&self, user_name: &str, stacks: &[String]) -> Result<Vec<StackAssociationError>, ServiceError> {

@@ -47,7 +47,12 @@ struct State {
 #[derive(Debug, Default)]
 pub struct SimIam {
     state: Mutex<State>,
+    /// Latency, quota and pacing of the list calls, for benchmarks (off by default).
+    pub quota: jml_core::sim::Quota,
 }
+
+/// GetAccountAuthorizationDetails' page (MaxItems 1,000, as the adapter asks; IAM's maximum).
+pub const AUTHORIZATION_DETAILS_PAGE: usize = 1000;
 
 fn invalid(op: Op, m: &str) -> ServiceError {
     ServiceError::Validation { op, message: m.to_string() }
@@ -285,8 +290,15 @@ impl IamUsers for SimIam {
     }
 
     async fn account_users(&self) -> Result<Vec<(IamUser, Vec<String>)>, ServiceError> {
-        let s = self.enter(op::GET_ACCOUNT_AUTHORIZATION_DETAILS)?;
-        Ok(s.users.values().map(|u| (u.user.clone(), u.groups.iter().cloned().collect())).collect())
+        let op = op::GET_ACCOUNT_AUTHORIZATION_DETAILS;
+        let out: Vec<(IamUser, Vec<String>)> = {
+            let mut s = self.enter(op)?;
+            let out: Vec<_> = s.users.values().map(|u| (u.user.clone(), u.groups.iter().cloned().collect())).collect();
+            s.calls.count(op, jml_core::sim::list_pages(out.len(), AUTHORIZATION_DETAILS_PAGE) - 1);
+            out
+        };
+        self.quota.pages(op, out.len(), AUTHORIZATION_DETAILS_PAGE).await?;
+        Ok(out)
     }
 
     async fn groups(&self, user_name: &str) -> Result<Vec<String>, ServiceError> {

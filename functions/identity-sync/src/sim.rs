@@ -90,17 +90,12 @@ impl State {
 #[derive(Debug, Default)]
 pub struct SimIdentityStore {
     state: Mutex<State>,
-    latency: Option<Duration>,
-    /// The account-wide quota: at most this many requests in any one second, else
-    /// ThrottlingException (the call still counts, as it does against the real quota).
-    rate_limit: Option<u32>,
-    window: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
-    throttled: std::sync::atomic::AtomicUsize,
+    /// Latency, the account-wide quota (a throttled call still counts, as it does against the
+    /// real quota) and the adapter's pacing, for benchmarks.
+    quota: jml_core::sim::Quota,
     /// The service as it might be: UpdateUser on `userStatus` refused with a ValidationException
     /// (no production code shows it working; see `reject_user_status_writes`).
     rejects_user_status: std::sync::atomic::AtomicBool,
-    /// The client-side pacing of the AWS adapter (per HTTP request, pages included).
-    pacer: Option<std::sync::Arc<jml_core::pacing::SlidingWindow>>,
 }
 
 /// The page size of ListUsers, ListGroups and ListGroupMemberships (MaxResults 100, as the
@@ -135,27 +130,27 @@ impl SimIdentityStore {
     }
 
     /// Every call sleeps this long first (to model network latency in benchmarks).
-    pub fn with_latency(mut self, latency: Duration) -> Self {
-        self.latency = Some(latency);
+    pub fn with_latency(self, latency: Duration) -> Self {
+        self.quota.set_latency(latency);
         self
     }
 
     /// At most `per_second` requests in any one second (IAM Identity Center: 20 per account).
-    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
-        self.rate_limit = Some(per_second);
+    pub fn with_rate_limit(self, per_second: u32) -> Self {
+        self.quota.set_limit(per_second);
         self
     }
 
     /// Every request first takes a slot of this window, as the adapter's paced HTTP client does
     /// (one per page of a list call).
-    pub fn with_pacer(mut self, window: std::sync::Arc<jml_core::pacing::SlidingWindow>) -> Self {
-        self.pacer = Some(window);
+    pub fn with_pacer(self, window: std::sync::Arc<jml_core::pacing::SlidingWindow>) -> Self {
+        self.quota.set_pacer(window);
         self
     }
 
     /// How many calls the rate limit rejected.
     pub fn throttled(&self) -> usize {
-        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
+        self.quota.throttled()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -262,25 +257,9 @@ impl SimIdentityStore {
 
     /// Counts the call, sleeps the latency, and returns an injected fault if one matches.
     async fn enter(&self, op: Op, user_name: Option<&str>) -> Result<(), ServiceError> {
-        if let Some(p) = &self.pacer {
-            p.acquire().await;
-        }
-        if let Some(limit) = self.rate_limit {
-            let now = tokio::time::Instant::now();
-            let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
-                w.pop_front();
-            }
-            if w.len() >= limit as usize {
-                drop(w);
-                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                *self.lock().calls.entry(op).or_default() += 1;
-                return Err(ServiceError::Throttled { op, retry_after_seconds: None });
-            }
-            w.push_back(now);
-        }
-        if let Some(l) = self.latency {
-            tokio::time::sleep(l).await;
+        if let Err(e) = self.quota.request(op).await {
+            *self.lock().calls.entry(op).or_default() += 1;
+            return Err(e);
         }
         let mut s = self.lock();
         *s.calls.entry(op).or_default() += 1;

@@ -39,7 +39,13 @@ struct State {
 #[derive(Debug, Default)]
 pub struct SimUserSubscriptions {
     state: Mutex<State>,
+    /// Latency, quota and pacing of the list calls, for benchmarks (off by default).
+    pub quota: jml_core::sim::Quota,
 }
+
+/// The page of ListInstances, ListUserAssociations and ListProductSubscriptions: the adapter
+/// sends no MaxResults and the service's default is not documented; the simulator assumes 50.
+pub const LIST_PAGE: usize = 50;
 
 impl SimUserSubscriptions {
     /// From now on, License Manager works asynchronously, as it does: a started product subscription
@@ -131,6 +137,14 @@ impl SimUserSubscriptions {
         s.calls.enter(op)?;
         Ok(s)
     }
+
+    /// A list call of every page: its items, one call counted per page of [`LIST_PAGE`].
+    fn counted_pages<T>(&self, op: Op, items: impl FnOnce(&State) -> Vec<T>) -> Result<Vec<T>, ServiceError> {
+        let mut s = self.enter(op)?;
+        let out = items(&s);
+        s.calls.count(op, jml_core::sim::list_pages(out.len(), LIST_PAGE) - 1);
+        Ok(out)
+    }
 }
 
 fn invalid(op: Op, m: &str) -> ServiceError {
@@ -140,7 +154,9 @@ fn invalid(op: Op, m: &str) -> ServiceError {
 #[async_trait]
 impl UserSubscriptions for SimUserSubscriptions {
     async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError> {
-        Ok(self.enter(op::LIST_INSTANCES)?.instances.clone())
+        let out = self.counted_pages(op::LIST_INSTANCES, |s| s.instances.clone())?;
+        self.quota.pages(op::LIST_INSTANCES, out.len(), LIST_PAGE).await?;
+        Ok(out)
     }
 
     async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError> {
@@ -152,12 +168,17 @@ impl UserSubscriptions for SimUserSubscriptions {
     }
 
     async fn associated_users(&self, instance_id: &str) -> Result<Vec<String>, ServiceError> {
-        let s = self.enter(op::LIST_USER_ASSOCIATIONS)?;
-        Ok(s.associations.iter().filter(|(_, i)| i == instance_id).map(|(u, _)| u.clone()).collect())
+        let out = self.counted_pages(op::LIST_USER_ASSOCIATIONS, |s| {
+            s.associations.iter().filter(|(_, i)| i == instance_id).map(|(u, _)| u.clone()).collect()
+        })?;
+        self.quota.pages(op::LIST_USER_ASSOCIATIONS, out.len(), LIST_PAGE).await?;
+        Ok(out)
     }
 
     async fn subscribers(&self) -> Result<Vec<(String, String)>, ServiceError> {
-        Ok(self.enter(op::LIST_PRODUCT_SUBSCRIPTIONS)?.products.iter().cloned().collect())
+        let out = self.counted_pages(op::LIST_PRODUCT_SUBSCRIPTIONS, |s| s.products.iter().cloned().collect())?;
+        self.quota.pages(op::LIST_PRODUCT_SUBSCRIPTIONS, out.len(), LIST_PAGE).await?;
+        Ok(out)
     }
 
     async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {

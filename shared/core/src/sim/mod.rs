@@ -219,3 +219,108 @@ impl crate::ingest::Publisher for SimQueues {
         Ok(())
     }
 }
+
+/// What a benchmark puts in front of a simulator's requests: the time each takes, the service's
+/// quota (requests beyond `limit` in any trailing second are throttled) and the client's pacing
+/// (the adapter's paced HTTP client: a slot of the window per HTTP request, pages included). Off
+/// until [`Quota::configure`]: the simulators answer at once, as tests want.
+#[derive(Debug, Default)]
+pub struct Quota {
+    settings: Mutex<Option<QuotaSettings>>,
+    window: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    throttled: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Clone, Debug)]
+struct QuotaSettings {
+    latency: std::time::Duration,
+    limit: Option<u32>,
+    pacer: Option<std::sync::Arc<crate::pacing::SlidingWindow>>,
+}
+
+impl Quota {
+    /// From now on every request takes `latency`; at most `limit` may start in any second;
+    /// each first takes a slot of `pacer`.
+    pub fn configure(
+        &self,
+        latency: std::time::Duration,
+        limit: Option<u32>,
+        pacer: Option<std::sync::Arc<crate::pacing::SlidingWindow>>,
+    ) {
+        self.edit(|q| *q = QuotaSettings { latency, limit, pacer });
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut QuotaSettings)) {
+        let mut s = self.settings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(s.get_or_insert(QuotaSettings { latency: std::time::Duration::ZERO, limit: None, pacer: None }));
+    }
+
+    /// Every request takes `latency`.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.edit(|q| q.latency = latency);
+    }
+
+    /// At most `per_second` requests may start in any second.
+    pub fn set_limit(&self, per_second: u32) {
+        self.edit(|q| q.limit = Some(per_second));
+    }
+
+    /// Every request first takes a slot of `pacer`.
+    pub fn set_pacer(&self, pacer: std::sync::Arc<crate::pacing::SlidingWindow>) {
+        self.edit(|q| q.pacer = Some(pacer));
+    }
+
+    /// How many requests the quota throttled.
+    pub fn throttled(&self) -> usize {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One request of `op`: paced, then throttled past the limit, then answered after the
+    /// latency. Nothing when not configured.
+    pub async fn request(&self, op: Op) -> Result<(), ServiceError> {
+        let Some(q) = self.settings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() else {
+            return Ok(());
+        };
+        if let Some(p) = &q.pacer {
+            p.acquire().await;
+        }
+        if let Some(limit) = q.limit {
+            let now = tokio::time::Instant::now();
+            let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while w.front().is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1)) {
+                w.pop_front();
+            }
+            if w.len() >= limit as usize {
+                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(ServiceError::Throttled { op, retry_after_seconds: None });
+            }
+            w.push_back(now);
+        }
+        if !q.latency.is_zero() {
+            tokio::time::sleep(q.latency).await;
+        }
+        Ok(())
+    }
+
+    /// The pages of a list call of `items` at `page` a page (at least one), each a request.
+    pub async fn pages(&self, op: Op, items: usize, page: usize) -> Result<usize, ServiceError> {
+        let n = list_pages(items, page);
+        for _ in 0..n {
+            self.request(op).await?;
+        }
+        Ok(n)
+    }
+}
+
+/// How many pages a list call of `items` takes at `page` a page: at least one (an empty list is
+/// one request).
+pub fn list_pages(items: usize, page: usize) -> usize {
+    items.div_ceil(page.max(1)).max(1)
+}
+
+impl Calls {
+    /// Counts `n` calls of `op` (the further pages of a list call).
+    pub fn count(&mut self, op: Op, n: usize) {
+        *self.by_op.entry(op).or_default() += n;
+    }
+}
