@@ -143,18 +143,36 @@ async fn others(snapshot: &Snapshot, names: &[String]) -> Result<Others, String>
     Ok(Others { subs, apps, iam, ledger, cfg })
 }
 
-/// Reconciles one target alone (its requests, virtual time, throttled and drift).
+/// What one target's row says of it besides the measurement.
+struct About {
+    target: &'static str,
+    reads: &'static str,
+    minimum: usize,
+    per_person: (usize, &'static str),
+}
+
+/// Reconciles one target alone: its row (requests, virtual time, throttled, drift).
 async fn measure(
     snapshot: &Snapshot,
     reconciler: Arc<dyn jml_core::reconcile::Reconciler>,
     ledger: &dyn Ledger,
     calls: impl Fn() -> usize,
     throttled: impl Fn() -> usize,
-) -> Result<(usize, f64, usize, usize), String> {
+    about: About,
+) -> Result<Row, String> {
     let (c0, t0) = (calls(), throttled());
     let start = tokio::time::Instant::now();
     let outcome = reconcile(snapshot, &[reconciler], ledger, 0.10).await.map_err(|e| e.to_string())?;
-    Ok((calls() - c0, start.elapsed().as_secs_f64(), throttled() - t0, outcome.report.drift.len()))
+    Ok(Row {
+        target: about.target,
+        reads: about.reads,
+        requests: calls() - c0,
+        minimum: about.minimum,
+        seconds: start.elapsed().as_secs_f64(),
+        throttled: throttled() - t0,
+        drift: outcome.report.drift.len(),
+        per_person: about.per_person,
+    })
 }
 
 pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), String> {
@@ -179,12 +197,6 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
     let reconciler = identity_sync::reconciler(store.clone(), &cfg).map_err(|e| e.to_string())?;
     let empty = SimLedger::default();
     store.reset_calls();
-    let count = || {
-        let c = store.calls();
-        c.reads() + c.writes()
-    };
-    let (requests, seconds, throttled, drift) =
-        measure(&snapshot, reconciler, &empty, count, || store.throttled()).await?;
     let mut members: BTreeMap<&str, usize> = BTreeMap::new();
     for p in snapshot.people.values().filter_map(|e| e.profile()) {
         for g in &p.groups {
@@ -195,16 +207,13 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
     let minimum = list_pages(people, PAGE)
         + list_pages(groups, PAGE)
         + members.values().map(|m| list_pages(*m, PAGE)).sum::<usize>();
-    rows.push(Row {
+    let about = About {
         target: "identity-store",
         reads: "ListUsers, ListGroups, ListGroupMemberships per group (pages of 100)",
-        requests,
         minimum,
-        seconds,
-        throttled,
-        drift,
         per_person: (3, "GetUserId, DescribeUser, ListGroupMembershipsForMember"),
-    });
+    };
+    rows.push(measure(&snapshot, reconciler, &empty, || store.calls().total(), || store.throttled(), about).await?);
 
     // The other targets, each with its own 20 requests/s quota and pacing.
     for (quota, _) in [(&o.subs.quota, ()), (&o.apps.quota, ()), (&o.iam.quota, ())] {
@@ -234,25 +243,16 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
             .sum::<usize>()
         + list_pages(products, page);
     let r = subscription_sync::reconciler(o.subs.clone(), &o.cfg).map_err(|e| e.to_string())?;
-    let count = || {
-        let c = o.subs.calls();
-        c.reads() + c.writes()
-    };
-    let (requests, seconds, throttled, drift) =
-        measure(&snapshot, r, ledger, count, || o.subs.quota.throttled()).await?;
-    rows.push(Row {
+    let about = About {
         target: "user-subscriptions",
         reads: "ListInstances, ListUserAssociations per instance, ListProductSubscriptions (pages of 50, assumed)",
-        requests,
         minimum,
-        seconds,
-        throttled,
-        drift,
         per_person: (
             instances + 1,
             "ListUserAssociations per instance and ListProductSubscriptions, filtered to the user",
         ),
-    });
+    };
+    rows.push(measure(&snapshot, r, ledger, || o.subs.calls().total(), || o.subs.quota.throttled(), about).await?);
 
     // AppStream: DescribeUsers, DescribeUserStackAssociations per managed stack.
     let pool = o.apps.all();
@@ -270,42 +270,24 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
             .map(|st| list_pages(per_stack.get(st).copied().unwrap_or(0), appstream_sync::sim::STACK_ASSOCIATIONS_PAGE))
             .sum::<usize>();
     let r = appstream_sync::reconciler(o.apps.clone(), &o.cfg).map_err(|e| e.to_string())?;
-    let count = || {
-        let c = o.apps.calls();
-        c.reads() + c.writes()
-    };
-    let (requests, seconds, throttled, drift) =
-        measure(&snapshot, r, ledger, count, || o.apps.quota.throttled()).await?;
-    rows.push(Row {
+    let about = About {
         target: "appstream-user-pool",
         reads: "DescribeUsers (pages of 50, assumed), DescribeUserStackAssociations per managed stack (pages of 500)",
-        requests,
         minimum,
-        seconds,
-        throttled,
-        drift,
         per_person: (1, "DescribeUserStackAssociations by user name"),
-    });
+    };
+    rows.push(measure(&snapshot, r, ledger, || o.apps.calls().total(), || o.apps.quota.throttled(), about).await?);
 
     // IAM: GetAccountAuthorizationDetails (users, their groups, tags and boundary in one listing).
     let minimum = list_pages(people, iam_sync::sim::AUTHORIZATION_DETAILS_PAGE);
     let r = iam_sync::reconciler(o.iam.clone(), &o.cfg).map_err(|e| e.to_string())?;
-    let count = || {
-        let c = o.iam.calls();
-        c.reads() + c.writes()
-    };
-    let (requests, seconds, throttled, drift) =
-        measure(&snapshot, r, ledger, count, || o.iam.quota.throttled()).await?;
-    rows.push(Row {
+    let about = About {
         target: "iam-users",
         reads: "GetAccountAuthorizationDetails, Filter User (pages of 1,000)",
-        requests,
         minimum,
-        seconds,
-        throttled,
-        drift,
         per_person: (3, "GetUser, ListUserTags, ListGroupsForUser"),
-    });
+    };
+    rows.push(measure(&snapshot, r, ledger, || o.iam.calls().total(), || o.iam.quota.throttled(), about).await?);
     let rss = peak_rss_mb();
 
     // What users would run instead on the Identity Store, measured: a per-person read.
@@ -320,7 +302,7 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
         store.memberships(&id).await.map_err(|e| e.to_string())?;
     }
     let naive_seconds = start.elapsed().as_secs_f64();
-    let naive_calls = count_identity(&store);
+    let naive_calls = store.calls().total();
 
     println!(
         "Reconciling every target on the simulators: {people} people, {groups} managed groups (~{per_group} members each), {latency_ms} ms per request, {QUOTA_PER_SECOND} requests/s quota per service, paced to {QUOTA_PER_SECOND}/s, virtual time\n"
@@ -376,9 +358,4 @@ pub async fn run(people: usize, groups: usize, latency_ms: u64) -> Result<(), St
     checks.push(("Identity Store: faster than per-person reads".to_string(), id_row.seconds < naive_seconds));
     println!();
     crate::bench::verdict(checks)
-}
-
-fn count_identity(store: &SimIdentityStore) -> usize {
-    let c = store.calls();
-    c.reads() + c.writes()
 }

@@ -287,6 +287,18 @@ async fn by_hand(w: &World, op: u8, n: usize) {
     }
 }
 
+/// `people` joiners through every target (breaker off), then `edits` made by hand.
+async fn joined_and_edited(people: usize, edits: &[(u8, usize)]) -> World {
+    let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "0")]));
+    for n in 0..people {
+        w.deliver(&someone(n, 0)).await;
+    }
+    for (op, n) in edits {
+        by_hand(&w, *op, n % people).await;
+    }
+    w
+}
+
 fn cases(default: u32) -> u32 {
     std::env::var("JML_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -307,13 +319,7 @@ proptest::proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(async {
-            let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "0")]));
-            for n in 0..people {
-                w.deliver(&someone(n, 0)).await;
-            }
-            for (op, n) in &edits {
-                by_hand(&w, *op, n % people).await;
-            }
+            let w = joined_and_edited(people, &edits).await;
             let text: Vec<String> =
                 (0..people).filter(|n| listed[*n]).map(|n| line(someone(n, desired[n]))).collect();
             let snap = parse_snapshot(&text.join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
@@ -462,13 +468,7 @@ proptest::proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(async {
-            let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "0")]));
-            for n in 0..people {
-                w.deliver(&someone(n, 0)).await;
-            }
-            for (op, n) in &edits {
-                by_hand(&w, *op, n % people).await;
-            }
+            let w = joined_and_edited(people, &edits).await;
             // 0: not listed, 1: a good line, 2: a line with a broken e-mail.
             let mut text = Vec::new();
             for (n, s) in state.iter().enumerate().take(people) {

@@ -271,7 +271,7 @@ impl AppStreamUsers for SimAppStream {
             let mut s = self.enter(op)?;
             let out: Vec<_> =
                 s.users.iter().map(|(n, u)| PoolEntry { user_name: n.clone(), enabled: u.enabled }).collect();
-            s.calls.count(op, jml_core::sim::list_pages(out.len(), DESCRIBE_USERS_PAGE) - 1);
+            s.calls.further_pages(op, out.len(), DESCRIBE_USERS_PAGE);
             out
         };
         self.quota.pages(op, out.len(), DESCRIBE_USERS_PAGE).await?;
@@ -292,7 +292,7 @@ impl AppStreamUsers for SimAppStream {
         let out: Vec<String> = {
             let mut s = self.enter(op)?;
             let out: Vec<_> = s.associations.iter().filter(|(_, st)| st == stack).map(|(u, _)| u.clone()).collect();
-            s.calls.count(op, jml_core::sim::list_pages(out.len(), STACK_ASSOCIATIONS_PAGE) - 1);
+            s.calls.further_pages(op, out.len(), STACK_ASSOCIATIONS_PAGE);
             out
         };
         self.quota.pages(op, out.len(), STACK_ASSOCIATIONS_PAGE).await?;

@@ -294,7 +294,7 @@ impl IamUsers for SimIam {
         let out: Vec<(IamUser, Vec<String>)> = {
             let mut s = self.enter(op)?;
             let out: Vec<_> = s.users.values().map(|u| (u.user.clone(), u.groups.iter().cloned().collect())).collect();
-            s.calls.count(op, jml_core::sim::list_pages(out.len(), AUTHORIZATION_DETAILS_PAGE) - 1);
+            s.calls.further_pages(op, out.len(), AUTHORIZATION_DETAILS_PAGE);
             out
         };
         self.quota.pages(op, out.len(), AUTHORIZATION_DETAILS_PAGE).await?;

@@ -142,7 +142,7 @@ impl SimUserSubscriptions {
     fn counted_pages<T>(&self, op: Op, items: impl FnOnce(&State) -> Vec<T>) -> Result<Vec<T>, ServiceError> {
         let mut s = self.enter(op)?;
         let out = items(&s);
-        s.calls.count(op, jml_core::sim::list_pages(out.len(), LIST_PAGE) - 1);
+        s.calls.further_pages(op, out.len(), LIST_PAGE);
         Ok(out)
     }
 }

@@ -26,6 +26,10 @@ impl CallCounts {
     pub fn reads(&self) -> usize {
         self.by_op.iter().filter(|(op, _)| !op.is_write()).map(|(_, n)| n).sum()
     }
+    /// Every call, reads and writes.
+    pub fn total(&self) -> usize {
+        self.by_op.values().sum()
+    }
     pub fn get(&self, op: Op) -> usize {
         self.by_op.get(&op).copied().unwrap_or(0)
     }
@@ -319,8 +323,9 @@ pub fn list_pages(items: usize, page: usize) -> usize {
 }
 
 impl Calls {
-    /// Counts `n` calls of `op` (the further pages of a list call).
-    pub fn count(&mut self, op: Op, n: usize) {
-        *self.by_op.entry(op).or_default() += n;
+    /// Counts the pages after the first of a list call of `items` at `page` a page (the first
+    /// was counted when the call entered).
+    pub fn further_pages(&mut self, op: Op, items: usize, page: usize) {
+        *self.by_op.entry(op).or_default() += list_pages(items, page) - 1;
     }
 }
