@@ -32,7 +32,7 @@ grep -q "ada.lovelace" target/replay.txt
 grep -q "leaver check workday#100234: no access left in 4 target(s)" target/replay.txt
 
 step "reconciliation demo: drift in every target (exit 3), then --apply converges to no drift"
-demo=(reconcile --backend memory --replay events/ --as-of 2027-06-01T00:00:00Z --max-missing 0.5 events/hr-snapshot.jsonl)
+demo=(reconcile --backend memory --replay events/ --as-of 2026-12-01T00:00:00Z --max-missing 0.5 events/hr-snapshot.jsonl)
 set +e; "$jml" "${demo[@]}" > target/reconcile.txt 2>&1; rc=$?; set -e
 [ "$rc" = 3 ] || { cat target/reconcile.txt; echo "expected exit 3, got $rc"; exit 1; }
 for t in identity-store user-subscriptions appstream-user-pool iam-users; do grep -q "^$t: [1-9]" target/reconcile.txt; done

@@ -61,6 +61,11 @@ enum Command {
         /// IAM_PERMISSIONS_BOUNDARY (appstream only when named).
         #[arg(long)]
         targets: Option<String>,
+        /// The clock's time for the whole replay (RFC 3339 with offset), e.g. to replay events
+        /// dated ahead of today's clock: an event more than 5 minutes ahead of it is parked
+        /// (OccurredInFuture). Default: the real clock.
+        #[arg(long, value_name = "RFC3339", value_parser = jml_core::clock::parse_now)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Print a person's audit trail from the DynamoDB ledger (LEDGER_TABLE, default credentials).
     Audit {
@@ -232,8 +237,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> ExitCode {
     match command {
-        Command::Replay { paths, backend, dry_run, apply, audit, targets } => {
-            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref()).await
+        Command::Replay { paths, backend, dry_run, apply, audit, targets, now } => {
+            let clock = now.map_or_else(jml_core::clock::Clock::system, jml_core::clock::Clock::at);
+            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref(), clock).await
         }
         Command::Audit { person } => audit(&person).await,
         Command::Reconcile { snapshot, backend, targets, as_of, format, apply, max_missing, replay } => {

@@ -76,6 +76,7 @@ pub async fn run(
     apply: bool,
     audit: Option<&str>,
     targets: Option<&str>,
+    clock: jml_core::clock::Clock,
 ) -> ExitCode {
     let files = match event_files(paths) {
         Ok(f) => f,
@@ -117,9 +118,13 @@ pub async fn run(
         .into_iter()
         .map(|mut t| {
             t.metrics = Arc::new(jml_core::metrics::NullSink);
+            t.engine = t.engine.with_clock(clock.clone());
             t
         })
         .collect();
+    if clock.is_virtual() {
+        println!("clock: {} (--now)", clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
     if cfg.dry_run {
         println!(
             "DRY RUN: planning only, nothing is written{}",

@@ -45,7 +45,7 @@ fn a_superseded_leaver_is_not_checked_and_an_applied_one_is() {
     assert!(!out.contains("ACCESS REMAINS"), "{out}");
     assert!(!out.contains("leaver check"), "no check after a stale leaver:\n{out}");
     // An applied leaver is checked across the inventory of all four targets
-    leaver["occurredAt"] = "2030-01-01T00:00:00Z".into();
+    leaver["occurredAt"] = "2026-12-01T00:00:00Z".into();
     let d = dir("applied-leaver", &[joiner, leaver]);
     let (ok, out) = replay(&d);
     assert!(ok, "{out}");

@@ -194,6 +194,12 @@ impl Ledger for Yielding {
         self.pause().await;
         self.inner.claim(t, n, p).await
     }
+    async fn index_variant(&self, v: &str, p: &str) -> Result<(), ServiceError> {
+        self.inner.index_variant(v, p).await
+    }
+    async fn variants(&self, v: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        self.inner.variants(v).await
+    }
     async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
         self.pause().await;
         self.inner.remember(p, t, a).await

@@ -92,7 +92,7 @@ async fn joiner_mover_leaver_rehire_duplicate_follow_the_person() {
     let mut again = fixture_json("05-rehire-ada.json");
     again["type"] = "mover".into();
     again["eventId"] = "same-state-again".into();
-    again["occurredAt"] = "2027-06-01T00:00:00Z".into();
+    again["occurredAt"] = "2026-12-01T00:00:00Z".into();
     let r = run(&state, &again.to_string()).await;
     assert_eq!(decision(&r), Decision::NoChange);
     assert_eq!((mem.service.calls().reads(), mem.service.calls().writes()), (1, 0));
@@ -186,9 +186,12 @@ async fn a_leaver_whose_user_is_already_gone_succeeds_and_throttling_is_retried(
     );
     let r = run(&state, &fixture("04-leaver-ada.json")).await;
     assert!(matches!(r.result, RecordResult::Retry));
+    // Written ahead: the leaver is recorded before the first revoke, still marked active (not
+    // verified), so the next event of the person converges to it, never re-creates the user.
+    let rec = mem.ledger.get("workday#100234", APPSTREAM_TARGET).await.unwrap().unwrap();
     assert_eq!(
-        mem.ledger.get("workday#100234", APPSTREAM_TARGET).await.unwrap().unwrap().last_event_id,
-        "hr-2026-11-02-0001"
+        (rec.last_event_id.as_str(), rec.status),
+        ("hr-2026-11-20-0031", jml_core::ledger::PersonStatus::Active)
     );
     // the redelivery completes the leaver
     let r = run(&state, &fixture("04-leaver-ada.json")).await;

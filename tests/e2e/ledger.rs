@@ -84,7 +84,7 @@ async fn a_stale_joiner_after_the_leaver_is_skipped_and_audited_and_the_trail_te
     assert_eq!((leaver.actions, leaver.writes), (4, 4));
     assert!(trail.iter().all(|a| a.expires_at.is_some()), "audit entries carry the TTL");
     let rec = mem.ledger.record(ADA, IDENTITY_TARGET).unwrap();
-    assert_eq!((rec.status, rec.last_event_id.as_str()), (PersonStatus::Active, "hr-2027-03-01-0002"));
+    assert_eq!((rec.status, rec.last_event_id.as_str()), (PersonStatus::Active, "hr-2026-11-30-0002"));
 }
 
 #[tokio::test]
@@ -234,6 +234,12 @@ impl Ledger for Racing {
     }
     async fn claim(&self, t: &str, n: &str, p: &str) -> Result<String, ServiceError> {
         self.inner.claim(t, n, p).await
+    }
+    async fn index_variant(&self, v: &str, p: &str) -> Result<(), ServiceError> {
+        self.inner.index_variant(v, p).await
+    }
+    async fn variants(&self, v: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        self.inner.variants(v).await
     }
     async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
         self.inner.remember(p, t, a).await

@@ -21,6 +21,7 @@ mod properties;
 mod reconcile;
 mod samples;
 mod subscriptions;
+mod trust;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -222,7 +222,7 @@ async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
     assert_eq!(rec.user_id.as_deref(), Some(id.as_str()));
     assert_eq!(rec.user_name.as_deref(), Some("ada.lovelace"));
     assert_eq!(rec.status, PersonStatus::Active);
-    assert_eq!(rec.last_event_id, "hr-2027-03-01-0002");
+    assert_eq!(rec.last_event_id, "hr-2026-11-30-0002");
     let trail: Vec<(String, String)> =
         ledger.audit_trail("workday#100234").await.unwrap().into_iter().map(|a| (a.event_type, a.decision)).collect();
     let expected =

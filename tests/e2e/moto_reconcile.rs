@@ -121,7 +121,7 @@ async fn moto_reconcile_identity_and_iam_drift_by_hand_json_report_then_converge
     iam.remove_user_from_group().user_name(&ada_iam).group_name("vpn-users").send().await.unwrap();
     iam.update_user().user_name(&ada_iam).new_path("/elsewhere/").send().await.unwrap();
 
-    let snap = parse_snapshot(&line(ada.clone()), "2027-06-01T00:00:00Z".parse().unwrap());
+    let snap = parse_snapshot(&line(ada.clone()), "2026-12-01T00:00:00Z".parse().unwrap());
     // 1 of 2 people missing: refused at 10%, read at 50%.
     assert!(reconcile(&snap, &reconcilers, &ledger, 0.10).await.is_err());
     let before = reconcile(&snap, &reconcilers, &ledger, 0.5).await.unwrap();

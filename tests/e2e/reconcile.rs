@@ -121,7 +121,7 @@ async fn every_kind_in_every_target_is_found_and_corrections_converge() {
     kj["person"]["email"] = "katherine.johnson@example.com".into();
     kj["person"]["directoryUserName"] = "kjohnson".into();
     let text = [line(ada.clone()), line(zoe.clone()), line(kj)].join("\n");
-    let as_of = "2027-06-01T00:00:00Z".parse().unwrap();
+    let as_of = "2026-12-01T00:00:00Z".parse().unwrap();
     let snap = parse_snapshot(&text, as_of);
     assert!(snap.bad.is_empty(), "{:?}", snap.bad);
 
@@ -214,7 +214,7 @@ async fn orphan_leavers_meet_the_blast_radius_breaker() {
     }
     // An empty HR export is refused outright; an operator who insists (--max-missing 1) still
     // meets the breaker: two leavers an hour, the rest held for a human.
-    let snap = parse_snapshot("", "2027-06-01T00:00:00Z".parse().unwrap());
+    let snap = parse_snapshot("", "2026-12-01T00:00:00Z".parse().unwrap());
     assert!(matches!(w.reconcile(&snap, 0.10).await, Err(Failure::Refused { .. })));
     let o = w.reconcile(&snap, 1.0).await.unwrap();
     let events = o.report.corrective_events(&snap, &o.left).events;
@@ -322,7 +322,7 @@ proptest::proptest! {
             let w = joined_and_edited(people, &edits).await;
             let text: Vec<String> =
                 (0..people).filter(|n| listed[*n]).map(|n| line(someone(n, desired[n]))).collect();
-            let snap = parse_snapshot(&text.join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
+            let snap = parse_snapshot(&text.join("\n"), "2026-12-01T00:00:00Z".parse().unwrap());
             assert!(snap.bad.is_empty(), "{:?}", snap.bad);
             let before = w.reconcile(&snap, 1.0).await.unwrap();
             let events = before.report.corrective_events(&snap, &before.left).events;
@@ -370,7 +370,7 @@ async fn a_bad_line_never_disables_the_person_it_names() {
     let mut broken = alan.clone();
     broken["person"]["email"] = "not an address".into();
     let text = [line(ada.clone()), line(broken)].join("\n");
-    let snap = parse_snapshot(&text, "2027-06-01T00:00:00Z".parse().unwrap());
+    let snap = parse_snapshot(&text, "2026-12-01T00:00:00Z".parse().unwrap());
     assert_eq!(snap.bad.len(), 1);
     assert_eq!(snap.bad[0].line, 2);
     assert!(snap.bad[0].errors.iter().any(|e| e.field == "person.email"), "{:?}", snap.bad);
@@ -393,7 +393,7 @@ async fn a_bad_line_never_disables_the_person_it_names() {
     let o = w.reconcile(&snap, 0.0).await.unwrap();
     let alan_kinds: BTreeSet<&str> =
         o.report.drift.iter().filter(|d| d.person == "workday#100235").map(|d| d.kind.as_str()).collect();
-    assert_eq!(alan_kinds, BTreeSet::from(["ledger"]), "{:#?}", o.report.drift);
+    assert_eq!(alan_kinds, BTreeSet::from(["ledger", "listed-after-leaving"]), "{:#?}", o.report.drift);
     let fix = o.report.corrective_events(&snap, &o.left);
     assert!(fix.events.is_empty(), "{:?}", fix.events);
     assert_eq!(fix.held.len(), 1);
@@ -408,7 +408,7 @@ async fn a_person_on_two_lines_is_neither_line() {
     w.deliver(&ada).await;
     let mut other = ada.clone();
     other["groups"] = json!([]);
-    let snap = parse_snapshot(&[line(ada.clone()), line(other)].join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
+    let snap = parse_snapshot(&[line(ada.clone()), line(other)].join("\n"), "2026-12-01T00:00:00Z".parse().unwrap());
     assert_eq!(snap.bad.len(), 1);
     assert!(snap.bad[0].errors[0].rule.contains("on line 1"), "{:?}", snap.bad);
     assert!(snap.people.is_empty() && snap.lists("workday#100234"));
@@ -430,7 +430,7 @@ async fn a_line_that_names_nobody_holds_every_leaver_until_it_is_fixed() {
     for garbage in ["{\"person\": {\"externalId\": {\"issuer\": \"workday\"}}}", "{not json", "[1, 2]"] {
         let snap = parse_snapshot(
             &[line(ada.clone()), garbage.to_string()].join("\n"),
-            "2027-06-01T00:00:00Z".parse().unwrap(),
+            "2026-12-01T00:00:00Z".parse().unwrap(),
         );
         assert_eq!(snap.unidentified, vec![2], "{garbage}");
         let o = w.reconcile(&snap, 0.5).await.unwrap();
@@ -442,7 +442,7 @@ async fn a_line_that_names_nobody_holds_every_leaver_until_it_is_fixed() {
         assert!(fix.held[0].reason.contains("line(s) 2"), "{}", fix.held[0].reason);
     }
     // HR fixes the export (the line is gone): alan's leaver goes out and takes his access.
-    let snap = parse_snapshot(&line(ada.clone()), "2027-06-01T00:00:00Z".parse().unwrap());
+    let snap = parse_snapshot(&line(ada.clone()), "2026-12-01T00:00:00Z".parse().unwrap());
     let o = w.reconcile(&snap, 0.5).await.unwrap();
     let fix = o.report.corrective_events(&snap, &o.left);
     assert!(fix.held.is_empty());
@@ -485,7 +485,7 @@ proptest::proptest! {
             if garbage {
                 text.push("{\"person\": {\"userName\": \"who\"}}".into());
             }
-            let snap = parse_snapshot(&text.join("\n"), "2027-06-01T00:00:00Z".parse().unwrap());
+            let snap = parse_snapshot(&text.join("\n"), "2026-12-01T00:00:00Z".parse().unwrap());
             let on_bad: Vec<usize> = (0..people).filter(|n| state[*n] == 2).collect();
             let mut enabled_before = Vec::new();
             for n in &on_bad {
@@ -526,7 +526,7 @@ async fn a_second_account_carrying_the_persons_mark_is_reported_and_found_again_
     let copy = w.identity.seed_user("ada.copy", None, Some(&id.marker()));
     w.iam.seed_user("ada.copy", &[(iam_sync::target::TAG_EXTERNAL_ID, &iam_sync::target::external_id_tag(&id))]);
     let copy_iam = w.iam.user("ada.copy").unwrap().user.user_id;
-    let snap = parse_snapshot(&line(ada.clone()), "2027-06-01T00:00:00Z".parse().unwrap());
+    let snap = parse_snapshot(&line(ada.clone()), "2026-12-01T00:00:00Z".parse().unwrap());
     let o = w.reconcile(&snap, 0.0).await.unwrap();
     let collisions: Vec<(&str, &str)> = o
         .report
@@ -542,7 +542,7 @@ async fn a_second_account_carrying_the_persons_mark_is_reported_and_found_again_
     assert!(o.report.corrective_events(&snap, &o.left).events.is_empty());
     // ada leaves; the copy still grants access: critical, and named.
     w.deliver(&fixture_json("04-leaver-ada.json")).await;
-    let empty = parse_snapshot("", "2027-06-01T00:00:00Z".parse().unwrap());
+    let empty = parse_snapshot("", "2026-12-01T00:00:00Z".parse().unwrap());
     let o = w.reconcile(&empty, 1.0).await.unwrap();
     let still: Vec<&str> =
         o.report.drift.iter().filter(|d| d.kind.as_str() == "leaver-still-active").map(|d| d.target.as_str()).collect();

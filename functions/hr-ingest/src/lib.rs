@@ -42,7 +42,13 @@ pub fn memory(config: &Config) -> (Ingest, MemoryBackend) {
     let queues = Arc::new(SimQueues::default());
     let dlq = Arc::new(SimDeadLetterQueue::default());
     let targets = if config.target_queues.is_empty() { memory_targets() } else { config.target_queues.clone() };
-    let ingest = Ingest { targets, publisher: queues.clone(), dlq: dlq.clone(), dry_run: config.dry_run };
+    let ingest = Ingest {
+        targets,
+        publisher: queues.clone(),
+        dlq: dlq.clone(),
+        dry_run: config.dry_run,
+        clock: jml_core::clock::Clock::system(),
+    };
     (ingest, MemoryBackend { queues, dlq })
 }
 
@@ -57,6 +63,7 @@ pub async fn from_config(config: &Config) -> Ingest {
                 publisher: Arc::new(jml_aws::SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk))),
                 dlq: Arc::new(jml_aws::dead_letter_queue(&sdk, config.dlq_url.as_deref())),
                 dry_run: config.dry_run,
+                clock: jml_core::clock::Clock::system(),
             }
         }
     }

@@ -56,7 +56,7 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
     kj["person"]["userName"] = "katherine.johnson".into();
     let text =
         [line(ada.clone()), line(zoe.clone()), line(kj), "{not json".into(), r#"{"eventId": "x"}"#.into()].join("\n");
-    let as_of: DateTime<Utc> = "2027-06-01T00:00:00Z".parse().unwrap();
+    let as_of: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
     let snap = parse_snapshot(&text, as_of);
     assert_eq!(snap.bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![4, 5], "bad lines by number, the rest read");
     assert_eq!(snap.bad[1].errors[0].field, "eventId");
@@ -94,10 +94,17 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
         drift: drift.clone(),
         bad: vec![],
     };
-    // Had the ledger said zoe left (a missed rehire), her disabled user would get a rehire.
-    let zoe_left = BTreeSet::from(["workday#100311".to_string()]);
-    let rehire = report.corrective_events(&snap, &zoe_left).events;
-    assert!(rehire.iter().any(|e| e["type"] == "rehire" && e["person"]["externalId"]["id"] == "100311"), "{rehire:?}");
+    // Had the ledger said zoe left, the snapshot listing her (a lagging export) would never
+    // reverse the recorded leaver: no event for her at all, the correction held for a human.
+    // The same for ada, whose attributes drifted: her mover correction is held, not sent.
+    let left = BTreeSet::from(["workday#100311".to_string(), "workday#100234".to_string()]);
+    let corrections = report.corrective_events(&snap, &left);
+    let ids: Vec<&str> = corrections.events.iter().filter_map(|e| e["person"]["externalId"]["id"].as_str()).collect();
+    assert!(!ids.contains(&"100311") && !ids.contains(&"100234"), "{ids:?}");
+    assert!(corrections.events.iter().all(|e| e["type"] != "rehire"));
+    assert!(
+        corrections.held.iter().any(|h| h.person == "workday#100234" && h.reason.starts_with("listed after leaving"))
+    );
     // Lines 4 and 5 name nobody: either may be alan's, so his leaver is held until HR fixes
     // them (reported, never sent).
     let held = report.corrective_events(&snap, &BTreeSet::new());
@@ -114,8 +121,8 @@ async fn every_identity_drift_kind_is_found_and_apply_converges() {
     assert_eq!(
         kinds,
         vec![
-            ("reconcile-20270601T000000Z-workday_100234", "mover"),
-            ("reconcile-20270601T000000Z-workday_100235", "leaver")
+            ("reconcile-20261201T000000Z-workday_100234", "mover"),
+            ("reconcile-20261201T000000Z-workday_100235", "leaver")
         ],
         "none for the collision or the hand-disabled user"
     );

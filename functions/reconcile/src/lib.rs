@@ -212,7 +212,7 @@ pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
                 });
             }
             let at =
-                DateTime::parse_from_rfc3339("2027-06-01T00:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default();
+                DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default();
             Ok(App {
                 settings,
                 source: Arc::new(FixedSnapshot(SAMPLE_SNAPSHOT.to_string(), at)),

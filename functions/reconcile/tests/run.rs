@@ -34,7 +34,7 @@ async fn app(extra: &[(&str, &str)], snapshot: &str) -> (App, Arc<MemorySink>, A
     app.metrics = sink.clone();
     app.publisher = Some(queues.clone());
     app.settings.inbound_queue_url = Some("memory://inbound".into());
-    let at: DateTime<Utc> = "2027-06-01T00:00:00Z".parse().unwrap();
+    let at: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
     app.source = Arc::new(FixedSnapshot(snapshot.to_string(), at));
     (app, sink, queues)
 }
@@ -56,7 +56,7 @@ async fn report_only_by_default_with_drift_metrics_for_every_kind() {
     assert_eq!(drift_metric(&docs, "identity-store", "missing-account"), Some(3.0));
     assert_eq!(drift_metric(&docs, "identity-store", "leaver-still-active"), Some(0.0), "zeros are published");
     assert_eq!(drift_metric(&docs, "iam-users", "missing-account"), Some(3.0));
-    assert_eq!(docs.iter().filter(|d| d.get("Drift").is_some()).count(), 4 * 12 + 12, "4 targets x 12 kinds, and all");
+    assert_eq!(docs.iter().filter(|d| d.get("Drift").is_some()).count(), 4 * 13 + 13, "4 targets x 13 kinds, and all");
     let all =
         |kind: &str| docs.iter().find(|d| d.get("Target").is_none() && d["Kind"] == kind).unwrap()["Drift"].clone();
     assert_eq!(all("missing-account"), 9.0, "3 people x 3 targets (subscriptions has no account of its own)");
@@ -79,7 +79,7 @@ async fn correct_mode_sends_one_event_per_person_and_a_rerun_is_deduplicated() {
         .collect();
     assert_eq!(ids.len(), 6);
     assert_eq!(ids[..3], ids[3..], "deterministic ids");
-    assert!(ids.iter().all(|i| i.starts_with("reconcile-20270601T000000Z-workday_")), "{ids:?}");
+    assert!(ids.iter().all(|i| i.starts_with("reconcile-20261201T000000Z-workday_")), "{ids:?}");
 }
 
 #[tokio::test]
@@ -181,7 +181,7 @@ impl reconcile::SnapshotSource for UploadTimeOnly {
     async fn fetch(&self) -> Result<reconcile::Fetched, String> {
         Ok(reconcile::Fetched {
             text: SAMPLE_SNAPSHOT.to_string(),
-            as_of: "2027-06-01T00:00:00Z".parse().unwrap(),
+            as_of: "2026-12-01T00:00:00Z".parse().unwrap(),
             exact: false,
         })
     }

@@ -10,6 +10,7 @@ use chrono::Utc;
 
 use std::collections::BTreeSet;
 
+use crate::clock::{self, Clock};
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
 use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Leased, Ledger, Merge, PersonRecord, PersonStatus};
 use crate::ports::ServiceError;
@@ -323,6 +324,25 @@ fn incomplete_leaver(r: &PersonRecord) -> bool {
         && ledger::effective(&Knowledge::of(Some(r)), Some(r.status)).is_some_and(|e| e.kind() == EventKind::Leaver)
 }
 
+/// A stored event that no longer validates decides the person's state: nothing converges.
+fn stored_unreadable(u: &ledger::Unreadable) -> SyncError {
+    SyncError::permanent(
+        "StoredEventUnreadable",
+        format!(
+            "the ledger's stored event '{}' of this person no longer validates ({}); nothing is converged on a state \
+             that cannot be read (fail closed): HR sends a newer event for the person, or an operator corrects the record",
+            u.event_id, u.reason
+        ),
+    )
+}
+
+/// Whether a profile grants anything through the event's own fields (groups, subscriptions,
+/// stacks): a change to none of them from some is counted by the breaker like a leaver.
+fn grants_any(p: &crate::contract::Profile) -> bool {
+    // No `appstreamStacks` field: the department decides, which may grant.
+    !p.groups.is_empty() || !p.subscriptions.is_empty() || p.appstream_stacks.as_ref().is_none_or(|s| !s.is_empty())
+}
+
 /// The breaker's window item (one for the deployment, shared by every target).
 const BREAKER_WINDOW_KEY: &str = "leavers";
 const BREAKER_ALLOWED: &str = "allowed";
@@ -338,6 +358,8 @@ pub struct EngineSettings {
     /// any trailing hour (all targets together, each leaver once); the others are held until an
     /// operator releases them. `None`: no breaker.
     pub leavers_per_hour: Option<u32>,
+    /// The clock of every decision (see [`crate::clock`]); the system clock by default.
+    pub clock: Clock,
 }
 
 /// The engine for one target. Cheap to clone.
@@ -370,6 +392,17 @@ impl Engine {
         self.settings.dry_run
     }
 
+    /// The clock the engine decides by.
+    pub fn clock(&self) -> &Clock {
+        &self.settings.clock
+    }
+
+    /// The same engine on another clock (`jml replay --now`, tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.settings.clock = clock;
+        self
+    }
+
     /// Every audit entry of a person (`issuer#id`), all targets, in HR time order.
     pub async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
         self.ledger.audit_trail(person).await
@@ -386,6 +419,10 @@ impl Engine {
     /// Outside a dry run the person's lease on the target is held throughout (one instance
     /// converges a person at a time, whatever the delivery path); a held lease is `Busy`.
     pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
+        // Before anything: an event from the future must never become the person's newest.
+        if let Some(why) = clock::occurred_in_future(event.occurred_at, self.settings.clock.now()) {
+            return Err(SyncError::permanent("OccurredInFuture", why));
+        }
         self.target.check(event)?;
         let person = event.external_id.key();
         // A duplicate is settled by one read and no write; a stale event by one read and its
@@ -419,6 +456,17 @@ impl Engine {
         event: &HrEvent,
         record: Option<&PersonRecord>,
     ) -> Result<Outcome, SyncError> {
+        if matches!(merge, Merge::Reused) {
+            return Err(SyncError::permanent(
+                "EventIdReused",
+                format!(
+                    "eventId: '{}' was already used by another {} event of this person (another type, time or content); \
+                     an eventId names one HR change: send this change with an eventId of its own",
+                    event.event_id,
+                    self.target.name()
+                ),
+            ));
+        }
         if matches!(merge, Merge::Stale) {
             let outcome = self.settled(Decision::Stale, record);
             if !self.settings.dry_run {
@@ -550,9 +598,15 @@ impl Engine {
                     return Ok(self.settled(Decision::Stale, record.as_ref()));
                 }
             };
+            if let Some(u) = knowledge.blocked_by() {
+                return Err(stored_unreadable(u));
+            }
             let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) else {
                 return Ok(self.settled(Decision::Stale, record.as_ref()));
             };
+            if record.is_none() && !raced {
+                self.check_variant(event, effective.kind()).await?;
+            }
             // Held behind a leaver the breaker keeps: recorded, not applied.
             if record.as_ref().is_some_and(|r| r.held.is_some()) {
                 let outcome = self.settled(Decision::Held, record.as_ref());
@@ -571,11 +625,42 @@ impl Engine {
                 }
                 continue;
             }
+            let before = Knowledge::of(record.as_ref());
             let new_leaver = effective.kind() == EventKind::Leaver
-                && Knowledge::of(record.as_ref()).lifecycle.as_ref().map(|(e, _)| e.event_id.as_str())
-                    != Some(effective.event_id.as_str());
-            if new_leaver && !raced && !dry_run && !self.breaker_allows(&person, &effective, record.as_ref()).await? {
+                && before.lifecycle.as_ref().map(|(e, _)| e.event_id.as_str()) != Some(effective.event_id.as_str());
+            let strips_all = effective.kind() != EventKind::Leaver
+                && record.as_ref().is_some_and(|r| r.status == PersonStatus::Active)
+                && before
+                    .profile
+                    .as_ref()
+                    .is_some_and(|(p, _)| p.event_id != effective.event_id && p.profile().is_some_and(grants_any))
+                && effective.profile().is_some_and(|p| !grants_any(p));
+            if (new_leaver || strips_all)
+                && !raced
+                && !dry_run
+                && !self.breaker_allows(&person, &effective, record.as_ref()).await?
+            {
                 return self.hold(event, &effective, &knowledge, record.as_ref()).await;
+            }
+            // Write-ahead: the leaver is recorded before anything is revoked (still marked active,
+            // so its redelivery converges again): should this work end between the first revoke
+            // and the commit, every later event of the person converges to the leaver, never to
+            // the profile it revoked (no re-created account, no re-subscription).
+            let mut record = record;
+            if new_leaver && !dry_run {
+                let mut intent = self.record_from(event, &knowledge, record.as_ref(), None, None);
+                intent.status = PersonStatus::Active;
+                let mut audit = self.audit(event, &self.settled(Decision::Disable, record.as_ref()));
+                audit.decision = "leaving".into();
+                if !self.ledger.commit(&intent, record.as_ref().map(|r| r.version), &audit).await? {
+                    raced = true;
+                    continue;
+                }
+                record = Some(intent);
+            }
+            if record.is_none() && effective.kind() != EventKind::Leaver && !dry_run {
+                // The person's folded ExternalId, before the first account is made (idempotent).
+                self.ledger.index_variant(&ledger::variant_key(&effective.external_id), &person).await?;
             }
             let Verified { mut outcome, remaining, code } =
                 self.converge_to(&person, &effective, record.as_ref(), raced).await?;
@@ -646,6 +731,9 @@ impl Engine {
                 return Ok(self.settled(Decision::NoChange, None));
             };
             let knowledge = Knowledge::of(Some(&record));
+            if let Some(u) = knowledge.blocked_by() {
+                return Err(stored_unreadable(u));
+            }
             let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
@@ -706,7 +794,7 @@ impl Engine {
             return Ok(true);
         }
         let member = format!("{person}#{event_id}");
-        let now = Utc::now().timestamp();
+        let now = self.settings.clock.now().timestamp();
         let Some(admitted) =
             ledger::take_window_slot(self.ledger.as_ref(), BREAKER_WINDOW_KEY, &member, now, limit).await?
         else {
@@ -730,14 +818,16 @@ impl Engine {
         record: Option<&PersonRecord>,
     ) -> Result<Outcome, SyncError> {
         let outcome = self.settled(Decision::Held, record);
-        let body = knowledge.lifecycle.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
+        let body =
+            if leaver.kind() == EventKind::Leaver { knowledge.lifecycle_body() } else { knowledge.profile_body() }
+                .unwrap_or_default();
         let held = HeldEvent {
             target: self.target.name().to_string(),
             person: leaver.external_id.key(),
             event_id: leaver.event_id.to_string(),
             occurred_at: leaver.occurred_at,
             body,
-            held_at: Utc::now(),
+            held_at: self.settings.clock.now(),
         };
         self.ledger.hold(&held, &self.audit(event, &outcome)).await?;
         let next = self.record_from(event, knowledge, record, None, Some(leaver.event_id.to_string()));
@@ -750,6 +840,28 @@ impl Engine {
             "blast-radius breaker: more leavers this hour than allowed; held for an operator"
         );
         Ok(outcome)
+    }
+
+    /// A leaver for a person this target has never seen: parked when its ExternalId nearly
+    /// matches a person the ledger knows (the same after case folding and NFKC), since HR most
+    /// likely meant that person, who would otherwise keep every access.
+    async fn check_variant(&self, event: &HrEvent, effective: EventKind) -> Result<(), SyncError> {
+        if effective != EventKind::Leaver || event.kind() != EventKind::Leaver {
+            return Ok(());
+        }
+        let person = event.external_id.key();
+        let known = self.ledger.variants(&ledger::variant_key(&event.external_id)).await?;
+        if let Some(other) = known.iter().find(|p| **p != person) {
+            return Err(SyncError::permanent(
+                "ExternalIdVariant",
+                format!(
+                    "person.externalId: no person '{person}' is known, but '{other}' is the same after case folding and \
+                     Unicode normalisation; HR most likely meant that person, who keeps every access until a leaver \
+                     names them exactly: correct the ExternalId in HR and send the leaver again"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Events held by the breaker for this target.
@@ -822,16 +934,16 @@ impl Engine {
             status,
             last_event_id: event.event_id.to_string(),
             last_occurred_at: event.occurred_at,
-            last_event: knowledge.profile.as_ref().map(|(_, b)| b.clone()),
-            lifecycle_event: knowledge.lifecycle.as_ref().map(|(_, b)| b.clone()),
+            last_event: knowledge.profile_body(),
+            lifecycle_event: knowledge.lifecycle_body(),
             held,
             version: previous.map_or(1, |r| r.version + 1),
-            updated_at: Utc::now(),
+            updated_at: self.settings.clock.now(),
         }
     }
 
     fn audit(&self, event: &HrEvent, outcome: &Outcome) -> AuditEntry {
-        let now = Utc::now();
+        let now = self.settings.clock.now();
         AuditEntry {
             person: event.external_id.key(),
             target: self.target.name().to_string(),

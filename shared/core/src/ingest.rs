@@ -1,6 +1,8 @@
 //! hr-ingest: validate each HR event with the contract, then fan it out to every enabled target's
-//! SQS FIFO queue, ordered per person. The ids are pure functions of the event, so a resend after
-//! a partial fan-out is deduplicated by SQS (5 minutes) and by each target's ledger (always).
+//! SQS FIFO queue, ordered per person. The deduplication id is a pure function of the event and of
+//! the inbound message it came in, so a retry of that message after a partial fan-out is
+//! deduplicated by SQS (5 minutes), while a redriven copy (a new inbound message) is always
+//! delivered: deduplicating events is the ledger's job, not SQS's.
 
 use std::sync::Arc;
 
@@ -21,6 +23,22 @@ pub fn message_group_id(event: &HrEvent) -> String {
 /// change sent twice is one message, and two people's events never collide.
 pub fn message_deduplication_id(event: &HrEvent) -> String {
     format!("{:x}", Sha256::digest(format!("{}\n{}", event.external_id.key(), event.event_id).as_bytes()))
+}
+
+/// The deduplication id of one delivery of an event: [`message_deduplication_id`] when the event
+/// is sent the first time (`delivery` = `None`), else a hash that also covers the delivery's own
+/// id (the inbound message, or the DLQ message a redrive re-sends). SQS drops a FIFO message
+/// whose deduplication id it saw in the last 5 minutes *and reports the send as successful*: a
+/// redrive that reused the original id within that window would delete the DLQ copy of an event
+/// that was never delivered. The ledger settles the duplicate instead.
+pub fn delivery_deduplication_id(event: &HrEvent, delivery: Option<&str>) -> String {
+    match delivery {
+        None => message_deduplication_id(event),
+        Some(d) => format!(
+            "{:x}",
+            Sha256::digest(format!("{}\n{}\n{}", event.external_id.key(), event.event_id, d).as_bytes())
+        ),
+    }
 }
 
 /// One enabled target: its name and its queue.
@@ -83,6 +101,28 @@ pub async fn publish(
     dry_run: bool,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<PublishReport, ServiceError> {
+    publish_as(events, to, publisher, dry_run, progress, Delivery::First).await
+}
+
+/// Whether a publish is an event's first sending or a re-sending of a copy (see
+/// [`delivery_deduplication_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// HR's events, sent the first time: SQS deduplicates a resend within 5 minutes.
+    First,
+    /// Copies from a DLQ: each source (the DLQ message id) gets a deduplication id of its own.
+    Redrive,
+}
+
+/// [`publish`], saying whether the events are sent the first time or re-sent from a DLQ.
+pub async fn publish_as(
+    events: &[(String, String)],
+    to: &PublishTo,
+    publisher: &dyn Publisher,
+    dry_run: bool,
+    progress: &(dyn Fn(usize) + Sync),
+    delivery: Delivery,
+) -> Result<PublishReport, ServiceError> {
     let mut report = PublishReport::default();
     let queues: Vec<(String, bool)> = match to {
         PublishTo::Inbound(url) => vec![(url.clone(), url.ends_with(".fifo"))],
@@ -103,10 +143,13 @@ pub async fn publish(
         for (url, fifo) in &queues {
             let messages: Vec<Outgoing> = chunk
                 .iter()
-                .map(|(_, e, body)| Outgoing {
+                .map(|(source, e, body)| Outgoing {
                     body: (*body).clone(),
                     group_id: fifo.then(|| message_group_id(e)),
-                    dedup_id: fifo.then(|| message_deduplication_id(e)),
+                    dedup_id: fifo.then(|| match delivery {
+                        Delivery::First => message_deduplication_id(e),
+                        Delivery::Redrive => delivery_deduplication_id(e, Some(source.as_str())),
+                    }),
                 })
                 .collect();
             if !dry_run {
@@ -147,6 +190,8 @@ pub struct Ingest {
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Validate and report, send and park nothing.
     pub dry_run: bool,
+    /// The clock of the `OccurredInFuture` bound.
+    pub clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -163,6 +208,9 @@ impl Ingest {
             Ok(e) => e,
             Err(invalid) => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
         };
+        if let Some(why) = crate::clock::occurred_in_future(event.occurred_at, self.clock.now()) {
+            return self.park(body, "OccurredInFuture", &why, source_id).await;
+        }
         if self.dry_run {
             return IngestOutcome::FannedOut {
                 event_id: event.event_id.to_string(),
@@ -170,7 +218,7 @@ impl Ingest {
                 targets: 0,
             };
         }
-        let (group, dedup) = (message_group_id(&event), message_deduplication_id(&event));
+        let (group, dedup) = (message_group_id(&event), delivery_deduplication_id(&event, source_id));
         for t in &self.targets {
             if let Err(e) = self.publisher.send(&t.queue_url, body, &group, &dedup).await {
                 return IngestOutcome::Retry { reason: format!("{}: {e}", t.name) };
@@ -252,6 +300,50 @@ mod tests {
         }
         assert!(message_group_id(&a).starts_with("p-") && message_group_id(&a).len() == 66);
         assert!(!message_group_id(&a).contains("workday"), "no identifying data in the group id");
+    }
+
+    fn ingest_at(now: &str) -> (Ingest, Arc<crate::sim::SimQueues>, Arc<crate::sim::SimDeadLetterQueue>) {
+        let queues = Arc::new(crate::sim::SimQueues::default());
+        let dlq = Arc::new(crate::sim::SimDeadLetterQueue::default());
+        let ingest = Ingest {
+            targets: vec![TargetQueue { name: "identity".into(), queue_url: "memory://jml-identity.fifo".into() }],
+            publisher: queues.clone(),
+            dlq: dlq.clone(),
+            dry_run: false,
+            clock: crate::clock::Clock::at(crate::clock::parse_now(now).unwrap()),
+        };
+        (ingest, queues, dlq)
+    }
+
+    fn body(occurred_at: &str) -> String {
+        format!(
+            r#"{{"eventId":"e-1","type":"leaver","occurredAt":"{occurred_at}","person":{{"externalId":{{"issuer":"workday","id":"1"}}}}}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn an_event_from_the_future_is_parked_with_its_reason_and_never_fanned_out() {
+        let (ingest, queues, dlq) = ingest_at("2026-12-01T09:00:00Z");
+        let out = ingest.ingest(&body("2207-11-20T17:00:00Z"), Some("m-1")).await;
+        let IngestOutcome::Parked { code, reason } = out else { panic!("{out:?}") };
+        assert_eq!(code, "OccurredInFuture");
+        assert!(reason.starts_with("occurredAt: 2207-11-20T17:00:00Z"), "{reason}");
+        assert!(queues.messages("memory://jml-identity.fifo").is_empty());
+        assert_eq!(dlq.parked().len(), 1, "parked, not dropped");
+        // Within the skew it is accepted (HR's clock runs a little ahead).
+        let out = ingest.ingest(&body("2026-12-01T09:04:00Z"), Some("m-2")).await;
+        assert!(matches!(out, IngestOutcome::FannedOut { .. }), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_retried_inbound_message_is_deduplicated_but_a_redriven_copy_is_delivered() {
+        let (ingest, queues, _) = ingest_at("2026-12-01T09:00:00Z");
+        let b = body("2026-11-20T17:00:00Z");
+        ingest.ingest(&b, Some("m-1")).await;
+        ingest.ingest(&b, Some("m-1")).await; // the same inbound message after a partial fan-out
+        assert_eq!(queues.messages("memory://jml-identity.fifo").len(), 1);
+        ingest.ingest(&b, Some("m-2")).await; // the same event redriven into the inbound queue
+        assert_eq!(queues.messages("memory://jml-identity.fifo").len(), 2, "the ledger settles it, not SQS");
     }
 
     #[test]

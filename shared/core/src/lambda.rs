@@ -39,6 +39,7 @@ impl State {
             dry_run: config.dry_run,
             audit_ttl: config.audit_ttl(),
             leavers_per_hour: config.leavers_per_hour,
+            clock: crate::clock::Clock::system(),
         };
         Self {
             engine: Engine::new(target, ledger, settings),
@@ -172,7 +173,7 @@ fn emit_metrics(state: &State, report: &RecordReport, occurred_at: Option<chrono
     let no_actions: [String; 0] = [];
     metrics::record(
         state.metrics.as_ref(),
-        chrono::Utc::now(),
+        state.engine.clock().now(),
         &RecordFacts {
             target: state.engine.target_name(),
             event_type: report.kind.map(EventKind::as_str),

@@ -198,6 +198,12 @@ pub trait Ledger: Send + Sync {
     async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError>;
     /// Gives the lease back (only if `holder` still has it).
     async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError>;
+    /// Adds `person` to the people known under a folded ExternalId ([`variant_key`]): how a
+    /// leaver for an ExternalId the ledger never saw finds the person it nearly names (issuer in
+    /// another case, full-width digits). Idempotent; its own item, never a person's.
+    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError>;
+    /// The people known under a folded ExternalId (a strongly consistent read).
+    async fn variants(&self, variant: &str) -> Result<BTreeSet<String>, ServiceError>;
     /// Takes the lease as [`Ledger::lease`] does, only if the person's record on the target is
     /// still at version `expected` (`None`: no record), and adds `ahead` to the person's
     /// inventory, in one atomic write: `Unchanged` means the record read before is current under
@@ -267,6 +273,27 @@ pub enum Leased {
 /// person only until SQS redelivers (visibility timeout 360 s, 5 receives).
 pub const LEASE_SECONDS: i64 = 120;
 
+/// The key of the people known under one folded ExternalId: SHA-256 of the folded parts (no
+/// personal data, bounded), under a sort key no person item uses.
+pub fn variant_key(external_id: &crate::contract::ExternalId) -> String {
+    use sha2::Digest;
+    let (issuer, id) = (fold(external_id.issuer.as_str()), fold(external_id.id.as_str()));
+    format!("variant#{:x}", sha2::Sha256::digest(format!("{issuer}\u{1f}{id}").as_bytes()))
+}
+
+/// The form under which near-identical ExternalId parts meet: Unicode compatibility
+/// normalisation (NFKC: full-width `１２３` is `123`, ligatures split), lower case, and
+/// normalised again (case mapping can un-normalise), with surrounding white space removed. Case
+/// is folded as upper then lower case, so `ß`, `SS` and `ss` meet (full case folding's effect
+/// for the letters that have one).
+pub fn fold(part: &str) -> String {
+    let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
+    nfkc.normalize(&nfkc.normalize(part.trim()).to_uppercase().to_lowercase()).into_owned()
+}
+
+/// The sort key of a variant item (see [`variant_key`]).
+pub const VARIANT_SORT_KEY: &str = "variant";
+
 /// The sort key of a person's lease on a target.
 pub fn lease_sort_key(target: &str) -> String {
     format!("lease#{target}")
@@ -319,23 +346,113 @@ pub struct Knowledge {
     pub profile: Option<(HrEvent, String)>,
     /// The newest leaver or rehire, with its body as received.
     pub lifecycle: Option<(HrEvent, String)>,
+    /// A stored profile event that no longer validates (a stricter contract than the one that
+    /// accepted it): kept, by its time and id, in the profile's place until a newer profile
+    /// replaces it. While it decides the person's state, nothing converges (fail closed).
+    pub unreadable_profile: Option<Unreadable>,
+    /// The same for the lifecycle slot. A stored leaver is never unreadable: its id, time and
+    /// ExternalId are all a leaver needs, so it is read as a bare leaver.
+    pub unreadable_lifecycle: Option<Unreadable>,
+}
+
+/// A stored event body that no longer validates: what of it could still be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub event_id: String,
+    /// `DateTime::<Utc>::MAX_UTC` when not even the time can be read: then no event is newer
+    /// (an unreadable slot is never overtaken by guesswork).
+    pub occurred_at: DateTime<Utc>,
+    /// The body as stored (kept as it is: the next commit writes it back).
+    pub body: String,
+    /// Why it no longer validates.
+    pub reason: String,
+}
+
+/// The parts of a stored body that decide order and kind, read without the contract's rules.
+fn bare(body: &str) -> (Option<String>, Option<DateTime<Utc>>, Option<String>) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+    let at = s("occurredAt").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+    (s("eventId"), at, s("type"))
+}
+
+/// A stored leaver that no longer validates, read as a bare leaver (id, time, ExternalId): a
+/// leaver must never be forgotten because a later contract is stricter about its other fields.
+fn bare_leaver(body: &str) -> Option<HrEvent> {
+    let (id, at, kind) = bare(body);
+    if kind.as_deref() != Some("leaver") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let external = v.get("person")?.get("externalId")?.clone();
+    let minimal = serde_json::json!({
+        "eventId": id?, "type": "leaver", "occurredAt": v.get("occurredAt")?.clone(),
+        "person": {"externalId": external},
+    });
+    let _ = at?;
+    crate::contract::event_from_value(&minimal).ok()
+}
+
+/// Reads one stored slot: the event, or what can be read of an unreadable one.
+fn read_slot(body: Option<&str>) -> (Option<(HrEvent, String)>, Option<Unreadable>) {
+    let Some(body) = body else { return (None, None) };
+    match crate::contract::parse_event(body) {
+        Ok(e) => (Some((e, body.to_string())), None),
+        Err(invalid) => match bare_leaver(body) {
+            Some(leaver) => (Some((leaver, body.to_string())), None),
+            None => {
+                let (id, at, _) = bare(body);
+                let unreadable = Unreadable {
+                    event_id: id.unwrap_or_default(),
+                    occurred_at: at.unwrap_or(DateTime::<Utc>::MAX_UTC),
+                    body: body.to_string(),
+                    reason: invalid.to_string(),
+                };
+                (None, Some(unreadable))
+            }
+        },
+    }
 }
 
 impl Knowledge {
-    /// Reads it back from a record (a body that no longer parses is treated as absent).
+    /// Reads it back from a record. A stored body that no longer validates is never treated as
+    /// absent (a forgotten leaver would let the next mover grant again): a leaver is read as a
+    /// bare leaver, anything else is kept as [`Unreadable`] in its slot.
     pub fn of(record: Option<&PersonRecord>) -> Self {
-        let parse = |b: &Option<String>| {
-            b.as_deref().and_then(|b| crate::contract::parse_event(b).ok().map(|e| (e, b.to_string())))
-        };
-        Self {
-            profile: record.and_then(|r| parse(&r.last_event)),
-            lifecycle: record.and_then(|r| parse(&r.lifecycle_event)),
-        }
+        let (profile, unreadable_profile) = read_slot(record.and_then(|r| r.last_event.as_deref()));
+        let (lifecycle, unreadable_lifecycle) = read_slot(record.and_then(|r| r.lifecycle_event.as_deref()));
+        Self { profile, lifecycle, unreadable_profile, unreadable_lifecycle }
     }
 
     /// Has the person left (the newest lifecycle event is a leaver)?
     pub fn left(&self) -> bool {
         self.lifecycle.as_ref().is_some_and(|(e, _)| e.kind() == EventKind::Leaver)
+    }
+
+    /// The stored event that no longer validates and still decides the person's state, if any:
+    /// then nothing may converge (parked `StoredEventUnreadable` for a human). A newer readable
+    /// leaver decides on its own.
+    pub fn blocked_by(&self) -> Option<&Unreadable> {
+        if self.left() {
+            return None;
+        }
+        self.unreadable_lifecycle.as_ref().or(self.unreadable_profile.as_ref())
+    }
+
+    /// The profile body to store: the readable one, or the unreadable one kept as it was.
+    pub fn profile_body(&self) -> Option<String> {
+        self.profile
+            .as_ref()
+            .map(|(_, b)| b.clone())
+            .or_else(|| self.unreadable_profile.as_ref().map(|u| u.body.clone()))
+    }
+
+    /// The lifecycle body to store (see [`Knowledge::profile_body`]).
+    pub fn lifecycle_body(&self) -> Option<String> {
+        self.lifecycle
+            .as_ref()
+            .map(|(_, b)| b.clone())
+            .or_else(|| self.unreadable_lifecycle.as_ref().map(|u| u.body.clone()))
     }
 }
 
@@ -349,6 +466,9 @@ pub fn newer(a: &HrEvent, b: &HrEvent) -> bool {
 pub enum Merge {
     /// Already known: no writes at all.
     Duplicate,
+    /// Its eventId is that of another event the ledger holds for the person (another type, time or
+    /// content): never settled as a duplicate (a leaver would be dropped), parked for a human.
+    Reused,
     /// Changes nothing (an older event of a kind a newer one already decides): audited only.
     Stale,
     /// The knowledge after the event.
@@ -356,25 +476,47 @@ pub enum Merge {
 }
 
 /// Merges an event into what the record knows. Pure; commutative over a set of events.
+///
+/// The same eventId is a duplicate only when the event's own fields (as the contract reads them,
+/// whatever a deployment wrapped around them) are the same; otherwise it is [`Merge::Reused`].
 pub fn merge(event: &HrEvent, body: &str, record: Option<&PersonRecord>) -> Merge {
     let mut k = Knowledge::of(record);
     let id = event.event_id.as_str();
-    let known = |slot: &Option<(HrEvent, String)>| slot.as_ref().is_some_and(|(e, _)| e.event_id.as_str() == id);
-    if record.is_some_and(|r| r.last_event_id == id) || known(&k.profile) || known(&k.lifecycle) {
+    for (stored, _) in [&k.profile, &k.lifecycle].into_iter().flatten() {
+        if stored.event_id.as_str() == id {
+            // A stored leaver read bare compares on what it kept.
+            let same = stored == event
+                || (stored.kind() == EventKind::Leaver
+                    && event.kind() == EventKind::Leaver
+                    && stored.occurred_at == event.occurred_at
+                    && stored.external_id == event.external_id);
+            return if same { Merge::Duplicate } else { Merge::Reused };
+        }
+    }
+    let unreadable_id = |u: &Option<Unreadable>| u.as_ref().is_some_and(|u| u.event_id == id);
+    if unreadable_id(&k.unreadable_profile) || unreadable_id(&k.unreadable_lifecycle) {
+        // Its stored copy no longer validates and this one does: not the same event.
+        return Merge::Reused;
+    }
+    if record.is_some_and(|r| r.last_event_id == id) {
         return Merge::Duplicate;
     }
+    let newer_than_unreadable = |u: &Option<Unreadable>| {
+        u.as_ref().is_none_or(|u| (event.occurred_at, id) > (u.occurred_at, u.event_id.as_str()))
+    };
     let mut changed = false;
-    let mut put = |slot: &mut Option<(HrEvent, String)>| {
-        if slot.as_ref().is_none_or(|(e, _)| newer(event, e)) {
+    let mut put = |slot: &mut Option<(HrEvent, String)>, unreadable: &mut Option<Unreadable>| {
+        if slot.as_ref().is_none_or(|(e, _)| newer(event, e)) && newer_than_unreadable(unreadable) {
             *slot = Some((event.clone(), body.to_string()));
+            *unreadable = None;
             changed = true;
         }
     };
     if event.profile().is_some() {
-        put(&mut k.profile);
+        put(&mut k.profile, &mut k.unreadable_profile);
     }
     if matches!(event.kind(), EventKind::Leaver | EventKind::Rehire) {
-        put(&mut k.lifecycle);
+        put(&mut k.lifecycle, &mut k.unreadable_lifecycle);
     }
     if changed { Merge::Changed(Box::new(k)) } else { Merge::Stale }
 }
@@ -540,6 +682,35 @@ mod tests {
         let r = event("e-3", "rehire", "2026-11-03T09:00:00Z");
         let k = Knowledge::of(fold(&[l, r]).as_ref());
         assert_eq!(effective(&k, None).unwrap().kind(), EventKind::Mover, "rehire for a target that never disabled");
+    }
+
+    fn xid(issuer: &str, id: &str) -> crate::contract::ExternalId {
+        use crate::contract::ExternalIdPart;
+        crate::contract::ExternalId {
+            issuer: ExternalIdPart::parse(issuer).unwrap(),
+            id: ExternalIdPart::parse(id).unwrap(),
+        }
+    }
+
+    #[test]
+    fn near_identical_external_ids_meet_under_one_variant_key_and_distinct_ones_never() {
+        let ada = variant_key(&xid("workday", "100234"));
+        for (issuer, id) in [("Workday", "100234"), ("WORKDAY", "\u{ff11}\u{ff10}\u{ff10}\u{ff12}\u{ff13}\u{ff14}")] {
+            assert_eq!(variant_key(&xid(issuer, id)), ada, "{issuer}#{id}");
+        }
+        assert_ne!(variant_key(&xid("workday", "100235")), ada);
+        // The parts stay apart: moving a character across the boundary is another person.
+        assert_ne!(variant_key(&xid("workday1", "00234")), ada);
+        assert!(ada.starts_with("variant#") && ada.len() == "variant#".len() + 64, "bounded, no personal data");
+    }
+
+    proptest::proptest! {
+        /// Folding is idempotent and blind to case: the index never splits one person's variants.
+        #[test]
+        fn folding_is_idempotent_and_case_blind(s in "[a-zA-Z0-9\\u{ff10}-\\u{ff5a}\\u{c0}-\\u{17f}#%-]{1,12}") {
+            proptest::prop_assert_eq!(super::fold(&super::fold(&s)), super::fold(&s));
+            proptest::prop_assert_eq!(super::fold(&s.to_uppercase()), super::fold(&s.to_lowercase()));
+        }
     }
 
     #[test]

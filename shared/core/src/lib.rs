@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - [`contract`]: the HR event contract v1: parsing and validation into newtypes.
+//! - [`clock`]: the one clock decisions read (system, or virtual for `jml replay --now`), and the
+//!   `OccurredInFuture` bound.
 //! - [`engine`]: the target-independent engine: ledger guard, lease, a target's converge step,
 //!   leaver read-back, blast-radius breaker, commit.
 //! - [`ledger`]: the person ledger port, its records, audit entries and the pure stale guard.
@@ -23,6 +25,7 @@
 //! - [`sim`]: in-memory ledger, DLQ and queues, and the call accounting target simulators share.
 
 pub mod batch;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod doctor;

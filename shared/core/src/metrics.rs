@@ -4,7 +4,9 @@
 //!
 //! Metrics (namespace `jml-sync`): `Events` (Target, EventType, Decision), `Actions` (Target,
 //! ActionKind), `Parked` and `Retries` (Target, Reason), `TerminationToDisableSeconds` (Target):
-//! from the leaver's `occurredAt` to the moment its access was removed.
+//! from the leaver's `occurredAt` to the moment its access was removed; `StaleLeavers` and
+//! `UnknownPersonLeavers` (Target): leavers that revoked nothing because the ledger knows a newer
+//! event of the person, or knows no account of them (both alarmed).
 
 use std::sync::Mutex;
 
@@ -115,6 +117,18 @@ pub fn record(sink: &dyn MetricsSink, now: DateTime<Utc>, f: &RecordFacts<'_>) {
     if f.decision == "held" {
         sink.emit(document(now, &[("Target", f.target)], &[("Held", "Count", 1.0)]));
     }
+    // A leaver that changed nothing deserves a human's eye: a stale one means the ledger holds a
+    // newer event of the person (a lagging export, or a mistyped date that got in before the
+    // OccurredInFuture bound); one for a person with no account may be HR's typo of an id.
+    if f.event_type == Some("leaver") && !f.dry_run {
+        match f.decision {
+            "stale" => sink.emit(document(now, &[("Target", f.target)], &[("StaleLeavers", "Count", 1.0)])),
+            "leaver-without-account" => {
+                sink.emit(document(now, &[("Target", f.target)], &[("UnknownPersonLeavers", "Count", 1.0)]))
+            }
+            _ => {}
+        }
+    }
     if let Some(code) = f.error_code {
         let metric = if f.parked {
             "Parked"
@@ -182,5 +196,30 @@ mod tests {
             (Some("DeleteGroupMembership"), Some(2.0))
         );
         assert_eq!(docs[3]["TerminationToDisableSeconds"].as_f64(), Some(3600.0));
+    }
+
+    #[test]
+    fn stale_and_unknown_person_leavers_are_counted_and_other_decisions_are_not() {
+        let now = DateTime::parse_from_rfc3339("2026-11-20T18:00:00Z").unwrap().with_timezone(&Utc);
+        let count = |event_type: &str, decision: &str, metric: &str| {
+            let sink = MemorySink::default();
+            let facts = RecordFacts {
+                target: "example-target",
+                event_type: Some(event_type),
+                decision,
+                actions: &[],
+                dry_run: false,
+                error_code: None,
+                parked: false,
+                retried: false,
+                left_at: None,
+            };
+            record(&sink, now, &facts);
+            sink.documents().iter().filter(|d| d.get(metric).is_some()).count()
+        };
+        assert_eq!(count("leaver", "stale", "StaleLeavers"), 1);
+        assert_eq!(count("mover", "stale", "StaleLeavers"), 0);
+        assert_eq!(count("leaver", "leaver-without-account", "UnknownPersonLeavers"), 1);
+        assert_eq!(count("leaver", "disable", "UnknownPersonLeavers"), 0);
     }
 }

@@ -182,6 +182,10 @@ pub enum DriftKind {
     IamPath,
     Collision,
     Ledger,
+    /// The ledger recorded a leaver and HR's snapshot still lists the person (a lagging export,
+    /// or a rehire HR never sent): reported and alarmed, never corrected (only HR's rehire grants
+    /// again, never a reconciliation).
+    ListedAfterLeaving,
 }
 
 impl DriftKind {
@@ -199,11 +203,12 @@ impl DriftKind {
             Self::IamPath => "iam-path",
             Self::Collision => "collision",
             Self::Ledger => "ledger",
+            Self::ListedAfterLeaving => "listed-after-leaving",
         }
     }
 
     /// Every kind, in report order.
-    pub const ALL: [DriftKind; 12] = [
+    pub const ALL: [DriftKind; 13] = [
         Self::MissingAccount,
         Self::OrphanAccount,
         Self::LeaverStillActive,
@@ -216,6 +221,7 @@ impl DriftKind {
         Self::IamPath,
         Self::Collision,
         Self::Ledger,
+        Self::ListedAfterLeaving,
     ];
 
     /// Whether `--apply` corrects it. A collision needs a human (an account jml-sync does not
@@ -223,7 +229,7 @@ impl DriftKind {
     /// ledger says the person is employed may be an incident lockout, and jml-sync never undoes
     /// a lockout on its own (only HR's rehire after a recorded leaver re-enables).
     pub fn corrected(self) -> bool {
-        !matches!(self, Self::Collision | Self::Status)
+        !matches!(self, Self::Collision | Self::Status | Self::ListedAfterLeaving)
     }
 }
 
@@ -303,11 +309,13 @@ impl Report {
     }
 
     /// One corrective HR event per drifted person (several targets, one event): for a person HR
-    /// lists, HR's desired state as a joiner where an account is missing, a rehire where the
-    /// ledger says the person left, else a mover; for a person HR no longer lists, a leaver.
-    /// `occurredAt` is the snapshot's time, so any real event newer than the snapshot wins; the
-    /// event id is deterministic. Kinds a human must decide (collision; status, unless the ledger
-    /// says the person left, so jml-sync disabled it) get none.
+    /// lists, HR's desired state as a joiner where an account is missing, else a mover; for a
+    /// person HR no longer lists, a leaver. `occurredAt` is the snapshot's time, so any real
+    /// event newer than the snapshot wins; the event id is deterministic. Kinds a human must
+    /// decide (collision, status, listed-after-leaving) get none.
+    ///
+    /// Never a rehire: a person the ledger says left whom the snapshot still lists (a lagging
+    /// export) is held and reported as `listed-after-leaving`; only HR's own rehire grants again.
     ///
     /// Held (reported, never sent): every correction of a person a bad line names (HR's intent
     /// for them is unknown), and every leaver while a bad line names nobody (that line may be
@@ -317,9 +325,7 @@ impl Report {
         let mut wanted: BTreeSet<&str> = BTreeSet::new();
         let mut missing = BTreeSet::new();
         for d in &self.drift {
-            // A disabled account of a person the ledger says left: jml-sync disabled it, and HR
-            // lists the person again (a missed rehire): corrected by a rehire.
-            if d.kind.corrected() || (d.kind == DriftKind::Status && left.contains(&d.person)) {
+            if d.kind.corrected() {
                 wanted.insert(d.person.as_str());
             }
             if d.kind == DriftKind::MissingAccount {
@@ -337,14 +343,16 @@ impl Report {
             }
             let id = corrective_event_id(&self.as_of, person);
             match snapshot.raw.get(person) {
+                Some(_) if left.contains(person) => out.held.push(HeldCorrection {
+                    person: person.to_string(),
+                    reason: "listed after leaving: the ledger recorded a leaver and the snapshot still lists the \
+                             person; only HR's rehire grants again (a lagging export?)"
+                        .into(),
+                }),
                 Some(raw) => {
                     let mut v = raw.clone();
                     v["eventId"] = Value::String(id);
-                    let kind = match (left.contains(person), missing.contains(person)) {
-                        (true, _) => "rehire",
-                        (false, true) => "joiner",
-                        (false, false) => "mover",
-                    };
+                    let kind = if missing.contains(person) { "joiner" } else { "mover" };
                     v["type"] = Value::String(kind.into());
                     v["occurredAt"] = Value::String(at.clone());
                     out.events.push(v);
@@ -476,7 +484,24 @@ pub async fn reconcile(
         let seen: BTreeSet<&str> = found.drift.iter().map(|d| d.person.as_str()).collect();
         drift.extend(ledger_drift(&target, snapshot, &known, &seen));
         drift.extend(found.drift.iter().cloned());
-        left.extend(known.iter().filter(|(_, k)| k.left()).map(|(p, _)| p.clone()));
+        let recorded_left: BTreeSet<&String> = known
+            .iter()
+            .filter(|(_, k)| k.left() || crate::ledger::Knowledge::of(k.record.as_ref()).left())
+            .map(|(p, _)| p)
+            .collect();
+        for person in &recorded_left {
+            if snapshot.lists(person) {
+                drift.push(Drift {
+                    person: (*person).clone(),
+                    target: target.clone(),
+                    kind: DriftKind::ListedAfterLeaving,
+                    detail: "the ledger recorded a leaver; HR still lists the person: never reversed by \
+                             reconciliation (a lagging export, or a rehire HR has not sent)"
+                        .into(),
+                });
+            }
+        }
+        left.extend(recorded_left.into_iter().cloned());
         targets.push(target);
     }
     // The people managed with access in any target: the base of the refusal (one person is one

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::contract;
-use crate::ingest::{PublishTo, Publisher, publish};
+use crate::ingest::{Delivery, PublishTo, Publisher, publish_as};
 use crate::ports::ServiceError;
 
 /// The original HR event inside a parked message, and the envelope it was found in.
@@ -187,7 +187,8 @@ async fn redrive_one(
         line.action = "resubmit".into();
         return Ok(line);
     }
-    let report = publish(&[(m.message_id.clone(), event)], to, publisher, false, &|_| {}).await?;
+    // A fresh deduplication id: the original's may still be inside SQS's 5-minute window.
+    let report = publish_as(&[(m.message_id.clone(), event)], to, publisher, false, &|_| {}, Delivery::Redrive).await?;
     match report.rejected.first() {
         Some((_, why)) => line.action = format!("kept: {why}"),
         None => {
@@ -249,7 +250,7 @@ mod tests {
         dlq.push(message(0, trigger.to_string(), at("2027-06-01T05:00:00Z")));
         dlq.push(message(1, record.to_string(), at("2027-06-02T05:00:00Z")));
         dlq.push(message(2, trigger.to_string(), at("2027-06-03T05:10:00Z")));
-        dlq.push(message(3, hr().to_string(), at("2027-06-01T00:00:00Z")));
+        dlq.push(message(3, hr().to_string(), at("2026-12-01T00:00:00Z")));
         dlq.push(message(4, trigger.to_string(), None));
         let cleared = clear_failed_runs(&dlq, "dlq", "2027-06-03T05:00:00Z".parse().unwrap()).await.unwrap();
         assert_eq!(cleared, 2, "the two runs that failed before this one started");
@@ -287,6 +288,29 @@ mod tests {
         assert!(sent.iter().all(|(body, _)| serde_json::from_str::<Value>(body).unwrap() == hr()));
         assert_eq!(dlq.messages().len(), 1, "only the message that is not an HR event stays");
         assert!(dlq.all_visible(), "visible again for the next attempt");
+    }
+
+    #[tokio::test]
+    async fn a_redrive_inside_the_deduplication_window_is_delivered_not_swallowed() {
+        // SQS drops a FIFO message whose deduplication id it saw in the last 5 minutes and still
+        // answers success; the simulator drops it for good (the window at its worst).
+        let queues = crate::sim::SimQueues::default();
+        let url = "memory://jml-identity.fifo";
+        let to =
+            PublishTo::Targets(vec![crate::ingest::TargetQueue { name: "identity".into(), queue_url: url.into() }]);
+        crate::ingest::publish(&[("hr".into(), hr().to_string())], &to, &queues, false, &|_| {}).await.unwrap();
+        assert_eq!(queues.messages(url).len(), 1, "HR's first sending");
+        // The target parked it a minute later; the operator fixed the cause and redrives at once.
+        let dlq = SimDlqSource::default();
+        dlq.push(message(0, hr().to_string(), None));
+        let done = redrive(&dlq, "dlq", &to, &queues, true, 10).await.unwrap();
+        assert_eq!(done[0].action, "resubmitted");
+        assert!(dlq.messages().is_empty(), "the DLQ copy is deleted ...");
+        assert_eq!(queues.messages(url).len(), 2, "... only because the copy really reached the queue");
+        // A second copy of the same event in the DLQ (parked twice) is its own delivery too.
+        dlq.push(message(1, hr().to_string(), None));
+        redrive(&dlq, "dlq", &to, &queues, true, 10).await.unwrap();
+        assert_eq!(queues.messages(url).len(), 3);
     }
 
     fn hr() -> Value {

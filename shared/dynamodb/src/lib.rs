@@ -663,6 +663,39 @@ impl Ledger for DynamoLedger {
         }
     }
 
+    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(variant))
+            .key("sk", s(jml_core::ledger::VARIANT_SORT_KEY))
+            .update_expression("ADD people :p")
+            .expression_attribute_values(":p", AttributeValue::Ss(vec![person.to_string()]))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+    }
+
+    async fn variants(&self, variant: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(variant))
+            .key("sk", s(jml_core::ledger::VARIANT_SORT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("people"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| ss.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
     async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError> {
         let out = self
             .client

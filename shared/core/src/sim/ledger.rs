@@ -23,6 +23,7 @@ struct State {
     claims: BTreeMap<String, String>,
     inventory: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
     leases: BTreeMap<(String, String), (String, i64)>,
+    variants: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +145,19 @@ impl Ledger for SimLedger {
             s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(name.to_string());
         }
         Ok(owner)
+    }
+
+    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        s.variants.entry(variant.to_string()).or_default().insert(person.to_string());
+        Ok(())
+    }
+
+    async fn variants(&self, variant: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.variants.get(variant).cloned().unwrap_or_default())
     }
 
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
