@@ -134,7 +134,69 @@ def as_list(v):
     return v if isinstance(v, list) else [v]
 
 
+# Grants with no call of their own in a function's code, each with why. (The ledger's
+# TransactWriteItems is authorised item by item: `jml operations` already lists PutItem, UpdateItem
+# and ConditionCheckItem for it. Lambda's SQS poller, logs and X-Ray permissions are SAM's own
+# managed policies, not in these statements.)
+GRANTED_WITHOUT_A_CALL = {}
+
+
+def jml_operations():
+    """{binary: [IAM actions its calls need]}: `jml operations`, from the slices' op lists."""
+    jml = ROOT / "target" / "debug" / "jml"
+    out = subprocess.run([str(jml), "operations"], capture_output=True, text=True, check=True).stdout
+    return {f: set(a) for f, a in json.loads(out).items()}
+
+
+def granted_actions(fn):
+    return {a for st in statements(fn) if st.get("Effect") == "Allow" for a in as_list(st["Action"])}
+
+
+def role_drift(needed, fn):
+    """(actions the function sends that its role does not grant, granted actions it never sends)."""
+    granted = granted_actions(fn)
+    return sorted(needed - granted), sorted(granted - needed - set(GRANTED_WITHOUT_A_CALL))
+
+
 class TemplateTest(unittest.TestCase):
+    def test_every_role_grants_exactly_what_its_function_sends(self):
+        # Least privilege both ways: a missing grant is AccessDenied on AWS (moto enforces no
+        # policy), an unused one is privilege nobody needs.
+        ops = jml_operations()
+        binaries = {fn["Metadata"]["BuildProperties"]["Binary"]: name for name, fn in FUNCTIONS.items()}
+        self.assertEqual(set(ops), set(binaries), "jml operations and the template name the same functions")
+        for binary, name in binaries.items():
+            missing, unused = role_drift(ops[binary], FUNCTIONS[name])
+            self.assertEqual(missing, [], f"{name} ({binary}) sends these, its role does not grant them")
+            self.assertEqual(unused, [], f"{name} ({binary}) is granted these and never sends them")
+
+    def test_the_role_check_catches_a_missing_and_an_unused_grant(self):
+        import copy
+        needed = jml_operations()["iam-sync"]
+        fn = copy.deepcopy(FUNCTIONS["IamSyncFunction"])
+        read = next(s for s in statements(fn) if s["Sid"] == "ReadAnyUserToRefuseHijacks")
+        read["Action"] = [a for a in read["Action"] if a != "iam:GetLoginProfile"] + ["iam:CreateAccessKey"]
+        self.assertEqual(role_drift(needed, fn), (["iam:GetLoginProfile"], ["iam:CreateAccessKey"]))
+
+    def test_iam_sync_joins_only_groups_under_the_group_path_and_leaves_any(self):
+        sts = list(statements(FUNCTIONS["IamSyncFunction"]))
+        joins = [s for s in sts if "iam:AddUserToGroup" in as_list(s["Action"])]
+        self.assertEqual(len(joins), 1)
+        self.assertEqual(as_list(joins[0]["Action"]), ["iam:AddUserToGroup"], "alone: nothing else on managed groups")
+        self.assertEqual(joins[0]["Resource"].value, "arn:${AWS::Partition}:iam::${AWS::AccountId}:group${IamGroupPath}*")
+        self.assertNotEqual(param("IamGroupPath"), "/", "the default path scopes joins to jml-sync's groups")
+        leaves = [s for s in sts if "iam:RemoveUserFromGroup" in as_list(s["Action"])]
+        self.assertEqual(leaves[0]["Resource"].value, "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*")
+        env = FUNCTIONS["IamSyncFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(evaluate(env["IAM_GROUP_PATH"]), param("IamGroupPath"))
+
+    def test_the_role_arns_output_names_every_function(self):
+        value = T["Outputs"]["RoleArns"]["Value"]
+        text = repr(value)
+        for name, fn in FUNCTIONS.items():
+            binary = fn["Metadata"]["BuildProperties"]["Binary"]
+            self.assertIn(f"{binary}=${{{name}Role.Arn}}", text, name)
+
     def test_every_sqs_event_source_reports_batch_item_failures_with_a_sane_batch(self):
         seen = 0
         for name, fn in FUNCTIONS.items():

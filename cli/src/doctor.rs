@@ -1,5 +1,6 @@
 //! `jml doctor`: a preflight on the user's own account with the configuration the functions use
-//! (read-only by default), and `--canary`: every write path once on temporary, clearly named
+//! (read-only by default; with the deployed roles, `JML_ROLE_ARNS`, each asked with the IAM
+//! policy simulator whether it allows what its function sends), and `--canary`: every write path once on temporary, clearly named
 //! test identities, each read back, cleaned up even on failure, with the request shapes sent.
 
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ pub struct Options {
     pub canary: bool,
     pub subscriptions: bool,
     pub ad_user: Option<String>,
+    /// `function=arn,...`: the deployed roles to simulate (AWS backend only).
+    pub role_arns: Option<String>,
 }
 
 pub async fn run(o: Options) -> ExitCode {
@@ -40,6 +43,13 @@ pub async fn run(o: Options) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let roles = match o.role_arns.as_deref().map(crate::roles::parse_role_arns).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("jml: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut checks = Vec::new();
     // Each target's own start-up check first: a configuration the function would refuse.
     let mut ready = Vec::new();
@@ -56,7 +66,7 @@ pub async fn run(o: Options) -> ExitCode {
         format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs());
     let failed = match cfg.backend {
         Backend::Memory => memory(&cfg, &ready, &o, &suffix, &mut checks).await,
-        Backend::Aws => aws(&cfg, &ready, &o, &suffix, &mut checks).await,
+        Backend::Aws => aws(&cfg, &ready, &o, &suffix, &mut checks, roles.as_deref()).await,
     };
     if let Err(e) = failed {
         eprintln!("jml: {e}");
@@ -76,7 +86,7 @@ async fn memory(
     checks: &mut Vec<Check>,
 ) -> Result<(), jml_core::config::ConfigError> {
     let none = || Vec::new();
-    for scope in ["credentials and region", "ledger table", "dead-letter queue"] {
+    for scope in ["credentials and region", "ledger table", "dead-letter queue", "function roles"] {
         checks.push(Check::skip("aws", scope, "memory backend"));
     }
     for t in targets {
@@ -126,6 +136,7 @@ async fn aws(
     o: &Options,
     suffix: &str,
     checks: &mut Vec<Check>,
+    roles: Option<&[(String, String)]>,
 ) -> Result<(), jml_core::config::ConfigError> {
     let sdk = jml_aws::load_sdk_config().await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
@@ -150,6 +161,16 @@ async fn aws(
     for q in &cfg.target_queues {
         let name = format!("target queue {} (GetQueueAttributes)", q.name);
         checks.push(Check::of("aws", name, jml_aws::check_queue(&sdk, &q.queue_url).await));
+    }
+    // Each deployed function's role against what the function sends (the IAM policy simulator:
+    // the operator's credentials would hide a grant the role lacks).
+    match roles {
+        Some(roles) => checks.extend(crate::roles::check_roles(&sdk, cfg, roles).await),
+        None => checks.push(Check::skip(
+            "aws",
+            "function roles (SimulatePrincipalPolicy)",
+            "set JML_ROLE_ARNS (the stack's RoleArns output) or --role-arns to check the deployed roles",
+        )),
     }
     // The target clients record every request: the canary prints what it sent.
     let log = jml_aws::RequestLog::default();

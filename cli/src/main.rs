@@ -12,6 +12,7 @@ mod doctor;
 mod publish;
 mod reconcile;
 mod replay;
+mod roles;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -158,7 +159,15 @@ enum Command {
         /// The existing test Active Directory user the subscriptions canary uses.
         #[arg(long, value_name = "NAME")]
         ad_user: Option<String>,
+        /// The deployed functions' roles, `function=arn,...` (default: JML_ROLE_ARNS; the stack's
+        /// RoleArns output): each is asked with the IAM policy simulator whether it allows every
+        /// action its function sends (SimulatePrincipalPolicy, read-only).
+        #[arg(long, value_name = "FUNCTION=ARN,...")]
+        role_arns: Option<String>,
     },
+    /// The IAM actions each function's calls need, as JSON (the template test checks every role
+    /// grants exactly these).
+    Operations,
     /// Reconcile against an HR snapshot (JSON Lines, one employed person a line, a v1 event
     /// without eventId/type/occurredAt): every drift, read with list calls; exit 0 no drift, 3
     /// drift, 2 bad input or a refused snapshot.
@@ -255,9 +264,11 @@ async fn run(command: Command) -> ExitCode {
             })
             .await
         }
-        Command::Doctor { backend, targets, canary, subscriptions, ad_user } => {
-            doctor::run(doctor::Options { backend, targets, canary, subscriptions, ad_user }).await
+        Command::Doctor { backend, targets, canary, subscriptions, ad_user, role_arns } => {
+            let role_arns = role_arns.or_else(|| std::env::var("JML_ROLE_ARNS").ok().filter(|v| !v.is_empty()));
+            doctor::run(doctor::Options { backend, targets, canary, subscriptions, ad_user, role_arns }).await
         }
+        Command::Operations => roles::print_operations(),
         Command::Bench => bench::run().await,
         Command::CheckConfig { function } => check_config(&function),
         Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,

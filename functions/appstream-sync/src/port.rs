@@ -98,3 +98,28 @@ pub mod op {
     pub const BATCH_ASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchAssociateUserStack");
     pub const BATCH_DISASSOCIATE_USER_STACK: Op = Op::write("appstream", "BatchDisassociateUserStack");
 }
+
+/// What appstream-sync's event path sends to AppStream 2.0 (the core's ledger and DLQ calls are
+/// `op::TARGET_FUNCTION`): its role in template.yaml grants exactly these (`jml operations`,
+/// scripts/test_template.py); `jml doctor` simulates its deployed role against them.
+pub const OPERATIONS: &[Op] = &[
+    op::CREATE_USER,
+    op::DISABLE_USER,
+    op::DELETE_USER,
+    op::DESCRIBE_USERS,
+    op::DESCRIBE_USER_STACK_ASSOCIATIONS,
+    op::BATCH_ASSOCIATE_USER_STACK,
+    op::BATCH_DISASSOCIATE_USER_STACK,
+];
+
+/// What the reconcile function reads of the user pool (list calls only).
+pub const RECONCILE_OPERATIONS: &[Op] = &[op::DESCRIBE_USERS, op::DESCRIBE_USER_STACK_ASSOCIATIONS];
+
+/// Sent only by `jml doctor` with the operator's credentials (the preflight's stack check).
+pub const DOCTOR_OPERATIONS: &[Op] = &[op::DESCRIBE_STACKS];
+
+/// Everything the function sends on an event's path: its service's `OPERATIONS` and the core's
+/// (`op::TARGET_FUNCTION`: ledger and DLQ).
+pub fn function_operations() -> Vec<Op> {
+    [OPERATIONS, op::TARGET_FUNCTION].concat()
+}

@@ -20,6 +20,10 @@ use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+/// What hr-ingest sends: the fan-out to each target queue and parking in the ingest DLQ (one
+/// SendMessage each). Its role in template.yaml grants exactly these (`jml operations`).
+pub const OPERATIONS: &[jml_core::ports::Op] = &[jml_core::ports::op::SEND_MESSAGE];
+
 /// The detail-types the HR rule delivers (and the handler accepts).
 pub const DETAIL_TYPES: [&str; 4] = ["Joiner", "Mover", "Leaver", "Rehire"];
 

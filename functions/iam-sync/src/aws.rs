@@ -243,6 +243,16 @@ impl IamUsers for AwsIam {
         found(unit(op::GET_GROUP, self.client.get_group().group_name(group).max_items(1).send().await))
     }
 
+    async fn group_path(&self, group: &str) -> Result<Option<String>, ServiceError> {
+        match self.client.get_group().group_name(group).max_items(1).send().await {
+            Ok(out) => Ok(out.group().map(|g| g.path().to_string())),
+            Err(e) => match classify(op::GET_GROUP, &e) {
+                ServiceError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn delete_login_profile(&self, user_name: &str) -> Result<bool, ServiceError> {
         let op = op::DELETE_LOGIN_PROFILE;
         // NoSuchEntity: the user had no console password.

@@ -1,5 +1,6 @@
 //! `jml doctor` for iam-sync: the read-only preflight (the permissions boundary and every mapped
-//! group exist), and the canary: one temporary, clearly named user created under the path with
+//! group exist, under `IAM_GROUP_PATH`), the role simulation (SimulatePrincipalPolicy, for every
+//! function's deployed role), and the canary: one temporary, clearly named user created under the path with
 //! the boundary and the tags, put in a mapped group, locked down as a leaver is, then deleted
 //! (even after a failure).
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::port::{IamNewUser, IamUsers};
 use crate::settings::Settings;
 use crate::target::{IAM_TARGET, TAG_MANAGED_BY, TAG_STATUS};
-use jml_core::doctor::{Canary, Check, expect};
+use jml_core::doctor::{Canary, Check, Probe, Simulated, expect, probe_batches};
 
 /// The canary user's name prefix.
 pub const CANARY_PREFIX: &str = "jml-doctor-canary-";
@@ -38,7 +39,124 @@ pub async fn preflight(iam: &dyn IamUsers, settings: &Settings) -> Vec<Check> {
         (None, false) => Err(format!("missing: {} (IAM_GROUP_MAP)", missing.join(", "))),
     };
     out.push(Check::of(scope, "IAM group map groups exist (GetGroup)", result));
+    out.push(group_paths(iam, settings).await);
     out
+}
+
+/// Every mapped group is under `IAM_GROUP_PATH`: the role grants AddUserToGroup there only, so
+/// a group elsewhere would be AccessDenied on every joiner (and retried into the DLQ).
+async fn group_paths(iam: &dyn IamUsers, settings: &Settings) -> Check {
+    let name = format!("IAM group map groups are under IAM_GROUP_PATH {} (GetGroup)", settings.group_path);
+    let mut outside = Vec::new();
+    let mut unknown = 0;
+    for g in settings.groups.managed() {
+        match iam.group_path(&g).await {
+            Ok(Some(path)) if !path.starts_with(&settings.group_path) => outside.push(format!("{g} ({path})")),
+            Ok(Some(_)) => {}
+            Ok(None) => unknown += 1,
+            Err(e) => return Check::of(IAM_TARGET, name, Err(e.to_string())),
+        }
+    }
+    let managed = settings.groups.managed().len();
+    if !outside.is_empty() {
+        return Check::of(
+            IAM_TARGET,
+            name,
+            Err(format!(
+                "outside the path, AddUserToGroup would be AccessDenied: {} (move them with UpdateGroup --new-path, or set IamGroupPath)",
+                outside.join(", ")
+            )),
+        );
+    }
+    if unknown == managed && managed > 0 {
+        return Check::skip(IAM_TARGET, name, "no group path known (missing groups, or a backend without paths)");
+    }
+    Check::of(IAM_TARGET, name, Ok(format!("{} group(s) under it", managed - unknown)))
+}
+
+/// What `jml doctor` asks the IAM policy simulator about iam-sync's deployed role: every IAM
+/// action of its operations on a user under `IAM_PATH_PREFIX` (CreateUser and
+/// PutUserPermissionsBoundary carrying the boundary, as the function sends them), AddUserToGroup
+/// on each mapped group under `IAM_GROUP_PATH`, RemoveUserFromGroup on a group outside it (a
+/// leaver leaves every group).
+pub fn role_probes(settings: &Settings, partition: &str, account: &str) -> Vec<Probe> {
+    use crate::port::op;
+    let user = format!("arn:{partition}:iam::{account}:user{}doctor-probe/jml-doctor-probe", settings.path_prefix);
+    let group = |path: &str, name: &str| format!("arn:{partition}:iam::{account}:group{path}{name}");
+    let mut out = Vec::new();
+    for o in crate::port::OPERATIONS {
+        let action = format!("iam:{}", o.api_name());
+        let probe = if *o == op::ADD_USER_TO_GROUP {
+            let mut groups = settings.groups.managed().into_iter().collect::<Vec<_>>();
+            if groups.is_empty() {
+                groups.push("jml-doctor-probe".to_string());
+            }
+            out.extend(groups.iter().map(|g| Probe::new(&action, group(&settings.group_path, g))));
+            continue;
+        } else if *o == op::REMOVE_USER_FROM_GROUP {
+            Probe::new(action, group("/", "jml-doctor-probe-any-group"))
+        } else if *o == op::CREATE_USER || *o == op::PUT_USER_PERMISSIONS_BOUNDARY {
+            Probe::new(action, &user).with("iam:PermissionsBoundary", &settings.permissions_boundary)
+        } else {
+            Probe::new(action, &user)
+        };
+        out.push(probe);
+    }
+    out
+}
+
+/// Asks the IAM policy simulator (SimulatePrincipalPolicy: read-only, it evaluates the role's
+/// identity policies and permissions boundary) for each probe's decision: one request per
+/// resource and context, every page.
+pub async fn simulate_role(
+    client: &aws_sdk_iam::Client,
+    role_arn: &str,
+    probes: &[Probe],
+) -> Result<Vec<Simulated>, String> {
+    use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
+    let mut out = Vec::new();
+    for (resource, context, actions) in probe_batches(probes) {
+        let entries = context
+            .iter()
+            .map(|(k, v)| {
+                ContextEntry::builder()
+                    .context_key_name(k)
+                    .context_key_type(ContextKeyTypeEnum::String)
+                    .context_key_values(v)
+                    .build()
+            })
+            .collect::<Vec<_>>();
+        let mut marker: Option<String> = None;
+        loop {
+            let res = client
+                .simulate_principal_policy()
+                .policy_source_arn(role_arn)
+                .set_action_names(Some(actions.clone()))
+                .resource_arns(&resource)
+                .set_context_entries((!entries.is_empty()).then(|| entries.clone()))
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| format!("SimulatePrincipalPolicy: {}", aws_sdk_iam::error::DisplayErrorContext(&e)))?;
+            for r in res.evaluation_results() {
+                // The decision on the resource asked about (the top-level one spans them all).
+                let decision = r
+                    .resource_specific_results()
+                    .iter()
+                    .find(|x| x.eval_resource_name() == resource)
+                    .map_or(r.eval_decision(), |x| x.eval_resource_decision());
+                out.push(Simulated {
+                    probe: Probe { action: r.eval_action_name().to_string(), resource: resource.clone(), context: context.clone() },
+                    decision: decision.as_str().to_string(),
+                });
+            }
+            match (res.is_truncated(), res.marker()) {
+                (true, Some(m)) => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// CreateUser (path, boundary, tags), AddUserToGroup, the leaver's lock-down (tag disabled,

@@ -108,6 +108,12 @@ pub trait IamUsers: Send + Sync {
     async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError>;
     /// GetGroup (one page): whether the group exists.
     async fn group_exists(&self, group: &str) -> Result<bool, ServiceError>;
+    /// GetGroup (one page): the group's IAM path (`jml doctor`: AddUserToGroup is granted under
+    /// `IAM_GROUP_PATH` only). `Ok(None)`: no such group, or a backend that models no group
+    /// paths (the simulator), which the doctor reports as not checked.
+    async fn group_path(&self, _group: &str) -> Result<Option<String>, ServiceError> {
+        Ok(None)
+    }
 }
 
 /// The operations of this target's service, and the core's (queues, ledger).
@@ -138,4 +144,43 @@ pub mod op {
     pub const UPDATE_SERVICE_SPECIFIC_CREDENTIAL: Op = Op::write("iam", "UpdateServiceSpecificCredential");
     pub const LIST_SIGNING_CERTIFICATES: Op = Op::read("iam", "ListSigningCertificates");
     pub const UPDATE_SIGNING_CERTIFICATE: Op = Op::write("iam", "UpdateSigningCertificate");
+}
+
+/// What iam-sync's event path sends to IAM (the core's ledger and DLQ calls are
+/// `op::TARGET_FUNCTION`), the leaver's read-back (GetLoginProfile) included: its role in
+/// template.yaml grants exactly these (`jml operations`, scripts/test_template.py), and `jml
+/// doctor` simulates its deployed role against them.
+pub const OPERATIONS: &[Op] = &[
+    op::GET_USER,
+    op::CREATE_USER,
+    op::UPDATE_USER,
+    op::PUT_USER_PERMISSIONS_BOUNDARY,
+    op::TAG_USER,
+    op::UNTAG_USER,
+    op::LIST_GROUPS_FOR_USER,
+    op::ADD_USER_TO_GROUP,
+    op::REMOVE_USER_FROM_GROUP,
+    op::DELETE_LOGIN_PROFILE,
+    op::GET_LOGIN_PROFILE,
+    op::LIST_ACCESS_KEYS,
+    op::UPDATE_ACCESS_KEY,
+    op::LIST_SSH_PUBLIC_KEYS,
+    op::UPDATE_SSH_PUBLIC_KEY,
+    op::LIST_SERVICE_SPECIFIC_CREDENTIALS,
+    op::UPDATE_SERVICE_SPECIFIC_CREDENTIAL,
+    op::LIST_SIGNING_CERTIFICATES,
+    op::UPDATE_SIGNING_CERTIFICATE,
+];
+
+/// What the reconcile function reads of IAM (one listing).
+pub const RECONCILE_OPERATIONS: &[Op] = &[op::GET_ACCOUNT_AUTHORIZATION_DETAILS];
+
+/// Sent only by `jml doctor` with the operator's credentials (the canary's cleanup, the
+/// preflight's boundary and group checks): in no function's role.
+pub const DOCTOR_OPERATIONS: &[Op] = &[op::DELETE_USER, op::GET_POLICY, op::GET_GROUP];
+
+/// Everything the function sends on an event's path: its service's `OPERATIONS` and the core's
+/// (`op::TARGET_FUNCTION`: ledger and DLQ).
+pub fn function_operations() -> Vec<Op> {
+    [OPERATIONS, op::TARGET_FUNCTION].concat()
 }

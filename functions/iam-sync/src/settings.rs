@@ -18,6 +18,11 @@ pub struct Settings {
     pub groups: GroupMap,
     /// `IAM_PATH_PREFIX`: the path under which users are created (default `/jml/`).
     pub path_prefix: String,
+    /// `IAM_GROUP_PATH`: the IAM path of the groups jml-sync may add users to (default `/jml/`).
+    /// The function's role grants AddUserToGroup on `group<path>*` only, so that it cannot put
+    /// anyone in an administrators' group; a mapped group elsewhere is AccessDenied on joiners
+    /// (`jml doctor` reports it). Leaving a group is allowed on any group.
+    pub group_path: String,
     /// `IAM_PERMISSIONS_BOUNDARY`: the managed policy ARN every user gets as its permissions
     /// boundary. Always required (a demo one on the memory backend).
     pub permissions_boundary: String,
@@ -36,6 +41,8 @@ impl Settings {
         };
         let path_prefix = config.var("IAM_PATH_PREFIX").unwrap_or_else(|| "/jml/".to_string());
         check_path(&path_prefix).map_err(|rule| err("IAM_PATH_PREFIX", rule))?;
+        let group_path = config.var("IAM_GROUP_PATH").unwrap_or_else(|| "/jml/".to_string());
+        check_path(&group_path).map_err(|rule| err("IAM_GROUP_PATH", rule))?;
         let boundary = config
             .var("IAM_PERMISSIONS_BOUNDARY")
             .or_else(|| config.memory().then(|| crate::sim::DEMO_BOUNDARY.to_string()));
@@ -51,7 +58,7 @@ impl Settings {
                 "must be a managed policy ARN, arn:aws:iam::<account>:policy/<name> (arnType, 20 to 2048)",
             ));
         }
-        Ok(Self { groups, path_prefix, permissions_boundary })
+        Ok(Self { groups, path_prefix, group_path, permissions_boundary })
     }
 }
 
@@ -76,6 +83,11 @@ mod tests {
         assert_eq!(settings(&[common[0], common[1], bad]).unwrap_err().var, "IAM_PERMISSIONS_BOUNDARY");
         let path = ("IAM_PATH_PREFIX", "jml");
         assert_eq!(settings(&[common[0], common[1], boundary, path]).unwrap_err().var, "IAM_PATH_PREFIX");
+        let group_path = ("IAM_GROUP_PATH", "jml/");
+        assert_eq!(settings(&[common[0], common[1], boundary, group_path]).unwrap_err().var, "IAM_GROUP_PATH");
+        let group_path = ("IAM_GROUP_PATH", "/corp/jml/");
+        assert_eq!(settings(&[common[0], common[1], boundary, group_path]).unwrap().group_path, "/corp/jml/");
+        assert_eq!(settings(&[common[0], common[1], boundary]).unwrap().group_path, "/jml/", "the default");
         let map = ("IAM_GROUP_MAP", "[1]");
         assert_eq!(settings(&[common[0], common[1], boundary, map]).unwrap_err().var, "IAM_GROUP_MAP");
         let demo = settings(&[("JML_BACKEND", "memory")]).unwrap();

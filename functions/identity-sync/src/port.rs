@@ -147,3 +147,33 @@ pub mod op {
     pub const LIST_GROUPS: Op = Op::read("identitystore", "ListGroups");
     pub const LIST_GROUP_MEMBERSHIPS: Op = Op::read("identitystore", "ListGroupMemberships");
 }
+
+/// What identity-sync's event path sends to the Identity Store (the core's ledger and DLQ calls
+/// are `op::TARGET_FUNCTION`): its role in template.yaml grants exactly these (`jml operations`,
+/// scripts/test_template.py), and `jml doctor` simulates its deployed role against them.
+pub const OPERATIONS: &[Op] = &[
+    op::GET_USER_ID_BY_USER_NAME,
+    op::GET_USER_ID_BY_EXTERNAL_ID,
+    op::LIST_USERS,
+    op::DESCRIBE_USER,
+    op::CREATE_USER,
+    op::UPDATE_USER,
+    op::GET_GROUP_ID,
+    op::DESCRIBE_GROUP,
+    op::LIST_GROUP_MEMBERSHIPS_FOR_MEMBER,
+    op::CREATE_GROUP_MEMBERSHIP,
+    op::DELETE_GROUP_MEMBERSHIP,
+];
+
+/// What the reconcile function reads of the Identity Store (list calls only).
+pub const RECONCILE_OPERATIONS: &[Op] = &[op::LIST_USERS, op::LIST_GROUPS, op::LIST_GROUP_MEMBERSHIPS];
+
+/// Sent only by `jml doctor` with the operator's credentials (the canary's cleanup, the
+/// preflight's group listing): in no function's role.
+pub const DOCTOR_OPERATIONS: &[Op] = &[op::DELETE_USER, op::LIST_GROUPS];
+
+/// Everything the function sends on an event's path: its service's `OPERATIONS` and the core's
+/// (`op::TARGET_FUNCTION`: ledger and DLQ).
+pub fn function_operations() -> Vec<Op> {
+    [OPERATIONS, op::TARGET_FUNCTION].concat()
+}

@@ -34,6 +34,32 @@ use serde_json::{Value, json};
 pub mod settings;
 pub use settings::Settings;
 
+/// S3 GetObject of the HR snapshot.
+pub const GET_SNAPSHOT: jml_core::ports::Op = jml_core::ports::Op::read("s3", "GetObject");
+
+/// What the reconcile function sends: the snapshot, the ledger's Scan, every target's list
+/// calls, the corrections (SendMessageBatch to the inbound queue) and the clearing of its own
+/// DLQ. Its role in template.yaml grants exactly these (`jml operations`).
+pub fn operations() -> Vec<jml_core::ports::Op> {
+    use jml_core::ports::op;
+    let own = [
+        GET_SNAPSHOT,
+        op::LEDGER_SCAN,
+        op::SEND_MESSAGE_BATCH,
+        op::RECEIVE_MESSAGE,
+        op::DELETE_MESSAGE,
+        op::CHANGE_MESSAGE_VISIBILITY,
+    ];
+    [
+        &own[..],
+        identity_sync::port::RECONCILE_OPERATIONS,
+        subscription_sync::port::RECONCILE_OPERATIONS,
+        appstream_sync::port::RECONCILE_OPERATIONS,
+        iam_sync::port::RECONCILE_OPERATIONS,
+    ]
+    .concat()
+}
+
 /// Every target, by its `--targets` / `RECONCILE_TARGETS` name.
 pub const ALL_TARGETS: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
 

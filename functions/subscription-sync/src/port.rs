@@ -62,3 +62,29 @@ pub mod op {
     pub const ASSOCIATE_USER: Op = Op::write("license-manager-user-subscriptions", "AssociateUser");
     pub const DISASSOCIATE_USER: Op = Op::write("license-manager-user-subscriptions", "DisassociateUser");
 }
+
+/// What subscription-sync's event path sends to License Manager user subscriptions (the core's
+/// ledger and DLQ calls are `op::TARGET_FUNCTION`): its role in template.yaml grants exactly
+/// these (`jml operations`, scripts/test_template.py); `jml doctor` simulates its deployed role.
+pub const OPERATIONS: &[Op] = &[
+    op::LIST_INSTANCES,
+    op::LIST_USER_ASSOCIATIONS,
+    op::LIST_PRODUCT_SUBSCRIPTIONS,
+    op::START_PRODUCT_SUBSCRIPTION,
+    op::STOP_PRODUCT_SUBSCRIPTION,
+    op::ASSOCIATE_USER,
+    op::DISASSOCIATE_USER,
+];
+
+/// What the reconcile function reads of user subscriptions (list calls only).
+pub const RECONCILE_OPERATIONS: &[Op] =
+    &[op::LIST_INSTANCES, op::LIST_USER_ASSOCIATIONS, op::LIST_PRODUCT_SUBSCRIPTIONS];
+
+/// Sent only by `jml doctor` with the operator's credentials: none beyond the function's.
+pub const DOCTOR_OPERATIONS: &[Op] = &[];
+
+/// Everything the function sends on an event's path: its service's `OPERATIONS` and the core's
+/// (`op::TARGET_FUNCTION`: ledger and DLQ).
+pub fn function_operations() -> Vec<Op> {
+    [OPERATIONS, op::TARGET_FUNCTION].concat()
+}

@@ -1,8 +1,11 @@
 //! `jml doctor`'s plain data: a check's verdict and the table it prints, and the canary's step
 //! runner. The checks themselves live with what they check (each target's slice, the AWS
-//! plumbing); this module names no target and no service.
+//! plumbing); this module names no target (the IAM action names of operations are the services' own).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+
+use crate::ports::Op;
 
 /// A check's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +138,93 @@ pub fn expect(cond: bool, reason: impl FnOnce() -> String) -> Result<(), String>
     if cond { Ok(()) } else { Err(reason()) }
 }
 
+/// The IAM actions that authorise one operation (`service:Operation`, the service prefix being
+/// the `Op`'s service), with the two exceptions the services document: a TransactWriteItems is
+/// authorised item by item (the ledger's transactions hold Puts, Updates and ConditionChecks),
+/// and SendMessageBatch is authorised as SendMessage.
+pub fn iam_actions(op: Op) -> Vec<String> {
+    match (op.service, op.api) {
+        ("dynamodb", "TransactWriteItems") => {
+            ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"].map(String::from).to_vec()
+        }
+        ("sqs", "SendMessageBatch") => vec!["sqs:SendMessage".to_string()],
+        (service, api) => vec![format!("{service}:{api}")],
+    }
+}
+
+/// Every IAM action a list of operations needs, once each, sorted.
+pub fn required_actions(ops: &[Op]) -> Vec<String> {
+    ops.iter().flat_map(|op| iam_actions(*op)).collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// One question to the IAM policy simulator: may the role send `action` on `resource` (an ARN,
+/// or `*` for actions without resource-level permissions), with these condition keys?
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Probe {
+    pub action: String,
+    pub resource: String,
+    /// Condition keys and values the call carries (e.g. `iam:PermissionsBoundary`).
+    pub context: Vec<(String, String)>,
+}
+
+impl Probe {
+    pub fn new(action: impl Into<String>, resource: impl Into<String>) -> Self {
+        Self { action: action.into(), resource: resource.into(), context: Vec::new() }
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.context.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// The simulator's answer for one probe: `allowed`, `implicitDeny` or `explicitDeny`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Simulated {
+    pub probe: Probe,
+    pub decision: String,
+}
+
+/// The probes as the simulator takes them: one request per resource and context (each request
+/// evaluates every action it names on its one resource), in a stable order.
+pub fn probe_batches(probes: &[Probe]) -> Vec<(String, Vec<(String, String)>, Vec<String>)> {
+    let mut by: BTreeMap<(String, Vec<(String, String)>), BTreeSet<String>> = BTreeMap::new();
+    for p in probes {
+        by.entry((p.resource.clone(), p.context.clone())).or_default().insert(p.action.clone());
+    }
+    by.into_iter().map(|((resource, context), actions)| (resource, context, actions.into_iter().collect())).collect()
+}
+
+/// The doctor's verdict on one function's deployed role: one failure per probe the simulator did
+/// not allow (naming the function, the action and the resource), or one pass; a simulation that
+/// could not run fails as a whole. A probe with no answer fails too: silence is not a grant.
+pub fn role_checks(function: &str, role_arn: &str, probes: &[Probe], answers: Result<Vec<Simulated>, String>) -> Vec<Check> {
+    let name = "role allows what the function sends (SimulatePrincipalPolicy)";
+    let answers = match answers {
+        Ok(a) => a,
+        Err(e) => return vec![Check::of(function, name, Err(format!("{role_arn}: {e}")))],
+    };
+    let mut out = Vec::new();
+    for p in probes {
+        let decision = answers
+            .iter()
+            .find(|a| a.probe.action == p.action && a.probe.resource == p.resource && a.probe.context == p.context)
+            .map_or("no answer", |a| a.decision.as_str());
+        if decision != "allowed" {
+            out.push(Check::of(
+                function,
+                format!("role denies {}", p.action),
+                Err(format!("{} on {}: {decision} ({role_arn})", p.action, p.resource)),
+            ));
+        }
+    }
+    if out.is_empty() {
+        let actions = probes.iter().map(|p| p.action.as_str()).collect::<BTreeSet<_>>().len();
+        out.push(Check::of(function, name, Ok(format!("all {actions} action(s) allowed for {role_arn}"))));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +271,90 @@ mod tests {
             ]
         );
         assert_eq!(print_table("t", &c.checks), 1);
+    }
+
+    #[test]
+    fn an_operation_needs_its_own_action_but_a_transaction_and_a_batch_as_documented() {
+        use crate::ports::op;
+        assert_eq!(iam_actions(op::LEDGER_READ), vec!["dynamodb:GetItem"]);
+        assert_eq!(iam_actions(Op::read("iam", "GetLoginProfile")), vec!["iam:GetLoginProfile"]);
+        // Two labels of one operation are one action.
+        let by_name = Op::read("identitystore", "GetUserId").labelled("GetUserId(userName)");
+        let by_id = Op::read("identitystore", "GetUserId").labelled("GetUserId(ExternalId)");
+        assert_eq!(required_actions(&[by_name, by_id]), vec!["identitystore:GetUserId"]);
+        assert_eq!(
+            iam_actions(op::LEDGER_WRITE),
+            vec!["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+        );
+        assert_eq!(iam_actions(op::SEND_MESSAGE_BATCH), vec!["sqs:SendMessage"]);
+        for o in op::TARGET_FUNCTION {
+            assert!(iam_actions(*o).iter().all(|a| !a.contains("Transact") && !a.ends_with("Batch")), "{o}");
+        }
+    }
+
+    fn probe() -> impl proptest::strategy::Strategy<Value = Probe> {
+        use proptest::prelude::*;
+        (0..4usize, 0..3usize, proptest::option::of(0..2usize)).prop_map(|(a, r, c)| {
+            let p = Probe::new(format!("svc:Action{a}"), format!("arn:aws:svc:::res/{r}"));
+            match c {
+                Some(c) => p.with("svc:Key", &format!("v{c}")),
+                None => p,
+            }
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("JML_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// Each probe is asked exactly once, in the one request of its resource and context.
+        #[test]
+        fn every_probe_is_asked_once_in_the_request_of_its_resource_and_context(
+            probes in proptest::collection::vec(probe(), 0..20),
+        ) {
+            let batches = probe_batches(&probes);
+            let asked: Vec<Probe> = batches
+                .iter()
+                .flat_map(|(r, c, actions)| actions.iter().map(|a| Probe { action: a.clone(), resource: r.clone(), context: c.clone() }))
+                .collect();
+            let unique: BTreeSet<Probe> = probes.iter().cloned().collect();
+            proptest::prop_assert_eq!(asked.len(), unique.len());
+            proptest::prop_assert_eq!(asked.into_iter().collect::<BTreeSet<_>>(), unique);
+            let keys: BTreeSet<_> = batches.iter().map(|(r, c, _)| (r.clone(), c.clone())).collect();
+            proptest::prop_assert_eq!(keys.len(), batches.len());
+        }
+
+        /// The role check fails exactly the probes the simulator did not answer `allowed` (an
+        /// unanswered probe included), each naming its action and resource; none: one pass.
+        #[test]
+        fn the_role_check_fails_exactly_the_probes_not_allowed(
+            probes in proptest::collection::btree_set(probe(), 1..12),
+            decisions in proptest::collection::vec(0..4usize, 12),
+        ) {
+            let probes: Vec<Probe> = probes.into_iter().collect();
+            let answers: Vec<Simulated> = probes
+                .iter()
+                .zip(&decisions)
+                .filter(|(_, d)| **d != 3)
+                .map(|(p, d)| Simulated { probe: p.clone(), decision: ["allowed", "implicitDeny", "explicitDeny"][*d].to_string() })
+                .collect();
+            let denied: Vec<&Probe> = probes.iter().zip(&decisions).filter(|(_, d)| **d != 0).map(|(p, _)| p).collect();
+            let checks = role_checks("fn", "arn:aws:iam::123456789012:role/r", &probes, Ok(answers));
+            let failed: Vec<&Check> = checks.iter().filter(|c| c.status == Status::Fail).collect();
+            proptest::prop_assert_eq!(failed.len(), denied.len());
+            for (c, p) in failed.iter().zip(&denied) {
+                proptest::prop_assert!(c.scope == "fn" && c.detail.contains(&p.action) && c.detail.contains(&p.resource));
+            }
+            proptest::prop_assert_eq!(checks.len(), denied.len().max(1));
+        }
+    }
+
+    #[test]
+    fn a_simulation_that_cannot_run_fails_the_function() {
+        let checks = role_checks("fn", "arn", &[Probe::new("a:B", "*")], Err("AccessDenied".into()));
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].status, Status::Fail);
+        assert!(checks[0].detail.contains("AccessDenied"));
     }
 }

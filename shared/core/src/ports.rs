@@ -62,8 +62,23 @@ pub mod op {
     use super::Op;
 
     pub const SEND_MESSAGE: Op = Op::write("sqs", "SendMessage");
+    pub const SEND_MESSAGE_BATCH: Op = Op::write("sqs", "SendMessageBatch");
+    pub const RECEIVE_MESSAGE: Op = Op::read("sqs", "ReceiveMessage");
+    pub const DELETE_MESSAGE: Op = Op::write("sqs", "DeleteMessage");
+    pub const CHANGE_MESSAGE_VISIBILITY: Op = Op::write("sqs", "ChangeMessageVisibility");
     pub const LEDGER_READ: Op = Op::read("dynamodb", "GetItem");
     pub const LEDGER_WRITE: Op = Op::write("dynamodb", "TransactWriteItems");
+    pub const LEDGER_PUT: Op = Op::write("dynamodb", "PutItem");
+    pub const LEDGER_UPDATE: Op = Op::write("dynamodb", "UpdateItem");
+    pub const LEDGER_SCAN: Op = Op::read("dynamodb", "Scan");
+    /// Operator-only (`jml audit`, `jml release-held`), never a function's.
+    pub const LEDGER_QUERY: Op = Op::read("dynamodb", "Query");
+    pub const LEDGER_DELETE: Op = Op::write("dynamodb", "DeleteItem");
+
+    /// What every target function sends besides its service: the ledger's calls on an event's
+    /// path (person record, lease, claims, inventory, breaker) and parking in its DLQ. The
+    /// ledger's Query and DeleteItem are the operator's (`jml audit`, `jml release-held`).
+    pub const TARGET_FUNCTION: &[Op] = &[SEND_MESSAGE, LEDGER_READ, LEDGER_WRITE, LEDGER_PUT, LEDGER_UPDATE];
 }
 
 /// Why a ConflictException was raised (`ConflictExceptionReason`).
