@@ -26,7 +26,8 @@ policy = iam.create_policy(
     PolicyName="jml-doctor-boundary",
     PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}',
 )["Policy"]["Arn"]
-iam.create_group(GroupName="doctor-all-staff")
+# Under IAM_GROUP_PATH (default /jml/): the role joins only groups there, the preflight checks it.
+iam.create_group(GroupName="doctor-all-staff", Path="/jml/")
 env = {
     "AWS_ENDPOINT_URL": endpoint,
     "AWS_ACCESS_KEY_ID": "testing",

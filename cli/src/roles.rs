@@ -81,8 +81,9 @@ pub fn probes(function: &str, cfg: &Config, partition: &str, region: &str, accou
     let env = |k: &str| cfg.var(k).filter(|v| !v.is_empty());
     let table = cfg.ledger_table.as_deref().map(|t| format!("arn:{partition}:dynamodb:{region}:{account}:table/{t}"));
     let store = env("IDENTITY_STORE_ID").map(|s| format!("arn:{partition}:identitystore::{account}:identitystore/{s}"));
-    let snapshot = env("SNAPSHOT_BUCKET")
-        .map(|b| format!("arn:{partition}:s3:::{b}/{}", env("SNAPSHOT_KEY").unwrap_or_else(|| "hr/snapshot.jsonl".into())));
+    let snapshot = env("SNAPSHOT_BUCKET").map(|b| {
+        format!("arn:{partition}:s3:::{b}/{}", env("SNAPSHOT_KEY").unwrap_or_else(|| "hr/snapshot.jsonl".into()))
+    });
     let iam = (function == "iam-sync").then(|| iam_sync::Settings::from_config(cfg).ok()).flatten();
     let mut out = Vec::new();
     for action in required_actions(&ops) {
@@ -95,7 +96,10 @@ pub fn probes(function: &str, cfg: &Config, partition: &str, region: &str, accou
                 out.extend(cfg.target_queues.iter().map(|q| Probe::new(&action, queue_arn(&q.queue_url, partition))));
             }
             "appstream" if action.contains("UserStack") => {
-                out.push(Probe::new(&action, format!("arn:{partition}:appstream:{region}:{account}:stack/jml-doctor-probe")));
+                out.push(Probe::new(
+                    &action,
+                    format!("arn:{partition}:appstream:{region}:{account}:stack/jml-doctor-probe"),
+                ));
             }
             "iam" if iam.is_some() => {}
             _ => out.push(Probe::new(&action, any())),

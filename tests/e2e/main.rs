@@ -17,6 +17,7 @@ mod moto;
 mod moto_doctor;
 mod moto_iam;
 mod moto_reconcile;
+mod operations;
 mod properties;
 mod reconcile;
 mod samples;

@@ -72,12 +72,14 @@ async fn moto_doctor_iam_preflight_fails_on_a_missing_boundary_and_the_canary_cl
     let log = jml_aws::RequestLog::default();
     let sdk = sdk(&log).await;
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let _ = iam.create_group().group_name("doctor-staff").send().await;
+    // Under IAM_GROUP_PATH (default /jml/): the preflight checks every mapped group is.
+    let _ = iam.create_group().group_name("doctor-staff").path("/jml/").send().await;
+    let _ = iam.create_group().group_name("doctor-root").send().await;
     let missing = config(vec![
         ("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq".into()),
         ("LEDGER_TABLE", "ledger".into()),
         ("IAM_PERMISSIONS_BOUNDARY", "arn:aws:iam::123456789012:policy/jml-doctor-no-such-policy".into()),
-        ("IAM_GROUP_MAP", r#"{"staff": ["doctor-staff", "doctor-ghost"]}"#.into()),
+        ("IAM_GROUP_MAP", r#"{"staff": ["doctor-staff", "doctor-ghost"], "ops": ["doctor-root"]}"#.into()),
     ]);
     let settings = iam_sync::Settings::from_config(&missing).unwrap();
     let service = iam_sync::service(&sdk);
@@ -87,6 +89,10 @@ async fn moto_doctor_iam_preflight_fails_on_a_missing_boundary_and_the_canary_cl
     let groups = by("IAM group map");
     assert_eq!(groups.status, Status::Fail);
     assert!(groups.detail.contains("doctor-ghost") && !groups.detail.contains("doctor-staff"), "{}", groups.detail);
+    // A mapped group outside IAM_GROUP_PATH: joiners would be AccessDenied under the role.
+    let path = by("IAM group map groups are under");
+    assert_eq!(path.status, Status::Fail, "{pre:?}");
+    assert!(path.detail.contains("doctor-root (/)") && !path.detail.contains("doctor-staff"), "{}", path.detail);
     // With the policy and groups in place: everything passes, and the canary leaves nothing.
     let policy = iam
         .create_policy()

@@ -146,7 +146,11 @@ pub async fn simulate_role(
                     .find(|x| x.eval_resource_name() == resource)
                     .map_or(r.eval_decision(), |x| x.eval_resource_decision());
                 out.push(Simulated {
-                    probe: Probe { action: r.eval_action_name().to_string(), resource: resource.clone(), context: context.clone() },
+                    probe: Probe {
+                        action: r.eval_action_name().to_string(),
+                        resource: resource.clone(),
+                        context: context.clone(),
+                    },
                     decision: decision.as_str().to_string(),
                 });
             }

@@ -88,7 +88,11 @@ fn decide(role: &[Grant], input: &SimulatePrincipalPolicyInput) -> SimulatePrinc
             let allowed = role.iter().any(|(a, prefix, needs_boundary)| {
                 format!("iam:{a}") == *action && resource.starts_with(prefix) && (!needs_boundary || boundary)
             });
-            let decision = if allowed { PolicyEvaluationDecisionType::Allowed } else { PolicyEvaluationDecisionType::ImplicitDeny };
+            let decision = if allowed {
+                PolicyEvaluationDecisionType::Allowed
+            } else {
+                PolicyEvaluationDecisionType::ImplicitDeny
+            };
             EvaluationResult::builder()
                 .eval_action_name(action)
                 .eval_resource_name("arn:${Partition}:iam::${Account}:user/${UserNameWithPath}")
@@ -163,8 +167,7 @@ async fn a_group_path_outside_the_role_scope_is_denied_on_joins_only() {
     let probes = role_probes(&s, "aws", "123456789012");
     let (client, _) = simulator(template_role());
     let checks = role_checks("iam-sync", ROLE, &probes, simulate_role(&client, ROLE, &probes).await);
-    let failed: Vec<&str> =
-        checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.detail.as_str()).collect();
+    let failed: Vec<&str> = checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.detail.as_str()).collect();
     assert_eq!(failed.len(), 2, "{failed:#?}");
     assert!(failed.iter().all(|d| d.starts_with("iam:AddUserToGroup on arn:aws:iam::123456789012:group/")));
     assert!(failed.iter().any(|d| d.contains("group/engineers")) && failed.iter().any(|d| d.contains("group/finance")));
@@ -184,7 +187,11 @@ async fn a_simulator_error_fails_the_function_as_a_whole() {
     let checks = role_checks("iam-sync", ROLE, &probes, simulate_role(&client, ROLE, &probes).await);
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0].status, Status::Fail);
-    assert!(checks[0].detail.contains(ROLE) && checks[0].detail.contains("SimulatePrincipalPolicy"), "{}", checks[0].detail);
+    assert!(
+        checks[0].detail.contains(ROLE) && checks[0].detail.contains("SimulatePrincipalPolicy"),
+        "{}",
+        checks[0].detail
+    );
 }
 
 fn group(name: &str, path: &str) -> GetGroupOutput {
@@ -212,8 +219,9 @@ async fn the_preflight_names_a_mapped_group_outside_the_group_path() {
     let engineers = mock!(Client::get_group)
         .match_requests(|r| r.group_name() == Some("engineers"))
         .then_output(|| group("engineers", "/jml/"));
-    let finance =
-        mock!(Client::get_group).match_requests(|r| r.group_name() == Some("finance")).then_output(|| group("finance", "/"));
+    let finance = mock!(Client::get_group)
+        .match_requests(|r| r.group_name() == Some("finance"))
+        .then_output(|| group("finance", "/"));
     let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&policy, &engineers, &finance]);
     let checks = preflight(&AwsIam::new(client), &settings("/jml/")).await;
     let path = checks.iter().find(|c| c.name.contains("IAM_GROUP_PATH")).unwrap();

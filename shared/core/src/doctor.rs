@@ -198,7 +198,12 @@ pub fn probe_batches(probes: &[Probe]) -> Vec<(String, Vec<(String, String)>, Ve
 /// The doctor's verdict on one function's deployed role: one failure per probe the simulator did
 /// not allow (naming the function, the action and the resource), or one pass; a simulation that
 /// could not run fails as a whole. A probe with no answer fails too: silence is not a grant.
-pub fn role_checks(function: &str, role_arn: &str, probes: &[Probe], answers: Result<Vec<Simulated>, String>) -> Vec<Check> {
+pub fn role_checks(
+    function: &str,
+    role_arn: &str,
+    probes: &[Probe],
+    answers: Result<Vec<Simulated>, String>,
+) -> Vec<Check> {
     let name = "role allows what the function sends (SimulatePrincipalPolicy)";
     let answers = match answers {
         Ok(a) => a,
