@@ -164,7 +164,7 @@ pub struct Probe {
     pub action: String,
     pub resource: String,
     /// Condition keys and values the call carries (e.g. `iam:PermissionsBoundary`).
-    pub context: Vec<(String, String)>,
+    pub context: Context,
 }
 
 impl Probe {
@@ -185,10 +185,16 @@ pub struct Simulated {
     pub decision: String,
 }
 
+/// Condition keys and their values, as a probe carries them.
+pub type Context = Vec<(String, String)>;
+
+/// One simulator request: a resource, the context, every action asked on it.
+pub type Batch = (String, Context, Vec<String>);
+
 /// The probes as the simulator takes them: one request per resource and context (each request
 /// evaluates every action it names on its one resource), in a stable order.
-pub fn probe_batches(probes: &[Probe]) -> Vec<(String, Vec<(String, String)>, Vec<String>)> {
-    let mut by: BTreeMap<(String, Vec<(String, String)>), BTreeSet<String>> = BTreeMap::new();
+pub fn probe_batches(probes: &[Probe]) -> Vec<Batch> {
+    let mut by: BTreeMap<(String, Context), BTreeSet<String>> = BTreeMap::new();
     for p in probes {
         by.entry((p.resource.clone(), p.context.clone())).or_default().insert(p.action.clone());
     }
