@@ -142,6 +142,10 @@ pub fn expect(cond: bool, reason: impl FnOnce() -> String) -> Result<(), String>
 /// the `Op`'s service), with the two exceptions the services document: a TransactWriteItems is
 /// authorised item by item (the ledger's transactions hold Puts, Updates and ConditionChecks),
 /// and SendMessageBatch is authorised as SendMessage.
+/// (DynamoDB Developer Guide, "Using IAM with DynamoDB transactions": Put, Update, Delete and Get
+/// are governed by PutItem, UpdateItem, DeleteItem, GetItem; ConditionCheck by
+/// dynamodb:ConditionCheckItem. SQS API Reference: a batch action's permission is its single
+/// action's.)
 pub fn iam_actions(op: Op) -> Vec<String> {
     match (op.service, op.api) {
         ("dynamodb", "TransactWriteItems") => {
