@@ -16,6 +16,7 @@ use aws_sdk_licensemanagerusersubscriptions::operation::stop_product_subscriptio
 use aws_sdk_licensemanagerusersubscriptions::types::{ActiveDirectoryIdentityProvider, Filter, IdentityProvider};
 
 use crate::port::{ConflictReason, Op, ServiceError, SubscriptionInstance, UserSubscriptions};
+use crate::target::same_ad_user;
 use jml_aws::redact_quoted;
 
 /// Association statuses that hold a seat: the ones known to be active (the service model types
@@ -136,7 +137,9 @@ impl AwsUserSubscriptions {
     }
 
     /// ListUserAssociations on an instance, all pages, filtered to `username` or not:
-    /// (username, status) rows.
+    /// (username, status) rows. A row answers the filter when its user name names the same AD
+    /// user (without case): the service returns the name as it holds it, whatever spelling the
+    /// filter used, and a read-back that dropped another spelling would miss a seat.
     async fn association_rows(
         &self,
         instance_id: &str,
@@ -156,7 +159,7 @@ impl AwsUserSubscriptions {
             out.extend(
                 page.instance_user_summaries()
                     .iter()
-                    .filter(|s| username.is_none_or(|u| s.username() == u))
+                    .filter(|s| username.is_none_or(|u| same_ad_user(s.username(), u)))
                     .map(|s| (s.username().to_string(), s.status().to_string())),
             );
         }
@@ -184,7 +187,7 @@ impl AwsUserSubscriptions {
             out.extend(
                 page.product_user_summaries()
                     .iter()
-                    .filter(|s| username.is_none_or(|u| s.username() == u))
+                    .filter(|s| username.is_none_or(|u| same_ad_user(s.username(), u)))
                     .map(|s| (s.username().to_string(), s.product().to_string(), s.status().to_string())),
             );
         }
@@ -208,9 +211,9 @@ impl UserSubscriptions for AwsUserSubscriptions {
         Ok(out)
     }
 
-    async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError> {
-        let statuses = self.association_statuses(instance_id, username).await?;
-        Ok(statuses.iter().any(|s| HELD_ASSOCIATION.contains(&s.as_str())))
+    async fn associated_as(&self, instance_id: &str, username: &str) -> Result<Vec<String>, ServiceError> {
+        let rows = self.association_rows(instance_id, Some(username)).await?;
+        Ok(rows.into_iter().filter(|(_, s)| HELD_ASSOCIATION.contains(&s.as_str())).map(|(u, _)| u).collect())
     }
 
     async fn association_status(&self, instance_id: &str, username: &str) -> Result<Option<String>, ServiceError> {
@@ -230,9 +233,16 @@ impl UserSubscriptions for AwsUserSubscriptions {
         Ok(rows.into_iter().filter(|(_, _, s)| HELD_PRODUCT.contains(&s.as_str())).map(|(u, p, _)| (u, p)).collect())
     }
 
-    async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {
-        let rows = self.product_rows(username).await?;
-        Ok(rows.into_iter().filter(|(_, status)| HELD_PRODUCT.contains(&status.as_str())).map(|(p, _)| p).collect())
+    async fn products(&self, username: &str) -> Result<Vec<(String, String)>, ServiceError> {
+        let rows = self.subscription_rows(Some(username)).await?;
+        Ok(rows.into_iter().filter(|(_, _, s)| HELD_PRODUCT.contains(&s.as_str())).map(|(u, p, _)| (u, p)).collect())
+    }
+
+    /// The License Manager User Guide ("Get started with user-based subscriptions", step 1):
+    /// "License Manager automatically adds a subscription to Microsoft Remote Desktop Services
+    /// (RDS)" with a Microsoft user-based subscription product.
+    fn adds_rds_with_other_products(&self) -> bool {
+        true
     }
 
     async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError> {

@@ -14,22 +14,31 @@ pub struct SubscriptionInstance {
 
 /// License Manager user-based subscriptions for Active Directory users, as jml-sync uses them.
 /// The adapter holds the identity provider (the Active Directory) and the domain.
+///
+/// User names: Active Directory compares them without case, and the service's documentation
+/// says nothing of how License Manager does; the list calls return each row's user name as the
+/// service holds it. So a filtered read returns every row whose user name equals `username`
+/// without case, with the name as the service spells it (`crate::target::same_ad_user`), and the
+/// caller acts on that exact spelling.
 #[async_trait]
 pub trait UserSubscriptions: Send + Sync {
     /// ListInstances, all pages.
     async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError>;
-    /// ListUserAssociations on one instance, filtered to `username`: is the user associated
-    /// (or being associated) with it?
-    async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError>;
+    /// ListUserAssociations on one instance, filtered to `username`: the user names (as the
+    /// service holds them) associated (or being associated) with it that name this AD user.
+    async fn associated_as(&self, instance_id: &str, username: &str) -> Result<Vec<String>, ServiceError>;
     /// ListUserAssociations on one instance, unfiltered, all pages: every user associated (or
     /// being associated) with it (reconciliation).
     async fn associated_users(&self, instance_id: &str) -> Result<Vec<String>, ServiceError>;
     /// ListProductSubscriptions, every product, unfiltered, all pages: (username, product) of
     /// every subscription active or being activated (reconciliation).
     async fn subscribers(&self) -> Result<Vec<(String, String)>, ServiceError>;
-    /// ListProductSubscriptions filtered to `username`: the products the user holds (active or
-    /// being activated).
-    async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError>;
+    /// ListProductSubscriptions filtered to `username`: (user name as the service holds it,
+    /// product) of every subscription of this AD user active or being activated.
+    async fn products(&self, username: &str) -> Result<Vec<(String, String)>, ServiceError>;
+    /// Whether starting another product also subscribes the user to the Remote Desktop Services
+    /// SAL (`crate::target::RDS_SAL`), as License Manager's documentation says it does.
+    fn adds_rds_with_other_products(&self) -> bool;
     /// StartProductSubscription; one that already exists is success.
     async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError>;
     /// StopProductSubscription; one already stopped is success.

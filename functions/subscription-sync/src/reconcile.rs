@@ -4,7 +4,9 @@
 //!
 //! The accounts are the directory's, not jml-sync's: an AD user name is ours when the ledger's
 //! inventory (the name claim) gives it to a person. Another person's name in the snapshot is a
-//! collision. AD compares names without case: so does the diff.
+//! collision. AD compares names without case: so does ownership. What is held is keyed by the
+//! name exactly as License Manager lists it: a row under another spelling than the snapshot's
+//! (a case-only rename) is a previous AD user name to release, as the converge step does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,11 +20,13 @@ use crate::target::{
     plan_subscriptions,
 };
 
-/// What the list calls read, keyed by the AD user name's claim key (lower case).
+/// What the list calls read, keyed by the user name exactly as the service holds it.
 #[derive(Clone, Debug, Default)]
 pub struct SubscriptionState {
     pub instances: Vec<SubscriptionInstance>,
     pub held: BTreeMap<String, CurrentSubscriptions>,
+    /// License Manager subscribes the RDS SAL with the other products.
+    pub service_adds_rds: bool,
 }
 
 /// Reads every instance's associations and every product subscription.
@@ -30,14 +34,14 @@ pub async fn read(service: &dyn UserSubscriptions) -> Result<SubscriptionState, 
     let instances = service.instances().await?;
     let mut held: BTreeMap<String, CurrentSubscriptions> = BTreeMap::new();
     for (user, product) in service.subscribers().await? {
-        held.entry(claim_key(&user)).or_default().products.insert(product);
+        held.entry(user).or_default().products.insert(product);
     }
     for i in &instances {
         for user in service.associated_users(&i.instance_id).await? {
-            held.entry(claim_key(&user)).or_default().instances.insert(i.instance_id.clone());
+            held.entry(user).or_default().instances.insert(i.instance_id.clone());
         }
     }
-    Ok(SubscriptionState { instances, held })
+    Ok(SubscriptionState { instances, held, service_adds_rds: service.adds_rds_with_other_products() })
 }
 
 /// The subscriptions [`Reconciler`].
@@ -93,14 +97,13 @@ pub fn diff(
         let Some(profile) = event.profile() else { continue };
         let record = known.get(person).and_then(|k| k.record.as_ref());
         let Ok(Some(name)) = directory_user_name(event, record, rule) else { continue };
-        let key = claim_key(name.as_str());
-        let held = state.held.get(&key).unwrap_or(&none);
-        if owner.get(&key).is_some_and(|o| *o != person.as_str()) {
+        let held = state.held.get(name.as_str()).unwrap_or(&none);
+        if owner.get(&claim_key(name.as_str())).is_some_and(|o| *o != person.as_str()) {
             out.push(drift(person, DriftKind::Collision, "the AD user name is another person's (ledger claim)".into()));
             continue;
         }
-        current.insert(key);
-        match plan_subscriptions(Some(&profile.subscriptions), held, &state.instances) {
+        current.insert(name.as_str().to_string());
+        match plan_subscriptions(Some(&profile.subscriptions), held, &state.instances, state.service_adds_rds) {
             Ok(actions) if actions.is_empty() => {}
             Ok(actions) => {
                 let list: Vec<String> = actions.iter().map(|a| a.describe()).collect();
@@ -110,12 +113,10 @@ pub fn diff(
         }
     }
     let mut managed_with_access = BTreeSet::new();
-    for (key, person) in &owner {
-        let Some(held) = state.held.get(key).filter(|h| !h.products.is_empty() || !h.instances.is_empty()) else {
-            continue;
-        };
+    for (name, held) in state.held.iter().filter(|(_, h)| !h.is_empty()) {
+        let Some(person) = owner.get(&claim_key(name)) else { continue };
         managed_with_access.insert(person.to_string());
-        if current.contains(key) {
+        if current.contains(name) {
             continue;
         }
         let employed = snapshot.people.contains_key(*person);

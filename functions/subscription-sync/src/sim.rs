@@ -2,6 +2,13 @@
 //! subscription for a product the instance provides before being associated; a product
 //! subscription cannot be stopped while the user is still associated with an instance that
 //! provides only that product; unknown instances are ResourceNotFound; call counting.
+//!
+//! User names are Active Directory's: case-only variants (`ALovelace`, `alovelace`) name one
+//! user, as AD compares sAMAccountNames. License Manager's documentation does not say how it
+//! compares them, so the simulator offers both readings: by default (one user) a row keeps the
+//! spelling of the call that created it, a write in another spelling acts on that row, and a
+//! filtered list answers every spelling with the row's own; with
+//! [`SimUserSubscriptions::case_sensitive_user_names`] each spelling is a user of its own.
 
 use crate::port::op;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +17,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::port::{Op, ServiceError, SubscriptionInstance, UserSubscriptions};
+use crate::target::same_ad_user;
 use jml_core::sim::{CallCounts, Calls};
 
 /// The instances the sample events use.
@@ -21,6 +29,8 @@ pub const DEMO_INSTANCES: &[(&str, &[&str])] = &[
 
 #[derive(Debug, Default)]
 struct State {
+    /// Each spelling of an AD user name is a License Manager user of its own.
+    case_sensitive: bool,
     /// Starting another product also subscribes the user to the RDS SAL (as License Manager does).
     rds_with_others: bool,
     /// Asynchronous mode: a started product is PENDING, a disassociation DISASSOCIATING, for this
@@ -58,7 +68,13 @@ impl SimUserSubscriptions {
     /// From now on, starting any other product also subscribes the user to the Remote Desktop
     /// Services SAL, as License Manager does.
     pub fn subscribe_rds_with_other_products(&self) {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rds_with_others = true;
+        self.lock().rds_with_others = true;
+    }
+
+    /// From now on, License Manager compares user names with case: `ALovelace` and `alovelace`
+    /// hold rows of their own (the other reading of the undocumented behaviour, see the module).
+    pub fn case_sensitive_user_names(&self) {
+        self.lock().case_sensitive = true;
     }
 
     pub fn demo() -> Self {
@@ -115,21 +131,30 @@ impl SimUserSubscriptions {
         }
     }
 
-    /// (products, instances) the user holds.
+    /// (products, instances) the AD user `username` names holds, under any spelling (AD compares
+    /// names without case, whatever License Manager does), sorted and without repeats.
     pub fn holdings(&self, username: &str) -> (Vec<String>, Vec<String>) {
         let s = self.lock();
-        let p = s.products.iter().filter(|(u, _)| u == username).map(|(_, p)| p.clone()).collect();
-        let i = s.associations.iter().filter(|(u, _)| u == username).map(|(_, i)| i.clone()).collect();
-        (p, i)
+        let of = |rows: &BTreeSet<(String, String)>| -> Vec<String> {
+            let set: BTreeSet<String> =
+                rows.iter().filter(|(u, _)| same_ad_user(u, username)).map(|(_, x)| x.clone()).collect();
+            set.into_iter().collect()
+        };
+        (of(&s.products), of(&s.associations))
     }
 
-    /// Every (user, product) and (user, instance) held: for the CLI's table.
+    /// Every (user, product) and (user, instance) held, by the user name exactly as the service
+    /// holds it: for the CLI's table and the property tests.
     pub fn all_holdings(&self) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
-        let users: BTreeSet<String> = {
-            let s = self.lock();
-            s.products.iter().map(|(u, _)| u.clone()).chain(s.associations.iter().map(|(u, _)| u.clone())).collect()
-        };
-        users.into_iter().map(|u| (u.clone(), self.holdings(&u))).collect()
+        let s = self.lock();
+        let mut out: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        for (u, p) in &s.products {
+            out.entry(u.clone()).or_default().0.push(p.clone());
+        }
+        for (u, i) in &s.associations {
+            out.entry(u.clone()).or_default().1.push(i.clone());
+        }
+        out
     }
 
     fn enter(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, ServiceError> {
@@ -151,6 +176,32 @@ fn invalid(op: Op, m: &str) -> ServiceError {
     ServiceError::Validation { op, message: m.to_string() }
 }
 
+impl State {
+    /// Do two user names name the same License Manager user?
+    fn same(&self, a: &str, b: &str) -> bool {
+        if self.case_sensitive { a == b } else { same_ad_user(a, b) }
+    }
+
+    /// The rows of `rows` (user, item) for this user: the stored user name and the item.
+    fn rows_of<'a>(
+        &'a self,
+        rows: &'a BTreeSet<(String, String)>,
+        username: &'a str,
+    ) -> impl Iterator<Item = &'a (String, String)> + 'a {
+        rows.iter().filter(move |(u, _)| self.same(u, username))
+    }
+
+    /// The key of the user's row for `item` in `rows`, as stored (`None`: no row).
+    fn row(&self, rows: &BTreeSet<(String, String)>, username: &str, item: &str) -> Option<(String, String)> {
+        self.rows_of(rows, username).find(|(_, x)| x == item).cloned()
+    }
+
+    /// The key of the user's entry for `item` in a status map, as stored.
+    fn status_key<V>(&self, map: &BTreeMap<(String, String), V>, username: &str, item: &str) -> Option<(String, String)> {
+        map.keys().find(|(u, x)| self.same(u, username) && x == item).cloned()
+    }
+}
+
 #[async_trait]
 impl UserSubscriptions for SimUserSubscriptions {
     async fn instances(&self) -> Result<Vec<SubscriptionInstance>, ServiceError> {
@@ -159,12 +210,12 @@ impl UserSubscriptions for SimUserSubscriptions {
         Ok(out)
     }
 
-    async fn is_associated(&self, instance_id: &str, username: &str) -> Result<bool, ServiceError> {
+    async fn associated_as(&self, instance_id: &str, username: &str) -> Result<Vec<String>, ServiceError> {
         let s = self.enter(op::LIST_USER_ASSOCIATIONS)?;
         if !s.instances.iter().any(|i| i.instance_id == instance_id) {
             return Err(ServiceError::NotFound { op: op::LIST_USER_ASSOCIATIONS });
         }
-        Ok(s.associations.contains(&(username.to_string(), instance_id.to_string())))
+        Ok(s.rows_of(&s.associations, username).filter(|(_, i)| i == instance_id).map(|(u, _)| u.clone()).collect())
     }
 
     async fn associated_users(&self, instance_id: &str) -> Result<Vec<String>, ServiceError> {
@@ -181,9 +232,13 @@ impl UserSubscriptions for SimUserSubscriptions {
         Ok(out)
     }
 
-    async fn products(&self, username: &str) -> Result<Vec<String>, ServiceError> {
+    async fn products(&self, username: &str) -> Result<Vec<(String, String)>, ServiceError> {
         let s = self.enter(op::LIST_PRODUCT_SUBSCRIPTIONS)?;
-        Ok(s.products.iter().filter(|(u, _)| u == username).map(|(_, p)| p.clone()).collect())
+        Ok(s.rows_of(&s.products, username).cloned().collect())
+    }
+
+    fn adds_rds_with_other_products(&self) -> bool {
+        self.lock().rds_with_others
     }
 
     async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError> {
@@ -192,14 +247,18 @@ impl UserSubscriptions for SimUserSubscriptions {
         if !s.instances.iter().any(|i| i.products.iter().any(|p| p == product)) {
             return Err(invalid(op, "no instance provides this product"));
         }
-        let key = (username.to_string(), product.to_string());
-        if s.settle_reads > 0 && !s.products.contains(&key) {
-            let reads = s.settle_reads;
-            s.pending.insert(key.clone(), reads);
+        // A row this user already holds (in any spelling the service takes for theirs) is kept.
+        if s.row(&s.products, username, product).is_none() {
+            let key = (username.to_string(), product.to_string());
+            if s.settle_reads > 0 {
+                let reads = s.settle_reads;
+                s.pending.insert(key.clone(), reads);
+            }
+            s.products.insert(key);
         }
-        s.products.insert(key);
-        if s.rds_with_others && product != crate::target::RDS_SAL {
-            s.products.insert((username.to_string(), crate::target::RDS_SAL.to_string()));
+        let rds = crate::target::RDS_SAL;
+        if s.rds_with_others && product != rds && s.row(&s.products, username, rds).is_none() {
+            s.products.insert((username.to_string(), rds.to_string()));
         }
         Ok(())
     }
@@ -207,21 +266,23 @@ impl UserSubscriptions for SimUserSubscriptions {
     async fn stop_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError> {
         let op = op::STOP_PRODUCT_SUBSCRIPTION;
         let mut s = self.enter(op)?;
-        let held: BTreeSet<&str> = s.products.iter().filter(|(u, _)| u == username).map(|(_, p)| p.as_str()).collect();
-        let still_needed = s.associations.iter().filter(|(u, _)| u == username).any(|(_, id)| {
+        let held: BTreeSet<&str> = s.rows_of(&s.products, username).map(|(_, p)| p.as_str()).collect();
+        let still_needed = s.rows_of(&s.associations, username).any(|(_, id)| {
             s.instances.iter().find(|i| &i.instance_id == id).is_some_and(|i| {
                 i.products.iter().any(|p| p == product)
                     && !i.products.iter().any(|p| p != product && held.contains(p.as_str()))
             })
         });
-        let mid_disassociation = s.disassociating.keys().filter(|(u, _)| u == username).any(|(_, id)| {
+        let mid_disassociation = s.disassociating.keys().filter(|(u, _)| s.same(u, username)).any(|(_, id)| {
             s.instances.iter().find(|i| &i.instance_id == id).is_some_and(|i| i.products.iter().any(|p| p == product))
         });
         if still_needed || mid_disassociation {
             return Err(ServiceError::Conflict { op, reason: crate::port::ConflictReason::Unspecified });
         }
-        s.products.remove(&(username.to_string(), product.to_string()));
-        s.pending.remove(&(username.to_string(), product.to_string()));
+        if let Some(key) = s.row(&s.products, username, product) {
+            s.products.remove(&key);
+            s.pending.remove(&key);
+        }
         Ok(())
     }
 
@@ -231,31 +292,33 @@ impl UserSubscriptions for SimUserSubscriptions {
         let Some(instance) = s.instances.iter().find(|i| i.instance_id == instance_id).cloned() else {
             return Err(ServiceError::NotFound { op });
         };
-        let active = |p: &String| {
-            let key = (username.to_string(), p.clone());
-            s.products.contains(&key) && !s.pending.contains_key(&key)
-        };
+        let active = |p: &String| s.row(&s.products, username, p).is_some_and(|key| !s.pending.contains_key(&key));
         if !instance.products.iter().any(active) {
             return Err(invalid(op, "the user has no active product subscription for a product of this instance"));
         }
-        s.associations.insert((username.to_string(), instance_id.to_string()));
+        if s.row(&s.associations, username, instance_id).is_none() {
+            s.associations.insert((username.to_string(), instance_id.to_string()));
+        }
         Ok(())
     }
 
     async fn disassociate_user(&self, username: &str, instance_id: &str) -> Result<(), ServiceError> {
         let mut s = self.enter(op::DISASSOCIATE_USER)?;
-        let key = (username.to_string(), instance_id.to_string());
-        if s.associations.remove(&key) && s.settle_reads > 0 {
-            let reads = s.settle_reads;
-            s.disassociating.insert(key, reads);
+        if let Some(key) = s.row(&s.associations, username, instance_id) {
+            s.associations.remove(&key);
+            if s.settle_reads > 0 {
+                let reads = s.settle_reads;
+                s.disassociating.insert(key, reads);
+            }
         }
         Ok(())
     }
 
     async fn association_status(&self, instance_id: &str, username: &str) -> Result<Option<String>, ServiceError> {
         let mut s = self.enter(op::LIST_USER_ASSOCIATIONS)?;
-        let key = (username.to_string(), instance_id.to_string());
-        if let Some(left) = s.disassociating.get_mut(&key) {
+        if let Some(key) = s.status_key(&s.disassociating, username, instance_id)
+            && let Some(left) = s.disassociating.get_mut(&key)
+        {
             *left = left.saturating_sub(1);
             if *left > 0 {
                 return Ok(Some("DISASSOCIATING".to_string()));
@@ -263,19 +326,20 @@ impl UserSubscriptions for SimUserSubscriptions {
             s.disassociating.remove(&key);
             return Ok(Some("DISASSOCIATED".to_string()));
         }
-        Ok(s.associations.contains(&key).then(|| "ASSOCIATED".to_string()))
+        Ok(s.row(&s.associations, username, instance_id).map(|_| "ASSOCIATED".to_string()))
     }
 
     async fn product_status(&self, username: &str, product: &str) -> Result<Option<String>, ServiceError> {
         let mut s = self.enter(op::LIST_PRODUCT_SUBSCRIPTIONS)?;
-        let key = (username.to_string(), product.to_string());
-        if let Some(left) = s.pending.get_mut(&key) {
+        if let Some(key) = s.status_key(&s.pending, username, product)
+            && let Some(left) = s.pending.get_mut(&key)
+        {
             *left = left.saturating_sub(1);
             if *left > 0 {
                 return Ok(Some("PENDING".to_string()));
             }
             s.pending.remove(&key);
         }
-        Ok(s.products.contains(&key).then(|| "ACTIVE".to_string()))
+        Ok(s.row(&s.products, username, product).map(|_| "ACTIVE".to_string()))
     }
 }

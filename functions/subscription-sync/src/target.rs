@@ -4,7 +4,7 @@
 //! Billing for a user continues until they are disassociated from every instance and their
 //! product subscriptions are stopped, so a leaver releases everything, in that order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,9 @@ use jml_core::ledger::PersonRecord;
 
 /// The ledger target name of subscription-sync.
 pub const SUBSCRIPTIONS_TARGET: &str = "user-subscriptions";
-/// How long the ListInstances answer is trusted in a warm container.
+/// How long the ListInstances answer is trusted in a warm container, by a joiner, mover or
+/// rehire only: a revocation (a leaver, the release of a previous AD user name) and the leaver's
+/// read-back list the instances afresh, so a seat on an instance added since is never missed.
 const INSTANCES_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// How to derive the AD user name when HR does not send `person.directoryUserName`.
@@ -48,6 +50,17 @@ pub struct CurrentSubscriptions {
     pub instances: BTreeSet<String>,
 }
 
+impl CurrentSubscriptions {
+    pub fn is_empty(&self) -> bool {
+        self.products.is_empty() && self.instances.is_empty()
+    }
+}
+
+/// What one AD user holds, by the user name exactly as License Manager holds each row (the list
+/// calls return it): a row under another spelling is released, and re-granted under the name the
+/// event gives, so that the service holds the person under one spelling, the latest.
+pub type Holdings = BTreeMap<String, CurrentSubscriptions>;
+
 /// One step, in execution order: disassociations, stops, starts, associations.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SubscriptionAction {
@@ -75,10 +88,18 @@ pub const RDS_SAL: &str = "REMOTE_DESKTOP_SERVICES";
 /// Plans the change from `current` to `desired` (`None`: release everything, a leaver).
 /// Desired instances must be among those the service lists and offer the product; else the
 /// event can never succeed (`Err((code, reason))`).
+///
+/// The products wanted are the event's, nothing else: never what happened to be subscribed
+/// before. The one exception is the service's own: when License Manager subscribes the RDS SAL
+/// with the other products (`service_adds_rds`), the SAL held beside a wanted product other
+/// than itself is License Manager's doing, neither drift nor stopped. Where the service does not
+/// add it, a SAL the event does not ask for is stopped like any other product. Either way the
+/// end state is a function of the event (and the service), not of the order events came in.
 pub fn plan_subscriptions(
     desired: Option<&[Subscription]>,
     current: &CurrentSubscriptions,
     instances: &[SubscriptionInstance],
+    service_adds_rds: bool,
 ) -> Result<Vec<SubscriptionAction>, (&'static str, String)> {
     let mut want_products = BTreeSet::new();
     let mut want_instances = BTreeSet::new();
@@ -113,10 +134,11 @@ pub fn plan_subscriptions(
             .difference(&want_instances)
             .map(|i| SubscriptionAction::Disassociate { instance_id: i.clone() }),
     );
-    // The Remote Desktop Services SAL comes with the other products (License Manager subscribes
-    // it itself): held next to a product that stays, it is not drift and is never stopped; with
-    // nothing else left it is stopped, after the others.
-    let others_stay = want_products.iter().any(|p| p != RDS_SAL);
+    // The Remote Desktop Services SAL, where License Manager subscribes it itself with the other
+    // products: held next to a wanted product that triggers it, it is not drift and is never
+    // stopped; otherwise (nothing else wanted, or a service that does not add it) it is stopped
+    // unless wanted, after the others.
+    let others_stay = service_adds_rds && want_products.iter().any(|p| p != RDS_SAL);
     let (rds, stops): (Vec<&String>, Vec<&String>) = current
         .products
         .difference(&want_products)
@@ -163,20 +185,24 @@ pub fn directory_user_name(
     }
 }
 
-/// The claim (and inventory) key of an AD user name: lower-cased, as AD compares them.
+/// The claim key of an AD user name: lower-cased, as AD compares them (ownership is the AD
+/// user's, whatever the spelling).
 pub fn claim_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Every AD user name the person holds here (inventory and record), one per name as AD compares
-/// them; the record's spelling wins (it is the one last used with License Manager).
-async fn known_names(ctx: &Ctx<'_>) -> Result<std::collections::BTreeMap<String, String>, SyncError> {
-    let mut by_key: std::collections::BTreeMap<String, String> =
-        ctx.accounts().await?.into_iter().map(|n| (claim_key(&n), n)).collect();
-    if let Some(n) = ctx.record.and_then(|r| r.user_name.clone()) {
-        by_key.insert(claim_key(&n), n);
-    }
-    Ok(by_key)
+/// Do two user names name the same Active Directory user? AD compares sAMAccountNames without
+/// case; how License Manager compares them is not documented (see `crate::port`).
+pub fn same_ad_user(a: &str, b: &str) -> bool {
+    a == b || claim_key(a) == claim_key(b)
+}
+
+/// Every spelling of every AD user name the person was given here, exactly: the write-ahead
+/// inventory (each spelling used with License Manager, and the lower-cased claim keys) and the
+/// record's. Not folded by case: each is read back, and what the service holds under it is
+/// released under the name the service lists.
+async fn known_names(ctx: &Ctx<'_>) -> Result<BTreeSet<String>, SyncError> {
+    ctx.known_accounts().await
 }
 
 /// Product subscription statuses that let a user be associated.
@@ -222,9 +248,12 @@ impl SubscriptionSync {
         Self { service, rule, instances: Mutex::new(None) }
     }
 
-    /// ListInstances through a warm-container cache.
-    async fn instances(&self) -> Result<Vec<SubscriptionInstance>, SyncError> {
-        if let Some((at, list)) = self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+    /// ListInstances: through the warm-container cache, or (`fresh`: a revocation or its
+    /// read-back) from the service, refreshing the cache.
+    async fn instances(&self, fresh: bool) -> Result<Vec<SubscriptionInstance>, SyncError> {
+        if !fresh
+            && let Some((at, list)) =
+                self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
             && at.elapsed() < INSTANCES_TTL
         {
             return Ok(list.clone());
@@ -235,21 +264,42 @@ impl SubscriptionSync {
         Ok(list)
     }
 
-    async fn current(
+    /// What the AD user `username` names holds, by the exact name of each row.
+    async fn holdings(&self, username: &str, instances: &[SubscriptionInstance]) -> Result<Holdings, SyncError> {
+        let mut held = Holdings::new();
+        for (name, product) in self.service.products(username).await? {
+            held.entry(name).or_default().products.insert(product);
+        }
+        for i in instances {
+            for name in self.service.associated_as(&i.instance_id, username).await? {
+                held.entry(name).or_default().instances.insert(i.instance_id.clone());
+            }
+        }
+        Ok(held)
+    }
+
+    /// Releases everything the AD user `username` names holds, under each name the service
+    /// holds it (each at most once: `done`), on a fresh instance list.
+    async fn release(
         &self,
         username: &str,
         instances: &[SubscriptionInstance],
-    ) -> Result<CurrentSubscriptions, SyncError> {
-        let mut current = CurrentSubscriptions {
-            products: self.service.products(username).await?.into_iter().collect(),
-            ..Default::default()
-        };
-        for i in instances {
-            if self.service.is_associated(&i.instance_id, username).await? {
-                current.instances.insert(i.instance_id.clone());
+        dry_run: bool,
+        done: &mut BTreeSet<String>,
+    ) -> Result<Vec<SubscriptionAction>, SyncError> {
+        let mut actions = Vec::new();
+        for (name, held) in self.holdings(username, instances).await? {
+            if !done.insert(name.clone()) {
+                continue;
             }
+            let plan = plan_subscriptions(None, &held, instances, self.service.adds_rds_with_other_products())
+                .map_err(|(code, reason)| SyncError::permanent(code, reason))?;
+            if !dry_run {
+                self.execute(&name, &plan, instances).await?;
+            }
+            actions.extend(plan);
         }
-        Ok(current)
+        Ok(actions)
     }
 
     /// License Manager works asynchronously (AWS's own sample waits on both): a product is
@@ -257,8 +307,12 @@ impl SubscriptionSync {
     /// user is associated only once a product subscription the instance provides is active. Each
     /// wait is bounded ([`SETTLE_WAITS_MS`]); a step still running after it is `InProgress`: the
     /// record goes back to its queue and the next delivery resumes from the service's state.
-    async fn execute(&self, username: &str, actions: &[SubscriptionAction]) -> Result<(), SyncError> {
-        let instances = self.instances().await?;
+    async fn execute(
+        &self,
+        username: &str,
+        actions: &[SubscriptionAction],
+        instances: &[SubscriptionInstance],
+    ) -> Result<(), SyncError> {
         let providing = |product: &str| -> Vec<String> {
             instances
                 .iter()
@@ -307,20 +361,39 @@ impl SubscriptionSync {
         Ok(())
     }
 
-    /// Plans (and unless dry run executes) `desired` for one user name.
-    async fn reconcile(
+    /// Plans (and unless dry run executes) `desired` for the AD user name exactly as given:
+    /// rows the service holds under another spelling of it are released first. On the cached
+    /// instance list; an instance the event names that the cache does not know is looked up
+    /// afresh before the event is refused.
+    async fn converge_name(
         &self,
         username: &str,
-        desired: Option<&[Subscription]>,
+        desired: &[Subscription],
         dry_run: bool,
     ) -> Result<Vec<SubscriptionAction>, SyncError> {
-        let instances = self.instances().await?;
-        let current = self.current(username, &instances).await?;
-        let actions = plan_subscriptions(desired, &current, &instances)
-            .map_err(|(code, reason)| SyncError::permanent(code, reason))?;
-        if !dry_run {
-            self.execute(username, &actions).await?;
+        let rds = self.service.adds_rds_with_other_products();
+        let mut instances = self.instances(false).await?;
+        let mut held = self.holdings(username, &instances).await?;
+        let mut plan = plan_subscriptions(Some(desired), held.get(username).unwrap_or(&Default::default()), &instances, rds);
+        if plan.is_err() {
+            instances = self.instances(true).await?;
+            held = self.holdings(username, &instances).await?;
+            plan = plan_subscriptions(Some(desired), held.get(username).unwrap_or(&Default::default()), &instances, rds);
         }
+        let plan = plan.map_err(|(code, reason)| SyncError::permanent(code, reason))?;
+        let mut actions = Vec::new();
+        for (name, other) in held.iter().filter(|(name, _)| name.as_str() != username) {
+            let release = plan_subscriptions(None, other, &instances, rds)
+                .map_err(|(code, reason)| SyncError::permanent(code, reason))?;
+            if !dry_run {
+                self.execute(name, &release, &instances).await?;
+            }
+            actions.extend(release);
+        }
+        if !dry_run {
+            self.execute(username, &plan, &instances).await?;
+        }
+        actions.extend(plan);
         Ok(actions)
     }
 }
@@ -329,6 +402,15 @@ impl SubscriptionSync {
 impl Target for SubscriptionSync {
     fn name(&self) -> &'static str {
         SUBSCRIPTIONS_TARGET
+    }
+
+    /// The AD user name, exactly as the event gives (or derives) it: the spelling the converge
+    /// step remembers before writing under it.
+    fn ahead(&self, event: &HrEvent) -> Vec<String> {
+        match event.change {
+            Change::Leaver { .. } => Vec::new(),
+            _ => directory_user_name(event, None, self.rule).ok().flatten().map(|n| n.as_str().to_string()).into_iter().collect(),
+        }
     }
 
     async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
@@ -347,18 +429,20 @@ impl Target for SubscriptionSync {
             // Every AD user name this person was ever given here (the write-ahead inventory) and
             // the ledger's; a leaver's directoryUserName hint counts only if the claim is theirs,
             // so a leaver can never release another person's (or an unmanaged) AD user.
-            let names: Vec<String> = known_names(ctx).await?.into_values().collect();
+            let names = known_names(ctx).await?;
             if let Change::Leaver { directory_user_name: Some(hint), .. } = &event.change
-                && !names.iter().any(|n| n.eq_ignore_ascii_case(hint.as_str()))
+                && !names.iter().any(|n| same_ad_user(n, hint.as_str()))
             {
                 tracing::info!(decision = "leaver-hint-ignored", "directoryUserName hint is not in the inventory");
             }
             if names.is_empty() {
                 return Ok(outcome(Decision::LeaverWithoutAccount, vec![], None));
             }
-            let mut actions = Vec::new();
+            // A revocation never trusts the cache: a seat on an instance added since is released.
+            let instances = self.instances(true).await?;
+            let (mut actions, mut done) = (Vec::new(), BTreeSet::new());
             for name in &names {
-                actions.extend(self.reconcile(name, None, dry_run).await?);
+                actions.extend(self.release(name, &instances, dry_run, &mut done).await?);
             }
             let last = record.and_then(|r| r.user_name.clone()).or_else(|| names.last().cloned());
             let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
@@ -375,19 +459,24 @@ impl Target for SubscriptionSync {
                 "person.directoryUserName: this Active Directory user name (sent or derived) belongs to another person (ledger claim); refusing to change its subscriptions",
             ));
         }
+        // The exact spelling enters the inventory before any write under it (free: it was
+        // written ahead with the lease), so a leaver finds every spelling ever used.
+        ctx.remember(username.as_str()).await?;
         let mut actions = Vec::new();
-        // The AD account changed (or, after a lost race, a concurrent delivery may have used
-        // another name): release everything held under every other name first.
+        // The AD account changed, if only in case (or, after a lost race, a concurrent delivery
+        // may have used another name): release everything held under every other spelling
+        // first, on a fresh instance list (a revocation).
         if ctx.sweep || record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != username.as_str()) {
             let mut old = known_names(ctx).await?;
-            old.remove(&claim_key(username.as_str()));
-            let old: Vec<String> = old.into_values().collect();
+            old.remove(username.as_str());
+            let instances = self.instances(true).await?;
+            let mut done = BTreeSet::from([username.as_str().to_string()]);
             for name in &old {
-                actions.extend(self.reconcile(name, None, dry_run).await?);
+                actions.extend(self.release(name, &instances, dry_run, &mut done).await?);
             }
         }
-        let desired = event.profile().map(|p| p.subscriptions.as_slice());
-        actions.extend(self.reconcile(username.as_str(), desired, dry_run).await?);
+        let desired = event.profile().map(|p| p.subscriptions.as_slice()).unwrap_or_default();
+        actions.extend(self.converge_name(username.as_str(), desired, dry_run).await?);
         let decision = match (actions.is_empty(), kind) {
             (true, _) => Decision::NoChange,
             (false, EventKind::Leaver) => Decision::Disable,
@@ -398,11 +487,20 @@ impl Target for SubscriptionSync {
         Ok(outcome(decision, actions, Some(username.as_str().to_string())))
     }
 
+    /// Every spelling the person was given, read back on a fresh instance list; what the service
+    /// holds under any name that answers one of them is reported (without the name).
     async fn verify_revoked(&self, _leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
-        let instances = self.instances().await?;
+        let instances = self.instances(true).await?;
+        let mut held = Holdings::new();
+        for name in known_names(ctx).await? {
+            for (as_held, h) in self.holdings(&name, &instances).await? {
+                let entry = held.entry(as_held).or_default();
+                entry.products.extend(h.products);
+                entry.instances.extend(h.instances);
+            }
+        }
         let mut left = Vec::new();
-        for (n, name) in known_names(ctx).await?.into_values().enumerate() {
-            let current = self.current(&name, &instances).await?;
+        for (n, current) in held.into_values().filter(|h| !h.is_empty()).enumerate() {
             if !current.products.is_empty() {
                 left.push(format!("AD user #{}: {} product subscription(s)", n + 1, current.products.len()));
             }

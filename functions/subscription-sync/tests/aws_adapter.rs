@@ -106,10 +106,14 @@ async fn user_associations_send_the_directory_and_filter_and_ignore_disassociate
         [&associated, &gone, &starting, &unknown]
     );
     let a = adapter(client);
-    assert!(a.is_associated(INSTANCE, "alovelace").await.unwrap());
-    assert!(!a.is_associated(INSTANCE, "alovelace").await.unwrap());
-    assert!(a.is_associated(INSTANCE, "alovelace").await.unwrap(), "ASSOCIATING holds the seat");
-    assert!(!a.is_associated(INSTANCE, "alovelace").await.unwrap(), "held only from the known-active statuses");
+    let ada = vec!["alovelace".to_string()];
+    assert_eq!(a.associated_as(INSTANCE, "alovelace").await.unwrap(), ada);
+    assert!(a.associated_as(INSTANCE, "alovelace").await.unwrap().is_empty());
+    assert_eq!(a.associated_as(INSTANCE, "alovelace").await.unwrap(), ada, "ASSOCIATING holds the seat");
+    assert!(
+        a.associated_as(INSTANCE, "alovelace").await.unwrap().is_empty(),
+        "held only from the known-active statuses"
+    );
 }
 
 #[tokio::test]
@@ -137,10 +141,64 @@ async fn product_subscriptions_held_are_those_with_a_known_active_status() {
                 .build()
         });
     let client = mock_client!(aws_sdk_licensemanagerusersubscriptions, [&rule]);
-    assert_eq!(
-        adapter(client).products("alovelace").await.unwrap(),
-        vec!["OFFICE_PROFESSIONAL_PLUS", "VISUAL_STUDIO_ENTERPRISE", "REMOTE_DESKTOP_SERVICES"]
+    let held: Vec<String> = adapter(client).products("alovelace").await.unwrap().into_iter().map(|(_, p)| p).collect();
+    assert_eq!(held, vec!["OFFICE_PROFESSIONAL_PLUS", "VISUAL_STUDIO_ENTERPRISE", "REMOTE_DESKTOP_SERVICES"]);
+}
+
+/// Issue 22 B: Active Directory compares user names without case and License Manager lists a
+/// row under the name as it holds it. A filtered read for `alovelace` that the service answers
+/// with `ALovelace` rows is that user's seat: the read-back keeps it, under the service's exact
+/// spelling (the one a release must send), and still drops another user's row.
+#[tokio::test]
+async fn a_filtered_read_keeps_rows_the_service_holds_under_another_spelling_of_the_name() {
+    fn idp() -> IdentityProvider {
+        IdentityProvider::ActiveDirectoryIdentityProvider(
+            ActiveDirectoryIdentityProvider::builder().directory_id(DIRECTORY).build(),
+        )
+    }
+    let product = |user: &str| {
+        ProductUserSummary::builder()
+            .username(user)
+            .product("OFFICE_PROFESSIONAL_PLUS")
+            .status("ACTIVE")
+            .identity_provider(idp())
+            .build()
+            .unwrap()
+    };
+    let seat = |user: &str| {
+        InstanceUserSummary::builder()
+            .username(user)
+            .instance_id(INSTANCE)
+            .status("ASSOCIATED")
+            .identity_provider(idp())
+            .build()
+            .unwrap()
+    };
+    let products = mock!(Client::list_product_subscriptions).match_requests(|r| filters_user(r.filters())).then_output(
+        move || {
+            ListProductSubscriptionsOutput::builder()
+                .product_user_summaries(product("ALovelace"))
+                .product_user_summaries(product("abyron"))
+                .build()
+        },
     );
+    let seats = mock!(Client::list_user_associations).match_requests(|r| filters_user(r.filters())).then_output(
+        move || {
+            ListUserAssociationsOutput::builder()
+                .instance_user_summaries(seat("ALOVELACE"))
+                .instance_user_summaries(seat("abyron"))
+                .build()
+        },
+    );
+    let client = mock_client!(aws_sdk_licensemanagerusersubscriptions, RuleMode::MatchAny, [&products, &seats]);
+    let a = adapter(client);
+    assert_eq!(
+        a.products("alovelace").await.unwrap(),
+        vec![("ALovelace".to_string(), "OFFICE_PROFESSIONAL_PLUS".to_string())]
+    );
+    assert_eq!(a.associated_as(INSTANCE, "alovelace").await.unwrap(), vec!["ALOVELACE".to_string()]);
+    assert_eq!(a.association_status(INSTANCE, "alovelace").await.unwrap().as_deref(), Some("ASSOCIATED"));
+    assert!(a.adds_rds_with_other_products(), "the user guide: License Manager adds the RDS SAL itself");
 }
 
 #[tokio::test]
@@ -242,7 +300,7 @@ async fn validation_is_permanent_and_redacted_throttling_is_retried_then_retryab
         .retry_config(
             aws_sdk_licensemanagerusersubscriptions::config::retry::RetryConfig::standard().with_max_attempts(3)
         ));
-    let e = adapter(client).is_associated(INSTANCE, "alovelace").await.unwrap_err();
+    let e = adapter(client).associated_as(INSTANCE, "alovelace").await.unwrap_err();
     assert_eq!(
         e,
         ServiceError::Throttled { op: subscription_sync::port::op::LIST_USER_ASSOCIATIONS, retry_after_seconds: None }
