@@ -197,7 +197,12 @@ impl State {
     }
 
     /// The key of the user's entry for `item` in a status map, as stored.
-    fn status_key<V>(&self, map: &BTreeMap<(String, String), V>, username: &str, item: &str) -> Option<(String, String)> {
+    fn status_key<V>(
+        &self,
+        map: &BTreeMap<(String, String), V>,
+        username: &str,
+        item: &str,
+    ) -> Option<(String, String)> {
         map.keys().find(|(u, x)| self.same(u, username) && x == item).cloned()
     }
 }

@@ -252,8 +252,7 @@ impl SubscriptionSync {
     /// read-back) from the service, refreshing the cache.
     async fn instances(&self, fresh: bool) -> Result<Vec<SubscriptionInstance>, SyncError> {
         if !fresh
-            && let Some((at, list)) =
-                self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && let Some((at, list)) = self.instances.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
             && at.elapsed() < INSTANCES_TTL
         {
             return Ok(list.clone());
@@ -374,11 +373,13 @@ impl SubscriptionSync {
         let rds = self.service.adds_rds_with_other_products();
         let mut instances = self.instances(false).await?;
         let mut held = self.holdings(username, &instances).await?;
-        let mut plan = plan_subscriptions(Some(desired), held.get(username).unwrap_or(&Default::default()), &instances, rds);
+        let mut plan =
+            plan_subscriptions(Some(desired), held.get(username).unwrap_or(&Default::default()), &instances, rds);
         if plan.is_err() {
             instances = self.instances(true).await?;
             held = self.holdings(username, &instances).await?;
-            plan = plan_subscriptions(Some(desired), held.get(username).unwrap_or(&Default::default()), &instances, rds);
+            plan =
+                plan_subscriptions(Some(desired), held.get(username).unwrap_or(&Default::default()), &instances, rds);
         }
         let plan = plan.map_err(|(code, reason)| SyncError::permanent(code, reason))?;
         let mut actions = Vec::new();
@@ -409,7 +410,12 @@ impl Target for SubscriptionSync {
     fn ahead(&self, event: &HrEvent) -> Vec<String> {
         match event.change {
             Change::Leaver { .. } => Vec::new(),
-            _ => directory_user_name(event, None, self.rule).ok().flatten().map(|n| n.as_str().to_string()).into_iter().collect(),
+            _ => directory_user_name(event, None, self.rule)
+                .ok()
+                .flatten()
+                .map(|n| n.as_str().to_string())
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -182,14 +182,13 @@ async fn a_filtered_read_keeps_rows_the_service_holds_under_another_spelling_of_
                 .build()
         },
     );
-    let seats = mock!(Client::list_user_associations).match_requests(|r| filters_user(r.filters())).then_output(
-        move || {
+    let seats =
+        mock!(Client::list_user_associations).match_requests(|r| filters_user(r.filters())).then_output(move || {
             ListUserAssociationsOutput::builder()
                 .instance_user_summaries(seat("ALOVELACE"))
                 .instance_user_summaries(seat("abyron"))
                 .build()
-        },
-    );
+        });
     let client = mock_client!(aws_sdk_licensemanagerusersubscriptions, RuleMode::MatchAny, [&products, &seats]);
     let a = adapter(client);
     assert_eq!(

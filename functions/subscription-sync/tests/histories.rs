@@ -182,19 +182,26 @@ async fn run(events: &[Ev], order: &[usize], service: Service) -> Result<Held, T
 }
 
 fn history() -> impl Strategy<Value = (Vec<Ev>, Vec<usize>, Service)> {
-    let ev = (0..KINDS.len(), 0u8..4, 0..SPELLINGS.len(), 0..SETS.len())
-        .prop_map(|(kind, day, spelling, set)| Ev { kind, day, spelling, set });
-    (prop::collection::vec(ev, 1..7), any::<bool>(), any::<bool>()).prop_flat_map(|(events, adds_rds, case_sensitive)| {
-        let n = events.len();
-        let order = (Just((0..n).collect::<Vec<usize>>()).prop_shuffle(), prop::collection::vec((0..n, 0..=n), 0..3))
-            .prop_map(|(mut order, dups)| {
-                for (i, at) in dups {
-                    order.insert(at.min(order.len()), i);
-                }
-                order
-            });
-        (Just(events), order, Just(Service { adds_rds, case_sensitive }))
-    })
+    let ev = (0..KINDS.len(), 0u8..4, 0..SPELLINGS.len(), 0..SETS.len()).prop_map(|(kind, day, spelling, set)| Ev {
+        kind,
+        day,
+        spelling,
+        set,
+    });
+    (prop::collection::vec(ev, 1..7), any::<bool>(), any::<bool>()).prop_flat_map(
+        |(events, adds_rds, case_sensitive)| {
+            let n = events.len();
+            let order =
+                (Just((0..n).collect::<Vec<usize>>()).prop_shuffle(), prop::collection::vec((0..n, 0..=n), 0..3))
+                    .prop_map(|(mut order, dups)| {
+                        for (i, at) in dups {
+                            order.insert(at.min(order.len()), i);
+                        }
+                        order
+                    });
+            (Just(events), order, Just(Service { adds_rds, case_sensitive }))
+        },
+    )
 }
 
 fn cases() -> u32 {

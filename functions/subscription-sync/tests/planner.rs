@@ -37,7 +37,8 @@ fn described(a: Vec<SubscriptionAction>) -> Vec<String> {
 
 #[test]
 fn joiner_starts_the_product_before_associating() {
-    let plan = plan_subscriptions(Some(&[want("OFFICE", &["i-00000001"])]), &holding(&[], &[]), &instances(), false).unwrap();
+    let plan =
+        plan_subscriptions(Some(&[want("OFFICE", &["i-00000001"])]), &holding(&[], &[]), &instances(), false).unwrap();
     assert_eq!(described(plan), vec!["StartProductSubscription OFFICE", "AssociateUser i-00000001"]);
 }
 
@@ -54,7 +55,9 @@ fn an_instance_change_releases_before_granting_and_equal_state_does_nothing() {
             "AssociateUser i-00000002"
         ]
     );
-    assert!(plan_subscriptions(Some(&[want("OFFICE", &["i-00000001"])]), &cur, &instances(), false).unwrap().is_empty());
+    assert!(
+        plan_subscriptions(Some(&[want("OFFICE", &["i-00000001"])]), &cur, &instances(), false).unwrap().is_empty()
+    );
 }
 
 #[test]
@@ -74,10 +77,12 @@ fn a_leaver_releases_every_association_then_every_product() {
 
 #[test]
 fn instances_are_chosen_among_those_listed_never_guessed() {
-    let e = plan_subscriptions(Some(&[want("OFFICE", &["i-0000000f"])]), &holding(&[], &[]), &instances(), false).unwrap_err();
+    let e = plan_subscriptions(Some(&[want("OFFICE", &["i-0000000f"])]), &holding(&[], &[]), &instances(), false)
+        .unwrap_err();
     assert_eq!(e.0, "UnknownInstance");
     assert!(e.1.contains("subscriptions[0]") && e.1.contains("i-0000000f"));
-    let e = plan_subscriptions(Some(&[want("VS", &["i-00000001"])]), &holding(&[], &[]), &instances(), false).unwrap_err();
+    let e =
+        plan_subscriptions(Some(&[want("VS", &["i-00000001"])]), &holding(&[], &[]), &instances(), false).unwrap_err();
     assert_eq!(e.0, "ProductNotOnInstance");
 }
 
