@@ -195,7 +195,7 @@ async fn a_leaver_for_a_near_variant_of_a_known_person_is_parked_and_unknown_one
     let unknown = json!({"eventId": "x-1", "type": "leaver", "occurredAt": "2026-11-20T17:00:00Z",
         "person": {"externalId": {"issuer": "workday", "id": "999999"}}});
     assert_eq!(decision(&run(&state, &unknown.to_string()).await), Decision::LeaverWithoutAccount);
-    assert_eq!(sink.documents().iter().filter(|d| d.get("UnknownPersonLeavers").is_some()).count(), 1);
+    assert_eq!(sink.documents().iter().filter(|d| d.get("UnknownPersonLeavers").is_some()).count(), 2);
 }
 
 /// Invariant: the breaker counts every change that removes all of a person's access, not only

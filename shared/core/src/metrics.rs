@@ -120,13 +120,16 @@ pub fn record(sink: &dyn MetricsSink, now: DateTime<Utc>, f: &RecordFacts<'_>) {
     // A leaver that changed nothing deserves a human's eye: a stale one means the ledger holds a
     // newer event of the person (a lagging export, or a mistyped date that got in before the
     // OccurredInFuture bound); one for a person with no account may be HR's typo of an id.
+    // Each per target and once more without dimensions (the deployment's alarm).
     if f.event_type == Some("leaver") && !f.dry_run {
-        match f.decision {
-            "stale" => sink.emit(document(now, &[("Target", f.target)], &[("StaleLeavers", "Count", 1.0)])),
-            "leaver-without-account" => {
-                sink.emit(document(now, &[("Target", f.target)], &[("UnknownPersonLeavers", "Count", 1.0)]))
-            }
-            _ => {}
+        let metric = match f.decision {
+            "stale" => Some("StaleLeavers"),
+            "leaver-without-account" => Some("UnknownPersonLeavers"),
+            _ => None,
+        };
+        if let Some(metric) = metric {
+            sink.emit(document(now, &[("Target", f.target)], &[(metric, "Count", 1.0)]));
+            sink.emit(document(now, &[], &[(metric, "Count", 1.0)]));
         }
     }
     if let Some(code) = f.error_code {
@@ -217,9 +220,9 @@ mod tests {
             record(&sink, now, &facts);
             sink.documents().iter().filter(|d| d.get(metric).is_some()).count()
         };
-        assert_eq!(count("leaver", "stale", "StaleLeavers"), 1);
+        assert_eq!(count("leaver", "stale", "StaleLeavers"), 2, "per target, and for the deployment's alarm");
         assert_eq!(count("mover", "stale", "StaleLeavers"), 0);
-        assert_eq!(count("leaver", "leaver-without-account", "UnknownPersonLeavers"), 1);
+        assert_eq!(count("leaver", "leaver-without-account", "UnknownPersonLeavers"), 2);
         assert_eq!(count("leaver", "disable", "UnknownPersonLeavers"), 0);
     }
 }
