@@ -316,11 +316,20 @@ class TargetsTest(unittest.TestCase):
             for k in parts:
                 self.assertEqual(RES[k].get("Condition"), cond, f"{k} must be conditional on {cond}")
 
+    def test_leavers_that_revoke_nothing_alarm_for_the_whole_deployment(self):
+        # The functions emit StaleLeavers and UnknownPersonLeavers once per target and once without
+        # dimensions (shared/core/src/metrics.rs): one alarm each watches the dimensionless series.
+        for name, metric in [("UnknownPersonLeaversAlarm", "UnknownPersonLeavers"), ("StaleLeaversAlarm", "StaleLeavers")]:
+            p = RES[name]["Properties"]
+            self.assertEqual((p["MetricName"], p["Dimensions"], p["Namespace"]), (metric, [], "jml-sync"), name)
+            self.assertTrue(p["AlarmActions"], name)
+            self.assertIsNone(RES[name].get("Condition"), f"{name} is on in every deployment")
+
     def test_reconcile_is_off_by_default_scheduled_and_reads_every_enabled_target(self):
         self.assertEqual(T["Parameters"]["EnableReconcile"]["Default"], "false")
         self.assertEqual(T["Parameters"]["ReconcileMode"]["Default"], "report")
-        parts = [k for k in RES if k.startswith("Reconcile") or k in ("LeaverStillActiveAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm")]
-        self.assertGreaterEqual(len(parts), 6)
+        parts = [k for k in RES if k.startswith("Reconcile") or k in ("LeaverStillActiveAlarm", "ListedAfterLeavingAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm")]
+        self.assertGreaterEqual(len(parts), 7)
         for k in parts:
             self.assertEqual(RES[k].get("Condition"), "ReconcileEnabled", k)
         fn = FUNCTIONS["ReconcileFunction"]
