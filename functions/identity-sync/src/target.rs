@@ -250,11 +250,12 @@ impl IdentitySync {
         // A rehire starts from nothing the person held before: the previous employment's users
         // are deleted and a new one is created (see `fresh_start`), once per rehire event.
         let mut fresh = None;
-        if event.kind() == jml_core::contract::EventKind::Rehire
-            && !ctx.accounts().await?.contains(&rehire_key(event.event_id.as_str()))
-        {
-            fresh = Some(self.fresh_start(event, ctx).await?);
-            first = Some(Resolved { current: None, by: "rehire-fresh" });
+        if event.kind() == jml_core::contract::EventKind::Rehire {
+            let inventory = ctx.accounts().await?;
+            if !inventory.contains(&rehire_key(event.event_id.as_str())) {
+                fresh = Some(self.fresh_start(event, ctx, inventory).await?);
+                first = Some(Resolved { current: None, by: "rehire-fresh" });
+            }
         }
         for _attempt in 0..MAX_ATTEMPTS {
             // After a lost race, a concurrent delivery may have created a second user of ours:
@@ -533,11 +534,17 @@ impl IdentitySync {
     /// previous employment: memberships of unmanaged groups and permission sets assigned to the
     /// user directly (sso-admin, which this function never calls). Instead every user of the
     /// person ([`Self::leaver_users`]: the ledger's, the inventory's, the resolution chain's) is
-    /// deleted (its memberships go with it; its assignments name a UserId no later user gets), the
-    /// deletion read back, and [`rehire_key`] written before the new user is created: a retry of
-    /// this rehire then keeps the user it created. A dry run only describes the deletions.
-    async fn fresh_start(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
-        let (old, _, _) = self.leaver_users(event, ctx).await?;
+    /// deleted (its memberships go with it; its assignments name a UserId no later user gets) and
+    /// the deletion read back; [`rehire_key`] is recorded with the commit (or on its own, should
+    /// the work end without one): a retry of this rehire then keeps the user it created. A dry run
+    /// only describes the deletions.
+    async fn fresh_start(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        inventory: std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, SyncError> {
+        let (old, _, _) = self.leaver_users_in(event, ctx, inventory).await?;
         let mut actions = Vec::new();
         for record in &old {
             let id = record.user_id.as_str();
@@ -559,7 +566,7 @@ impl IdentitySync {
         if let Some(p) = event.profile() {
             self.cache.forget_user(p.user_name.as_str());
         }
-        ctx.remember(&rehire_key(event.event_id.as_str())).await?;
+        ctx.remember_at_commit(&rehire_key(event.event_id.as_str())).await?;
         Ok(actions)
     }
 
@@ -739,8 +746,17 @@ impl IdentitySync {
         event: &HrEvent,
         ctx: &Ctx<'_>,
     ) -> Result<(Vec<UserRecord>, &'static str, bool), SyncError> {
+        self.leaver_users_in(event, ctx, ctx.accounts().await?).await
+    }
+
+    /// [`Self::leaver_users`] on an inventory already read.
+    async fn leaver_users_in(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        inventory: std::collections::BTreeSet<String>,
+    ) -> Result<(Vec<UserRecord>, &'static str, bool), SyncError> {
         let person = &event.external_id;
-        let inventory = ctx.accounts().await?;
         let mut ids: Vec<String> = ctx.record.and_then(|r| r.user_id.clone()).into_iter().collect();
         ids.extend(inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string));
         for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")) {
