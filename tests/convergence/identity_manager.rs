@@ -101,7 +101,12 @@ fn body(e: &Ev, seq: usize) -> String {
 
 /// The newest event of `p` among those `keep` selects, by `(occurredAt, eventId)`.
 fn newest(history: &[Ev], p: u8, keep: impl Fn(&Ev) -> bool) -> Option<&Ev> {
-    history.iter().enumerate().filter(|(_, e)| e.person == p && keep(e)).max_by_key(|(i, e)| (e.day, *i)).map(|(_, e)| e)
+    history
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.person == p && keep(e))
+        .max_by_key(|(i, e)| (e.day, *i))
+        .map(|(_, e)| e)
 }
 
 /// Employed at the end: a profile event, and a newest lifecycle event (if any) that is not a leaver.
