@@ -163,8 +163,8 @@ async fn a_rehire_starts_from_nothing_the_person_held_before() {
     assert_eq!(d.outcome.unwrap().decision.as_str(), "duplicate");
     assert_eq!(mem.store.calls().writes(), 0);
     let mut later = fixture("04-leaver-ada.json");
-    later["eventId"] = "hr-2027-09-01-0001".into();
-    later["occurredAt"] = "2027-09-01T09:00:00Z".into();
+    later["eventId"] = "hr-2026-12-01-0001".into();
+    later["occurredAt"] = "2026-12-01T09:00:00Z".into();
     apply(&state, &later).await;
     let after = users_of(store, "100234");
     assert_eq!(after.len(), 1);
@@ -237,7 +237,7 @@ async fn reconciliation_reports_a_wrong_manager_and_apply_sets_it() {
         }
         v.to_string()
     };
-    let as_of: chrono::DateTime<chrono::Utc> = "2027-06-01T00:00:00Z".parse().unwrap();
+    let as_of: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
     let snap = parse_snapshot(&line(&rita), as_of);
     let cfg = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
     let managed = identity_sync::Settings::from_config(&cfg).unwrap().managed_groups;
