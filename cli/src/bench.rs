@@ -148,11 +148,14 @@ pub async fn run() -> ExitCode {
                 .all(|r| r.decision == "stale" && r.ids.reads() + r.ids.writes() == 0 && r.ledger.writes == 1),
         ),
         (
-            "applied events: 1 ledger read and 2 writes (the lease, checked against the record read and with the name written ahead; the commit, with the new UserId, giving the lease back); a person's first record +1 write (the folded-ExternalId index); a leaver +5 reads (breaker decision and window, inventory for plan, revoke and verify) and +3 writes (window, decision, the leaving intent written ahead of the first revoke)",
+            "applied events: 1 ledger read and 2 writes (the lease, checked against the record read and with the name written ahead; the commit, with the new UserId, giving the lease back); a person's first record +1 write (the folded-ExternalId index); a leaver +5 reads (breaker decision and window, inventory for plan, revoke and verify) and +3 writes (window, decision, the leaving intent written ahead of the first revoke); a created user +1 read (the reports linked to its userName) and, naming a manager, +1 write (its own link); a rehire +1 read (the inventory: its rehire key, the users it deletes)",
             rows.iter().filter(applied).all(|r| {
                 let leaver = usize::from(r.scenario.starts_with("leaver"));
                 let first = usize::from(r.scenario.starts_with("joiner, 3 groups"));
-                r.ledger.reads == 1 + 5 * leaver && r.ledger.writes == 2 + first + 3 * leaver
+                let rehire = usize::from(r.decision == "rehire");
+                let created = usize::from(r.decision == "create") + rehire;
+                r.ledger.reads == 1 + 5 * leaver + created + rehire
+                    && r.ledger.writes == 2 + first + 3 * leaver + created
             }),
         ),
     ];

@@ -25,7 +25,13 @@ async fn joiner_mover_leaver_rehire_and_every_duplicate_makes_zero_writes() {
         // WHEN the event is delivered
         assert!(deliver(&state, &format!("m-{i}"), &fixture(step)).await.is_empty(), "{step} must succeed");
         let ada = mem.store.user(ADA).expect("ada exists");
-        // THEN one and the same user exists throughout (rehire keeps the UserId)
+        // THEN one and the same user exists until the leaver; the rehire starts from a new user
+        // (nothing of the previous employment comes back) and the old one is gone
+        if *step == "05-rehire-ada.json" {
+            let old = user_id.replace(ada.user_id.clone()).unwrap();
+            assert_ne!(old, ada.user_id, "{step}: a new UserId");
+            assert!(mem.store.users().iter().all(|u| u.user_id != old), "{step}: the old user is deleted");
+        }
         assert_eq!(*user_id.get_or_insert(ada.user_id.clone()), ada.user_id, "{step}: same UserId");
         match *step {
             "01-joiner-ada.json" => {

@@ -210,8 +210,12 @@ async fn moto_joiner_duplicate_rename_leaver_stale_joiner_rehire() {
     late["eventId"] = "late-copy".into();
     assert_eq!(m.apply(&late.to_string()).await, Decision::Stale);
     assert_eq!(m.status(&id).await, "DISABLED");
-    // rehire (HR still calls her ada.lovelace): same account, enabled, groups back, renamed back
+    // rehire (HR still calls her ada.lovelace): a new account (the disabled one is deleted:
+    // nothing of the previous employment comes back), enabled, with the rehire's groups
     assert_eq!(m.apply(&fixture("05-rehire-ada.json")).await, Decision::Rehire);
+    let old = id;
+    let id = m.user_id("ada.lovelace").await;
+    assert_ne!(id, old, "a new UserId");
     assert_eq!(m.status(&id).await, "ENABLED");
     assert_eq!(m.groups(&id).await, vec!["jml-all-staff", "jml-engineering"]);
     assert_eq!(m.users().await.len(), 2, "never a second account");

@@ -534,6 +534,8 @@ impl IdentityStore for AwsIdentityStore {
             .client
             .list_users()
             .identity_store_id(&self.identity_store_id)
+            // The reconciliation compares the manager (API reference: ListUsers, Extensions).
+            .extensions(ENTERPRISE)
             .max_results(100)
             .into_paginator()
             .send();

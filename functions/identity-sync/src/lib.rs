@@ -58,7 +58,8 @@ pub fn state(
             managed_groups: settings.managed_groups.clone(),
             group_recheck: std::time::Duration::from_secs(settings.group_recheck_seconds),
         },
-    );
+    )
+    .with_manager_links(ledger.clone());
     State::for_target(Arc::new(target), ledger, dlq, config)
 }
 

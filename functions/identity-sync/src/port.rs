@@ -163,13 +163,15 @@ pub const OPERATIONS: &[Op] = &[
     op::LIST_GROUP_MEMBERSHIPS_FOR_MEMBER,
     op::CREATE_GROUP_MEMBERSHIP,
     op::DELETE_GROUP_MEMBERSHIP,
+    // A rehire deletes the previous employment's user (a fresh start, see `target::fresh_start`).
+    op::DELETE_USER,
 ];
 
 /// What the reconcile function reads of the Identity Store (list calls only).
 pub const RECONCILE_OPERATIONS: &[Op] = &[op::LIST_USERS, op::LIST_GROUPS, op::LIST_GROUP_MEMBERSHIPS];
 
-/// Sent only by `jml doctor` with the operator's credentials (the canary's cleanup, the
-/// preflight's group listing): in no function's role.
+/// Sent by `jml doctor` with the operator's credentials (the canary's cleanup, the preflight's
+/// group listing); DeleteUser is also in identity-sync's role (a rehire's fresh start).
 pub const DOCTOR_OPERATIONS: &[Op] = &[op::DELETE_USER, op::LIST_GROUPS];
 
 /// Everything the function sends on an event's path: its service's `OPERATIONS` and the core's

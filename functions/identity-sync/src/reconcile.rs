@@ -2,9 +2,10 @@
 //! only (ListUsers; ListGroupMemberships per managed group), and the pure diff.
 //!
 //! Only users carrying a jml-sync marker are ours; an unmanaged user counts only where it holds a
-//! snapshot person's userName (a collision). Attributes compared are those ListUsers returns
-//! (the enterprise extension is not listed): names, display name, e-mail, phone, address, title,
-//! user type, language, locale, time zone, userName.
+//! snapshot person's userName (a collision). Attributes compared: names, display name, e-mail,
+//! phone, address, title, user type, language, locale, time zone, userName, and the manager
+//! (ListUsers is asked for the enterprise extension: the UserId of the user holding the manager's
+//! userName, or none when nobody holds it). The other enterprise attributes are not compared.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,9 +39,9 @@ pub async fn read(store: &dyn IdentityStore, managed: &ManagedGroups) -> Result<
     Ok(IdentityState { users, members })
 }
 
-/// The paths ListUsers can show: the enterprise extension and the manager are not compared.
+/// The paths compared: of the enterprise extension, only the manager.
 fn listed(path: &str) -> bool {
-    !path.starts_with("aws:identitystore:enterprise")
+    !path.starts_with("aws:identitystore:enterprise") || path == "aws:identitystore:enterprise.manager"
 }
 
 /// The Identity Store's [`Reconciler`].
@@ -87,6 +88,9 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
     let groups_of = |id: &str| -> BTreeSet<&str> {
         state.members.iter().filter(|(_, m)| m.contains(id)).map(|(g, _)| g.as_str()).collect()
     };
+    // userName (lower case: unique regardless of case) -> UserId, for the managers.
+    let by_name: BTreeMap<String, &str> =
+        state.users.iter().map(|u| (u.attributes.user_name.to_lowercase(), u.user_id.as_str())).collect();
     let mut seen = BTreeSet::new();
     for (person, event) in &snapshot.people {
         let Some(profile) = event.profile() else { continue };
@@ -130,8 +134,13 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
         if user.status == UserStatus::Disabled {
             out.push(drift(person, DriftKind::Status, "disabled while employed".into()));
         }
-        let mut want = desired_attributes(profile, &event.external_id, user.attributes.manager_id.clone());
-        want.manager_id = user.attributes.manager_id.clone();
+        let manager = profile
+            .enterprise
+            .manager
+            .as_ref()
+            .and_then(|m| by_name.get(&m.as_str().to_lowercase()))
+            .map(|id| id.to_string());
+        let want = desired_attributes(profile, &event.external_id, manager);
         let paths: Vec<&str> =
             attribute_changes(&user.attributes, &want).iter().map(|c| c.path).filter(|p| listed(p)).collect();
         if !paths.is_empty() {

@@ -47,6 +47,10 @@ struct State {
     groups: BTreeMap<GroupId, String>,
     /// membership id -> (group id, user id)
     memberships: BTreeMap<String, (GroupId, UserId)>,
+    /// Account assignments made to a user directly (IAM Identity Center's sso-admin, which
+    /// jml-sync never calls): (principal UserId, permission set). Keyed by the principal's id, so
+    /// a user created later never holds one of another user's (ids are never reused).
+    assignments: Vec<(UserId, String)>,
     next_id: u64,
     calls: BTreeMap<Op, usize>,
     faults: Vec<Fault>,
@@ -212,6 +216,30 @@ impl SimIdentityStore {
         let mut s = self.lock();
         let id = s.new_id();
         s.memberships.insert(id, (group_id.to_string(), user_id.to_string()));
+    }
+
+    /// An administrator assigns a permission set to a user directly (sso-admin
+    /// CreateAccountAssignment, outside jml-sync); not counted.
+    pub fn seed_account_assignment(&self, user_id: &str, permission_set: &str) {
+        self.lock().assignments.push((user_id.to_string(), permission_set.to_string()));
+    }
+
+    /// The permission sets assigned directly to this UserId (for assertions).
+    pub fn account_assignments(&self, user_id: &str) -> Vec<String> {
+        self.lock().assignments.iter().filter(|(u, _)| u == user_id).map(|(_, p)| p.clone()).collect()
+    }
+
+    /// The names of every group this UserId is a member of, managed or not (for assertions).
+    pub fn group_names_of(&self, user_id: &str) -> Vec<String> {
+        let s = self.lock();
+        let mut out: Vec<String> = s
+            .memberships
+            .values()
+            .filter(|(_, u)| u == user_id)
+            .filter_map(|(g, _)| s.groups.get(g).cloned())
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -534,7 +562,10 @@ impl IdentityStore for SimIdentityStore {
         let name = self.user_name_of(user_id);
         self.enter(op::DELETE_USER, name.as_deref()).await?;
         let mut s = self.lock();
-        // The user's memberships go with it.
+        // The user's memberships go with it. Its account assignments (sso-admin) are kept as
+        // orphans: the user guide says deleting a user "removes their access to AWS accounts and
+        // applications" (deleteusers.html) but not that the assignment records go, so the model
+        // keeps them; they name the deleted UserId, which no later user gets.
         s.memberships.retain(|_, (_, u)| u != user_id);
         Ok(s.users.remove(user_id).is_some())
     }

@@ -11,16 +11,42 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan};
-use crate::port::{GroupId, IdentityStore, ServiceError, UserId, UserRecord};
+use crate::port::{AttributeChange, GroupId, IdentityStore, ServiceError, UserId, UserRecord};
 use jml_core::contract::{HrEvent, UserName};
 use jml_core::engine::{Ctx, MAX_ATTEMPTS, Outcome, SyncError, Target};
-use jml_core::ledger::PersonRecord;
+use jml_core::ledger::{Knowledge, LEASE_SECONDS, Ledger, PersonRecord};
 
 /// The parking code of a leaver whose user the service refused to disable.
 pub const DISABLE_UNSUPPORTED: &str = "DisableUnsupported";
 
 /// The ledger target name of identity-sync. Every target keeps its own item and stale guard.
 pub const IDENTITY_TARGET: &str = "identity-store";
+
+/// The ledger "target" of the manager links: one inventory item per manager userName (its
+/// partition `reports#identity-store#<userName, lower case>`, never a person's), listing every
+/// person (`issuer#id`) whose profile named that manager. Its own target name, so that the
+/// reconciliation's ledger view of `identity-store` never lists these items as people.
+pub const MANAGER_LINKS: &str = "identity-store-manager-links";
+
+/// At most this many reports are brought up to date by one manager's event (each costs a ledger
+/// lease, a ledger read, DescribeUser and maybe UpdateUser); the others are left to the
+/// reconciliation, which reports a wrong manager as drift and `--apply` corrects it.
+pub const MAX_REPORTS_PER_EVENT: usize = 50;
+
+/// The enterprise extension's manager attribute path (UpdateUser).
+const MANAGER_PATH: &str = "aws:identitystore:enterprise.manager";
+
+/// The partition of a manager's links (Identity Store userNames are unique regardless of case).
+pub fn links_key(manager_user_name: &str) -> String {
+    format!("reports#{IDENTITY_TARGET}#{}", manager_user_name.to_lowercase())
+}
+
+/// The inventory key that says the rehire `event_id` already started from a fresh user: written
+/// after the previous employment's users were deleted, before the new user is created, so a
+/// retry of the same rehire never deletes the user it created.
+pub fn rehire_key(event_id: &str) -> String {
+    format!("rehire:{event_id}")
+}
 
 /// How long a manager's userName -> UserId mapping is trusted in a warm container.
 const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -69,6 +95,10 @@ impl DirectoryCache {
         Self::lock(&self.groups_by_name).get(name).filter(|(_, at)| at.elapsed() < GROUP_CACHE_TTL).cloned()
     }
 
+    fn forget_user(&self, user_name: &str) {
+        Self::lock(&self.users_by_name).remove(user_name);
+    }
+
     fn group_name(&self, id: &str) -> Option<String> {
         Self::lock(&self.group_names_by_id)
             .get(id)
@@ -92,6 +122,9 @@ pub struct IdentitySync {
     store: Arc<dyn IdentityStore>,
     cache: Arc<DirectoryCache>,
     settings: SyncSettings,
+    /// The ledger of the manager links (see [`MANAGER_LINKS`]); without it a report whose
+    /// manager joins later is left to the reconciliation.
+    links: Option<Arc<dyn Ledger>>,
 }
 
 impl std::fmt::Debug for IdentitySync {
@@ -172,7 +205,13 @@ struct Resolved {
 
 impl IdentitySync {
     pub fn new(store: Arc<dyn IdentityStore>, settings: SyncSettings) -> Self {
-        Self { store, cache: Arc::default(), settings }
+        Self { store, cache: Arc::default(), settings, links: None }
+    }
+
+    /// Keeps the manager links in `ledger` (the deployment's ledger table).
+    pub fn with_manager_links(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.links = Some(ledger);
+        self
     }
 
     pub fn settings(&self) -> &SyncSettings {
@@ -204,8 +243,19 @@ impl IdentitySync {
         let mut notes = Vec::new();
         if event.profile().is_some_and(|p| p.enterprise.manager.is_some()) && manager_id.is_none() {
             notes.push(
-                "person.enterprise.manager: no user with this userName; manager attribute left unset".to_string(),
+                "person.enterprise.manager: no user with this userName yet; set when the manager's user is created"
+                    .to_string(),
             );
+        }
+        // A rehire starts from nothing the person held before: the previous employment's users
+        // are deleted and a new one is created (see `fresh_start`), once per rehire event.
+        let mut fresh = None;
+        if event.kind() == jml_core::contract::EventKind::Rehire {
+            let inventory = ctx.accounts().await?;
+            if !inventory.contains(&rehire_key(event.event_id.as_str())) {
+                fresh = Some(self.fresh_start(event, ctx, inventory).await?);
+                first = Some(Resolved { current: None, by: "rehire-fresh" });
+            }
         }
         for _attempt in 0..MAX_ATTEMPTS {
             // After a lost race, a concurrent delivery may have created a second user of ours:
@@ -215,12 +265,23 @@ impl IdentitySync {
                 Some(resolved) => resolved,
                 None => self.resolve_first(event, ctx).await?,
             };
-            let Plan { decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
+            let Plan { mut decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
             let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
             let user_name = match event.profile() {
                 Some(p) => Some(p.user_name.as_str().to_string()),
                 None => resolved.current.as_ref().map(|c| c.record.attributes.user_name.clone()),
             };
+            // The name the user had before a rename (its cached manager mapping is stale).
+            let renamed_from = resolved
+                .current
+                .as_ref()
+                .map(|c| c.record.attributes.user_name.clone())
+                .filter(|old| user_name.as_ref().is_some_and(|new| new != old));
+            let sets_manager = actions.iter().any(|a| match a {
+                Action::CreateUser(_) => true,
+                Action::UpdateUser(changes) => changes.iter().any(|c| c.path == MANAGER_PATH),
+                _ => false,
+            });
             // Every group must exist before the first write: a missing group parks the event
             // with nothing half-applied.
             // The lookups are independent: sent at once (each still takes its slot of the pacer).
@@ -241,9 +302,35 @@ impl IdentitySync {
                 }
             }
             let resolved_by = if decision == Decision::Create && !dry_run { "created" } else { resolved.by };
-            let mut actions: Vec<String> = actions.iter().map(Action::describe).collect();
+            let created = decision == Decision::Create;
+            if fresh.is_some() && created {
+                decision = Decision::Rehire;
+            }
+            let mut actions: Vec<String> =
+                fresh.take().unwrap_or_default().into_iter().chain(actions.iter().map(Action::describe)).collect();
             if ctx.sweep && !dry_run {
                 actions.extend(self.sweep(event, ctx, user_id.as_deref(), user_name.as_deref()).await?);
+            }
+            if !dry_run && let Some(p) = event.profile() {
+                if let Some(old) = &renamed_from {
+                    self.cache.forget_user(old);
+                }
+                // The report's side: the manager it names, remembered for when the manager's
+                // user is created or replaced (its UserId is then new).
+                if let Some(m) = &p.enterprise.manager
+                    && (manager_id.is_none() || sets_manager)
+                {
+                    self.link_report(m.as_str(), &event.external_id.key()).await?;
+                }
+                // The manager's side: a new UserId (created, or a rehire's fresh user) or a new
+                // userName is what reports that named it could not find before.
+                if let Some(id) = &user_id
+                    && (created || renamed_from.is_some())
+                {
+                    let (more, why) = self.update_reports(p.user_name.as_str(), id, event).await?;
+                    actions.extend(more);
+                    notes.extend(why);
+                }
             }
             return Ok(Outcome { decision, actions, user_id, user_name, resolved_by, dry_run, notes });
         }
@@ -440,6 +527,131 @@ impl IdentitySync {
         Ok(name)
     }
 
+    /// A rehire starts from nothing the person held before. Identity Center keeps a disabled
+    /// user's group memberships and account assignments ("use disable user access for temporary
+    /// access removal when you might need to restore access later", user guide, disableuser.html),
+    /// so re-enabling the same UserId would give back whatever was added by hand during the
+    /// previous employment: memberships of unmanaged groups and permission sets assigned to the
+    /// user directly (sso-admin, which this function never calls). Instead every user of the
+    /// person ([`Self::leaver_users`]: the ledger's, the inventory's, the resolution chain's) is
+    /// deleted (its memberships go with it; its assignments name a UserId no later user gets) and
+    /// the deletion read back; [`rehire_key`] is recorded with the commit (or on its own, should
+    /// the work end without one): a retry of this rehire then keeps the user it created. A dry run
+    /// only describes the deletions.
+    async fn fresh_start(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        inventory: std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, SyncError> {
+        let (old, _, _) = self.leaver_users_in(event, ctx, inventory).await?;
+        let mut actions = Vec::new();
+        for record in &old {
+            let id = record.user_id.as_str();
+            actions.push(format!("DeleteUser {id} (the previous employment's user)"));
+            if ctx.dry_run {
+                continue;
+            }
+            self.store.delete_user(id).await?;
+            if self.store.describe_user(id).await?.is_some() {
+                return Err(SyncError::InProgress(format!("DeleteUser of the previous employment's user {id}")));
+            }
+            tracing::warn!(
+                decision = "rehire-fresh-start",
+                user_id = %id,
+                "the previous employment's user was deleted; the rehire creates a new one"
+            );
+            self.cache.forget_user(&record.attributes.user_name);
+        }
+        if let Some(p) = event.profile() {
+            self.cache.forget_user(p.user_name.as_str());
+        }
+        ctx.remember_at_commit(&rehire_key(event.event_id.as_str())).await?;
+        Ok(actions)
+    }
+
+    /// Remembers that `person` named `manager` (idempotent: a set).
+    async fn link_report(&self, manager: &str, person: &str) -> Result<(), SyncError> {
+        if let Some(ledger) = &self.links {
+            ledger.remember(&links_key(manager), MANAGER_LINKS, person).await?;
+        }
+        Ok(())
+    }
+
+    /// After the manager's user got a new UserId or userName: every report linked to the name
+    /// (at most [`MAX_REPORTS_PER_EVENT`]) whose converged profile still names this manager gets
+    /// its manager attribute, under the report's own lease (a report being converged is skipped:
+    /// its own event or the reconciliation sets it). Returns the actions and notes.
+    async fn update_reports(
+        &self,
+        manager_name: &str,
+        manager_id: &str,
+        event: &HrEvent,
+    ) -> Result<(Vec<String>, Vec<String>), SyncError> {
+        let Some(ledger) = &self.links else { return Ok(Default::default()) };
+        let me = event.external_id.key();
+        let reports: Vec<String> =
+            ledger.accounts(&links_key(manager_name), MANAGER_LINKS).await?.into_iter().filter(|r| *r != me).collect();
+        let (mut actions, mut notes) = (Vec::new(), Vec::new());
+        if reports.len() > MAX_REPORTS_PER_EVENT {
+            tracing::warn!(
+                decision = "manager-links-deferred",
+                reports = reports.len(),
+                "more reports than one event updates"
+            );
+            notes.push(format!(
+                "{} report(s) beyond the first {MAX_REPORTS_PER_EVENT} are left to the reconciliation",
+                reports.len() - MAX_REPORTS_PER_EVENT
+            ));
+        }
+        let holder = format!("manager-link#{me}#{}", event.event_id);
+        for report in reports.iter().take(MAX_REPORTS_PER_EVENT) {
+            let until = chrono::Utc::now().timestamp() + LEASE_SECONDS;
+            if !ledger.lease(report, IDENTITY_TARGET, &holder, until).await? {
+                tracing::info!(decision = "manager-link-busy", report = %report, "the report is being converged; skipped");
+                notes.push("a report being converged by another instance was skipped (its own event or the reconciliation sets its manager)".to_string());
+                continue;
+            }
+            let result = self.update_report(ledger.as_ref(), report, manager_name, manager_id).await;
+            let released = ledger.release(report, IDENTITY_TARGET, &holder).await;
+            actions.extend(result?);
+            released?;
+        }
+        Ok((actions, notes))
+    }
+
+    /// One report: its manager attribute set to `manager_id` if what the ledger converges it to
+    /// (never the link alone: the report may have changed manager since, or left) names
+    /// `manager_name`, and its user, read back, is enabled and carries the report's marker.
+    async fn update_report(
+        &self,
+        ledger: &dyn Ledger,
+        report: &str,
+        manager_name: &str,
+        manager_id: &str,
+    ) -> Result<Option<String>, SyncError> {
+        let Some(record) = ledger.get(report, IDENTITY_TARGET).await? else { return Ok(None) };
+        let Some(effective) = jml_core::ledger::effective(&Knowledge::of(Some(&record)), Some(record.status)) else {
+            return Ok(None);
+        };
+        let names = effective
+            .profile()
+            .and_then(|p| p.enterprise.manager.as_ref())
+            .is_some_and(|m| m.as_str().to_lowercase() == manager_name.to_lowercase());
+        let Some(user_id) = record.user_id.as_deref().filter(|_| names) else { return Ok(None) };
+        let Some(user) = self.store.describe_user(user_id).await? else { return Ok(None) };
+        if planner::ownership(&user, &effective.external_id) != Ownership::Ours
+            || user.status != crate::port::UserStatus::Enabled
+            || user.attributes.manager_id.as_deref() == Some(manager_id)
+        {
+            return Ok(None);
+        }
+        let change = AttributeChange { path: MANAGER_PATH, value: Some(serde_json::json!({ "value": manager_id })) };
+        self.store.update_user(user_id, &[change]).await?;
+        tracing::info!(decision = "manager-link", report = %report, user_id = %user_id, "a report's manager set");
+        Ok(Some(format!("UpdateUser [{MANAGER_PATH}] of report user {user_id}")))
+    }
+
     async fn manager_id(&self, manager: &UserName) -> Result<Option<UserId>, SyncError> {
         if let Some((id, at)) = DirectoryCache::lock(&self.cache.users_by_name).get(manager.as_str())
             && at.elapsed() < USER_CACHE_TTL
@@ -534,8 +746,17 @@ impl IdentitySync {
         event: &HrEvent,
         ctx: &Ctx<'_>,
     ) -> Result<(Vec<UserRecord>, &'static str, bool), SyncError> {
+        self.leaver_users_in(event, ctx, ctx.accounts().await?).await
+    }
+
+    /// [`Self::leaver_users`] on an inventory already read.
+    async fn leaver_users_in(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        inventory: std::collections::BTreeSet<String>,
+    ) -> Result<(Vec<UserRecord>, &'static str, bool), SyncError> {
         let person = &event.external_id;
-        let inventory = ctx.accounts().await?;
         let mut ids: Vec<String> = ctx.record.and_then(|r| r.user_id.clone()).into_iter().collect();
         ids.extend(inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string));
         for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")) {
