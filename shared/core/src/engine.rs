@@ -601,9 +601,23 @@ impl Engine {
             if let Some(u) = knowledge.blocked_by() {
                 return Err(stored_unreadable(u));
             }
-            let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) else {
+            let Some(mut effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) else {
                 return Ok(self.settled(Decision::Stale, record.as_ref()));
             };
+            // A rehire entering the person's knowledge now is converged as a rehire whatever the
+            // target last did (a rehire starts from nothing held before): delivered before its
+            // older leaver, the target is still active, and a mover would carry the previous
+            // employment's account and hand-made grants on. Once stored, it converges as a mover
+            // (no second welcome).
+            let lifecycle_id = |k: &Knowledge| k.lifecycle.as_ref().map(|(e, _)| e.event_id.to_string());
+            let rehire_now = knowledge.lifecycle.as_ref().is_some_and(|(e, _)| e.kind() == EventKind::Rehire)
+                && lifecycle_id(&Knowledge::of(record.as_ref())) != lifecycle_id(&knowledge);
+            if rehire_now
+                && !knowledge.left()
+                && let Some(profile) = effective.profile().cloned()
+            {
+                effective.change = crate::contract::Change::Rehire(profile);
+            }
             if record.is_none() && !raced {
                 self.check_variant(event, effective.kind()).await?;
             }
