@@ -284,3 +284,82 @@ async fn a_user_left_disabled_by_an_earlier_version_never_comes_back_with_its_ol
     assert_ne!(mem.service.user(ADA).unwrap().password, old);
     assert_eq!(mem.service.user_count(), 1);
 }
+
+/// Whether any pool user grants access: enabled, or in a stack.
+fn any_access(mem: &MemoryBackend) -> Vec<String> {
+    mem.service
+        .all()
+        .into_iter()
+        .filter(|(_, (u, stacks))| u.enabled || !stacks.is_empty())
+        .map(|(n, (u, s))| format!("{n}: enabled {}, {} stack(s)", u.enabled, s.len()))
+        .collect()
+}
+
+/// Ada's event of `kind` at `day` (November 2026) with `email` and `stacks`.
+fn ada_at(kind: &str, day: u32, email: &str, stacks: &[&str]) -> String {
+    let mut e = fixture_json("03-mover-ada.json");
+    e["eventId"] = format!("ada-{kind}-{day}").into();
+    e["type"] = kind.into();
+    e["occurredAt"] = format!("2026-11-{day:02}T08:00:00Z").into();
+    e["person"]["email"] = email.into();
+    e["appstreamStacks"] = serde_json::json!(stacks);
+    e.to_string()
+}
+
+#[tokio::test]
+async fn a_parked_joiners_address_grants_nothing_once_a_mover_changes_the_address() {
+    // GIVEN ada's joiner created her user and one stack, then was parked on a stack that does
+    // not exist (so no ledger record names the address; only the claim's inventory does)
+    let (state, mem) = appstream_state(&[]);
+    let r = run(&state, &ada_at("joiner", 2, ADA, &["data-science", "no-such-stack"])).await;
+    assert!(matches!(r.result, RecordResult::Parked), "{:?}", r.result);
+    assert!(mem.service.user(ADA).unwrap().enabled);
+    assert_eq!(stacks(&mem, ADA), vec!["data-science"]);
+    // WHEN a mover gives her another address
+    let new = "ada.king@example.com";
+    let r = run(&state, &ada_at("mover", 9, new, &["engineering-desktop"])).await;
+    assert_eq!(decision(&r), Decision::Create);
+    // THEN the old address grants nothing (released: no stack, deleted), the new one is hers
+    assert_eq!(any_access(&mem), vec![format!("{new}: enabled true, 1 stack(s)")]);
+    assert_eq!(mem.service.user(ADA), None, "the parked joiner's user is deleted: no password of it survives");
+    assert!(r.outcome.unwrap().actions.contains(&"DeleteUser".to_string()));
+    // AND the leaver leaves nothing
+    assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::Disable);
+    assert_eq!(any_access(&mem), Vec::<String>::new());
+}
+
+fn cases(default: u32) -> u32 {
+    std::env::var("JML_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: cases(32), ..Default::default() })]
+
+    /// Invariant: whatever sequence of joiner/movers over a few addresses (each maybe parked on a
+    /// missing stack, after CreateUser), after every applied one only the current address grants
+    /// anything, and after the leaver no address grants anything. The oracle is the pool itself.
+    #[test]
+    fn no_address_but_the_current_one_grants_and_a_leaver_leaves_nothing(
+        steps in proptest::collection::vec((0usize..3, proptest::prelude::any::<bool>()), 1..7),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let (state, mem) = appstream_state(&[]);
+            let address = |n: usize| format!("ada.{n}@example.com");
+            for (i, (n, parks)) in steps.iter().enumerate() {
+                let kind = if i == 0 { "joiner" } else { "mover" };
+                let stacks: &[&str] = if *parks { &["office-apps", "no-such-stack"] } else { &["office-apps"] };
+                let r = run(&state, &ada_at(kind, 2 + i as u32, &address(*n), stacks)).await;
+                if *parks {
+                    assert!(matches!(r.result, RecordResult::Parked), "step {i}: {:?}", r.result);
+                    continue;
+                }
+                decision(&r);
+                let want = vec![format!("{}: enabled true, 1 stack(s)", address(*n))];
+                assert_eq!(any_access(&mem), want, "after applied step {i} of {steps:?}");
+            }
+            assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::Disable);
+            assert_eq!(any_access(&mem), Vec::<String>::new(), "after the leaver, {steps:?}");
+        });
+    }
+}

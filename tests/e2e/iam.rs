@@ -264,3 +264,65 @@ async fn the_zoe_sample_shows_the_naming_rules() {
     assert_eq!(u.user.path, "/jml/r-d-zurich/");
     assert_eq!(u.groups.into_iter().collect::<Vec<_>>(), vec!["all-staff", "vpn-users"]);
 }
+
+/// Everything that still lets `name` in (the oracle of the leaver tests, read from the simulator's
+/// own state, not through the target's code).
+fn access_of(mem: &MemoryBackend, name: &str) -> Vec<String> {
+    let u = mem.service.user(name).unwrap();
+    let mut left = Vec::new();
+    if u.user.tags.get(TAG_STATUS).map(String::as_str) != Some("disabled") {
+        left.push("not tagged disabled".to_string());
+    }
+    if u.login_profile {
+        left.push("password".to_string());
+    }
+    left.extend(u.access_keys.iter().filter(|k| k.status == "Active").map(|k| k.access_key_id.clone()));
+    left.extend(u.other_credentials.iter().filter(|c| c.active).map(|c| c.id.clone()));
+    left.extend(u.groups.iter().map(|g| format!("group {g}")));
+    left
+}
+
+#[tokio::test]
+async fn a_user_renamed_by_hand_is_found_by_its_tag_and_locked_down_by_the_leaver() {
+    use iam_sync::port::IamUsers;
+    // GIVEN ada's user, with a password and keys, renamed by hand (UpdateUser NewUserName keeps
+    // the UserId, tags, keys and groups): no name jml-sync knows reaches it any more
+    let (state, mem) = iam_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    mem.service.add_credentials(ADA, "AKIAEXAMPLE0000001");
+    mem.service.add_other_credentials(ADA, "EXAMPLE1");
+    let id = mem.service.user(ADA).unwrap().user.user_id;
+    mem.service.update_user(ADA, None, Some("ada.renamed")).await.unwrap();
+    let renamed = mem.service.user("ada.renamed").unwrap();
+    assert_eq!((renamed.user.user_id.as_str(), renamed.login_profile, renamed.groups.len()), (id.as_str(), true, 3));
+    assert!(mem.service.user(ADA).is_none());
+    // WHEN she leaves
+    mem.service.reset_calls();
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    // THEN the user carrying her tag is locked down under its new name, and the read-back agrees
+    assert_eq!(decision(&r), Decision::Disable, "{:?}", r.outcome);
+    assert_eq!(access_of(&mem, "ada.renamed"), Vec::<String>::new());
+    assert_eq!(r.outcome.unwrap().user_id.as_deref(), Some(id.as_str()));
+    // AND the cost: one GetAccountAuthorizationDetails page (the demo account holds fewer than
+    // 1,000 users) each time the leaver looks for her users: the blast-radius breaker's plan,
+    // the converge step and the read-back; besides the per-user reads
+    let gaad = iam_sync::port::op::GET_ACCOUNT_AUTHORIZATION_DETAILS;
+    assert_eq!(mem.service.calls().get(gaad), 3);
+}
+
+#[tokio::test]
+async fn a_leaver_never_locks_down_a_user_tagged_for_another_person() {
+    // GIVEN ada and alan, alan with a console password and an access key
+    let (state, mem) = iam_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    run(&state, &fixture("02-joiner-alan.json")).await;
+    let alan = iam_sync::target::user_name(fixture_json("02-joiner-alan.json")["person"]["userName"].as_str().unwrap())
+        .unwrap();
+    mem.service.add_credentials(&alan, "AKIAALAN0000000001");
+    // WHEN ada leaves
+    assert_eq!(decision(&run(&state, &fixture("04-leaver-ada.json")).await), Decision::Disable);
+    // THEN alan keeps every access he had: only users with ada's own tag were touched
+    let a = mem.service.user(&alan).unwrap();
+    assert!(a.login_profile && a.access_keys.iter().all(|k| k.status == "Active") && !a.groups.is_empty());
+    assert_eq!(a.user.tags.get(TAG_STATUS).map(String::as_str), Some("active"));
+}

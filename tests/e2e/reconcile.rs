@@ -540,11 +540,96 @@ async fn a_second_account_carrying_the_persons_mark_is_reported_and_found_again_
     assert_eq!(collisions, vec![("iam-users", want_iam.as_str()), ("identity-store", want_identity.as_str())]);
     // A human decides which is real: nothing is corrected for a collision.
     assert!(o.report.corrective_events(&snap, &o.left).events.is_empty());
-    // ada leaves; the copy still grants access: critical, and named.
+    // ada leaves. The IAM copy carries her tag: the leaver finds every user with it (one
+    // GetAccountAuthorizationDetails listing) and locks it down too. The Identity Store copy
+    // still grants access: critical, and named.
     w.deliver(&fixture_json("04-leaver-ada.json")).await;
+    let copy = w.iam.user("ada.copy").unwrap();
+    assert_eq!(copy.user.tags.get(iam_sync::target::TAG_STATUS).map(String::as_str), Some("disabled"));
     let empty = parse_snapshot("", "2026-12-01T00:00:00Z".parse().unwrap());
     let o = w.reconcile(&empty, 1.0).await.unwrap();
     let still: Vec<&str> =
         o.report.drift.iter().filter(|d| d.kind.as_str() == "leaver-still-active").map(|d| d.target.as_str()).collect();
-    assert_eq!(still, vec!["iam-users", "identity-store"], "{:#?}", o.report.drift);
+    assert_eq!(still, vec!["identity-store"], "{:#?}", o.report.drift);
+}
+
+#[tokio::test]
+async fn credentials_reactivated_by_hand_after_the_leaver_are_reported_and_apply_locks_them_again() {
+    let w = world(&memory_config(&[]));
+    w.deliver(&fixture_json("01-joiner-ada.json")).await;
+    w.iam.add_credentials("ada.lovelace", "AKIAEXAMPLE0000001");
+    w.iam.add_other_credentials("ada.lovelace", "EXAMPLE1");
+    w.deliver(&fixture_json("04-leaver-ada.json")).await;
+    let empty = parse_snapshot("", "2026-12-01T00:00:00Z".parse().unwrap());
+    let still = |o: &Outcome| -> Vec<(String, String)> {
+        o.report
+            .drift
+            .iter()
+            .filter(|d| d.target == "iam-users")
+            .map(|d| (d.kind.as_str().to_string(), d.detail.clone()))
+            .collect()
+    };
+    // The lock-down holds: tagged disabled, no group, no credential: nothing to report.
+    assert_eq!(still(&w.reconcile(&empty, 1.0).await.unwrap()), vec![]);
+    // A human gives the locked-down user its password and every key back; groups and tags stay.
+    w.iam.reactivate_by_hand("ada.lovelace");
+    let o = w.reconcile(&empty, 1.0).await.unwrap();
+    assert_eq!(
+        still(&o),
+        vec![(
+            "leaver-still-active".to_string(),
+            "tagged disabled, 0 group(s), console password, 1 active access key(s), 3 active SSH key(s)/service credential(s)/certificate(s)"
+                .to_string()
+        )],
+        "{:#?}",
+        o.report.drift
+    );
+    // --apply: the corrective leaver locks it down again, and the next run finds nothing.
+    let events = o.report.corrective_events(&empty, &o.left).events;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "leaver");
+    w.deliver(&events[0]).await;
+    let u = w.iam.user("ada.lovelace").unwrap();
+    assert!(!u.login_profile, "password deleted again");
+    assert!(u.access_keys.iter().all(|k| k.status == "Inactive") && u.other_credentials.iter().all(|c| !c.active));
+    assert_eq!(still(&w.reconcile(&empty, 1.0).await.unwrap()), vec![]);
+}
+
+#[tokio::test]
+async fn a_parked_joiners_address_is_seen_with_every_stack_it_has_and_corrected() {
+    let w = world(&memory_config(&[]));
+    // ada's joiner creates her AppStream user with a stack no rule names, then parks on a stack
+    // that does not exist: no record names the address, the claim's inventory does.
+    let mut joiner = fixture_json("01-joiner-ada.json");
+    joiner["appstreamStacks"] = json!(["data-science", "no-such-stack"]);
+    w.deliver(&joiner).await;
+    assert!(w.apps.user("ada.lovelace@example.com").unwrap().enabled);
+    // HR now lists her at another address, with the rule's stacks.
+    let mut now = fixture_json("01-joiner-ada.json");
+    now["person"]["email"] = "ada.king@example.com".into();
+    let snap = parse_snapshot(&line(now), "2026-12-01T00:00:00Z".parse().unwrap());
+    let o = w.reconcile(&snap, 1.0).await.unwrap();
+    let apps: Vec<(&str, &str)> = o
+        .report
+        .drift
+        .iter()
+        .filter(|d| d.target == "appstream-user-pool")
+        .map(|d| (d.kind.as_str(), d.detail.as_str()))
+        .collect();
+    // The previous address's user is reported with the stack it really has (data-science is
+    // in no rule and on no snapshot line: no per-stack read sees it).
+    assert_eq!(
+        apps,
+        vec![
+            ("missing-account", "no user pool user at the person's address"),
+            ("orphan-account", "a previous address's user: enabled, 1 stack(s)"),
+        ]
+    );
+    // --apply: the corrective joiner creates the new address and releases the old one.
+    for e in o.report.corrective_events(&snap, &o.left).events {
+        w.deliver(&e).await;
+    }
+    assert_eq!(w.apps.user("ada.lovelace@example.com"), None);
+    let o = w.reconcile(&snap, 1.0).await.unwrap();
+    assert!(o.report.drift.iter().all(|d| d.target != "appstream-user-pool"), "{:#?}", o.report.drift);
 }

@@ -1,6 +1,7 @@
 //! Reconciliation of the AppStream user pool against an HR snapshot: the state read with list
-//! calls only (DescribeUsers for the pool; DescribeUserStackAssociations once per managed stack),
-//! and the pure diff.
+//! calls only (DescribeUsers for the pool; DescribeUserStackAssociations once per managed stack,
+//! and by user name for each existing pool user at an address its owner no longer has), and the
+//! pure diff.
 //!
 //! Pool users carry no owner: a user is ours only when the ledger's inventory gives its name to
 //! a person (the name claim). Any other pool user counts only where it holds a snapshot person's
@@ -36,9 +37,17 @@ pub fn managed_stacks(rules: &StackRules, snapshot: &Snapshot) -> BTreeSet<Strin
     out
 }
 
-/// Reads the pool: DescribeUsers (all pages) and DescribeUserStackAssociations per stack.
-pub async fn read(service: &dyn AppStreamUsers, stacks: &BTreeSet<String>) -> Result<PoolState, ServiceError> {
-    let users =
+/// Reads the pool: DescribeUsers (all pages) and DescribeUserStackAssociations per stack; then,
+/// for each pool user of `previous` (addresses the ledger gives to a person who no longer has
+/// them, see [`previous_addresses`]), DescribeUserStackAssociations by user name: every stack,
+/// managed or not (a parked joiner's own `appstreamStacks` may be in no rule and on no snapshot
+/// line, and still grants). Only users that exist are read: a released address is deleted.
+pub async fn read(
+    service: &dyn AppStreamUsers,
+    stacks: &BTreeSet<String>,
+    previous: &BTreeSet<String>,
+) -> Result<PoolState, ServiceError> {
+    let users: BTreeMap<String, bool> =
         service.users().await?.into_iter().map(|PoolEntry { user_name, enabled }| (user_name, enabled)).collect();
     let mut by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for stack in stacks {
@@ -46,7 +55,26 @@ pub async fn read(service: &dyn AppStreamUsers, stacks: &BTreeSet<String>) -> Re
             by_user.entry(user).or_default().insert(stack.clone());
         }
     }
+    for name in previous.iter().filter(|n| users.contains_key(n.as_str())) {
+        by_user.entry(name.clone()).or_default().extend(service.stacks(name).await?);
+    }
     Ok(PoolState { users, stacks: by_user })
+}
+
+/// Every address of the ledger's inventories that is not its owner's current address in the
+/// snapshot: a previous address, a parked joiner's, or any address of a person HR no longer
+/// lists. Whatever of these still exists grants nothing only if it is disabled in no stack.
+pub fn previous_addresses(snapshot: &Snapshot, known: &LedgerView) -> BTreeSet<String> {
+    let current = |person: &str| {
+        snapshot.people.get(person).and_then(|e| e.profile()).and_then(|p| user_name(p.email.as_str()).ok())
+    };
+    known
+        .iter()
+        .flat_map(|(person, k)| {
+            let now = current(person);
+            k.accounts.iter().filter(move |a| now.as_deref() != Some(a.as_str())).cloned()
+        })
+        .collect()
 }
 
 /// The pool's [`Reconciler`].
@@ -68,7 +96,8 @@ impl Reconciler for AppStreamReconciler {
     }
 
     async fn reconcile(&self, snapshot: &Snapshot, known: &LedgerView) -> Result<Findings, ServiceError> {
-        let state = read(self.service.as_ref(), &managed_stacks(&self.rules, snapshot)).await?;
+        let previous = previous_addresses(snapshot, known);
+        let state = read(self.service.as_ref(), &managed_stacks(&self.rules, snapshot), &previous).await?;
         Ok(diff(snapshot, &state, known, &self.rules))
     }
 }
@@ -135,8 +164,8 @@ pub fn diff(snapshot: &Snapshot, state: &PoolState, known: &LedgerView, rules: &
             continue;
         }
         let enabled = state.users.get(*name).copied().unwrap_or(false);
-        let detail =
-            format!("{}, {} managed stack(s)", if enabled { "enabled" } else { "disabled" }, stacks_of(name).len());
+        // Every stack of such a user was read (`read`), managed or not.
+        let detail = format!("{}, {} stack(s)", if enabled { "enabled" } else { "disabled" }, stacks_of(name).len());
         // Employed, but at an address the person no longer has: still access (orphan).
         let (kind, detail) = if snapshot.people.contains_key(*person) {
             (DriftKind::OrphanAccount, format!("a previous address's user: {detail}"))

@@ -271,6 +271,7 @@ impl AppStreamSync {
         event: &HrEvent,
         profile: &Profile,
         record: Option<&PersonRecord>,
+        addresses: &BTreeSet<String>,
         dry_run: bool,
     ) -> Result<Outcome, SyncError> {
         let kind = event.kind();
@@ -283,10 +284,22 @@ impl AppStreamSync {
             return Ok(outcome(Decision::IgnoredForDisabledUser, vec![], known.map(str::to_string), dry_run, notes));
         }
         let mut actions = Vec::new();
-        // A new e-mail address is a new AppStream user (names cannot change): release the old one.
-        if let Some(old) = known.filter(|old| *old != name) {
-            actions.extend(self.release(old, dry_run, &mut notes).await?);
-            notes.push("the e-mail address changed: the previous AppStream user was released and deleted".into());
+        // A new e-mail address is a new AppStream user (names cannot change): every other address
+        // the person was ever given is released (no stack, disabled, deleted). Not only the
+        // record's: an address whose joiner or mover was parked after CreateUser never reached
+        // the record, but its claim put it in the write-ahead inventory before the create.
+        let mut released = false;
+        for old in addresses.iter().filter(|old| **old != name) {
+            let mut scratch = Vec::new();
+            let done = self.release(old, dry_run, &mut scratch).await?;
+            released |= !done.is_empty();
+            actions.extend(done);
+        }
+        if released {
+            notes.push(
+                "the e-mail address changed: every previous AppStream user of the person was released and deleted"
+                    .into(),
+            );
         }
         let ours = known == Some(name.as_str());
         if !ours {
@@ -393,18 +406,11 @@ impl Target for AppStreamSync {
         let (record, dry_run) = (ctx.record, ctx.dry_run);
         match &event.change {
             Change::Joiner(p) | Change::Mover(p) | Change::Rehire(p) => {
-                let mut out = self.converge_profile(event, p, record, dry_run).await?;
-                if ctx.sweep && !dry_run {
-                    // After a lost race: a concurrent delivery may have created another address.
-                    let mut notes = Vec::new();
-                    for name in ctx.accounts().await? {
-                        if out.user_name.as_deref() != Some(name.as_str()) {
-                            let done = self.release(&name, false, &mut notes).await?;
-                            out.actions.extend(done.into_iter().map(|a| format!("sweep: {a}")));
-                        }
-                    }
-                }
-                Ok(out)
+                // Every address of the inventory and the record, read afresh on each converge
+                // step: after a lost race too (`ctx.sweep`), an address a concurrent delivery
+                // created is in it, and every address but the current one is released.
+                let addresses = ctx.known_accounts().await?;
+                self.converge_profile(event, p, record, &addresses, dry_run).await
             }
             Change::Leaver { .. } => {
                 // Only the ledger knows the person's AppStream users (they carry no ExternalId):

@@ -170,10 +170,20 @@ pub const OPERATIONS: &[Op] = &[
     op::UPDATE_SERVICE_SPECIFIC_CREDENTIAL,
     op::LIST_SIGNING_CERTIFICATES,
     op::UPDATE_SIGNING_CERTIFICATE,
+    // A leaver's users by the person's tag (renamed by hand, copies): ListUsers returns no tags.
+    op::GET_ACCOUNT_AUTHORIZATION_DETAILS,
 ];
 
-/// What the reconcile function reads of IAM (one listing).
-pub const RECONCILE_OPERATIONS: &[Op] = &[op::GET_ACCOUNT_AUTHORIZATION_DETAILS];
+/// What the reconcile function reads of IAM: one listing, and the credentials of each user that
+/// looks locked down of a person HR does not list (a password or key re-activated by hand).
+pub const RECONCILE_OPERATIONS: &[Op] = &[
+    op::GET_ACCOUNT_AUTHORIZATION_DETAILS,
+    op::GET_LOGIN_PROFILE,
+    op::LIST_ACCESS_KEYS,
+    op::LIST_SSH_PUBLIC_KEYS,
+    op::LIST_SERVICE_SPECIFIC_CREDENTIALS,
+    op::LIST_SIGNING_CERTIFICATES,
+];
 
 /// Sent only by `jml doctor` with the operator's credentials (the canary's cleanup, the
 /// preflight's boundary and group checks): in no function's role.

@@ -5,8 +5,13 @@
 //! A user is ours when it carries `jml-sync:external-id` and is under the deployment's path prefix
 //! or its person is known (snapshot or ledger); any other user counts only where its
 //! name is a snapshot person's derived name (a collision). A leaver's user stays (audit needs the
-//! principal) tagged `jml-sync:status=disabled` and in no group: that is "no access" here (the
-//! leaver's own read-back checked its credentials when it was applied).
+//! principal) tagged `jml-sync:status=disabled` and in no group. The listing shows neither a
+//! console password nor keys, and a human can re-activate them after the leaver: so for every
+//! such user of a person HR does not list, its credentials are read (GetLoginProfile,
+//! ListAccessKeys, ListSSHPublicKeys, ListServiceSpecificCredentials, ListSigningCertificates:
+//! 5 calls per locked-down user per run), and one that still lets the user in is access
+//! (`leaver-still-active` when the ledger says the person left; `--apply` sends a leaver, whose
+//! lock-down deletes the password and deactivates every key and credential again).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -39,8 +44,42 @@ impl Reconciler for IamReconciler {
 
     async fn reconcile(&self, snapshot: &Snapshot, known: &LedgerView) -> Result<Findings, ServiceError> {
         let users = self.service.account_users().await?;
-        Ok(self.diff(snapshot, &users, known))
+        let mut credentials = Credentials::new();
+        for user in self.locked_down(snapshot, &users, known) {
+            let found = live_credentials(self.service.as_ref(), &user.user_name).await?;
+            if !found.is_empty() {
+                credentials.insert(user.user_id.clone(), found);
+            }
+        }
+        Ok(self.diff_with_credentials(snapshot, &users, known, &credentials))
     }
+}
+
+/// What still lets a locked-down user in, by UserId: `console password`, `N active access
+/// key(s)`, `N active SSH key(s)/service credential(s)/certificate(s)` (no personal data).
+pub type Credentials = BTreeMap<String, Vec<String>>;
+
+/// A user's credentials that let it in (empty: none). NoSuchEntity (the user went between the
+/// listing and the read) is none.
+pub async fn live_credentials(service: &dyn IamUsers, user_name: &str) -> Result<Vec<String>, ServiceError> {
+    let gone = |r: Result<usize, ServiceError>| match r {
+        Err(ServiceError::NotFound { .. }) => Ok(0),
+        other => other,
+    };
+    let mut out = Vec::new();
+    if gone(service.has_login_profile(user_name).await.map(usize::from))? > 0 {
+        out.push("console password".to_string());
+    }
+    let keys = service.access_keys(user_name).await.map(|k| k.iter().filter(|k| k.status == "Active").count());
+    let keys = gone(keys)?;
+    if keys > 0 {
+        out.push(format!("{keys} active access key(s)"));
+    }
+    let others = gone(service.other_credentials(user_name).await.map(|c| c.iter().filter(|c| c.active).count()))?;
+    if others > 0 {
+        out.push(format!("{others} active SSH key(s)/service credential(s)/certificate(s)"));
+    }
+    Ok(out)
 }
 
 /// The person a `jml-sync:external-id` tag names (`issuer/id`, `=XX` per UTF-8 byte outside the
@@ -75,9 +114,41 @@ fn disabled(u: &IamUser) -> bool {
 }
 
 impl IamReconciler {
-    /// Drift of every snapshot person and every tagged user; the people managed with access
-    /// (a tagged user not tagged disabled, or in any group).
+    /// This deployment's users (see [`IamReconciler::diff`]) of people HR does not list that
+    /// look locked down in the listing (tagged disabled, in no group): whose credentials must be
+    /// read before "no access" can be said.
+    pub fn locked_down<'a>(
+        &self,
+        snapshot: &Snapshot,
+        users: &'a [(IamUser, Vec<String>)],
+        known: &LedgerView,
+    ) -> Vec<&'a IamUser> {
+        let listed: BTreeSet<String> = snapshot.people.values().map(|e| external_id_tag(&e.external_id)).collect();
+        users
+            .iter()
+            .filter(|(u, groups)| {
+                let Some(tag) = u.tags.get(TAG_EXTERNAL_ID) else { return false };
+                let ours = u.path.starts_with(&self.path_prefix) || known.contains_key(&person_of_tag(tag));
+                ours && !listed.contains(tag) && disabled(u) && groups.is_empty()
+            })
+            .map(|(u, _)| u)
+            .collect()
+    }
+
+    /// [`IamReconciler::diff_with_credentials`] with no credential read.
     pub fn diff(&self, snapshot: &Snapshot, users: &[(IamUser, Vec<String>)], known: &LedgerView) -> Findings {
+        self.diff_with_credentials(snapshot, users, known, &Credentials::new())
+    }
+
+    /// Drift of every snapshot person and every tagged user; the people managed with access
+    /// (a tagged user not tagged disabled, in any group, or with a credential in `credentials`).
+    pub fn diff_with_credentials(
+        &self,
+        snapshot: &Snapshot,
+        users: &[(IamUser, Vec<String>)],
+        known: &LedgerView,
+        credentials: &Credentials,
+    ) -> Findings {
         let drift = |person: &str, kind, detail: String| Drift {
             person: person.to_string(),
             target: IAM_TARGET.to_string(),
@@ -176,18 +247,23 @@ impl IamReconciler {
         let mut managed_with_access = BTreeSet::new();
         for (person, mine) in &by_person {
             for (user, groups) in mine {
-                if disabled(user) && groups.is_empty() {
+                let live = credentials.get(&user.user_id).map(Vec::as_slice).unwrap_or_default();
+                if disabled(user) && groups.is_empty() && live.is_empty() {
                     continue;
                 }
                 managed_with_access.insert(person.clone());
                 if snapshot.people.contains_key(person) {
                     continue;
                 }
-                let detail = format!(
+                let mut detail = format!(
                     "{}, {} group(s)",
                     if disabled(user) { "tagged disabled" } else { "not tagged disabled" },
                     groups.len()
                 );
+                for c in live {
+                    detail.push_str(", ");
+                    detail.push_str(c);
+                }
                 let kind = if known.get(person).is_some_and(|k| k.left()) {
                     DriftKind::LeaverStillActive
                 } else {

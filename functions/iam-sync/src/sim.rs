@@ -131,6 +131,21 @@ impl SimIam {
         }
     }
 
+    /// What a human might do to a locked-down user, outside jml-sync: a console password again
+    /// (CreateLoginProfile), every access key `Active` again (UpdateAccessKey), every SSH key,
+    /// service-specific credential and signing certificate `Active` again. Tags and groups stay.
+    pub fn reactivate_by_hand(&self, name: &str) {
+        if let Some(u) = self.lock().users.get_mut(&name.to_lowercase()) {
+            u.login_profile = true;
+            for k in &mut u.access_keys {
+                k.status = "Active".to_string();
+            }
+            for c in &mut u.other_credentials {
+                c.active = true;
+            }
+        }
+    }
+
     /// Adds a user to a group directly (an unmanaged or manual membership).
     pub fn add_membership(&self, name: &str, group: &str) {
         if let Some(u) = self.lock().users.get_mut(&name.to_lowercase()) {

@@ -558,22 +558,20 @@ impl IamSync {
         }
     }
 
-    /// A leaver's users: the ledger's first (a changed tag parks), then every other name of the
-    /// write-ahead inventory that is still this person's (renamed-away names are gone). Also
-    /// whether the inventory or record knew any name.
+    /// A leaver's users: the ledger's first (a changed tag parks), then every user of the account
+    /// that carries this person's `jml-sync:external-id` tag, whatever its name and path: one
+    /// paged GetAccountAuthorizationDetails (Filter User, 1,000 users a page, tags included;
+    /// IAM has no tag filter on ListUsers, and ListUsers returns no tags). A user renamed by hand
+    /// (UpdateUser NewUserName keeps the UserId, tags, keys and groups), moved to another path,
+    /// or created by a parked joiner is found by its tag, where names (record, hint, inventory)
+    /// miss it. Also whether the inventory or record knew any name.
     async fn leaver_users(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<(Vec<IamUser>, bool), SyncError> {
         let Change::Leaver { user_name: sent, .. } = &event.change else { return Ok((vec![], false)) };
         let derived = sent.as_ref().and_then(|n| user_name(n.as_str()).ok());
         let mut users: Vec<IamUser> = self.resolve(event, ctx.record, derived.as_deref()).await?.into_iter().collect();
         let inventory = ctx.accounts().await?;
-        for name in &inventory {
-            if users.iter().any(|u| u.user_name.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            if let Some(u) = self.service.get_user(name).await?
-                && ownership(&u, &event.external_id) == Ownership::Ours
-                && !users.iter().any(|o| o.user_id == u.user_id)
-            {
+        for (u, _) in self.service.account_users().await? {
+            if ownership(&u, &event.external_id) == Ownership::Ours && !users.iter().any(|o| o.user_id == u.user_id) {
                 users.push(u);
             }
         }
