@@ -352,7 +352,8 @@ async fn moto_held_events_never_collide_with_the_person_held() {
     let client = aws_sdk_dynamodb::Client::new(&m.sdk);
     let ledger = jml_dynamodb::DynamoLedger::new(client.clone(), &m.table);
     let target = "identity-store";
-    let person = ExternalId { issuer: ExternalIdPart::parse("held").unwrap(), id: ExternalIdPart::parse(target).unwrap() };
+    let person =
+        ExternalId { issuer: ExternalIdPart::parse("held").unwrap(), id: ExternalIdPart::parse(target).unwrap() };
     assert_eq!(person.key(), HeldEvent::legacy_partition(target), "the collision this test is about");
     let at: chrono::DateTime<chrono::Utc> = "2026-11-20T17:00:00Z".parse().unwrap();
     let record = PersonRecord {

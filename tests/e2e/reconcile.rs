@@ -588,8 +588,8 @@ async fn reconcile_apply_touches_only_the_leaver_whose_external_id_differs_aroun
         let out = w.deliver(e).await;
         assert!(out.iter().all(|d| !d.contains("Error") && !d.contains("None")), "{out:?}");
     }
-    let long_id = jml_core::contract::ExternalId::from_key(&format!("{}#{}", "%25".repeat(200), "%23".repeat(256)))
-        .unwrap();
+    let long_id =
+        jml_core::contract::ExternalId::from_key(&format!("{}#{}", "%25".repeat(200), "%23".repeat(256))).unwrap();
     assert!(jml_core::contract::ExternalId::is_hashed_marker(&long_id.marker()));
     assert!(iam_sync::target::external_id_tag(&long_id).starts_with("sha256:"));
     let before = accounts_of(&w, "him.stays").await;

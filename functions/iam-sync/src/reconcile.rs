@@ -17,7 +17,8 @@ use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Sn
 
 use crate::port::{IamUser, IamUsers, ServiceError};
 use crate::target::{
-    GroupMap, IAM_TARGET, TAG_EXTERNAL_ID, TAG_STATUS, active_tags, external_id_of_tag, external_id_tag, path, user_name,
+    GroupMap, IAM_TARGET, TAG_EXTERNAL_ID, TAG_STATUS, active_tags, external_id_of_tag, external_id_tag, path,
+    user_name,
 };
 
 /// The IAM [`Reconciler`].

@@ -88,9 +88,8 @@ pub fn check_path(p: &str) -> Result<(), String> {
 /// (`\p{N}`), the ASCII space and `_ . : + - @` (IAM `tagValueType`:
 /// `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`; `/` and `=` are this encoding's own). Combining marks are not
 /// letters (`\p{M}`): IAM refuses them, so they are written as `=XX` too.
-static TAG_KEPT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^[\p{L}\p{N} _.:+\-@]$").expect("static regex compiles")
-});
+static TAG_KEPT: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{N} _.:+\-@]$").expect("static regex compiles"));
 
 /// A tag value's bound (`tagValueType` max 256: Java string length, UTF-16 units).
 const TAG_VALUE_MAX: usize = 256;

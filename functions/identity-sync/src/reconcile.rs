@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use jml_core::reconcile::person_of_marker;
-use jml_core::reconcile::{hashed_markers, resolve_marker};
 use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
+use jml_core::reconcile::{hashed_markers, resolve_marker};
 
 use crate::planner::{ManagedGroups, attribute_changes, desired_attributes};
 use crate::port::{IdentityStore, ServiceError, UserId, UserRecord, UserStatus};

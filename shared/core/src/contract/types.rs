@@ -540,7 +540,10 @@ mod tests {
 
     #[test]
     fn the_person_held_was_the_legacy_held_partition_and_is_not_the_new_one() {
-        let held = ExternalId { issuer: ExternalIdPart::parse("held").unwrap(), id: ExternalIdPart::parse("identity-store").unwrap() };
+        let held = ExternalId {
+            issuer: ExternalIdPart::parse("held").unwrap(),
+            id: ExternalIdPart::parse("identity-store").unwrap(),
+        };
         assert_eq!(held.key(), crate::ledger::HeldEvent::legacy_partition("identity-store"));
         assert_ne!(held.key(), crate::ledger::HeldEvent::partition("identity-store"));
         assert!(!crate::ledger::is_person_key(&crate::ledger::HeldEvent::partition("identity-store")));
