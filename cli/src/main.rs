@@ -54,7 +54,8 @@ enum Command {
         /// With --backend aws: really write.
         #[arg(long)]
         apply: bool,
-        /// After the replay, print this person's audit trail (`issuer#id`, e.g. workday#100234).
+        /// After the replay, print this person's audit trail (`issuer#id`, e.g. workday#100234;
+        /// a `#` or `%` inside the issuer or the id as `%23`, `%25`).
         #[arg(long, value_name = "ISSUER#ID")]
         audit: Option<String>,
         /// Comma-separated targets: identity,subscriptions,appstream,iam. Default: all four on
@@ -70,7 +71,7 @@ enum Command {
     },
     /// Print a person's audit trail from the DynamoDB ledger (LEDGER_TABLE, default credentials).
     Audit {
-        /// The person's ExternalId key, `issuer#id`.
+        /// The person's ExternalId key, `issuer#id` (a `#` or `%` inside a part as `%23`, `%25`).
         person: String,
     },
     /// Print Identity Store API calls per event type, measured on the simulator.
@@ -390,7 +391,22 @@ fn check_config(function: &str) -> ExitCode {
     }
 }
 
+/// Refuses a person argument that is not a person key (the ledger's: `issuer#id`, a `#` or `%`
+/// inside a part written `%23`, `%25`): `a#b#c` could be either of two people.
+pub(crate) fn check_person_key(person: &str) -> Result<(), String> {
+    match jml_core::contract::ExternalId::from_key(person) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "jml: {person:?} is not a person key: issuer#id with exactly one #, a # or % inside the issuer or the id written %23 or %25 (issuer a#b and id c: a%23b#c)"
+        )),
+    }
+}
+
 async fn audit(person: &str) -> ExitCode {
+    if let Err(e) = check_person_key(person) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let Some(table) = std::env::var("LEDGER_TABLE").ok().filter(|t| !t.is_empty()) else {
         eprintln!("jml: LEDGER_TABLE: is required (the DynamoDB person ledger)");
         return ExitCode::from(2);

@@ -78,6 +78,10 @@ pub async fn run(
     targets: Option<&str>,
     clock: jml_core::clock::Clock,
 ) -> ExitCode {
+    if let Some(Err(e)) = audit.map(crate::check_person_key) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let files = match event_files(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -280,11 +284,9 @@ fn remaining_access(sims: &Sims, person: &str) -> Vec<(&'static str, String, boo
     out
 }
 
-/// The managed marker of a person key (`issuer#id`).
+/// The managed marker of a person key (`issuer#id`, `#` and `%` in a part as `%23`, `%25`).
 fn marker(person: &str) -> Option<String> {
-    let (issuer, id) = person.split_once('#')?;
-    let part = |s: &str| jml_core::contract::ExternalIdPart::parse(s).ok();
-    Some(jml_core::contract::ExternalId { issuer: part(issuer)?, id: part(id)? }.marker())
+    Some(jml_core::contract::ExternalId::from_key(person)?.marker())
 }
 
 /// Prints what the leaver left behind; returns 1 if any access remains (a failed replay).

@@ -338,6 +338,76 @@ async fn moto_breaker_window_and_decision_are_shared_and_held_events_round_trip(
     assert!(ledger.held("identity-store").await.unwrap().is_empty());
 }
 
+/// Issue 22: the person whose issuer is `held` and whose id is a target's name had the ledger key
+/// `held#<target>`, the partition of that target's held events: listing them read the person's
+/// record as a held event ("corrupt"). Held events now live in `held#<target>#events` (never a
+/// person key); one held before the move (in `held#<target>`) is still listed and released, and
+/// the person's own items there are neither.
+#[tokio::test]
+#[ignore = "needs moto: scripts/moto-e2e.sh"]
+async fn moto_held_events_never_collide_with_the_person_held() {
+    use jml_core::contract::{ExternalId, ExternalIdPart};
+    use jml_core::ledger::{AuditEntry, HeldEvent, PersonRecord};
+    let m = moto().await;
+    let client = aws_sdk_dynamodb::Client::new(&m.sdk);
+    let ledger = jml_dynamodb::DynamoLedger::new(client.clone(), &m.table);
+    let target = "identity-store";
+    let person =
+        ExternalId { issuer: ExternalIdPart::parse("held").unwrap(), id: ExternalIdPart::parse(target).unwrap() };
+    assert_eq!(person.key(), HeldEvent::legacy_partition(target), "the collision this test is about");
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-20T17:00:00Z".parse().unwrap();
+    let record = PersonRecord {
+        person: person.key(),
+        target: target.into(),
+        user_id: Some("u-1".into()),
+        user_name: Some("held.person".into()),
+        status: PersonStatus::Active,
+        last_event_id: "join-1".into(),
+        last_occurred_at: at,
+        last_event: None,
+        lifecycle_event: None,
+        held: None,
+        version: 1,
+        updated_at: at,
+    };
+    let audit = |person: &str, event_id: &str| AuditEntry {
+        person: person.into(),
+        target: target.into(),
+        event_id: event_id.into(),
+        event_type: "leaver".into(),
+        occurred_at: at,
+        decision: "held".into(),
+        actions: 0,
+        writes: 0,
+        recorded_at: at,
+        expires_at: None,
+    };
+    assert!(ledger.commit(&record, None, &audit(&person.key(), "join-1")).await.unwrap());
+    let held = |event_id: &str| HeldEvent {
+        target: target.into(),
+        person: "workday#1".into(),
+        event_id: event_id.into(),
+        occurred_at: at,
+        body: fixture("04-leaver-ada.json"),
+        held_at: at,
+    };
+    let new = held("leave-new");
+    ledger.hold(&new, &audit("workday#1", "leave-new")).await.unwrap();
+    // One held by the previous version, in the legacy partition (as it wrote it).
+    let old = held("leave-old");
+    let mut item = jml_dynamodb::held_item(&old);
+    item.insert("pk".into(), aws_sdk_dynamodb::types::AttributeValue::S(HeldEvent::legacy_partition(target)));
+    client.put_item().table_name(&m.table).set_item(Some(item)).send().await.unwrap();
+
+    let listed = ledger.held(target).await.expect("the person's items are not read as held events");
+    assert_eq!(listed, vec![new.clone(), old.clone()]);
+    ledger.forget_held(&old).await.unwrap();
+    ledger.forget_held(&new).await.unwrap();
+    assert!(ledger.held(target).await.unwrap().is_empty());
+    // The person's record is untouched by all of it.
+    assert_eq!(ledger.get(&person.key(), target).await.unwrap(), Some(record));
+}
+
 /// Five concurrent takers of a 3-slot sliding window (each on its own task and client clone):
 /// each taker's index and whether it was admitted.
 async fn futures_take(ledger: &jml_dynamodb::DynamoLedger) -> Vec<(usize, bool)> {

@@ -633,3 +633,82 @@ async fn a_parked_joiners_address_is_seen_with_every_stack_it_has_and_corrected(
     let o = w.reconcile(&snap, 1.0).await.unwrap();
     assert!(o.report.drift.iter().all(|d| d.target != "appstream-user-pool"), "{:#?}", o.report.drift);
 }
+
+/// A joiner for the ExternalId (`issuer`, `id`) named `name` (user name, mail, AD name).
+fn person_with(issuer: &str, id: &str, name: &str) -> Value {
+    let mut j = fixture_json("01-joiner-ada.json");
+    j["eventId"] = format!("join-{name}").into();
+    j["person"]["externalId"] = json!({"issuer": issuer, "id": id});
+    j["person"]["userName"] = name.into();
+    j["person"]["email"] = format!("{name}@example.com").into();
+    j["person"]["directoryUserName"] = name.replace('.', "").chars().take(20).collect::<String>().into();
+    j["person"]["enterprise"].as_object_mut().unwrap().remove("manager");
+    j
+}
+
+/// Everything every target holds for the person named `name`, to compare before and after.
+async fn accounts_of(w: &World, name: &str) -> String {
+    let un = jml_core::contract::UserName::parse(name).unwrap();
+    let id = w.identity.find_user_by_user_name(&un).await.unwrap().unwrap();
+    let user = w.identity.describe_user(&id).await.unwrap();
+    let groups = w.identity.memberships(&id).await.unwrap();
+    let iam = w.iam.user(&iam_sync::target::user_name(name).unwrap());
+    let apps = w.apps.user(&format!("{name}@example.com"));
+    let subs = w.subs.holdings(&name.replace('.', ""));
+    format!("{user:?}\n{groups:?}\n{iam:?}\n{apps:?}\n{subs:?}")
+}
+
+/// Issue 22 (cross-person): two people whose ExternalIds differ only around a `#` (issuer `hr#eu`,
+/// id `100`, and issuer `hr`, id `eu#100`), and a third whose marker and IAM tag are the bounded
+/// hashed forms. The first and the third leave without a leaver event: reconciliation reports
+/// exactly them, `--apply` sends leavers with their exact ExternalIds (the hashed one resolved
+/// through the ledger), and the second person's accounts are untouched in every target.
+#[tokio::test]
+async fn reconcile_apply_touches_only_the_leaver_whose_external_id_differs_around_a_hash() {
+    let w = world(&memory_config(&[("BREAKER_LEAVERS_PER_HOUR", "0")]));
+    let her = person_with("hr#eu", "100", "her.leaver");
+    let him = person_with("hr", "eu#100", "him.stays");
+    let long = person_with(&"%".repeat(200), &"#".repeat(256), "long.leaver");
+    for e in [&her, &him, &long] {
+        let out = w.deliver(e).await;
+        assert!(out.iter().all(|d| !d.contains("Error") && !d.contains("None")), "{out:?}");
+    }
+    let long_id =
+        jml_core::contract::ExternalId::from_key(&format!("{}#{}", "%25".repeat(200), "%23".repeat(256))).unwrap();
+    assert!(jml_core::contract::ExternalId::is_hashed_marker(&long_id.marker()));
+    assert!(iam_sync::target::external_id_tag(&long_id).starts_with("sha256:"));
+    let before = accounts_of(&w, "him.stays").await;
+
+    let snap = parse_snapshot(&line(him.clone()), "2026-12-01T00:00:00Z".parse().unwrap());
+    assert!(snap.bad.is_empty(), "{:?}", snap.bad);
+    let o = w.reconcile(&snap, 1.0).await.unwrap();
+    let people: BTreeSet<&str> = o.report.drift.iter().map(|d| d.person.as_str()).collect();
+    let (her_k, long_k) = ("hr%23eu#100", long_id.key());
+    assert_eq!(people, BTreeSet::from([her_k, long_k.as_str()]), "{:#?}", o.report.drift);
+    let corrections = o.report.corrective_events(&snap, &o.left);
+    assert!(corrections.held.is_empty(), "{:?}", corrections.held);
+    let ids: BTreeSet<(String, String, String)> = corrections
+        .events
+        .iter()
+        .map(|e| {
+            let x = &e["person"]["externalId"];
+            (e["type"].as_str().unwrap().into(), x["issuer"].as_str().unwrap().into(), x["id"].as_str().unwrap().into())
+        })
+        .collect();
+    let want = |i: &str, d: &str| ("leaver".to_string(), i.to_string(), d.to_string());
+    assert_eq!(ids, BTreeSet::from([want("hr#eu", "100"), want(&"%".repeat(200), &"#".repeat(256))]));
+    for e in &corrections.events {
+        assert!(jml_core::contract::event_from_value(e).is_ok(), "a valid event: {}", e["eventId"]);
+        let out = w.deliver(e).await;
+        assert!(
+            out.iter()
+                .all(|d| ["disable", "noop", "delete", "deleted"].contains(&d.as_str()) || d.starts_with("disable")),
+            "{out:?}"
+        );
+    }
+    assert_eq!(accounts_of(&w, "him.stays").await, before, "his accounts are untouched");
+    let after = w.reconcile(&snap, 1.0).await.unwrap();
+    assert!(after.report.drift.is_empty(), "{:#?}", after.report.drift);
+    assert!(w.apps.user("her.leaver@example.com").is_none_or(|u| !u.enabled));
+    assert!(w.apps.user("long.leaver@example.com").is_none_or(|u| !u.enabled));
+}

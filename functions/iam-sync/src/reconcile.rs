@@ -17,10 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use jml_core::contract::ExternalId;
 use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
 
 use crate::port::{IamUser, IamUsers, ServiceError};
-use crate::target::{GroupMap, IAM_TARGET, TAG_EXTERNAL_ID, TAG_STATUS, active_tags, external_id_tag, path, user_name};
+use crate::target::{
+    GroupMap, IAM_TARGET, TAG_EXTERNAL_ID, TAG_STATUS, active_tags, external_id_of_tag, external_id_tag, path,
+    user_name,
+};
 
 /// The IAM [`Reconciler`].
 pub struct IamReconciler {
@@ -82,31 +86,12 @@ pub async fn live_credentials(service: &dyn IamUsers, user_name: &str) -> Result
     Ok(out)
 }
 
-/// The person a `jml-sync:external-id` tag names (`issuer/id`, `=XX` per UTF-8 byte outside the
-/// tag alphabet), as `issuer#id`; a hashed tag is returned as `tag:<value>`.
+/// The person a `jml-sync:external-id` tag names, as a person key ([`ExternalId::key`]); a
+/// hashed tag, or one not in the exact form jml-sync writes, is `tag:<value>` (never a person key:
+/// reported, and its correction held). [`IamReconciler::diff`] looks hashed tags up among the
+/// snapshot's and the ledger's people first.
 pub fn person_of_tag(value: &str) -> String {
-    fn dec(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            match (b[i], s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
-                (b'=', Some(byte)) => {
-                    out.push(byte);
-                    i += 3;
-                }
-                (c, _) => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    match value.split_once('/') {
-        Some((issuer, id)) if !value.starts_with("sha256:") => format!("{}#{}", dec(issuer), dec(id)),
-        _ => format!("tag:{value}"),
-    }
+    external_id_of_tag(value).map_or_else(|| format!("tag:{value}"), |p| p.key())
 }
 
 fn disabled(u: &IamUser) -> bool {
@@ -155,8 +140,14 @@ impl IamReconciler {
             kind,
             detail,
         };
-        // The tag value of each snapshot person (a hashed tag is only recognisable this way).
+        // The tag value of each snapshot person and of each person the ledger knows here (a
+        // hashed tag is only recognisable this way).
         let mut person_of: BTreeMap<String, String> = BTreeMap::new();
+        for p in known.keys() {
+            if let Some(id) = ExternalId::from_key(p) {
+                person_of.insert(external_id_tag(&id), p.clone());
+            }
+        }
         for (p, e) in &snapshot.people {
             person_of.insert(external_id_tag(&e.external_id), p.clone());
         }

@@ -84,17 +84,28 @@ pub fn check_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The `jml-sync:external-id` tag value: `issuer/id`, each character outside the tag alphabet
-/// (`[\p{L}\p{Z}\p{N}_.:+\-@]`, minus `/` and `=` which this encoding reserves) written as `=XX`
-/// per UTF-8 byte; longer than a tag value's 256 characters: `sha256:` + the key's digest.
+/// The tag alphabet characters the external-id tag keeps as they are: letters (`\p{L}`), numbers
+/// (`\p{N}`), the ASCII space and `_ . : + - @` (IAM `tagValueType`:
+/// `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`; `/` and `=` are this encoding's own). Combining marks are not
+/// letters (`\p{M}`): IAM refuses them, so they are written as `=XX` too.
+static TAG_KEPT: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{N} _.:+\-@]$").expect("static regex compiles"));
+
+/// A tag value's bound (`tagValueType` max 256: Java string length, UTF-16 units).
+const TAG_VALUE_MAX: usize = 256;
+
+/// The `jml-sync:external-id` tag value: `issuer/id`, each character outside the kept alphabet
+/// (see `TAG_KEPT`) written as `=XX` per UTF-8 byte; longer than a tag value's 256 UTF-16
+/// units: `sha256:` + the key's digest (one per person; [`external_id_of_tag`] gives `None`,
+/// and reconciliation finds the person through the snapshot or the ledger).
 pub fn external_id_tag(id: &ExternalId) -> String {
     fn enc(s: &str) -> String {
         let mut out = String::new();
+        let mut buf = [0u8; 4];
         for c in s.chars() {
-            if c.is_alphanumeric() || c == ' ' || "_.:+-@".contains(c) {
+            if TAG_KEPT.is_match(c.encode_utf8(&mut buf)) {
                 out.push(c);
             } else {
-                let mut buf = [0u8; 4];
                 for b in c.encode_utf8(&mut buf).bytes() {
                     out.push_str(&format!("={b:02X}"));
                 }
@@ -103,12 +114,38 @@ pub fn external_id_tag(id: &ExternalId) -> String {
         out
     }
     let value = format!("{}/{}", enc(id.issuer.as_str()), enc(id.id.as_str()));
-    if value.chars().count() <= 256 {
+    if value.encode_utf16().count() <= TAG_VALUE_MAX {
         return value;
     }
     use sha2::Digest;
     let digest = sha2::Sha256::digest(id.key().as_bytes());
     format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The person a plain external-id tag names: the inverse of [`external_id_tag`], strict (only
+/// the exact value `external_id_tag` writes reads back; a hashed tag, or anything else, is `None`).
+pub fn external_id_of_tag(value: &str) -> Option<ExternalId> {
+    fn dec(s: &str) -> Option<String> {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'=' {
+                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+    let (issuer, id) = value.split_once('/')?;
+    let person = ExternalId {
+        issuer: jml_core::contract::ExternalIdPart::parse(&dec(issuer)?).ok()?,
+        id: jml_core::contract::ExternalIdPart::parse(&dec(id)?).ok()?,
+    };
+    (external_id_tag(&person) == value).then_some(person)
 }
 
 /// Which IAM groups a person belongs in: the deployment's map of HR group -> IAM groups
@@ -743,6 +780,11 @@ mod tests {
         assert!(external_id_tag(&ext(&"x".repeat(200), &"y".repeat(200))).starts_with("sha256:"));
         let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c);
         assert!(external_id_tag(&ext("é#%!", "∑")).chars().all(allowed));
+        // A combining mark is not a letter for IAM (\p{L}): encoded (Devanagari vowel sign AA).
+        assert_eq!(external_id_tag(&ext("\u{0930}\u{093E}", "1")), "\u{0930}=E0=A4=BE/1");
+        // 241 characters, but 481 UTF-16 units (IAM counts those): hashed.
+        let astral = "\u{1D400}".repeat(120);
+        assert!(external_id_tag(&ext(&astral, &astral)).starts_with("sha256:"));
     }
 
     fn user(path: &str, groups_tags: &[(&str, &str)]) -> IamUser {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use jml_core::reconcile::person_of_marker;
 use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
+use jml_core::reconcile::{hashed_markers, resolve_marker};
 
 use crate::planner::{ManagedGroups, attribute_changes, desired_attributes};
 use crate::port::{IdentityStore, ServiceError, UserId, UserRecord, UserStatus};
@@ -64,7 +65,13 @@ impl Reconciler for IdentityReconciler {
 
     async fn reconcile(&self, snapshot: &Snapshot, known: &LedgerView) -> Result<Findings, ServiceError> {
         let state = read(self.store.as_ref(), &self.managed).await?;
-        Ok(Findings { drift: diff(snapshot, &state, known), managed_with_access: managed_with_access(&state) })
+        // A hashed marker names nobody by itself: the person the snapshot or the ledger knows.
+        let hashed = hashed_markers(known.keys().chain(snapshot.people.keys()));
+        let managed = managed_with_access(&state)
+            .into_iter()
+            .map(|p| p.strip_prefix("marker:").and_then(|m| hashed.get(m).cloned()).unwrap_or(p))
+            .collect();
+        Ok(Findings { drift: diff(snapshot, &state, known), managed_with_access: managed })
     }
 }
 
@@ -91,6 +98,8 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
     // userName (lower case: unique regardless of case) -> UserId, for the managers.
     let by_name: BTreeMap<String, &str> =
         state.users.iter().map(|u| (u.attributes.user_name.to_lowercase(), u.user_id.as_str())).collect();
+    // A hashed marker names nobody by itself: the people the ledger knows here, by marker.
+    let hashed = hashed_markers(known.keys());
     let mut seen = BTreeSet::new();
     for (person, event) in &snapshot.people {
         let Some(profile) = event.profile() else { continue };
@@ -162,7 +171,7 @@ pub fn diff(snapshot: &Snapshot, state: &IdentityState, known: &LedgerView) -> V
         if seen.contains(marker) || marker.starts_with(crate::doctor::CANARY_MARKER) {
             continue;
         }
-        let Some(person) = person_of_marker(marker) else { continue };
+        let Some(person) = resolve_marker(marker, &hashed) else { continue };
         let groups = groups_of(&user.user_id);
         let access = user.status == UserStatus::Enabled || !groups.is_empty();
         if !access {

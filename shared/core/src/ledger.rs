@@ -304,9 +304,21 @@ pub fn inventory_sort_key(target: &str) -> String {
     format!("inventory#{target}")
 }
 
-/// The key of a name claim: its own partition, never a person's (`issuer#id` has one `#`).
+/// The key of a name claim: its own partition, never a person's (a person key has exactly one
+/// `#`; this has two or more).
 pub fn claim_key(target: &str, name: &str) -> String {
     format!("claim#{target}#{name}")
+}
+
+/// The partition of the blast-radius breaker's windows: no `#`, never a person key.
+pub const BREAKER_PARTITION: &str = "breaker";
+
+/// Whether a partition key is a person's ([`crate::contract::ExternalId::key`], read back
+/// strictly). Every fixed partition of the table (held events, name claims, the breaker) is not:
+/// a person key has exactly one `#`, the fixed ones none or two and more, so the key spaces never
+/// overlap, whatever the issuer (`held`, `claim`, ...) or the parts' punctuation.
+pub fn is_person_key(pk: &str) -> bool {
+    crate::contract::ExternalId::from_key(pk).is_some()
 }
 
 /// An event the blast-radius breaker held instead of applying.
@@ -322,8 +334,18 @@ pub struct HeldEvent {
 }
 
 impl HeldEvent {
-    /// Partition of a target's held events: one Query lists them all.
+    /// Partition of a target's held events: one Query lists them all. `held#<target>#events`:
+    /// two `#`, never a person key (the first form, `held#<target>`, was the key of the person
+    /// whose issuer is `held` and id the target's name; see [`Self::legacy_partition`]).
     pub fn partition(target: &str) -> String {
+        format!("held#{target}#events")
+    }
+
+    /// Where held events were kept before [`Self::partition`]: still read (and released from),
+    /// never written, so an event held before the upgrade is not lost. That partition may also
+    /// hold a person's items (issuer `held`): a reader keeps only held-event items (a sort key
+    /// starting with the held time's digit; a person's sort keys start with a letter).
+    pub fn legacy_partition(target: &str) -> String {
         format!("held#{target}")
     }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::contract::{FieldError, HrEvent, event_from_value, external_id_hint_value};
+use crate::contract::{ExternalId, FieldError, HrEvent, event_from_value, external_id_hint_value};
 use crate::ledger::{Known, Ledger, PersonStatus};
 use crate::metrics::MetricsSink;
 use crate::ports::ServiceError;
@@ -49,24 +49,64 @@ impl Snapshot {
     }
 }
 
-/// The person a plain marker names (`urn:jml-sync:person:<issuer>:<id>`, percent-encoded), or
-/// the marker itself for a hashed one (the person is not recoverable from it).
+/// The person a managed marker names, as a person key ([`ExternalId::key`]): read back from a
+/// plain marker (exactly as [`ExternalId::marker`] writes it); any other marker with the managed
+/// prefix (a hashed one, or one not in the exact form jml-sync writes) is `marker:<marker>`,
+/// which never reads as a person key (so no correction is ever sent for it: it is held);
+/// [`resolve_marker`] first looks a hashed one up among known people. `None`: not a managed
+/// marker.
 pub fn person_of_marker(marker: &str) -> Option<String> {
-    let rest = marker.strip_prefix(crate::contract::MARKER_PREFIX)?;
-    if let Some(plain) = rest.strip_prefix(':') {
-        let (issuer, id) = plain.split_once(':')?;
-        let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-        return Some(format!("{}#{}", dec(issuer), dec(id)));
+    if !marker.starts_with(crate::contract::MARKER_PREFIX) {
+        return None;
     }
-    rest.starts_with("-sha256:").then(|| format!("marker:{marker}"))
+    Some(ExternalId::from_marker(marker).map_or_else(|| format!("marker:{marker}"), |p| p.key()))
+}
+
+/// The markers of `people` (person keys, e.g. the ledger's and the snapshot's) that are hashed:
+/// marker -> person key. A hashed marker names nobody by itself; this is how reconciliation
+/// resolves it.
+pub fn hashed_markers<'a>(people: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, String> {
+    people
+        .into_iter()
+        .filter_map(|p| {
+            let m = ExternalId::from_key(p)?.marker();
+            ExternalId::is_hashed_marker(&m).then(|| (m, p.clone()))
+        })
+        .collect()
+}
+
+/// [`person_of_marker`], a hashed marker resolved through `hashed` (see [`hashed_markers`]).
+pub fn resolve_marker(marker: &str, hashed: &BTreeMap<String, String>) -> Option<String> {
+    hashed.get(marker).cloned().or_else(|| person_of_marker(marker))
 }
 
 /// The event id of the corrective event for `person` at `as_of`: deterministic, so a rerun is
-/// deduplicated by the ledger (and by the FIFO queues within their window).
+/// deduplicated by the ledger (and by the FIFO queues within their window), and one per person
+/// (injective): `reconcile-<as of>-<issuer>_<id>` when both parts are ASCII letters, digits
+/// and `-` and it fits the 128 characters of an event id; otherwise
+/// `reconcile-<as of>-<readable prefix>.<128-bit SHA-256 of the person key>` (the `.` never
+/// occurs in the first form).
 pub fn corrective_event_id(as_of: &DateTime<Utc>, person: &str) -> String {
-    let person: String =
-        person.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    format!("reconcile-{}-{person}", as_of.format("%Y%m%dT%H%M%SZ"))
+    use sha2::{Digest, Sha256};
+    let at = as_of.format("%Y%m%dT%H%M%SZ");
+    let simple = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if let Some((issuer, id)) = person.split_once('#')
+        && simple(issuer)
+        && simple(id)
+    {
+        let plain = format!("reconcile-{at}-{issuer}_{id}");
+        if plain.len() <= 128 {
+            return plain;
+        }
+    }
+    let readable: String = person
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(48)
+        .collect();
+    let digest = Sha256::digest(person.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("reconcile-{at}-{readable}.{hex}")
 }
 
 /// Parses JSON Lines: each non-blank line `{"person": {...}, "groups": [...], ...}` (a v1 HR
@@ -364,13 +404,18 @@ impl Report {
                         snapshot.unidentified.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                     ),
                 }),
-                None => {
-                    let Some((issuer, ext)) = person.split_once('#') else { continue };
-                    out.events.push(json!({
+                None => match ExternalId::from_key(person) {
+                    Some(ext) => out.events.push(json!({
                         "eventId": id, "type": "leaver", "occurredAt": at,
-                        "person": {"externalId": {"issuer": issuer, "id": ext}},
-                    }));
-                }
+                        "person": {"externalId": {"issuer": ext.issuer.as_str(), "id": ext.id.as_str()}},
+                    })),
+                    // A hashed mark of a person neither HR nor the ledger knows, or a mark not in
+                    // the form jml-sync writes: whose account it is cannot be read back.
+                    None => out.held.push(HeldCorrection {
+                        person: person.to_string(),
+                        reason: "leaver held: the account's mark names no ExternalId jml-sync can read (a hashed mark of a person the ledger does not know, or a mark made by hand): resolve by hand".into(),
+                    }),
+                },
             }
         }
         out

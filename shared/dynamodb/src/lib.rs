@@ -266,6 +266,13 @@ pub fn held_item(h: &HeldEvent) -> Item {
     ])
 }
 
+/// Whether an item of a held-events partition is a held event: its sort key starts with the
+/// held event's time (a digit); a person's items (in the legacy partition `held#<target>`, the
+/// key of the person `held`/`<target>`) have sort keys that start with a letter.
+pub fn is_held_item(item: &Item) -> bool {
+    get_s(item, "sk").is_some_and(|sk| sk.starts_with(|c: char| c.is_ascii_digit()))
+}
+
 pub fn held_from_item(item: &Item) -> Result<HeldEvent, ServiceError> {
     let text = |k: &str| get_s(item, k).map(str::to_string).ok_or_else(|| corrupt(k));
     Ok(HeldEvent {
@@ -588,7 +595,7 @@ impl Ledger for DynamoLedger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s("breaker"))
+            .key("pk", s(jml_core::ledger::BREAKER_PARTITION))
             .key("sk", s(key))
             .consistent_read(true)
             .send()
@@ -620,7 +627,7 @@ impl Ledger for DynamoLedger {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s("breaker"))
+            .item("pk", s(jml_core::ledger::BREAKER_PARTITION))
             .item("sk", s(key))
             .item("entries", AttributeValue::M(map))
             .item("version", n(expected + 1))
@@ -722,19 +729,33 @@ impl Ledger for DynamoLedger {
     }
 
     async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
-        self.query_all("pk = :p", &[(":p", HeldEvent::partition(target))], held_from_item).await
+        let mut out = self.query_all("pk = :p", &[(":p", HeldEvent::partition(target))], held_from_item).await?;
+        // Held before the partition moved: the legacy partition is also the key of the person
+        // whose issuer is `held` (their record, audit, ...): only held-event items are read.
+        let legacy = self
+            .query_all("pk = :p", &[(":p", HeldEvent::legacy_partition(target))], |item| {
+                is_held_item(item).then(|| held_from_item(item)).transpose()
+            })
+            .await?;
+        out.extend(legacy.into_iter().flatten());
+        out.sort_by_key(HeldEvent::sort_key);
+        Ok(out)
     }
 
     async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(HeldEvent::partition(&held.target)))
-            .key("sk", s(held.sort_key()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+        // From both partitions (a DeleteItem of an absent item succeeds): one held before the
+        // move is in the legacy one. The sort key starts with a digit: never a person's item.
+        for pk in [HeldEvent::partition(&held.target), HeldEvent::legacy_partition(&held.target)] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(held.sort_key()))
+                .send()
+                .await
+                .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))?;
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,14 @@ pub use types::{
     Phone, Product, RESERVED_NAMES, StackName, Text, UserName,
 };
 
+/// `occurredAt`'s form, as the JSON Schema's pattern has it: RFC 3339 `date-time`, `T` between
+/// date and time, seconds 00-59, an offset of at most 23:59.
+static OCCURRED_AT: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(OCCURRED_AT_PATTERN).expect("static regex compiles"));
+
+/// The pattern of `occurredAt` (also in `events/hr-event.schema.json`).
+pub const OCCURRED_AT_PATTERN: &str = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$";
+
 /// The most managed groups one event may ask for (our limit; keeps one event's writes bounded).
 pub const MAX_GROUPS: usize = 100;
 
@@ -281,9 +289,13 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
     });
     let occurred_at = c.required(obj, "", "occurredAt").and_then(|v| {
         c.string(v, "occurredAt", |s| {
-            DateTime::parse_from_rfc3339(s)
+            // The schema's pattern (no space separator, no leap second), then the calendar.
+            OCCURRED_AT
+                .is_match(s)
+                .then(|| DateTime::parse_from_rfc3339(s).ok())
+                .flatten()
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z".to_string())
+                .ok_or_else(|| "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z".to_string())
         })
     });
     let person = c.required(obj, "", "person").and_then(|v| c.object(v, "person"));
@@ -292,13 +304,17 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
 
     let change = match (kind, person) {
         (Some(EventKind::Leaver), Some(p)) => {
-            // A leaver may carry the full record: known fields are accepted and not applied.
+            // A leaver may carry the full record: every field present is validated as a
+            // joiner's (a 50 KB displayName or an e-mail of 12345 is a bad event, parked with
+            // its path), none is required, and none but the resolution hints is applied.
             c.unknown_fields(p, "person.", PERSON_FIELDS);
-            let user_name = p.get("userName").and_then(|v| c.string(v, "person.userName", UserName::parse));
-            let directory_user_name = p
-                .get("directoryUserName")
-                .and_then(|v| c.string(v, "person.directoryUserName", DirectoryUserName::parse));
-            Some(Change::Leaver { user_name, directory_user_name })
+            let fields = c.person_fields(p, false);
+            if !matches!(obj.get("groups"), None | Some(Value::Null)) {
+                c.groups(obj.get("groups"));
+            }
+            c.subscriptions(obj.get("subscriptions"));
+            c.stacks(obj.get("appstreamStacks"));
+            Some(Change::Leaver { user_name: fields.user_name, directory_user_name: fields.directory_user_name })
         }
         (Some(kind), Some(p)) => {
             let groups = c.groups(obj.get("groups"));
@@ -361,6 +377,24 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// The person fields of an event, each `None` when absent or invalid (see
+/// `Collector::person_fields`).
+struct PersonFields {
+    user_name: Option<UserName>,
+    display_name: Option<Text>,
+    name: Option<PersonName>,
+    email: Option<Email>,
+    phone: Option<Phone>,
+    address: Option<Address>,
+    title: Option<Text>,
+    user_type: Option<Text>,
+    preferred_language: Option<Text>,
+    locale: Option<Text>,
+    timezone: Option<Text>,
+    enterprise: Option<Enterprise>,
+    directory_user_name: Option<DirectoryUserName>,
+}
+
 #[derive(Default)]
 struct Collector {
     errors: Vec<FieldError>,
@@ -418,6 +452,11 @@ impl Collector {
                 None
             }
         }
+    }
+
+    /// A person field: with `required`, absent or null is an error; otherwise it is `None`.
+    fn field<'v>(&mut self, p: &'v Map<String, Value>, key: &str, required: bool) -> Option<&'v Value> {
+        if required { self.required(p, "person.", key) } else { p.get(key).filter(|v| !v.is_null()) }
     }
 
     /// An optional field: absent or null is `None`; present must be valid.
@@ -578,48 +617,65 @@ impl Collector {
         groups: Option<BTreeSet<GroupName>>,
         subscriptions: Option<Vec<Subscription>>,
     ) -> Option<Profile> {
+        self.unknown_fields(p, "person.", PERSON_FIELDS);
+        let f = self.person_fields(p, true);
+        Some(Profile {
+            user_name: f.user_name?,
+            display_name: f.display_name?,
+            name: f.name?,
+            email: f.email?,
+            phone: f.phone,
+            address: f.address,
+            title: f.title,
+            user_type: f.user_type,
+            preferred_language: f.preferred_language,
+            locale: f.locale,
+            timezone: f.timezone,
+            enterprise: f.enterprise.unwrap_or_default(),
+            groups: groups?,
+            directory_user_name: f.directory_user_name,
+            subscriptions: subscriptions?,
+            appstream_stacks: None,
+        })
+    }
+
+    /// Every person field but the ExternalId, each validated when present (absent or `null`:
+    /// `None`); with `required`, the ones a joiner, mover and rehire need are required. A field
+    /// that is present and invalid is an error (and `None`).
+    fn person_fields(&mut self, p: &Map<String, Value>, required: bool) -> PersonFields {
         const P: &str = "person.";
-        self.unknown_fields(p, P, PERSON_FIELDS);
         let user_name =
-            self.required(p, P, "userName").and_then(|v| self.string(v, "person.userName", UserName::parse));
+            self.field(p, "userName", required).and_then(|v| self.string(v, "person.userName", UserName::parse));
         let display_name =
-            self.required(p, P, "displayName").and_then(|v| self.string(v, "person.displayName", Text::parse));
-        let name =
-            self.required(p, P, "name").and_then(|v| self.object(v, "person.name")).and_then(|n| self.person_name(n));
-        let email = self.required(p, P, "email").and_then(|v| self.string(v, "person.email", Email::parse));
-        let phone = self.optional(p, P, "phone", Phone::parse);
+            self.field(p, "displayName", required).and_then(|v| self.string(v, "person.displayName", Text::parse));
+        let name = self
+            .field(p, "name", required)
+            .and_then(|v| self.object(v, "person.name"))
+            .and_then(|n| self.person_name(n));
+        let email = self.field(p, "email", required).and_then(|v| self.string(v, "person.email", Email::parse));
         let address = match p.get("address") {
             None | Some(Value::Null) => None,
             Some(v) => self.object(v, "person.address").map(|a| self.address(a)),
         };
-        let title = self.optional(p, P, "title", Text::parse);
-        let user_type = self.optional(p, P, "userType", Text::parse);
-        let preferred_language = self.optional(p, P, "preferredLanguage", Text::parse);
-        let locale = self.optional(p, P, "locale", Text::parse);
-        let timezone = self.optional(p, P, "timezone", Text::parse);
-        let directory_user_name = self.optional(p, P, "directoryUserName", DirectoryUserName::parse);
         let enterprise = match p.get("enterprise") {
-            None | Some(Value::Null) => Some(Enterprise::default()),
+            None | Some(Value::Null) => None,
             Some(v) => self.object(v, "person.enterprise").map(|e| self.enterprise(e)),
         };
-        Some(Profile {
-            user_name: user_name?,
-            display_name: display_name?,
-            name: name?,
-            email: email?,
-            phone,
+        PersonFields {
+            user_name,
+            display_name,
+            name,
+            email,
+            phone: self.optional(p, P, "phone", Phone::parse),
             address,
-            title,
-            user_type,
-            preferred_language,
-            locale,
-            timezone,
-            enterprise: enterprise?,
-            groups: groups?,
-            directory_user_name,
-            subscriptions: subscriptions?,
-            appstream_stacks: None,
-        })
+            title: self.optional(p, P, "title", Text::parse),
+            user_type: self.optional(p, P, "userType", Text::parse),
+            preferred_language: self.optional(p, P, "preferredLanguage", Text::parse),
+            locale: self.optional(p, P, "locale", Text::parse),
+            timezone: self.optional(p, P, "timezone", Text::parse),
+            enterprise,
+            directory_user_name: self.optional(p, P, "directoryUserName", DirectoryUserName::parse),
+        }
     }
 
     fn person_name(&mut self, n: &Map<String, Value>) -> Option<PersonName> {

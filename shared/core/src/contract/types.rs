@@ -289,12 +289,61 @@ pub struct ExternalId {
 
 impl ExternalId {
     /// `issuer#id` with `%` and `#` percent-encoded in each part, so distinct pairs never
-    /// produce the same key (used for logs, the ledger key and message groups).
+    /// produce the same key (used for logs, the ledger key and message groups). A key has exactly
+    /// one `#` (the ledger's fixed partitions have none or two and more: they are never a key);
+    /// a part without `%` or `#` is written as is. [`ExternalId::from_key`] reads it back.
     pub fn key(&self) -> String {
         fn esc(s: &str) -> String {
             s.replace('%', "%25").replace('#', "%23")
         }
         format!("{}#{}", esc(self.issuer.as_str()), esc(self.id.as_str()))
+    }
+
+    /// The person a [`key`](Self::key) names: the inverse of `key`, strict (exactly one `#`,
+    /// `%` only as `%23` or `%25`, each part valid). `None` for anything `key` never writes, so
+    /// two different strings never read as the same person.
+    pub fn from_key(key: &str) -> Option<Self> {
+        fn unesc(s: &str) -> Option<String> {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s;
+            while let Some(i) = rest.find('%') {
+                out.push_str(&rest[..i]);
+                let c = match rest.get(i + 1..i + 3)? {
+                    "23" => '#',
+                    "25" => '%',
+                    _ => return None,
+                };
+                out.push(c);
+                rest = &rest[i + 3..];
+            }
+            out.push_str(rest);
+            Some(out)
+        }
+        let (issuer, id) = key.split_once('#')?;
+        if id.contains('#') {
+            return None;
+        }
+        Some(Self {
+            issuer: ExternalIdPart::parse(&unesc(issuer)?).ok()?,
+            id: ExternalIdPart::parse(&unesc(id)?).ok()?,
+        })
+    }
+
+    /// The person a plain [`marker`](Self::marker) names; `None` for a hashed marker (the person
+    /// is not recoverable from it: look it up among known people) or anything `marker` never
+    /// writes (a marker is read back only in the exact form `marker` gives it).
+    pub fn from_marker(marker: &str) -> Option<Self> {
+        let plain = marker.strip_prefix(MARKER_PREFIX)?.strip_prefix(':')?;
+        let (issuer, id) = plain.split_once(':')?;
+        let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned());
+        let person =
+            Self { issuer: ExternalIdPart::parse(&dec(issuer)?).ok()?, id: ExternalIdPart::parse(&dec(id)?).ok()? };
+        (person.marker() == marker).then_some(person)
+    }
+
+    /// Whether `marker` is a hashed marker (see [`marker`](Self::marker)).
+    pub fn is_hashed_marker(marker: &str) -> bool {
+        marker.strip_prefix(MARKER_PREFIX).is_some_and(|r| r.starts_with("-sha256:"))
     }
 
     /// The managed marker stamped on every user this project creates (the user's `ProfileUrl`):
@@ -388,6 +437,122 @@ mod tests {
         assert_eq!(at_bound.chars().count(), MARKER_MAX, "a marker at the bound stays plain");
         assert!(at_bound.starts_with("urn:jml-sync:person:www"));
         assert!(long(&"w".repeat(236), &"#".repeat(256)).marker().starts_with("urn:jml-sync:person-sha256:"));
+    }
+
+    /// The proptest case count: `JML_PROPTEST_CASES`, else `default`.
+    fn cases(default: u32) -> u32 {
+        std::env::var("JML_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+
+    /// ExternalId parts the contract allows, biased to what breaks encodings: the separators of
+    /// every encoding (`#`, `%`, `:`, `/`, `=`), escapes that look encoded (`%23`, `=2F`), the
+    /// fixed partitions' words (`held`, `claim`, `breaker`, target names), Unicode letters, marks,
+    /// symbols and astral characters, and lengths up to the 256 UTF-16 units of a part (long
+    /// enough for hashed markers).
+    pub(crate) fn part() -> impl proptest::strategy::Strategy<Value = ExternalIdPart> {
+        use proptest::prelude::*;
+        let atom = prop_oneof![
+            Just("#".to_string()),
+            Just("%".to_string()),
+            Just(":".to_string()),
+            Just("/".to_string()),
+            Just("=".to_string()),
+            Just("%23".to_string()),
+            Just("%25".to_string()),
+            Just("=2F".to_string()),
+            Just("held".to_string()),
+            Just("claim".to_string()),
+            Just("breaker".to_string()),
+            Just("identity-store".to_string()),
+            Just("target".to_string()),
+            Just("sha256".to_string()),
+            Just("urn:jml-sync:person".to_string()),
+            Just("é".to_string()),
+            Just("e\u{301}".to_string()),
+            Just("\u{930}\u{93E}".to_string()),
+            Just("三".to_string()),
+            Just("\u{1D400}".to_string()),
+            Just("€".to_string()),
+            "[a-zA-Z0-9_.@+-]{1,4}",
+            "[!-~]{1,3}",
+        ];
+        let long = prop_oneof![Just("#".repeat(200)), Just("w".repeat(250)), Just("%".repeat(256))];
+        prop_oneof![
+            8 => proptest::collection::vec(atom, 1..12).prop_map(|v| v.concat()),
+            1 => long,
+        ]
+        .prop_filter_map("a valid ExternalId part", |s| ExternalIdPart::parse(&s).ok())
+    }
+
+    pub(crate) fn external_id() -> impl proptest::strategy::Strategy<Value = ExternalId> {
+        use proptest::prelude::*;
+        (part(), part()).prop_map(|(issuer, id)| ExternalId { issuer, id })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases(256)))]
+
+        /// Every encoding of an ExternalId is injective (two people never share one), and the
+        /// key and a plain marker read back to the same pair (the oracle: the pair itself).
+        #[test]
+        fn every_encoding_is_injective_and_reads_back(a in external_id(), b in external_id()) {
+            proptest::prop_assert_eq!(ExternalId::from_key(&a.key()), Some(a.clone()));
+            let m = a.marker();
+            proptest::prop_assert!(m.chars().count() <= MARKER_MAX);
+            if ExternalId::is_hashed_marker(&m) {
+                proptest::prop_assert_eq!(ExternalId::from_marker(&m), None);
+            } else {
+                proptest::prop_assert_eq!(ExternalId::from_marker(&m), Some(a.clone()));
+            }
+            proptest::prop_assert_eq!(a.key() == b.key(), a == b);
+            proptest::prop_assert_eq!(a.marker() == b.marker(), a == b);
+            // A key of a part without `#` or `%` is unchanged: `issuer#id` (stored keys stay).
+            if !format!("{}{}", a.issuer, a.id).contains(['#', '%']) {
+                proptest::prop_assert_eq!(a.key(), format!("{}#{}", a.issuer, a.id));
+            }
+        }
+
+        /// The ledger's key spaces never overlap: no person key is a fixed partition (held
+        /// events, name claims, the breaker), whatever the issuer or the target's name.
+        #[test]
+        fn no_person_key_is_a_fixed_partition(a in external_id(), target in "[a-z-]{1,20}", name in ".{0,20}") {
+            use crate::ledger::{BREAKER_PARTITION, HeldEvent, claim_key, is_person_key};
+            let key = a.key();
+            proptest::prop_assert!(is_person_key(&key));
+            for fixed in [HeldEvent::partition(&target), claim_key(&target, &name), BREAKER_PARTITION.to_string()] {
+                proptest::prop_assert_ne!(&key, &fixed);
+                proptest::prop_assert!(!is_person_key(&fixed), "{} reads as a person key", fixed);
+            }
+        }
+
+        /// Only what `key` / `marker` write reads back: any string that reads as a person is that
+        /// person's exact encoding (so no two strings name one person, and no string names two).
+        #[test]
+        fn only_exact_encodings_read_back(s in "[a-z#%0-9:]{0,12}|urn:jml-sync:person:[a-z%0-9A-F:]{0,12}") {
+            if let Some(p) = ExternalId::from_key(&s) {
+                proptest::prop_assert_eq!(p.key(), s.clone());
+            }
+            if let Some(p) = ExternalId::from_marker(&s) {
+                proptest::prop_assert_eq!(p.marker(), s);
+            }
+        }
+    }
+
+    #[test]
+    fn the_person_held_was_the_legacy_held_partition_and_is_not_the_new_one() {
+        let held = ExternalId {
+            issuer: ExternalIdPart::parse("held").unwrap(),
+            id: ExternalIdPart::parse("identity-store").unwrap(),
+        };
+        assert_eq!(held.key(), crate::ledger::HeldEvent::legacy_partition("identity-store"));
+        assert_ne!(held.key(), crate::ledger::HeldEvent::partition("identity-store"));
+        assert!(!crate::ledger::is_person_key(&crate::ledger::HeldEvent::partition("identity-store")));
+        // Readers are strict: `a#b#c` is no person (it could be either of two).
+        assert_eq!(ExternalId::from_key("a#b#c"), None);
+        assert_eq!(ExternalId::from_key("a%23b#c").unwrap().issuer.as_str(), "a#b");
+        assert_eq!(ExternalId::from_key("a%2#c"), None);
+        assert_eq!(ExternalId::from_key("a%41#c"), None, "only %23 and %25 are escapes");
+        assert_eq!(ExternalId::from_marker("urn:jml-sync:person:a%2fb:c"), None, "not the exact form (upper-case hex)");
     }
 
     #[test]
