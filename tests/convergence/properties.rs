@@ -50,11 +50,14 @@ pub(crate) struct Ev {
     pub subs: u8,
     pub stacks: u8,
     pub hint: bool,
+    /// The person's manager (`enterprise.manager` = that person's base userName): 0-2 a person
+    /// of the history (joined before or after, or never), 3 none.
+    pub manager: u8,
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
-    (0u8..3, 0u8..4, 0u8..12, 0u8..2, 0u8..2, 0u8..2, 0u8..3, 0u8..5, 0u8..3, 0u8..3, any::<bool>()).prop_map(
-        |(person, kind, day, name, email, ad, dept, groups, subs, stacks, hint)| Ev {
+    ((0u8..3, 0u8..4, 0u8..12, 0u8..3, 0u8..2, 0u8..3), (0u8..3, 0u8..5, 0u8..5, 0u8..3, any::<bool>(), 0u8..4))
+        .prop_map(|((person, kind, day, name, email, ad), (dept, groups, subs, stacks, hint, manager))| Ev {
             person,
             kind,
             day,
@@ -66,16 +69,27 @@ fn ev() -> impl Strategy<Value = Ev> {
             subs,
             stacks,
             hint,
-        },
-    )
+            manager,
+        })
 }
 
 pub(crate) fn external_id(p: u8) -> String {
     format!("5000{p}")
 }
 
+/// 0 the base name, 1 a rename, 2 the base name in another case (a case-only rename).
 fn user_name(e: &Ev) -> String {
-    if e.name == 0 { format!("u{}", e.person) } else { format!("u{}.renamed", e.person) }
+    match e.name {
+        0 => format!("u{}", e.person),
+        1 => format!("u{}.renamed", e.person),
+        _ => format!("U{}", e.person),
+    }
+}
+
+/// License Manager adds the RDS SAL beside other products in half of the worlds (a property of
+/// the history, so its reference and shuffled runs share it).
+pub(crate) fn rds_with_other_products(history: &[Ev]) -> bool {
+    history.first().is_some_and(|e| e.day % 2 == 0)
 }
 
 /// The event's JSON body; `seq` makes its eventId unique within the history.
@@ -102,10 +116,18 @@ pub(crate) fn body(e: &Ev, seq: usize) -> String {
     person["email"] =
         if e.email == 0 { format!("u{}@example.com", e.person) } else { format!("u{}.alt@example.com", e.person) }
             .into();
-    person["directoryUserName"] = if e.ad == 0 { format!("ad{}", e.person) } else { format!("ad{}b", e.person) }.into();
+    // 2: the AD name in another case (an HR clean-up), the same AD user for License Manager.
+    person["directoryUserName"] = match e.ad {
+        0 => format!("ad{}", e.person),
+        1 => format!("ad{}b", e.person),
+        _ => format!("AD{}", e.person),
+    }
+    .into();
     person["enterprise"]["employeeNumber"] = id.into();
     person["enterprise"]["department"] = ["Platform Engineering", "Finance", "Sales"][e.dept as usize].into();
-    if let Some(ent) = person["enterprise"].as_object_mut() {
+    if e.manager < 3 && e.manager != e.person {
+        person["enterprise"]["manager"] = format!("u{}", e.manager).into();
+    } else if let Some(ent) = person["enterprise"].as_object_mut() {
         ent.remove("manager");
     }
     v["groups"] = [
@@ -121,6 +143,11 @@ pub(crate) fn body(e: &Ev, seq: usize) -> String {
         json!([]),
         json!([{"product": "OFFICE_PROFESSIONAL_PLUS", "instanceIds": ["i-0a1b2c3d4e5f60001"]}]),
         json!([{"product": "VISUAL_STUDIO_PROFESSIONAL", "instanceIds": ["i-0a1b2c3d4e5f60002"]}]),
+        json!([{"product": "REMOTE_DESKTOP_SERVICES", "instanceIds": ["i-0a1b2c3d4e5f60003"]}]),
+        json!([
+            {"product": "OFFICE_PROFESSIONAL_PLUS", "instanceIds": ["i-0a1b2c3d4e5f60001"]},
+            {"product": "REMOTE_DESKTOP_SERVICES", "instanceIds": ["i-0a1b2c3d4e5f60003"]}
+        ]),
     ][e.subs as usize]
         .clone();
     match e.stacks {
@@ -248,6 +275,15 @@ pub(crate) fn config_with(extra: &[(&str, &str)]) -> Config {
 }
 
 impl World {
+    /// The world a history runs in (see [`rds_with_other_products`]).
+    pub(crate) fn for_history(history: &[Ev]) -> Self {
+        let w = Self::new();
+        if rds_with_other_products(history) {
+            w.subs.subscribe_rds_with_other_products();
+        }
+        w
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             ledger: Arc::new(SimLedger::default()),
@@ -487,7 +523,7 @@ fn identity_observed(world: &World, p: u8) -> Result<Option<(String, Vec<String>
 }
 
 fn reference(history: &[Ev]) -> (String, World) {
-    let world = World::new();
+    let world = World::for_history(history);
     let people: BTreeSet<u8> = history.iter().map(|e| e.person).collect();
     runtime().block_on(deliver(&world.instance(world.ledger.clone()), &in_order(history)));
     (world.snapshot(&people), world)
@@ -535,7 +571,7 @@ fn shuffled_case(history: &[Ev], order: u64, dups: &[prop::sample::Index]) -> Re
         let copy = shuffled[d.index(shuffled.len())].clone();
         shuffled.insert(d.index(shuffled.len() + 1), copy);
     }
-    let other = World::new();
+    let other = World::for_history(history);
     let people: BTreeSet<u8> = history.iter().map(|e| e.person).collect();
     runtime().block_on(deliver(&other.instance(other.ledger.clone()), &shuffled));
     let got = other.snapshot(&people);
@@ -588,7 +624,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let (expected, _) = reference(&history);
-        let world = World::new();
+        let world = World::for_history(&history);
         let ledger = Arc::new(Yielding { inner: world.ledger.clone(), seed: Mutex::new(seed) });
         let (a, b) = (world.instance(ledger.clone()), world.instance(ledger));
         let bodies: Vec<String> = history.iter().enumerate().map(|(i, e)| body(e, i)).collect();

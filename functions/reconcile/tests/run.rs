@@ -312,7 +312,10 @@ async fn every_reconcile_alarm_watches_a_series_the_function_publishes() {
         .collect();
     let alarms: Vec<_> = template_alarms().into_iter().filter(|(_, m, _)| published.contains(m)).collect();
     let names: Vec<&str> = alarms.iter().map(|(n, _, _)| n.as_str()).collect();
-    assert_eq!(names, ["LeaverStillActiveAlarm", "ListedAfterLeavingAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm"]);
+    assert_eq!(
+        names,
+        ["LeaverStillActiveAlarm", "ListedAfterLeavingAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm"]
+    );
     for (name, metric, mut want) in alarms {
         want.sort();
         let series = docs.iter().any(|d| d.get(&metric).is_some() && dimensions(d) == want);

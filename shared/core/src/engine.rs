@@ -616,7 +616,7 @@ impl Engine {
                 && !knowledge.left()
                 && let Some(profile) = effective.profile().cloned()
             {
-                effective.change = crate::contract::Change::Rehire(profile);
+                effective = ledger::as_rehire(&knowledge, &effective, profile);
             }
             if record.is_none() && !raced {
                 self.check_variant(event, effective.kind()).await?;

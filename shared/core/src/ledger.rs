@@ -554,12 +554,23 @@ pub fn effective(k: &Knowledge, status: Option<PersonStatus>) -> Option<HrEvent>
     }
     let (e, _) = k.profile.as_ref()?;
     let profile = e.profile()?.clone();
-    let change = match (status, e.kind()) {
-        (Some(PersonStatus::Disabled | PersonStatus::Deleted), _) => Change::Rehire(profile),
-        (_, EventKind::Rehire) => Change::Mover(profile),
-        _ => e.change.clone(),
+    match (status, e.kind()) {
+        (Some(PersonStatus::Disabled | PersonStatus::Deleted), _) => Some(as_rehire(k, e, profile)),
+        (_, EventKind::Rehire) => Some(HrEvent { change: Change::Mover(profile), ..e.clone() }),
+        _ => Some(e.clone()),
+    }
+}
+
+/// The newest profile `e` converged as a rehire. It carries the eventId of the rehire that
+/// decides (the lifecycle slot's, when it is one): a target that does something once per rehire
+/// (a fresh start) keys it on the rehire, not on whichever profile happens to be newest, which
+/// a later rehire may share.
+pub fn as_rehire(k: &Knowledge, e: &HrEvent, profile: crate::contract::Profile) -> HrEvent {
+    let event_id = match &k.lifecycle {
+        Some((r, _)) if r.kind() == EventKind::Rehire => r.event_id.clone(),
+        _ => e.event_id.clone(),
     };
-    Some(HrEvent { change, ..e.clone() })
+    HrEvent { change: Change::Rehire(profile), event_id, ..e.clone() }
 }
 
 /// The audit sort key: chronological by HR time across targets, unique per (event, target).
@@ -680,7 +691,8 @@ mod tests {
         let k = Knowledge::of(Some(&in_order));
         assert!(!k.left());
         let eff = effective(&k, Some(PersonStatus::Disabled)).unwrap();
-        assert_eq!((eff.kind(), eff.event_id.as_str()), (EventKind::Rehire, "e-4"), "re-enabled in the mover's state");
+        assert_eq!((eff.kind(), eff.event_id.as_str()), (EventKind::Rehire, "e-3"), "keyed on the rehire that decides");
+        assert_eq!(eff.profile(), m.0.profile(), "re-enabled in the mover's state");
         assert_eq!(effective(&k, Some(PersonStatus::Active)).unwrap().kind(), EventKind::Mover);
         // Duplicates and events that change nothing.
         assert!(matches!(merge(&m.0, &m.1, Some(&in_order)), Merge::Duplicate));
