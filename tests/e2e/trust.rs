@@ -230,3 +230,57 @@ async fn movers_that_strip_everything_count_against_the_breaker_like_leavers() {
     let kept = mem.store.user("strip2").unwrap();
     assert!(!kept.groups.is_empty(), "the held mover removed nothing");
 }
+
+/// Invariant: a leaver is never refused for a field it does not need. With a valid eventId,
+/// occurredAt and ExternalId, a malformed optional field (an e-mail of 12345, a string for
+/// groups) still revokes, and the field errors are reported (note, `LeaverFieldErrors`), in
+/// hr-ingest (fanned out) and in every target.
+#[tokio::test]
+async fn a_leaver_with_malformed_optional_fields_still_revokes_and_reports_them() {
+    let (mut state, mem) = memory_state();
+    let sink = Arc::new(MemorySink::default());
+    state.metrics = sink.clone();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let mut leaver = fixture_json("04-leaver-ada.json");
+    leaver["person"]["email"] = json!(12345);
+    leaver["groups"] = json!("jml-all-staff");
+    let body = leaver.to_string();
+    assert!(jml_core::contract::parse_event(&body).is_err(), "the contract still refuses the fields");
+    let r = run(&state, &body).await;
+    assert_eq!(decision(&r), Decision::Disable, "{:?}", r.error);
+    let o = r.outcome.unwrap();
+    assert!(o.notes.iter().any(|n| n.contains("bare leaver") && n.contains("person.email")), "{:?}", o.notes);
+    assert_eq!(mem.store.user("ada.lovelace").unwrap().status, UserStatus::Disabled);
+    assert_eq!(sink.documents().iter().filter(|d| d.get("LeaverFieldErrors").is_some()).count(), 1);
+    // Redelivered: the same event, a duplicate (the stored body is read as the bare leaver).
+    assert_eq!(decision(&run(&state, &body).await), Decision::Duplicate);
+    // hr-ingest fans it out instead of parking it.
+    let (ingest, ingest_mem) = hr_ingest::memory(&crate::memory_config(&[]));
+    let out = ingest.ingest(&body, Some("m-1")).await;
+    assert!(matches!(out, jml_core::ingest::IngestOutcome::FannedOut { .. }), "{out:?}");
+    assert!(ingest_mem.dlq.parked().is_empty());
+    // Without a valid ExternalId it is still parked: that is what a leaver needs.
+    let mut bad = fixture_json("04-leaver-ada.json");
+    bad["person"]["externalId"] = json!({"issuer": "", "id": "100234"});
+    let out = ingest.ingest(&bad.to_string(), Some("m-2")).await;
+    assert!(matches!(out, jml_core::ingest::IngestOutcome::Parked { .. }), "{out:?}");
+}
+
+/// Invariant: two people whose ExternalIds fold the same are each their own person: a leaver of
+/// one of them who is known under the fold is applied, not parked as a variant of the other.
+#[tokio::test]
+async fn a_known_person_sharing_a_fold_with_another_still_leaves() {
+    let (state, mem) = memory_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let mut other = fixture_json("01-joiner-ada.json");
+    other["eventId"] = "join-upper".into();
+    other["person"]["externalId"]["issuer"] = "Workday".into();
+    other["person"]["userName"] = "ada.other".into();
+    other["person"]["email"] = "ada.other@example.com".into();
+    assert_eq!(decision(&run(&state, &other.to_string()).await), Decision::Create);
+    let leaver = json!({"eventId": "leave-upper", "type": "leaver", "occurredAt": "2026-11-20T17:00:00Z",
+        "person": {"externalId": {"issuer": "Workday", "id": "100234"}}});
+    assert_eq!(decision(&run(&state, &leaver.to_string()).await), Decision::Disable);
+    assert_eq!(mem.store.user("ada.other").unwrap().status, UserStatus::Disabled);
+    assert_eq!(mem.store.user("ada.lovelace").unwrap().status, UserStatus::Enabled, "the other person untouched");
+}

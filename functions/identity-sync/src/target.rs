@@ -545,6 +545,20 @@ impl IdentitySync {
         inventory: std::collections::BTreeSet<String>,
     ) -> Result<Vec<String>, SyncError> {
         let (old, _, _) = self.leaver_users_in(event, ctx, inventory).await?;
+        // Deleting is final: only a user that carries this person's marker is deleted. One found
+        // another way (an ExternalId another system set, a user that lost the marker) is the
+        // person's only by inference: parked for a human, never deleted on it.
+        let marker = event.external_id.marker();
+        if let Some(other) = old.iter().find(|r| r.attributes.marker.as_deref() != Some(marker.as_str())) {
+            return Err(SyncError::permanent(
+                "RehireUserNotMarked",
+                format!(
+                    "rehire: user {} would be deleted for a fresh start but does not carry this person's marker; \
+                     check who owns it, then delete it or stamp the marker and redrive",
+                    other.user_id
+                ),
+            ));
+        }
         let mut actions = Vec::new();
         for record in &old {
             let id = record.user_id.as_str();

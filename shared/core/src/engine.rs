@@ -865,7 +865,12 @@ impl Engine {
         }
         let person = event.external_id.key();
         let known = self.ledger.variants(&ledger::variant_key(&event.external_id)).await?;
-        if let Some(other) = known.iter().find(|p| **p != person) {
+        // The person is known under this fold themselves (e.g. on another target): their own
+        // leaver, whatever other people fold the same.
+        if known.contains(&person) {
+            return Ok(());
+        }
+        if let Some(other) = known.iter().next() {
             return Err(SyncError::permanent(
                 "ExternalIdVariant",
                 format!(

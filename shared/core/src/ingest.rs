@@ -130,7 +130,7 @@ pub async fn publish_as(
     };
     let mut valid: Vec<(&String, HrEvent, &String)> = Vec::new();
     for (source, body) in events {
-        match contract::parse_event(body) {
+        match contract::parse_event(body).or_else(|invalid| crate::ledger::bare_leaver(body).ok_or(invalid)) {
             Ok(e) => valid.push((source, e, body)),
             Err(invalid) => {
                 report.rejected.push((source.clone(), invalid.to_string()));
@@ -206,7 +206,15 @@ impl Ingest {
     pub async fn ingest(&self, body: &str, source_id: Option<&str>) -> IngestOutcome {
         let event = match contract::parse_event(body) {
             Ok(e) => e,
-            Err(invalid) => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
+            // A leaver is never held back by a field it does not need: the targets apply it as a
+            // bare leaver and report the field errors.
+            Err(invalid) => match crate::ledger::bare_leaver(body) {
+                Some(bare) => {
+                    tracing::warn!(decision = "leaver-field-errors", error = %invalid, "fanned out as a bare leaver");
+                    bare
+                }
+                None => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
+            },
         };
         if let Some(why) = crate::clock::occurred_in_future(event.occurred_at, self.clock.now()) {
             return self.park(body, "OccurredInFuture", &why, source_id).await;

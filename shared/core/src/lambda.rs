@@ -94,7 +94,16 @@ pub async fn process_record(state: &State, body: &str, meta: &RecordMeta) -> Rec
 
 async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> RecordReport {
     let span = tracing::Span::current();
-    let parsed = contract::parse_event(body);
+    // A leaver is never refused for a field it does not need (a malformed phone number, a hint):
+    // with a valid eventId, occurredAt and ExternalId it is applied as a bare leaver, and the
+    // field errors are reported (log, note, `LeaverFieldErrors` metric) for HR to fix.
+    let (parsed, field_errors) = match contract::parse_event(body) {
+        Err(invalid) => match crate::ledger::bare_leaver(body) {
+            Some(bare) => (Ok(bare), Some(invalid)),
+            None => (Err(invalid), None),
+        },
+        ok => (ok, None),
+    };
     let (event_id, external_id, kind) = match &parsed {
         Ok(e) => (Some(e.event_id.to_string()), Some(e.external_id.key()), Some(e.kind())),
         Err(_) => (event_id_hint(body), contract::external_id_hint(body), None),
@@ -106,10 +115,27 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
         RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
 
     let occurred_at = parsed.as_ref().ok().map(|e| e.occurred_at);
-    let result = match parsed {
+    let mut result = match parsed {
         Ok(event) => state.engine.apply(&event, body).await,
         Err(invalid) => Err(SyncError::Invalid(invalid)),
     };
+    if let Some(invalid) = &field_errors {
+        tracing::warn!(
+            decision = "leaver-field-errors",
+            error = %invalid,
+            "a leaver's optional fields are invalid: applied as a bare leaver (ExternalId only); fix the HR record"
+        );
+        if let Ok(o) = &mut result {
+            o.notes.push(format!("applied as a bare leaver; {invalid}"));
+        }
+        if !state.engine.dry_run() {
+            state.metrics.emit(crate::metrics::document(
+                state.engine.clock().now(),
+                &[("Target", state.engine.target_name())],
+                &[("LeaverFieldErrors", "Count", 1.0)],
+            ));
+        }
+    }
     match result {
         Ok(outcome) => {
             tracing::info!(

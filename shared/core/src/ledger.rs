@@ -278,7 +278,8 @@ pub const LEASE_SECONDS: i64 = 120;
 pub fn variant_key(external_id: &crate::contract::ExternalId) -> String {
     use sha2::Digest;
     let (issuer, id) = (fold(external_id.issuer.as_str()), fold(external_id.id.as_str()));
-    format!("variant#{:x}", sha2::Sha256::digest(format!("{issuer}\u{1f}{id}").as_bytes()))
+    // Two `#`: never a person key (which has exactly one).
+    format!("variant#v1#{:x}", sha2::Sha256::digest(format!("{issuer}\u{1f}{id}").as_bytes()))
 }
 
 /// The form under which near-identical ExternalId parts meet: Unicode compatibility
@@ -398,9 +399,10 @@ fn bare(body: &str) -> (Option<String>, Option<DateTime<Utc>>, Option<String>) {
     (s("eventId"), at, s("type"))
 }
 
-/// A stored leaver that no longer validates, read as a bare leaver (id, time, ExternalId): a
-/// leaver must never be forgotten because a later contract is stricter about its other fields.
-fn bare_leaver(body: &str) -> Option<HrEvent> {
+/// A leaver whose optional fields do not validate, read as a bare leaver (id, time, ExternalId):
+/// a leaver is never forgotten (stored) nor refused (received) because of a hint or a field it
+/// does not need, such as a malformed phone number; only what a leaver needs must be valid.
+pub fn bare_leaver(body: &str) -> Option<HrEvent> {
     let (id, at, kind) = bare(body);
     if kind.as_deref() != Some("leaver") {
         return None;
@@ -523,8 +525,10 @@ pub fn merge(event: &HrEvent, body: &str, record: Option<&PersonRecord>) -> Merg
     if record.is_some_and(|r| r.last_event_id == id) {
         return Merge::Duplicate;
     }
+    // A leaver beats a slot whose time cannot be read at all (fail closed: revoke).
+    let unknown_time = |u: &Unreadable| u.occurred_at == DateTime::<Utc>::MAX_UTC && event.kind() == EventKind::Leaver;
     let newer_than_unreadable = |u: &Option<Unreadable>| {
-        u.as_ref().is_none_or(|u| (event.occurred_at, id) > (u.occurred_at, u.event_id.as_str()))
+        u.as_ref().is_none_or(|u| unknown_time(u) || (event.occurred_at, id) > (u.occurred_at, u.event_id.as_str()))
     };
     let mut changed = false;
     let mut put = |slot: &mut Option<(HrEvent, String)>, unreadable: &mut Option<Unreadable>| {
@@ -735,7 +739,8 @@ mod tests {
         assert_ne!(variant_key(&xid("workday", "100235")), ada);
         // The parts stay apart: moving a character across the boundary is another person.
         assert_ne!(variant_key(&xid("workday1", "00234")), ada);
-        assert!(ada.starts_with("variant#") && ada.len() == "variant#".len() + 64, "bounded, no personal data");
+        assert!(ada.starts_with("variant#v1#") && ada.len() == "variant#v1#".len() + 64, "bounded, no personal data");
+        assert!(!is_person_key(&ada), "the variant index's key space is not the people's");
     }
 
     proptest::proptest! {

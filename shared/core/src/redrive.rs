@@ -176,7 +176,7 @@ async fn redrive_one(
     };
     line.envelope = envelope;
     line.external_id = contract::external_id_hint(&event);
-    match contract::parse_event(&event) {
+    match contract::parse_event(&event).or_else(|invalid| crate::ledger::bare_leaver(&event).ok_or(invalid)) {
         Ok(e) => line.event_id = Some(e.event_id.to_string()),
         Err(invalid) => {
             line.action = format!("kept: {invalid}");

@@ -463,7 +463,7 @@ mod tests {
             Just("held".to_string()),
             Just("claim".to_string()),
             Just("breaker".to_string()),
-            Just("identity-store".to_string()),
+            Just("example-target".to_string()),
             Just("target".to_string()),
             Just("sha256".to_string()),
             Just("urn:jml-sync:person".to_string()),
@@ -542,11 +542,11 @@ mod tests {
     fn the_person_held_was_the_legacy_held_partition_and_is_not_the_new_one() {
         let held = ExternalId {
             issuer: ExternalIdPart::parse("held").unwrap(),
-            id: ExternalIdPart::parse("identity-store").unwrap(),
+            id: ExternalIdPart::parse("example-target").unwrap(),
         };
-        assert_eq!(held.key(), crate::ledger::HeldEvent::legacy_partition("identity-store"));
-        assert_ne!(held.key(), crate::ledger::HeldEvent::partition("identity-store"));
-        assert!(!crate::ledger::is_person_key(&crate::ledger::HeldEvent::partition("identity-store")));
+        assert_eq!(held.key(), crate::ledger::HeldEvent::legacy_partition("example-target"));
+        assert_ne!(held.key(), crate::ledger::HeldEvent::partition("example-target"));
+        assert!(!crate::ledger::is_person_key(&crate::ledger::HeldEvent::partition("example-target")));
         // Readers are strict: `a#b#c` is no person (it could be either of two).
         assert_eq!(ExternalId::from_key("a#b#c"), None);
         assert_eq!(ExternalId::from_key("a%23b#c").unwrap().issuer.as_str(), "a#b");
