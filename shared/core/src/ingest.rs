@@ -130,8 +130,8 @@ pub async fn publish_as(
     };
     let mut valid: Vec<(&String, HrEvent, &String)> = Vec::new();
     for (source, body) in events {
-        match contract::parse_event(body).or_else(|invalid| crate::ledger::bare_leaver(body).ok_or(invalid)) {
-            Ok(e) => valid.push((source, e, body)),
+        match contract::parse_deliverable(body) {
+            Ok((e, _)) => valid.push((source, e, body)),
             Err(invalid) => {
                 report.rejected.push((source.clone(), invalid.to_string()));
                 progress(1);
@@ -204,17 +204,15 @@ impl Ingest {
     /// Validates `body` (an HR event) and fans it out; `source_id` is the SQS message id or the
     /// EventBridge event id.
     pub async fn ingest(&self, body: &str, source_id: Option<&str>) -> IngestOutcome {
-        let event = match contract::parse_event(body) {
-            Ok(e) => e,
+        let event = match contract::parse_deliverable(body) {
+            Ok((event, None)) => event,
             // A leaver is never held back by a field it does not need: the targets apply it as a
             // bare leaver and report the field errors.
-            Err(invalid) => match crate::ledger::bare_leaver(body) {
-                Some(bare) => {
-                    tracing::warn!(decision = "leaver-field-errors", error = %invalid, "fanned out as a bare leaver");
-                    bare
-                }
-                None => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
-            },
+            Ok((bare, Some(invalid))) => {
+                tracing::warn!(decision = "leaver-field-errors", error = %invalid, "fanned out as a bare leaver");
+                bare
+            }
+            Err(invalid) => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
         };
         if let Some(why) = crate::clock::occurred_in_future(event.occurred_at, self.clock.now()) {
             return self.park(body, "OccurredInFuture", &why, source_id).await;

@@ -97,12 +97,9 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
     // A leaver is never refused for a field it does not need (a malformed phone number, a hint):
     // with a valid eventId, occurredAt and ExternalId it is applied as a bare leaver, and the
     // field errors are reported (log, note, `LeaverFieldErrors` metric) for HR to fix.
-    let (parsed, field_errors) = match contract::parse_event(body) {
-        Err(invalid) => match crate::ledger::bare_leaver(body) {
-            Some(bare) => (Ok(bare), Some(invalid)),
-            None => (Err(invalid), None),
-        },
-        ok => (ok, None),
+    let (parsed, field_errors) = match contract::parse_deliverable(body) {
+        Ok((event, field_errors)) => (Ok(event), field_errors),
+        Err(invalid) => (Err(invalid), None),
     };
     let (event_id, external_id, kind) = match &parsed {
         Ok(e) => (Some(e.event_id.to_string()), Some(e.external_id.key()), Some(e.kind())),

@@ -391,30 +391,13 @@ pub struct Unreadable {
     pub reason: String,
 }
 
-/// The parts of a stored body that decide order and kind, read without the contract's rules.
-fn bare(body: &str) -> (Option<String>, Option<DateTime<Utc>>, Option<String>) {
+/// The parts of a stored body that decide its order (eventId, occurredAt), read without the
+/// contract's rules.
+fn bare(body: &str) -> (Option<String>, Option<DateTime<Utc>>) {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
     let at = s("occurredAt").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
-    (s("eventId"), at, s("type"))
-}
-
-/// A leaver whose optional fields do not validate, read as a bare leaver (id, time, ExternalId):
-/// a leaver is never forgotten (stored) nor refused (received) because of a hint or a field it
-/// does not need, such as a malformed phone number; only what a leaver needs must be valid.
-pub fn bare_leaver(body: &str) -> Option<HrEvent> {
-    let (id, at, kind) = bare(body);
-    if kind.as_deref() != Some("leaver") {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let external = v.get("person")?.get("externalId")?.clone();
-    let minimal = serde_json::json!({
-        "eventId": id?, "type": "leaver", "occurredAt": v.get("occurredAt")?.clone(),
-        "person": {"externalId": external},
-    });
-    let _ = at?;
-    crate::contract::event_from_value(&minimal).ok()
+    (s("eventId"), at)
 }
 
 /// Reads one stored slot: the event, or what can be read of an unreadable one.
@@ -422,10 +405,10 @@ fn read_slot(body: Option<&str>) -> (Option<(HrEvent, String)>, Option<Unreadabl
     let Some(body) = body else { return (None, None) };
     match crate::contract::parse_event(body) {
         Ok(e) => (Some((e, body.to_string())), None),
-        Err(invalid) => match bare_leaver(body) {
+        Err(invalid) => match crate::contract::bare_leaver(body) {
             Some(leaver) => (Some((leaver, body.to_string())), None),
             None => {
-                let (id, at, _) = bare(body);
+                let (id, at) = bare(body);
                 let unreadable = Unreadable {
                     event_id: id.unwrap_or_default(),
                     occurred_at: at.unwrap_or(DateTime::<Utc>::MAX_UTC),

@@ -176,8 +176,8 @@ async fn redrive_one(
     };
     line.envelope = envelope;
     line.external_id = contract::external_id_hint(&event);
-    match contract::parse_event(&event).or_else(|invalid| crate::ledger::bare_leaver(&event).ok_or(invalid)) {
-        Ok(e) => line.event_id = Some(e.event_id.to_string()),
+    match contract::parse_deliverable(&event) {
+        Ok((e, _)) => line.event_id = Some(e.event_id.to_string()),
         Err(invalid) => {
             line.action = format!("kept: {invalid}");
             return Ok(line);

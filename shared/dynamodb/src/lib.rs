@@ -114,6 +114,27 @@ impl DynamoLedger {
             .map_err(|e| ServiceError::Validation { op: jml_core::ports::op::LEDGER_WRITE, message: e.to_string() })
     }
 
+    /// The string set `attribute` of one item (a strongly consistent GetItem); empty when the
+    /// item or the attribute is absent.
+    async fn string_set(&self, pk: &str, sk: &str, attribute: &str) -> Result<BTreeSet<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get(attribute))
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
     /// Every item of a Query (all pages), converted.
     async fn query_all<T>(
         &self,
@@ -540,22 +561,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(person))
-            .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
-        Ok(out
-            .item()
-            .and_then(|i| i.get("accounts"))
-            .and_then(|v| v.as_ss().ok())
-            .map(|v| v.iter().cloned().collect())
-            .unwrap_or_default())
+        self.string_set(person, &jml_core::ledger::inventory_sort_key(target), "accounts").await
     }
 
     async fn known(&self, target: &str) -> Result<BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
@@ -685,22 +691,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn variants(&self, variant: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(variant))
-            .key("sk", s(jml_core::ledger::VARIANT_SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
-        Ok(out
-            .item()
-            .and_then(|i| i.get("people"))
-            .and_then(|v| v.as_ss().ok())
-            .map(|ss| ss.iter().cloned().collect())
-            .unwrap_or_default())
+        self.string_set(variant, jml_core::ledger::VARIANT_SORT_KEY, "people").await
     }
 
     async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError> {

@@ -242,6 +242,34 @@ pub fn parse_event(json: &str) -> Result<HrEvent, InvalidEvent> {
     event_from_value(&value)
 }
 
+/// A leaver whose optional fields do not validate, read as a bare leaver (id, time, ExternalId):
+/// a leaver is never forgotten (stored) nor refused (received) because of a hint or a field it
+/// does not need, such as a malformed phone number; only what a leaver needs must be valid.
+pub fn bare_leaver(json: &str) -> Option<HrEvent> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    if v.get("type").and_then(Value::as_str) != Some("leaver") {
+        return None;
+    }
+    let minimal = serde_json::json!({
+        "eventId": v.get("eventId")?.clone(), "type": "leaver", "occurredAt": v.get("occurredAt")?.clone(),
+        "person": {"externalId": v.get("person")?.get("externalId")?.clone()},
+    });
+    event_from_value(&minimal).ok()
+}
+
+/// What every delivery path applies (hr-ingest, the targets, publish, redrive): the event, or for
+/// a leaver whose optional fields do not validate the bare leaver with those fields' errors (to
+/// report, never to park on).
+pub fn parse_deliverable(json: &str) -> Result<(HrEvent, Option<InvalidEvent>), InvalidEvent> {
+    match parse_event(json) {
+        Ok(e) => Ok((e, None)),
+        Err(invalid) => match bare_leaver(json) {
+            Some(bare) => Ok((bare, Some(invalid))),
+            None => Err(invalid),
+        },
+    }
+}
+
 fn syntax_kind(e: &serde_json::Error) -> &'static str {
     match e.classify() {
         serde_json::error::Category::Eof => "unexpected end of input",
