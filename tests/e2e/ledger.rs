@@ -194,10 +194,11 @@ struct Racing {
 }
 
 #[async_trait]
-impl Ledger for Racing {
+impl Records for Racing {
     async fn get(&self, p: &str, t: &str) -> Result<Option<PersonRecord>, ServiceError> {
         self.inner.get(p, t).await
     }
+
     async fn commit(&self, r: &PersonRecord, e: Option<u64>, a: &AuditEntry) -> Result<bool, ServiceError> {
         let winner = self.winner.lock().unwrap().take();
         if let Some(w) = winner {
@@ -205,59 +206,88 @@ impl Ledger for Racing {
         }
         self.inner.commit(r, e, a).await
     }
-    async fn append_audit(&self, a: &AuditEntry) -> Result<(), ServiceError> {
-        self.inner.append_audit(a).await
-    }
-    async fn audit_trail(&self, p: &str) -> Result<Vec<AuditEntry>, ServiceError> {
-        self.inner.audit_trail(p).await
-    }
-    async fn window(&self, k: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
-        self.inner.window(k).await
-    }
-    async fn put_window(&self, k: &str, e: &[(String, i64)], v: u64, x: i64) -> Result<bool, ServiceError> {
-        self.inner.put_window(k, e, v, x).await
-    }
-    async fn decide(&self, p: &str, e: &str, d: &str, x: i64) -> Result<String, ServiceError> {
-        self.inner.decide(p, e, d, x).await
-    }
-    async fn decision(&self, p: &str, e: &str) -> Result<Option<String>, ServiceError> {
-        self.inner.decision(p, e).await
-    }
-    async fn hold(&self, h: &HeldEvent, a: &AuditEntry) -> Result<(), ServiceError> {
-        self.inner.hold(h, a).await
-    }
-    async fn held(&self, t: &str) -> Result<Vec<HeldEvent>, ServiceError> {
-        self.inner.held(t).await
-    }
-    async fn forget_held(&self, h: &HeldEvent) -> Result<(), ServiceError> {
-        self.inner.forget_held(h).await
-    }
-    async fn claim(&self, t: &str, n: &str, p: &str) -> Result<String, ServiceError> {
-        self.inner.claim(t, n, p).await
-    }
+
     async fn index_variant(&self, v: &str, p: &str) -> Result<(), ServiceError> {
         self.inner.index_variant(v, p).await
     }
+
     async fn variants(&self, v: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
         self.inner.variants(v).await
     }
-    async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
-        self.inner.remember(p, t, a).await
-    }
-    async fn lease(&self, p: &str, t: &str, h: &str, e: i64) -> Result<bool, ServiceError> {
-        self.inner.lease(p, t, h, e).await
-    }
-    async fn release(&self, p: &str, t: &str, h: &str) -> Result<(), ServiceError> {
-        self.inner.release(p, t, h).await
-    }
-    async fn accounts(&self, p: &str, t: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
-        self.inner.accounts(p, t).await
-    }
+
     async fn known(
         &self,
         t: &str,
     ) -> Result<std::collections::BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
         self.inner.known(t).await
+    }
+}
+
+#[async_trait]
+impl Inventory for Racing {
+    async fn claim(&self, t: &str, n: &str, p: &str) -> Result<String, ServiceError> {
+        self.inner.claim(t, n, p).await
+    }
+
+    async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
+        self.inner.remember(p, t, a).await
+    }
+
+    async fn accounts(&self, p: &str, t: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        self.inner.accounts(p, t).await
+    }
+}
+
+#[async_trait]
+impl Leases for Racing {
+    async fn lease(&self, p: &str, t: &str, h: &str, e: i64) -> Result<bool, ServiceError> {
+        self.inner.lease(p, t, h, e).await
+    }
+
+    async fn release(&self, p: &str, t: &str, h: &str) -> Result<(), ServiceError> {
+        self.inner.release(p, t, h).await
+    }
+}
+
+#[async_trait]
+impl Breaker for Racing {
+    async fn window(&self, k: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
+        self.inner.window(k).await
+    }
+
+    async fn put_window(&self, k: &str, e: &[(String, i64)], v: u64, x: i64) -> Result<bool, ServiceError> {
+        self.inner.put_window(k, e, v, x).await
+    }
+
+    async fn decide(&self, p: &str, e: &str, d: &str, x: i64) -> Result<String, ServiceError> {
+        self.inner.decide(p, e, d, x).await
+    }
+
+    async fn decision(&self, p: &str, e: &str) -> Result<Option<String>, ServiceError> {
+        self.inner.decision(p, e).await
+    }
+
+    async fn hold(&self, h: &HeldEvent, a: &AuditEntry) -> Result<(), ServiceError> {
+        self.inner.hold(h, a).await
+    }
+
+    async fn held(&self, t: &str) -> Result<Vec<HeldEvent>, ServiceError> {
+        self.inner.held(t).await
+    }
+
+    async fn forget_held(&self, h: &HeldEvent) -> Result<(), ServiceError> {
+        self.inner.forget_held(h).await
+    }
+}
+
+#[async_trait]
+impl Audit for Racing {
+    async fn append_audit(&self, a: &AuditEntry) -> Result<(), ServiceError> {
+        self.inner.append_audit(a).await
+    }
+
+    async fn audit_trail(&self, p: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        self.inner.audit_trail(p).await
     }
 }
 

@@ -1,21 +1,21 @@
-//! The target-independent engine: the ledger's duplicate and stale guard, the target's converge
-//! step, and the conditional commit of the person record with its audit entry. Each target
-//! (each in its own slice) implements [`Target`]; a new target
-//! is a new implementation, not a new branch here.
-
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use chrono::Utc;
+//! The target-independent engine: the ledger's duplicate and stale guard, the person's lease,
+//! one plan per piece of work (the breaker reads it, dry run reports it, the same plan is
+//! applied), the leaver's write-ahead intent and read-back, and the conditional commit of the
+//! person record with its audit entry. Each target (each in its own slice) implements
+//! [`Target`] (`plan`, then `apply`: see [`crate::target`]); a new target is a new
+//! implementation, not a new branch here.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::Utc;
 
 use crate::clock::{self, Clock};
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
 use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Leased, Ledger, Merge, PersonRecord, PersonStatus};
 use crate::ports::ServiceError;
+pub use crate::target::{AnyPlan, Applied, Ctx, Desired, DynTarget, Lease, Plan, Step, Target};
 
-/// Bounds re-reads after a lost ledger race (and a target's own conflict re-plans).
 /// What the planner concluded, for logs, the audit trail and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -54,27 +54,12 @@ impl Decision {
     }
 }
 
-/// The lease the current work holds (see [`Engine::leased`]).
-#[derive(Debug)]
-struct HeldLease {
-    holder: String,
-    /// A commit gave it back.
-    released: std::sync::atomic::AtomicBool,
-    /// Inventory keys written with the lease.
-    ahead: BTreeSet<String>,
-    /// Inventory keys to write with the commit.
-    deferred: std::sync::Mutex<Vec<String>>,
-}
-
-tokio::task_local! {
-    static HELD: Arc<HeldLease>;
-}
-
 fn busy() -> SyncError {
     tracing::info!(decision = "busy", "another instance holds the person's lease; retried");
     SyncError::Busy
 }
 
+/// Bounds re-reads after a lost ledger race, and re-plans after a target's [`SyncError::Replan`].
 pub const MAX_ATTEMPTS: usize = 3;
 
 /// The result of one applied (or dry-run) event on one target.
@@ -120,6 +105,10 @@ pub enum SyncError {
     /// (redelivered), and the next delivery resumes where the service is; never parked by us.
     #[error("{0}: still in progress at the service; retried")]
     InProgress(String),
+    /// The service changed under a plan (e.g. a concurrent delivery created the account
+    /// first): the engine plans again (at most [`MAX_ATTEMPTS`] times, then `ConflictPersisted`).
+    #[error("{0}: the service changed since the plan; planning again")]
+    Replan(String),
 }
 
 impl SyncError {
@@ -130,7 +119,7 @@ impl SyncError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Service(e) => e.is_retryable(),
-            Self::ConflictPersisted | Self::Busy | Self::InProgress(_) => true,
+            Self::ConflictPersisted | Self::Busy | Self::InProgress(_) | Self::Replan(_) => true,
             Self::Invalid(_) | Self::Permanent { .. } => false,
         }
     }
@@ -146,151 +135,16 @@ impl SyncError {
             Self::Service(ServiceError::AccessDenied { .. }) => "AccessDenied",
             Self::Service(ServiceError::QuotaExceeded { .. }) => "ServiceQuotaExceeded",
             Self::Service(ServiceError::Unavailable { .. }) => "ServiceUnavailable",
-            Self::ConflictPersisted => "ConflictPersisted",
+            Self::ConflictPersisted | Self::Replan(_) => "ConflictPersisted",
             Self::Busy => "PersonBusy",
             Self::InProgress(_) => "InProgress",
         }
     }
 }
 
-/// One target service, as the engine drives it.
-#[async_trait]
-pub trait Target: Send + Sync {
-    /// The ledger target name (each target keeps its own record and stale guard).
-    fn name(&self) -> &'static str;
-
-    /// Permanent, configuration-dependent checks before any read (e.g. managed groups).
-    fn check(&self, _event: &HrEvent) -> Result<(), SyncError> {
-        Ok(())
-    }
-
-    /// Resolve, read, plan and (unless `dry_run`) execute the event against the service, using
-    /// the person's ledger record as a hint. The only ledger writes allowed are the write-ahead
-    /// inventory (`Ctx::claim`, `Ctx::remember`) before a write that creates, renames or
-    /// re-addresses an account. A leaver must revoke every account of `Ctx::accounts`.
-    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError>;
-
-    /// Inventory keys the event may create or rename to (e.g. its account name), written in the
-    /// same atomic write that takes the person's lease, so that `Ctx::remember` of one of them
-    /// costs nothing later. A superset is harmless: a leaver checks every key's ownership.
-    fn ahead(&self, _event: &HrEvent) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// After a leaver was converged: reads back every account of the person on this target (the
-    /// inventory, the record's, and the target's own lookups) and lists what still grants access,
-    /// free of personal data. Empty: verified. The engine parks anything left as
-    /// `LeaverIncomplete`.
-    async fn verify_revoked(&self, leaver: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError>;
-}
-
-/// What a target's converge step gets besides the event: the person's record, the ledger's
-/// write-ahead account inventory, and whether this is a dry run.
-pub struct Ctx<'a> {
-    pub record: Option<&'a PersonRecord>,
-    pub dry_run: bool,
-    /// Revoke every inventory account other than the one converged (after a lost ledger race,
-    /// when the winner's account is known to be the person's): two concurrent creations for one
-    /// person under different names leave exactly one account that grants access.
-    pub sweep: bool,
-    /// When this converge step began: what a target read from the service since then is
-    /// current; what it cached before is re-checked before a write that depends on it.
-    pub started: std::time::Instant,
-    person: String,
-    target: &'static str,
-    ledger: &'a dyn Ledger,
-    /// Why access may be left after this step, when the target knows (a parking code).
-    residual: std::sync::Mutex<Option<&'static str>>,
-}
-
-impl std::fmt::Debug for Ctx<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("target", &self.target).field("dry_run", &self.dry_run).finish_non_exhaustive()
-    }
-}
-
-impl<'a> Ctx<'a> {
-    pub fn new(
-        record: Option<&'a PersonRecord>,
-        dry_run: bool,
-        person: String,
-        target: &'static str,
-        ledger: &'a dyn Ledger,
-    ) -> Self {
-        Self {
-            record,
-            dry_run,
-            sweep: false,
-            started: std::time::Instant::now(),
-            person,
-            target,
-            ledger,
-            residual: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// Names why a leaver may leave access behind (e.g. `DisableUnsupported`: the service
-    /// refused a revoking write the target has no other way to make): if the read-back finds
-    /// access left, the event is parked with this code instead of `LeaverIncomplete`.
-    pub fn explain_residual(&self, code: &'static str) {
-        if let Ok(mut r) = self.residual.lock() {
-            r.get_or_insert(code);
-        }
-    }
-
-    fn residual(&self) -> Option<&'static str> {
-        self.residual.lock().ok().and_then(|r| *r)
-    }
-
-    /// Every account key the person was ever given on this target (write-ahead inventory).
-    pub async fn accounts(&self) -> Result<BTreeSet<String>, SyncError> {
-        Ok(self.ledger.accounts(&self.person, self.target).await?)
-    }
-
-    /// The inventory and the account name the record holds: every account a leaver revokes on
-    /// targets whose inventory keys are the account names.
-    pub async fn known_accounts(&self) -> Result<BTreeSet<String>, SyncError> {
-        let mut names = self.accounts().await?;
-        names.extend(self.record.and_then(|r| r.user_name.clone()));
-        Ok(names)
-    }
-
-    /// Claims `name` for the person before the write that uses it (first claimant wins); the
-    /// claim also enters the inventory. `Ok(false)`: another person owns it. A dry run writes
-    /// nothing and reports whether the claim would succeed.
-    pub async fn claim(&self, name: &str) -> Result<bool, SyncError> {
-        if self.dry_run {
-            return Ok(true);
-        }
-        Ok(self.ledger.claim(self.target, name, &self.person).await? == self.person)
-    }
-
-    /// Records an account key in the inventory before the write that creates or renames it (a
-    /// key written with the lease, see [`Target::ahead`], is already there).
-    pub async fn remember(&self, account: &str) -> Result<(), SyncError> {
-        if self.dry_run || HELD.try_with(|l| l.ahead.contains(account)).unwrap_or(false) {
-            return Ok(());
-        }
-        Ok(self.ledger.remember(&self.person, self.target, account).await?)
-    }
-
-    /// Records an account key that became known only from the write itself (e.g. the id a
-    /// create returned) with the commit that ends this work, in the same atomic write; should
-    /// the work end without a commit, it is written on its own before the lease is given back.
-    pub async fn remember_at_commit(&self, account: &str) -> Result<(), SyncError> {
-        if self.dry_run {
-            return Ok(());
-        }
-        match HELD.try_with(|l| l.deferred.lock().map(|mut d| d.push(account.to_string())).is_ok()) {
-            Ok(true) => Ok(()),
-            _ => self.remember(account).await,
-        }
-    }
-}
-
 /// A converged event and, for a leaver, what the read-back found still granting access.
 struct Verified {
-    outcome: Outcome,
+    applied: Applied,
     remaining: Vec<String>,
     /// The code a leaver with access left is parked under.
     code: &'static str,
@@ -365,7 +219,7 @@ pub struct EngineSettings {
 /// The engine for one target. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    target: Arc<dyn Target>,
+    target: Arc<dyn DynTarget>,
     ledger: Arc<dyn Ledger>,
     settings: EngineSettings,
 }
@@ -379,8 +233,25 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The record a piece of work starts from: read under the lease, or the one read just before
+/// it when the lease was taken on that record unchanged.
+enum Start {
+    /// Read it (again) under the lease.
+    Read,
+    /// The record read before (`None`: the person had none), still current under the lease.
+    Known(Option<PersonRecord>),
+}
+
+/// How a commit ended.
+enum Committed {
+    /// Written: the work's result.
+    Done(Result<Outcome, SyncError>),
+    /// A concurrent writer committed first; nothing was written.
+    Raced,
+}
+
 impl Engine {
-    pub fn new(target: Arc<dyn Target>, ledger: Arc<dyn Ledger>, settings: EngineSettings) -> Self {
+    pub fn new(target: Arc<dyn DynTarget>, ledger: Arc<dyn Ledger>, settings: EngineSettings) -> Self {
         Self { target, ledger, settings }
     }
 
@@ -417,7 +288,8 @@ impl Engine {
     /// nothing is audited as stale; a lost ledger race re-reads, re-merges and converges again.
     ///
     /// Outside a dry run the person's lease on the target is held throughout (one instance
-    /// converges a person at a time, whatever the delivery path); a held lease is `Busy`.
+    /// converges a person at a time, whatever the delivery path); a held lease is `Busy`. A dry
+    /// run only plans, and reports the plan.
     pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         // Before anything: an event from the future must never become the person's newest.
         if let Some(why) = clock::occurred_in_future(event.occurred_at, self.settings.clock.now()) {
@@ -435,14 +307,19 @@ impl Engine {
                 // need not be read again under the lease.
                 let expected = Some(record.as_ref().map(|r| r.version));
                 let ahead = self.target.ahead(event);
-                self.leased(&person, expected, ahead, |unchanged| {
-                    self.apply_leased(event, body, unchanged.then_some(record))
+                self.leased(&person, expected, ahead, |unchanged, lease| {
+                    let start = if unchanged { Start::Known(record) } else { Start::Read };
+                    async move { self.apply_leased(event, body, start, lease.as_deref()).await }
                 })
                 .await
             }
             // A leaver recorded but not verified (LeaverIncomplete): its redelivery converges again.
             Merge::Duplicate if record.as_ref().is_some_and(incomplete_leaver) => {
-                self.leased(&person, None, Vec::new(), |_| self.reconverge_leased(&person)).await
+                let person = person.as_str();
+                self.leased(person, None, Vec::new(), |_, lease| async move {
+                    self.reconverge_leased(person, lease.as_deref()).await
+                })
+                .await
             }
             unchanged => self.unchanged(&unchanged, event, record.as_ref()).await,
         }
@@ -478,11 +355,12 @@ impl Engine {
         Ok(self.settled(if held { Decision::Held } else { Decision::Duplicate }, record))
     }
 
-    /// Runs `work` under the person's lease (not in a dry run, which writes nothing). With
-    /// `expected` (the record's version read before, `None` for no record), the lease is taken
-    /// only if the record is still that one, in the same atomic write, and `work` is told so
-    /// (`true`: the record need not be read again). The commit that ends the work gives the
-    /// lease back in its own atomic write (see [`Engine::commit`]); otherwise it is released here.
+    /// Runs `work` under the person's lease (not in a dry run, which writes nothing: `work` then
+    /// gets no lease). With `expected` (the record's version read before, `None` for no record),
+    /// the lease is taken only if the record is still that one, in the same atomic write, and
+    /// `work` is told so (`true`: the record need not be read again). The commit that ends the
+    /// work gives the lease back in its own atomic write (see [`Engine::commit`]); otherwise it
+    /// is released here.
     async fn leased<F, Fut>(
         &self,
         person: &str,
@@ -491,12 +369,12 @@ impl Engine {
         work: F,
     ) -> Result<Outcome, SyncError>
     where
-        F: FnOnce(bool) -> Fut,
+        F: FnOnce(bool, Option<Arc<Lease>>) -> Fut,
         Fut: std::future::Future<Output = Result<Outcome, SyncError>>,
     {
         static HOLDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         if self.settings.dry_run {
-            return work(false).await;
+            return work(false, None).await;
         }
         let n = HOLDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let holder = format!("{}-{}-{n}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or_default());
@@ -512,14 +390,9 @@ impl Engine {
             None if self.ledger.lease(person, self.target.name(), &holder, until).await? => false,
             None => return Err(busy()),
         };
-        let lease = Arc::new(HeldLease {
-            holder,
-            released: std::sync::atomic::AtomicBool::new(false),
-            // Written with the lease only when the record was unchanged (one transaction).
-            ahead: if unchanged { ahead.into_iter().collect() } else { BTreeSet::new() },
-            deferred: std::sync::Mutex::new(Vec::new()),
-        });
-        let result = HELD.scope(lease.clone(), work(unchanged)).await;
+        // Written with the lease only when the record was unchanged (one transaction).
+        let lease = Arc::new(Lease::new(holder, if unchanged { ahead.into_iter().collect() } else { BTreeSet::new() }));
+        let result = work(unchanged, Some(lease.clone())).await;
         let deferred = std::mem::take(&mut *lease.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for account in deferred {
             // The work ended without its commit: the keys it learnt still enter the inventory.
@@ -537,43 +410,58 @@ impl Engine {
     }
 
     /// Commits a record and its audit entry; under a lease, the same atomic write gives the
-    /// lease back (a commit is always the last write of the work it ends).
+    /// lease back and records the inventory keys learnt from the writes (a commit is always the
+    /// last write of the work it ends).
     async fn commit(
         &self,
         next: &PersonRecord,
         expected: Option<u64>,
         audit: &AuditEntry,
+        lease: Option<&Lease>,
     ) -> Result<bool, ServiceError> {
-        match HELD.try_with(Arc::clone) {
-            Ok(lease) => {
-                let deferred = lease.deferred.lock().map(|d| d.clone()).unwrap_or_default();
-                let done = self.ledger.commit_and_release(next, expected, audit, &lease.holder, &deferred).await?;
-                if done {
-                    lease.released.store(true, std::sync::atomic::Ordering::SeqCst);
-                    if let Ok(mut d) = lease.deferred.lock() {
-                        d.clear();
-                    }
-                }
-                Ok(done)
+        let Some(lease) = lease else { return self.ledger.commit(next, expected, audit).await };
+        let done = self.ledger.commit_and_release(next, expected, audit, &lease.holder, &lease.deferred()).await?;
+        if done {
+            lease.released.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Ok(mut d) = lease.deferred.lock() {
+                d.clear();
             }
-            Err(_) => self.ledger.commit(next, expected, audit).await,
         }
+        Ok(done)
     }
 
-    /// `known`: the record, when the lease was taken on it unchanged.
+    /// The context of one piece of work on the person.
+    fn ctx<'a>(
+        &'a self,
+        person: &str,
+        record: Option<&'a PersonRecord>,
+        sweep: bool,
+        lease: Option<&'a Lease>,
+    ) -> Ctx<'a> {
+        let mut ctx = Ctx::new(record, person.to_string(), self.target.name(), self.ledger.as_ref(), lease);
+        ctx.sweep = sweep;
+        ctx
+    }
+
+    /// Plans `state` for the person at the engine's clock (reads only).
+    async fn plan(&self, state: &HrEvent, ctx: &Ctx<'_>) -> Result<AnyPlan, SyncError> {
+        self.target.plan(&Desired { state, at: self.settings.clock.now() }, ctx).await
+    }
+
     async fn apply_leased(
         &self,
         event: &HrEvent,
         body: &str,
-        mut known: Option<Option<PersonRecord>>,
+        mut start: Start,
+        lease: Option<&Lease>,
     ) -> Result<Outcome, SyncError> {
         let person = event.external_id.key();
         let dry_run = self.settings.dry_run;
         let mut raced = false;
         for _attempt in 0..MAX_ATTEMPTS {
-            let record = match known.take() {
-                Some(record) => record,
-                None => self.ledger.get(&person, self.target.name()).await?,
+            let record = match std::mem::replace(&mut start, Start::Read) {
+                Start::Known(record) => record,
+                Start::Read => self.ledger.get(&person, self.target.name()).await?,
             };
             let knowledge = match ledger::merge(event, body, record.as_ref()) {
                 Merge::Changed(k) => *k,
@@ -584,7 +472,9 @@ impl Engine {
                     if let Some(r) = record.as_ref().filter(|r| r.held.is_none())
                         && let Some(winner) = ledger::effective(&Knowledge::of(Some(r)), Some(r.status))
                     {
-                        let v = self.converge_to(&person, &winner, Some(r), true).await?;
+                        let ctx = self.ctx(&person, Some(r), true, lease);
+                        let plan = self.plan(&winner, &ctx).await?;
+                        let v = self.converge(plan, &winner, &ctx).await?;
                         if !v.remaining.is_empty() {
                             return Err(leaver_incomplete_because(v.code, &v.remaining));
                         }
@@ -609,9 +499,10 @@ impl Engine {
             // older leaver, the target is still active, and a mover would carry the previous
             // employment's account and hand-made grants on. Once stored, it converges as a mover
             // (no second welcome).
+            let before = Knowledge::of(record.as_ref());
             let lifecycle_id = |k: &Knowledge| k.lifecycle.as_ref().map(|(e, _)| e.event_id.to_string());
             let rehire_now = knowledge.lifecycle.as_ref().is_some_and(|(e, _)| e.kind() == EventKind::Rehire)
-                && lifecycle_id(&Knowledge::of(record.as_ref())) != lifecycle_id(&knowledge);
+                && lifecycle_id(&before) != lifecycle_id(&knowledge);
             if rehire_now
                 && !knowledge.left()
                 && let Some(profile) = effective.profile().cloned()
@@ -622,24 +513,17 @@ impl Engine {
                 self.check_variant(event, effective.kind()).await?;
             }
             // Held behind a leaver the breaker keeps: recorded, not applied.
-            if record.as_ref().is_some_and(|r| r.held.is_some()) {
+            if let Some(held) = record.as_ref().and_then(|r| r.held.clone()) {
                 let outcome = self.settled(Decision::Held, record.as_ref());
                 if dry_run {
                     return Ok(outcome);
                 }
-                let next = self.record_from(
-                    event,
-                    &knowledge,
-                    record.as_ref(),
-                    None,
-                    record.as_ref().and_then(|r| r.held.clone()),
-                );
-                if self.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome)).await? {
+                let next = self.record_from(event, &knowledge, record.as_ref(), None, Some(held));
+                if self.commit(&next, record.as_ref().map(|r| r.version), &self.audit(event, &outcome), lease).await? {
                     return Ok(outcome);
                 }
                 continue;
             }
-            let before = Knowledge::of(record.as_ref());
             let new_leaver = effective.kind() == EventKind::Leaver
                 && before.lifecycle.as_ref().map(|(e, _)| e.event_id.as_str()) != Some(effective.event_id.as_str());
             let strips_all = effective.kind() != EventKind::Leaver
@@ -649,19 +533,24 @@ impl Engine {
                     .as_ref()
                     .is_some_and(|(p, _)| p.event_id != effective.event_id && p.profile().is_some_and(grants_any))
                 && effective.profile().is_some_and(|p| !grants_any(p));
-            if (new_leaver || strips_all)
-                && !raced
-                && !dry_run
-                && !self.breaker_allows(&person, &effective, record.as_ref()).await?
+            // One plan (reads only): a dry run reports it, the breaker reads it, and the same
+            // plan is applied.
+            let hint = record.clone();
+            let ctx = self.ctx(&person, hint.as_ref(), raced, lease);
+            let plan = self.plan(&effective, &ctx).await?;
+            if dry_run {
+                return Ok(self.planned(plan, &effective, event));
+            }
+            if (new_leaver || strips_all) && !raced && plan.revokes && !self.breaker_allows(&person, &effective).await?
             {
-                return self.hold(event, &effective, &knowledge, record.as_ref()).await;
+                return self.hold(event, &effective, &knowledge, record.as_ref(), lease).await;
             }
             // Write-ahead: the leaver is recorded before anything is revoked (still marked active,
             // so its redelivery converges again): should this work end between the first revoke
             // and the commit, every later event of the person converges to the leaver, never to
             // the profile it revoked (no re-created account, no re-subscription).
             let mut record = record;
-            if new_leaver && !dry_run {
+            if new_leaver {
                 let mut intent = self.record_from(event, &knowledge, record.as_ref(), None, None);
                 intent.status = PersonStatus::Active;
                 let mut audit = self.audit(event, &self.settled(Decision::Disable, record.as_ref()));
@@ -672,74 +561,119 @@ impl Engine {
                 }
                 record = Some(intent);
             }
-            if record.is_none() && effective.kind() != EventKind::Leaver && !dry_run {
+            if record.is_none() && effective.kind() != EventKind::Leaver {
                 // The person's folded ExternalId, before the first account is made (idempotent).
                 self.ledger.index_variant(&ledger::variant_key(&effective.external_id), &person).await?;
             }
-            let Verified { mut outcome, remaining, code } =
-                self.converge_to(&person, &effective, record.as_ref(), raced).await?;
-            if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
-                outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
-                if outcome.actions.is_empty() {
-                    outcome.decision = Decision::IgnoredForDisabledUser;
+            let Verified { applied, remaining, code } = self.converge(plan, &effective, &ctx).await?;
+            let mut outcome = self.outcome(applied.clone(), &effective, event);
+            outcome.dry_run = false;
+            let next = self.record_from(event, &knowledge, record.as_ref(), Some(&applied), None);
+            let audit = self.audit(event, &outcome);
+            let expected = record.as_ref().map(|r| r.version);
+            match self.commit_verified(next, expected, &audit, outcome, (code, &remaining), lease).await? {
+                Committed::Done(done) => return done,
+                Committed::Raced => {
+                    raced = true;
+                    tracing::info!(
+                        decision = "ledger-race",
+                        "a concurrent delivery committed first; re-reading the ledger"
+                    );
                 }
             }
-            if dry_run {
-                return Ok(outcome);
-            }
-            let next = self.record_from(event, &knowledge, record.as_ref(), Some((&effective, &outcome)), None);
-            let audit = self.audit(event, &outcome);
-            if let Some(done) = self
-                .commit_verified(next, record.as_ref().map(|r| r.version), &audit, outcome, (code, &remaining))
-                .await?
-            {
-                return done;
-            }
-            raced = true;
-            tracing::info!(decision = "ledger-race", "a concurrent delivery committed first; re-reading the ledger");
         }
         Err(SyncError::ConflictPersisted)
     }
 
-    /// Converges the target to the effective event (no ledger record write); `sweep` after a
-    /// lost race. A leaver is then read back ([`Target::verify_revoked`]); anything still granting
-    /// access is converged once more (a concurrent grant, a read that lagged) and, if it stays,
-    /// returned as `LeaverIncomplete`, after the caller recorded the leaver (see `incomplete`).
-    async fn converge_to(
-        &self,
-        person: &str,
-        effective: &HrEvent,
-        record: Option<&PersonRecord>,
-        sweep: bool,
-    ) -> Result<Verified, SyncError> {
-        let mut ctx =
-            Ctx::new(record, self.settings.dry_run, person.to_string(), self.target.name(), self.ledger.as_ref());
-        ctx.sweep = sweep;
-        let mut outcome = self.target.converge(effective, &ctx).await?;
-        if effective.kind() != EventKind::Leaver || self.settings.dry_run {
-            return Ok(Verified { outcome, remaining: vec![], code: "LeaverIncomplete" });
+    /// The outcome of a plan that was applied (or, dry run, only made), as reported for the
+    /// delivered `event`: when the person has left and the event is not the leaver, it is
+    /// recorded and only the leaver is converged.
+    fn outcome(&self, applied: Applied, effective: &HrEvent, event: &HrEvent) -> Outcome {
+        let mut outcome = Outcome {
+            decision: applied.decision,
+            actions: applied.actions,
+            user_id: applied.user_id,
+            user_name: applied.user_name,
+            resolved_by: applied.resolved_by,
+            dry_run: self.settings.dry_run,
+            notes: applied.notes,
+        };
+        if effective.kind() == EventKind::Leaver && event.kind() != EventKind::Leaver {
+            outcome.notes.push("the person has left: recorded; only a rehire grants access again".into());
+            if outcome.actions.is_empty() {
+                outcome.decision = Decision::IgnoredForDisabledUser;
+            }
         }
-        let mut remaining = self.target.verify_revoked(effective, &ctx).await?;
+        outcome
+    }
+
+    /// A dry run's outcome: the plan, nothing written.
+    fn planned(&self, plan: AnyPlan, effective: &HrEvent, event: &HrEvent) -> Outcome {
+        let applied = Applied {
+            decision: plan.decision,
+            actions: plan.actions,
+            user_id: plan.user_id,
+            user_name: plan.user_name,
+            status: PersonStatus::Active,
+            resolved_by: plan.resolved_by,
+            notes: plan.notes,
+        };
+        self.outcome(applied, effective, event)
+    }
+
+    /// Applies `plan` (planning again when the service changed under it). A leaver is then read
+    /// back ([`Target::verify_revoked`] on the plan's accounts); anything still granting access
+    /// is planned and applied once more (a concurrent grant, a read that lagged) and, if it
+    /// stays, returned as `remaining`, for the caller to record and park (`LeaverIncomplete`).
+    async fn converge(&self, plan: AnyPlan, effective: &HrEvent, ctx: &Ctx<'_>) -> Result<Verified, SyncError> {
+        let (plan, mut applied) = self.apply_plan(plan, effective, ctx).await?;
+        if effective.kind() != EventKind::Leaver {
+            return Ok(Verified { applied, remaining: vec![], code: "LeaverIncomplete" });
+        }
+        let mut remaining = self.target.verify_revoked(&plan, ctx).await?;
         if !remaining.is_empty() {
             tracing::warn!(
                 decision = "leaver-reconverge",
                 left = remaining.len(),
                 "access left after a leaver; converging again"
             );
-            let again = self.target.converge(effective, &ctx).await?;
-            outcome.actions.extend(again.actions);
-            remaining = self.target.verify_revoked(effective, &ctx).await?;
+            let again = self.plan(effective, ctx).await?;
+            let (again, more) = self.apply_plan(again, effective, ctx).await?;
+            applied.actions.extend(more.actions);
+            remaining = self.target.verify_revoked(&again, ctx).await?;
         }
-        Ok(Verified { outcome, remaining, code: ctx.residual().unwrap_or("LeaverIncomplete") })
+        Ok(Verified { applied, remaining, code: ctx.residual().unwrap_or("LeaverIncomplete") })
+    }
+
+    /// Applies a plan; on [`SyncError::Replan`] plans again, at most [`MAX_ATTEMPTS`] times.
+    async fn apply_plan(
+        &self,
+        mut plan: AnyPlan,
+        effective: &HrEvent,
+        ctx: &Ctx<'_>,
+    ) -> Result<(AnyPlan, Applied), SyncError> {
+        for _attempt in 0..MAX_ATTEMPTS {
+            match self.target.apply(&plan, ctx).await {
+                Err(SyncError::Replan(why)) => {
+                    tracing::info!(decision = "replan", why = %why, "the service changed under the plan; planning again");
+                    plan = self.plan(effective, ctx).await?;
+                }
+                applied => return Ok((plan, applied?)),
+            }
+        }
+        Err(SyncError::ConflictPersisted)
     }
 
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
     /// clearing a hold: how `release-held` applies a held leaver, or whatever superseded it.
     pub async fn reconverge(&self, person: &str) -> Result<Outcome, SyncError> {
-        self.leased(person, None, Vec::new(), |_| self.reconverge_leased(person)).await
+        self.leased(person, None, Vec::new(), |_, lease| async move {
+            self.reconverge_leased(person, lease.as_deref()).await
+        })
+        .await
     }
 
-    async fn reconverge_leased(&self, person: &str) -> Result<Outcome, SyncError> {
+    async fn reconverge_leased(&self, person: &str, lease: Option<&Lease>) -> Result<Outcome, SyncError> {
         for _attempt in 0..MAX_ATTEMPTS {
             let Some(record) = self.ledger.get(person, self.target.name()).await? else {
                 return Ok(self.settled(Decision::NoChange, None));
@@ -751,25 +685,26 @@ impl Engine {
             let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
-            let Verified { outcome, remaining, code } =
-                self.converge_to(person, &effective, Some(&record), true).await?;
+            let ctx = self.ctx(person, Some(&record), true, lease);
+            let plan = self.plan(&effective, &ctx).await?;
             if self.settings.dry_run {
-                return Ok(outcome);
+                return Ok(self.planned(plan, &effective, &effective));
             }
-            let mut next = self.record_from(&effective, &knowledge, Some(&record), Some((&effective, &outcome)), None);
+            let Verified { applied, remaining, code } = self.converge(plan, &effective, &ctx).await?;
+            let mut next = self.record_from(&effective, &knowledge, Some(&record), Some(&applied), None);
             next.last_event_id = format!("reconverge#{}", record.version + 1);
+            let outcome = self.outcome(applied, &effective, &effective);
             let audit = self.audit(&effective, &outcome);
-            if let Some(done) =
-                self.commit_verified(next, Some(record.version), &audit, outcome, (code, &remaining)).await?
-            {
-                return done;
+            match self.commit_verified(next, Some(record.version), &audit, outcome, (code, &remaining), lease).await? {
+                Committed::Done(done) => return done,
+                Committed::Raced => {}
             }
         }
         Err(SyncError::ConflictPersisted)
     }
 
-    /// Commits a converged record (`None`: a concurrent writer won). A leaver whose read-back
-    /// found access left is recorded still active and answered `LeaverIncomplete`.
+    /// Commits a converged record. A leaver whose read-back found access left is recorded still
+    /// active and answered `LeaverIncomplete`.
     async fn commit_verified(
         &self,
         mut next: PersonRecord,
@@ -777,36 +712,31 @@ impl Engine {
         audit: &AuditEntry,
         outcome: Outcome,
         (code, remaining): (&'static str, &[String]),
-    ) -> Result<Option<Result<Outcome, SyncError>>, SyncError> {
+        lease: Option<&Lease>,
+    ) -> Result<Committed, SyncError> {
         if !remaining.is_empty() {
             next.status = PersonStatus::Active;
         }
-        if !self.commit(&next, expected, audit).await? {
-            return Ok(None);
+        if !self.commit(&next, expected, audit, lease).await? {
+            return Ok(Committed::Raced);
         }
-        Ok(Some(if remaining.is_empty() { Ok(outcome) } else { Err(leaver_incomplete_because(code, remaining)) }))
+        Ok(Committed::Done(if remaining.is_empty() {
+            Ok(outcome)
+        } else {
+            Err(leaver_incomplete_because(code, remaining))
+        }))
     }
 
-    /// The blast-radius breaker for a new leaver: `true` applies it, `false` holds it. Decided
-    /// once per (person, leaver event) for every target (the first target to ask records the
-    /// decision in the ledger; a retry or another target gets the same answer), and a slot of the
-    /// sliding one-hour window is taken only when the leaver will revoke something here (planned
-    /// first, reads only).
-    async fn breaker_allows(
-        &self,
-        person: &str,
-        leaver: &HrEvent,
-        record: Option<&PersonRecord>,
-    ) -> Result<bool, SyncError> {
+    /// The blast-radius breaker for a new leaver whose plan revokes something: `true` applies
+    /// it, `false` holds it. Decided once per (person, leaver event) for every target: the first
+    /// target to decide records the decision in the ledger (first writer wins) and a retry or
+    /// another target gets the stored answer. A slot of the sliding one-hour window is taken (or
+    /// kept: a member already in the window keeps its slot) before the decision is written; a
+    /// retry that finds the decision already made may thus take a slot it does not need, which
+    /// holds more, never less. One ledger read (the window).
+    async fn breaker_allows(&self, person: &str, leaver: &HrEvent) -> Result<bool, SyncError> {
         let Some(limit) = self.settings.leavers_per_hour else { return Ok(true) };
         let event_id = leaver.event_id.to_string();
-        if let Some(decided) = self.ledger.decision(person, &event_id).await? {
-            return Ok(decided == BREAKER_ALLOWED);
-        }
-        let plan = Ctx::new(record, true, person.to_string(), self.target.name(), self.ledger.as_ref());
-        if self.target.converge(leaver, &plan).await?.actions.is_empty() {
-            return Ok(true);
-        }
         let member = format!("{person}#{event_id}");
         let now = self.settings.clock.now().timestamp();
         let Some(admitted) =
@@ -815,8 +745,7 @@ impl Engine {
             return Err(SyncError::ConflictPersisted);
         };
         let decision = if admitted { BREAKER_ALLOWED } else { "held" };
-        // Another target may have decided first (then its answer stands; a slot we took
-        // meanwhile is given back when it leaves the window).
+        // Another target (or an earlier attempt) may have decided first: its answer stands.
         let decided = self.ledger.decide(person, &event_id, decision, now + 30 * 86_400).await?;
         Ok(decided == BREAKER_ALLOWED)
     }
@@ -830,6 +759,7 @@ impl Engine {
         leaver: &HrEvent,
         knowledge: &Knowledge,
         record: Option<&PersonRecord>,
+        lease: Option<&Lease>,
     ) -> Result<Outcome, SyncError> {
         let outcome = self.settled(Decision::Held, record);
         let body =
@@ -845,7 +775,7 @@ impl Engine {
         };
         self.ledger.hold(&held, &self.audit(event, &outcome)).await?;
         let next = self.record_from(event, knowledge, record, None, Some(leaver.event_id.to_string()));
-        if !self.commit(&next, record.map(|r| r.version), &self.audit(event, &outcome)).await? {
+        if !self.commit(&next, record.map(|r| r.version), &self.audit(event, &outcome), lease).await? {
             // Someone else changed the record: the message is retried and decides again.
             return Err(SyncError::ConflictPersisted);
         }
@@ -918,27 +848,19 @@ impl Engine {
         }
     }
 
-    /// The record after an event: the merged knowledge, and what the target did (`applied`:
-    /// the effective event and its outcome; `None`: recorded without converging).
+    /// The record after an event: the merged knowledge, and what the target did (`applied`: what
+    /// the applied plan left, its status stated by the target; `None`: recorded without
+    /// converging).
     fn record_from(
         &self,
         event: &HrEvent,
         knowledge: &Knowledge,
         previous: Option<&PersonRecord>,
-        applied: Option<(&HrEvent, &Outcome)>,
+        applied: Option<&Applied>,
         held: Option<String>,
     ) -> PersonRecord {
         let (user_id, user_name, status) = match applied {
-            Some((effective, outcome)) => {
-                let status = match (effective.kind(), outcome.decision, &outcome.user_id, &outcome.user_name) {
-                    (_, _, None, None) => PersonStatus::Deleted,
-                    (EventKind::Leaver, _, _, _) | (_, Decision::IgnoredForDisabledUser, _, _) => {
-                        PersonStatus::Disabled
-                    }
-                    _ => PersonStatus::Active,
-                };
-                (outcome.user_id.clone(), outcome.user_name.clone(), status)
-            }
+            Some(applied) => (applied.user_id.clone(), applied.user_name.clone(), applied.status),
             None => (
                 previous.and_then(|r| r.user_id.clone()),
                 previous.and_then(|r| r.user_name.clone()),

@@ -30,7 +30,7 @@ impl State {
     /// A target's state with the settings every target shares (dry run, audit TTL, breaker,
     /// concurrency); metrics go to stdout (the Lambda log stream).
     pub fn for_target(
-        target: Arc<dyn crate::engine::Target>,
+        target: Arc<dyn crate::engine::DynTarget>,
         ledger: Arc<dyn crate::ledger::Ledger>,
         dlq: Arc<dyn DeadLetterQueue>,
         config: &crate::config::Config,

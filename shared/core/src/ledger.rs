@@ -109,7 +109,7 @@ pub fn admit(entries: &[(String, i64)], member: &str, now: i64, limit: u32) -> (
 /// Takes (or keeps) `member`'s slot of the breaker's sliding window `key`, atomically across
 /// every instance (optimistic: re-read and retry when a concurrent instance wrote first).
 pub async fn take_window_slot(
-    ledger: &dyn Ledger,
+    ledger: &dyn Breaker,
     key: &str,
     member: &str,
     now: i64,
@@ -126,9 +126,10 @@ pub async fn take_window_slot(
     Ok(None)
 }
 
-/// Durable storage of person records and audit entries.
+/// The person records: one per (person, target), written only by a conditional commit; and the
+/// folded-ExternalId index of the people they name.
 #[async_trait]
-pub trait Ledger: Send + Sync {
+pub trait Records: Send + Sync {
     /// The person's record for a target (a strongly consistent read).
     async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError>;
     /// Atomically writes the record and its audit entry, only if the stored record's
@@ -140,10 +141,92 @@ pub trait Ledger: Send + Sync {
         expected: Option<u64>,
         audit: &AuditEntry,
     ) -> Result<bool, ServiceError>;
-    /// Writes an audit entry alone (a skipped event). Idempotent per (event, target).
-    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError>;
-    /// Every audit entry of a person, all targets, in HR time order.
-    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError>;
+    /// Every person the ledger knows on a target: their record and account inventory, keyed by
+    /// person (reconciliation's "ours" for services whose accounts carry no owner). A full read
+    /// (a paged Scan on DynamoDB): for reconciliation only, never on an event's path.
+    async fn known(&self, target: &str) -> Result<BTreeMap<String, Known>, ServiceError>;
+    /// Adds `person` to the people known under a folded ExternalId ([`variant_key`]): how a
+    /// leaver for an ExternalId the ledger never saw finds the person it nearly names (issuer in
+    /// another case, full-width digits). Idempotent; its own item, never a person's.
+    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError>;
+    /// The people known under a folded ExternalId (a strongly consistent read).
+    async fn variants(&self, variant: &str) -> Result<BTreeSet<String>, ServiceError>;
+}
+
+/// The write-ahead account inventory: every account key a person was ever given on a target
+/// (claimed or remembered before the write that creates, renames or re-addresses it).
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    /// Claims an account name on a target for a person, atomically across every instance: the
+    /// first claimant owns the name for good (a leaver keeps it: the account still exists).
+    /// Returns the owner after the attempt (`person` itself when the claim is, or was, ours).
+    /// It is the ownership record of services whose accounts carry no ExternalId (e.g. user
+    /// pool users) and stops two people deriving one name.
+    ///
+    /// A claim that is (or becomes) the person's is also added to their account inventory on
+    /// that target (in the same atomic write), before the account is created or renamed.
+    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError>;
+    /// Adds an account key to the person's inventory on a target without claiming it (accounts
+    /// whose service records the owner itself on the account). Idempotent.
+    async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError>;
+    /// The person's account inventory on a target: every account key they were ever given,
+    /// written ahead of the write that created, renamed or re-addressed it; never shortened.
+    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError>;
+}
+
+/// The person's lease on a target: one instance converges a person there at a time. The
+/// commit that ends a piece of work gives it back in the same atomic write.
+#[async_trait]
+pub trait Leases: Records + Inventory {
+    /// Takes the person's lease on a target for `holder` until `expires_at` (epoch seconds):
+    /// while it is held, no other instance converges the person there (their writes to the
+    /// service would interleave). `Ok(false)`: another holder has it and it has not expired.
+    async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError>;
+    /// Gives the lease back (only if `holder` still has it).
+    async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError>;
+    /// Takes the lease as [`Leases::lease`] does, only if the person's record on the target is
+    /// still at version `expected` (`None`: no record), and adds `ahead` to the person's
+    /// inventory, in one atomic write: `Unchanged` means the record read before is current under
+    /// the lease and `ahead` is recorded. A store that cannot do it at once takes the lease alone
+    /// (`Taken`: the record must be read again; `ahead` is not written).
+    async fn lease_if_unchanged(
+        &self,
+        person: &str,
+        target: &str,
+        holder: &str,
+        expires_at: i64,
+        expected: Option<u64>,
+        ahead: &[String],
+    ) -> Result<Leased, ServiceError> {
+        let _ = (expected, ahead);
+        Ok(if self.lease(person, target, holder, expires_at).await? { Leased::Taken } else { Leased::Busy })
+    }
+    /// [`Records::commit`], with `remember` added to the person's inventory and the lease of
+    /// `holder` given back (one atomic write where the store allows: then a lease taken over by
+    /// another holder fails the commit).
+    async fn commit_and_release(
+        &self,
+        record: &PersonRecord,
+        expected: Option<u64>,
+        audit: &AuditEntry,
+        holder: &str,
+        remember: &[String],
+    ) -> Result<bool, ServiceError> {
+        for account in remember {
+            self.remember(&record.person, &record.target, account).await?;
+        }
+        let done = self.commit(record, expected, audit).await?;
+        if done && let Err(e) = self.release(&record.person, &record.target, holder).await {
+            tracing::warn!(error = %e, "lease release failed; it expires by itself");
+        }
+        Ok(done)
+    }
+}
+
+/// The blast-radius breaker's state: its sliding windows, its decisions per leaver, and the
+/// events it holds for an operator.
+#[async_trait]
+pub trait Breaker: Send + Sync {
     /// The breaker's sliding window (`key`): its entries (member, taken at, epoch seconds) and
     /// the item's version (0: none yet). A strongly consistent read.
     async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError>;
@@ -173,75 +256,23 @@ pub trait Ledger: Send + Sync {
     async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError>;
     /// Forgets a held event (after it was released).
     async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError>;
-    /// Claims an account name on a target for a person, atomically across every instance: the
-    /// first claimant owns the name for good (a leaver keeps it: the account still exists).
-    /// Returns the owner after the attempt (`person` itself when the claim is, or was, ours).
-    /// It is the ownership record of services whose accounts carry no ExternalId (e.g. user
-    /// pool users) and stops two people deriving one name.
-    ///
-    /// A claim that is (or becomes) the person's is also added to their account inventory on
-    /// that target (in the same atomic write), before the account is created or renamed.
-    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError>;
-    /// Adds an account key to the person's inventory on a target without claiming it (accounts
-    /// whose service records the owner itself on the account). Idempotent.
-    async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError>;
-    /// The person's account inventory on a target: every account key they were ever given,
-    /// written ahead of the write that created, renamed or re-addressed it; never shortened.
-    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError>;
-    /// Every person the ledger knows on a target: their record and account inventory, keyed by
-    /// person (reconciliation's "ours" for services whose accounts carry no owner). A full read
-    /// (a paged Scan on DynamoDB): for reconciliation only, never on an event's path.
-    async fn known(&self, target: &str) -> Result<BTreeMap<String, Known>, ServiceError>;
-    /// Takes the person's lease on a target for `holder` until `expires_at` (epoch seconds):
-    /// while it is held, no other instance converges the person there (their writes to the
-    /// service would interleave). `Ok(false)`: another holder has it and it has not expired.
-    async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError>;
-    /// Gives the lease back (only if `holder` still has it).
-    async fn release(&self, person: &str, target: &str, holder: &str) -> Result<(), ServiceError>;
-    /// Adds `person` to the people known under a folded ExternalId ([`variant_key`]): how a
-    /// leaver for an ExternalId the ledger never saw finds the person it nearly names (issuer in
-    /// another case, full-width digits). Idempotent; its own item, never a person's.
-    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError>;
-    /// The people known under a folded ExternalId (a strongly consistent read).
-    async fn variants(&self, variant: &str) -> Result<BTreeSet<String>, ServiceError>;
-    /// Takes the lease as [`Ledger::lease`] does, only if the person's record on the target is
-    /// still at version `expected` (`None`: no record), and adds `ahead` to the person's
-    /// inventory, in one atomic write: `Unchanged` means the record read before is current under
-    /// the lease and `ahead` is recorded. A store that cannot do it at once takes the lease alone
-    /// (`Taken`: the record must be read again; `ahead` is not written).
-    async fn lease_if_unchanged(
-        &self,
-        person: &str,
-        target: &str,
-        holder: &str,
-        expires_at: i64,
-        expected: Option<u64>,
-        ahead: &[String],
-    ) -> Result<Leased, ServiceError> {
-        let _ = (expected, ahead);
-        Ok(if self.lease(person, target, holder, expires_at).await? { Leased::Taken } else { Leased::Busy })
-    }
-    /// [`Ledger::commit`], with `remember` added to the person's inventory and the lease of
-    /// `holder` given back (one atomic write where the store allows: then a lease taken over by
-    /// another holder fails the commit).
-    async fn commit_and_release(
-        &self,
-        record: &PersonRecord,
-        expected: Option<u64>,
-        audit: &AuditEntry,
-        holder: &str,
-        remember: &[String],
-    ) -> Result<bool, ServiceError> {
-        for account in remember {
-            self.remember(&record.person, &record.target, account).await?;
-        }
-        let done = self.commit(record, expected, audit).await?;
-        if done && let Err(e) = self.release(&record.person, &record.target, holder).await {
-            tracing::warn!(error = %e, "lease release failed; it expires by itself");
-        }
-        Ok(done)
-    }
 }
+
+/// The audit trail: one entry per processed event and target.
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// Writes an audit entry alone (a skipped event). Idempotent per (event, target).
+    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError>;
+    /// Every audit entry of a person, all targets, in HR time order.
+    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError>;
+}
+
+/// The whole ledger, as one deployment stores it (one DynamoDB table, or the memory simulator):
+/// every capability. Code on an event's path takes only the capability it uses (a target's
+/// [`crate::target::Ctx`] carries the [`Inventory`] and the lease, nothing else).
+pub trait Ledger: Records + Inventory + Leases + Breaker + Audit {}
+
+impl<T: Records + Inventory + Leases + Breaker + Audit + ?Sized> Ledger for T {}
 
 /// What the ledger knows of one person on one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,7 +19,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 use chrono::{DateTime, Utc};
 
 use jml_core::ledger::{
-    AuditEntry, HeldEvent, Leased, Ledger, PersonRecord, PersonStatus, audit_sort_key, record_sort_key,
+    Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, Ledger, PersonRecord, PersonStatus, Records,
+    audit_sort_key, record_sort_key,
 };
 use jml_core::ports::{Op, ServiceError};
 
@@ -330,7 +331,7 @@ fn classify<E: ProvideErrorMetadata, R>(op: Op, err: &SdkError<E, R>) -> Service
 }
 
 #[async_trait]
-impl Ledger for DynamoLedger {
+impl Records for DynamoLedger {
     async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError> {
         let out = self
             .client
@@ -370,22 +371,59 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
-        self.client
-            .put_item()
+    async fn known(&self, target: &str) -> Result<BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
+        // A paged Scan of the person items of this target (record and inventory): the ledger has
+        // no index by target, and reconciliation reads everything once.
+        let mut pages = self
+            .client
+            .scan()
             .table_name(&self.table)
-            .set_item(Some(audit_item(audit)))
+            .filter_expression("sk = :r OR sk = :i")
+            .expression_attribute_values(":r", s(jml_core::ledger::record_sort_key(target)))
+            .expression_attribute_values(":i", s(jml_core::ledger::inventory_sort_key(target)))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out: BTreeMap<String, jml_core::ledger::Known> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+            for item in page.items() {
+                let sk = get_s(item, "sk").unwrap_or_default();
+                if sk.starts_with("inventory#") {
+                    let person = get_s(item, "pk").unwrap_or_default().to_string();
+                    let accounts = item.get("accounts").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+                    out.entry(person).or_default().accounts = accounts.into_iter().collect();
+                } else {
+                    let record = record_from_item(item)?;
+                    let person = record.person.clone();
+                    out.entry(person).or_default().record = Some(record);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(variant))
+            .key("sk", s(jml_core::ledger::VARIANT_SORT_KEY))
+            .update_expression("ADD people :p")
+            .expression_attribute_values(":p", AttributeValue::Ss(vec![person.to_string()]))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
     }
 
-    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
-        let values = [(":p", person.to_string()), (":a", "audit#".to_string())];
-        self.query_all("pk = :p AND begins_with(sk, :a)", &values, audit_from_item).await
+    async fn variants(&self, variant: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        self.string_set(variant, jml_core::ledger::VARIANT_SORT_KEY, "people").await
     }
+}
 
+#[async_trait]
+impl Inventory for DynamoLedger {
     async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
         let key = jml_core::ledger::claim_key(target, name);
         let claim = Put::builder()
@@ -441,6 +479,13 @@ impl Ledger for DynamoLedger {
             .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
     }
 
+    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
+        self.string_set(person, &jml_core::ledger::inventory_sort_key(target), "accounts").await
+    }
+}
+
+#[async_trait]
+impl Leases for DynamoLedger {
     async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError> {
         let put = self.lease_put(person, target, holder, expires_at)?;
         let res = self
@@ -559,43 +604,10 @@ impl Ledger for DynamoLedger {
             Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
         }
     }
+}
 
-    async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
-        self.string_set(person, &jml_core::ledger::inventory_sort_key(target), "accounts").await
-    }
-
-    async fn known(&self, target: &str) -> Result<BTreeMap<String, jml_core::ledger::Known>, ServiceError> {
-        // A paged Scan of the person items of this target (record and inventory): the ledger has
-        // no index by target, and reconciliation reads everything once.
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("sk = :r OR sk = :i")
-            .expression_attribute_values(":r", s(jml_core::ledger::record_sort_key(target)))
-            .expression_attribute_values(":i", s(jml_core::ledger::inventory_sort_key(target)))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut out: BTreeMap<String, jml_core::ledger::Known> = BTreeMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
-            for item in page.items() {
-                let sk = get_s(item, "sk").unwrap_or_default();
-                if sk.starts_with("inventory#") {
-                    let person = get_s(item, "pk").unwrap_or_default().to_string();
-                    let accounts = item.get("accounts").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
-                    out.entry(person).or_default().accounts = accounts.into_iter().collect();
-                } else {
-                    let record = record_from_item(item)?;
-                    let person = record.person.clone();
-                    out.entry(person).or_default().record = Some(record);
-                }
-            }
-        }
-        Ok(out)
-    }
-
+#[async_trait]
+impl Breaker for DynamoLedger {
     async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
         let out = self
             .client
@@ -676,24 +688,6 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(variant))
-            .key("sk", s(jml_core::ledger::VARIANT_SORT_KEY))
-            .update_expression("ADD people :p")
-            .expression_attribute_values(":p", AttributeValue::Ss(vec![person.to_string()]))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
-    }
-
-    async fn variants(&self, variant: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
-        self.string_set(variant, jml_core::ledger::VARIANT_SORT_KEY, "people").await
-    }
-
     async fn decision(&self, person: &str, event_id: &str) -> Result<Option<String>, ServiceError> {
         let out = self
             .client
@@ -747,6 +741,25 @@ impl Ledger for DynamoLedger {
                 .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Audit for DynamoLedger {
+    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(audit_item(audit)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
+    }
+
+    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        let values = [(":p", person.to_string()), (":a", "audit#".to_string())];
+        self.query_all("pk = :p AND begins_with(sk, :a)", &values, audit_from_item).await
     }
 }
 

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ledger::{AuditEntry, HeldEvent, Leased, Ledger, PersonRecord, audit_sort_key, record_sort_key};
+use crate::ledger::{
+    Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, PersonRecord, Records, audit_sort_key,
+    record_sort_key,
+};
 use crate::ports::ServiceError;
 
 #[derive(Debug, Default)]
@@ -90,7 +93,7 @@ impl SimLedger {
 }
 
 #[async_trait]
-impl Ledger for SimLedger {
+impl Records for SimLedger {
     async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError> {
         let mut s = self.lock();
         s.reads += 1;
@@ -119,34 +122,6 @@ impl Ledger for SimLedger {
         Ok(true)
     }
 
-    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
-        let mut s = self.lock();
-        s.writes += 1;
-        if s.fail_audits > 0 {
-            s.fail_audits -= 1;
-            return Err(unavailable());
-        }
-        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
-        Ok(())
-    }
-
-    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
-        let mut s = self.lock();
-        s.reads += 1;
-        Ok(s.audits.iter().filter(|((p, _), _)| p == person).map(|(_, a)| a.clone()).collect())
-    }
-
-    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
-        let mut s = self.lock();
-        s.writes += 1;
-        let owner =
-            s.claims.entry(crate::ledger::claim_key(target, name)).or_insert_with(|| person.to_string()).clone();
-        if owner == person {
-            s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(name.to_string());
-        }
-        Ok(owner)
-    }
-
     async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
@@ -160,6 +135,38 @@ impl Ledger for SimLedger {
         Ok(s.variants.get(variant).cloned().unwrap_or_default())
     }
 
+    async fn known(&self, target: &str) -> Result<BTreeMap<String, crate::ledger::Known>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        let sk = record_sort_key(target);
+        let mut out: BTreeMap<String, crate::ledger::Known> = BTreeMap::new();
+        for ((person, k), r) in &s.records {
+            if *k == sk {
+                out.entry(person.clone()).or_default().record = Some(r.clone());
+            }
+        }
+        for ((person, t), accounts) in &s.inventory {
+            if t == target {
+                out.entry(person.clone()).or_default().accounts = accounts.clone();
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Inventory for SimLedger {
+    async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        let owner =
+            s.claims.entry(crate::ledger::claim_key(target, name)).or_insert_with(|| person.to_string()).clone();
+        if owner == person {
+            s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(name.to_string());
+        }
+        Ok(owner)
+    }
+
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
@@ -167,6 +174,15 @@ impl Ledger for SimLedger {
         Ok(())
     }
 
+    async fn accounts(&self, person: &str, target: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.inventory.get(&(person.to_string(), target.to_string())).cloned().unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Leases for SimLedger {
     async fn lease(&self, person: &str, target: &str, holder: &str, expires_at: i64) -> Result<bool, ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
@@ -249,31 +265,10 @@ impl Ledger for SimLedger {
         }
         Ok(())
     }
+}
 
-    async fn accounts(&self, person: &str, target: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
-        let mut s = self.lock();
-        s.reads += 1;
-        Ok(s.inventory.get(&(person.to_string(), target.to_string())).cloned().unwrap_or_default())
-    }
-
-    async fn known(&self, target: &str) -> Result<BTreeMap<String, crate::ledger::Known>, ServiceError> {
-        let mut s = self.lock();
-        s.reads += 1;
-        let sk = record_sort_key(target);
-        let mut out: BTreeMap<String, crate::ledger::Known> = BTreeMap::new();
-        for ((person, k), r) in &s.records {
-            if *k == sk {
-                out.entry(person.clone()).or_default().record = Some(r.clone());
-            }
-        }
-        for ((person, t), accounts) in &s.inventory {
-            if t == target {
-                out.entry(person.clone()).or_default().accounts = accounts.clone();
-            }
-        }
-        Ok(out)
-    }
-
+#[async_trait]
+impl Breaker for SimLedger {
     async fn window(&self, key: &str) -> Result<(Vec<(String, i64)>, u64), ServiceError> {
         let mut s = self.lock();
         s.reads += 1;
@@ -338,5 +333,25 @@ impl Ledger for SimLedger {
         s.writes += 1;
         s.held.remove(&(HeldEvent::partition(&held.target), held.sort_key()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Audit for SimLedger {
+    async fn append_audit(&self, audit: &AuditEntry) -> Result<(), ServiceError> {
+        let mut s = self.lock();
+        s.writes += 1;
+        if s.fail_audits > 0 {
+            s.fail_audits -= 1;
+            return Err(unavailable());
+        }
+        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        Ok(())
+    }
+
+    async fn audit_trail(&self, person: &str) -> Result<Vec<AuditEntry>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.audits.iter().filter(|((p, _), _)| p == person).map(|(_, a)| a.clone()).collect())
     }
 }
