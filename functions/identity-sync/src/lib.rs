@@ -10,8 +10,10 @@
 //! wrapper ([`paced`]) and its configuration section ([`settings`]).
 
 pub mod aws;
+pub mod codes;
 pub mod doctor;
 pub mod document;
+pub mod naming;
 pub mod paced;
 pub mod planner;
 pub mod port;

@@ -1,7 +1,7 @@
 //! The pure planner: (event, current user, current managed memberships) -> ordered actions.
 //!
 //! No I/O. Equal state gives no actions, so a duplicate or replayed event makes zero writes.
-//! Ownership (is this user ours?) is decided here too, from plain data.
+//! Ownership (is this user ours?) is decided in [`crate::naming`], from plain data.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::port::{AddressAttributes, AttributeChange, MembershipId, UserAttributes, UserId, UserRecord, UserStatus};
 use jml_core::contract::{Change, ExternalId, GroupName, HrEvent, Profile};
+
+pub use crate::naming::{Ownership, ownership};
 
 /// UpdateUser takes at most 100 attribute operations per call (`AttributeOperations` max 100).
 pub const MAX_OPERATIONS_PER_UPDATE: usize = 100;
@@ -32,32 +34,6 @@ impl ManagedGroups {
 pub struct CurrentUser {
     pub record: UserRecord,
     pub managed_memberships: BTreeMap<String, MembershipId>,
-}
-
-/// Whether a found user belongs to this person.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// Carries this person's managed marker or ExternalId.
-    Ours,
-    /// Carries another person's marker or ExternalIds: never touch.
-    OtherPerson,
-    /// Carries neither marker nor ExternalId: created by hand or another tool: never adopt.
-    Unmanaged,
-}
-
-/// Decides ownership of a user found by userName (or any other lookup).
-pub fn ownership(user: &UserRecord, person: &ExternalId) -> Ownership {
-    let ours_by_external_id =
-        user.external_ids.iter().any(|(issuer, id)| issuer == person.issuer.as_str() && id == person.id.as_str());
-    let marker = user.attributes.marker.as_deref();
-    if ours_by_external_id || marker == Some(person.marker().as_str()) {
-        Ownership::Ours
-    } else if marker.is_some_and(|m| m.starts_with(jml_core::contract::MARKER_PREFIX)) || !user.external_ids.is_empty()
-    {
-        Ownership::OtherPerson
-    } else {
-        Ownership::Unmanaged
-    }
 }
 
 /// One step of a plan, in execution order.

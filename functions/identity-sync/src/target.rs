@@ -1,32 +1,29 @@
-//! The Identity Store target: resolve the person, read current state, plan (pure), apply.
+//! The Identity Store target: [`Target::plan`] resolves the person's users and reads their
+//! state (reads only; every decision is `crate::planner`'s), [`Target::apply`] executes that
+//! plan, [`Target::verify_revoked`] reads a leaver's planned users back.
 //!
-//! All service access goes through the `IdentityStore` port; every decision is made by
-//! `crate::planner`; the ledger guard and commit are the engine's (`jml_core::engine`).
+//! All service access goes through the `IdentityStore` port; the ledger guard, the lease, dry
+//! run, the breaker and the commit are the engine's (`jml_core::engine`).
 
 use crate::port::op;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership, Plan};
-use crate::port::{AttributeChange, GroupId, IdentityStore, ServiceError, UserId, UserRecord};
-use jml_core::contract::{HrEvent, UserName};
-use jml_core::engine::{Ctx, MAX_ATTEMPTS, Outcome, SyncError, Target};
-use jml_core::ledger::{Knowledge, LEASE_SECONDS, Ledger, PersonRecord};
+use crate::codes::IdentityCode;
+use crate::naming::{id_key, inventory_ids, inventory_names, name_key};
+use crate::planner::{self, Action, CurrentUser, Decision, ManagedGroups, Ownership};
+use crate::port::{AttributeChange, GroupId, IdentityStore, ServiceError, UserId, UserRecord, UserStatus};
+use jml_core::contract::{EventKind, HrEvent, UserName};
+use jml_core::engine::{Applied, Ctx, Desired, SyncError, Target};
+use jml_core::ledger::{Knowledge, LEASE_SECONDS, Ledger, PersonRecord, PersonStatus};
+
+pub use crate::naming::{IDENTITY_TARGET, MANAGER_LINKS, links_key, rehire_key};
 
 /// The parking code of a leaver whose user the service refused to disable.
-pub const DISABLE_UNSUPPORTED: &str = "DisableUnsupported";
-
-/// The ledger target name of identity-sync. Every target keeps its own item and stale guard.
-pub const IDENTITY_TARGET: &str = "identity-store";
-
-/// The ledger "target" of the manager links: one inventory item per manager userName (its
-/// partition `reports#identity-store#<userName, lower case>`, never a person's), listing every
-/// person (`issuer#id`) whose profile named that manager. Its own target name, so that the
-/// reconciliation's ledger view of `identity-store` never lists these items as people.
-pub const MANAGER_LINKS: &str = "identity-store-manager-links";
+pub const DISABLE_UNSUPPORTED: &str = IdentityCode::DisableUnsupported.as_str();
 
 /// At most this many reports are brought up to date by one manager's event (each costs a ledger
 /// lease, a ledger read, DescribeUser and maybe UpdateUser); the others are left to the
@@ -35,18 +32,6 @@ pub const MAX_REPORTS_PER_EVENT: usize = 50;
 
 /// The enterprise extension's manager attribute path (UpdateUser).
 const MANAGER_PATH: &str = "aws:identitystore:enterprise.manager";
-
-/// The partition of a manager's links (Identity Store userNames are unique regardless of case).
-pub fn links_key(manager_user_name: &str) -> String {
-    format!("reports#{IDENTITY_TARGET}#{}", manager_user_name.to_lowercase())
-}
-
-/// The inventory key that says the rehire `event_id` already started from a fresh user: written
-/// after the previous employment's users were deleted, before the new user is created, so a
-/// retry of the same rehire never deletes the user it created.
-pub fn rehire_key(event_id: &str) -> String {
-    format!("rehire:{event_id}")
-}
 
 /// How long a manager's userName -> UserId mapping is trusted in a warm container.
 const USER_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -134,22 +119,75 @@ impl std::fmt::Debug for IdentitySync {
 }
 
 fn user_name_taken(owner: &str) -> SyncError {
-    SyncError::permanent(
-        "UserNameOwnedByAnother",
-        format!(
-            "person.userName: the userName is already used by {owner}; jml-sync never modifies, disables or adopts it"
-        ),
-    )
+    IdentityCode::UserNameOwnedByAnother.error(format!(
+        "person.userName: the userName is already used by {owner}; jml-sync never modifies, disables or adopts it"
+    ))
 }
 
 fn group_not_found(group: &str) -> SyncError {
-    SyncError::permanent(
-        "GroupNotFound",
-        format!(
-            "groups: group '{group}' does not exist in the identity store (GetGroupId found no group with this DisplayName)"
-        ),
-    )
+    IdentityCode::GroupNotFound.error(format!(
+        "groups: group '{group}' does not exist in the identity store (GetGroupId found no group with this DisplayName)"
+    ))
 }
+
+/// One write of an Identity Store plan, on a user of the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A rehire's fresh start: a previous employment's user is deleted (and read back gone).
+    DeleteUser { user: UserId, user_name: String },
+    /// A planner action on the person's user (`None`: the user this plan creates).
+    On { user: Option<UserId>, action: Action },
+    /// After a lost race: another user of the person (a concurrent creation) is revoked.
+    Sweep { user: UserId, action: Action },
+}
+
+impl jml_core::engine::Step for Step {
+    fn describe(&self) -> String {
+        match self {
+            Self::DeleteUser { user, .. } => format!("DeleteUser {user} (the previous employment's user)"),
+            Self::On { action, .. } => action.describe(),
+            Self::Sweep { action, .. } => format!("sweep: {}", action.describe()),
+        }
+    }
+
+    fn revokes(&self) -> bool {
+        match self {
+            Self::DeleteUser { .. } | Self::Sweep { .. } => true,
+            Self::On { action, .. } => {
+                matches!(action, Action::RemoveFromGroup { .. } | Action::SetStatus(UserStatus::Disabled))
+            }
+        }
+    }
+}
+
+/// What an Identity Store plan resolved.
+#[derive(Clone, Debug, Default)]
+pub struct Accounts {
+    /// The users a leaver revokes (what its read-back reads), or the person's user.
+    users: Vec<UserId>,
+    /// The manager's UserId (`None`: no manager named, or none found yet).
+    manager_id: Option<UserId>,
+    /// The name the user had before this plan's rename (its cached mapping is stale).
+    renamed_from: Option<String>,
+    /// Whether the plan writes the manager attribute.
+    sets_manager: bool,
+    /// A rehire's fresh start: the rehire key is recorded with the commit.
+    fresh: Option<String>,
+    /// A joiner, mover or rehire (`None`: a leaver): what the manager links need.
+    links: Option<Links>,
+}
+
+/// The manager links of a profile's plan (see [`MANAGER_LINKS`]).
+#[derive(Clone, Debug)]
+pub struct Links {
+    /// The manager's userName the profile names.
+    manager: Option<String>,
+    /// The person's userName after the plan.
+    user_name: String,
+    event_id: String,
+}
+
+type IdPlan = jml_core::engine::Plan<Step, Accounts>;
 
 #[async_trait]
 impl Target for IdentitySync {
@@ -160,7 +198,7 @@ impl Target for IdentitySync {
     fn check(&self, event: &HrEvent) -> Result<(), SyncError> {
         match event.profile() {
             Some(profile) => planner::check_groups(profile, &self.settings.managed_groups)
-                .map_err(|r| SyncError::permanent("UnmanagedGroup", r.to_string())),
+                .map_err(|r| IdentityCode::UnmanagedGroup.error(r.to_string())),
             None => Ok(()),
         }
     }
@@ -170,30 +208,139 @@ impl Target for IdentitySync {
         event.profile().map(|p| name_key(p.user_name.as_str())).into_iter().collect()
     }
 
-    async fn converge(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
-        if event.kind() == jml_core::contract::EventKind::Leaver {
-            return self.converge_leaver(event, ctx).await;
+    type Step = Step;
+    type Accounts = Accounts;
+
+    async fn plan(&self, desired: &Desired<'_>, ctx: &Ctx<'_>) -> Result<IdPlan, SyncError> {
+        let mut plan = self.plan_profile(desired.state, ctx).await?;
+        if ctx.sweep && desired.state.kind() != EventKind::Leaver {
+            let keep = plan.user_id.clone();
+            let swept = self.plan_sweep(desired.state, ctx, keep.as_deref(), plan.user_name.as_deref()).await?;
+            plan.steps.extend(swept);
         }
-        self.converge_identity(event, ctx).await
+        Ok(plan)
     }
 
-    async fn verify_revoked(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
-        self.verify_leaver(event, ctx).await
+    async fn apply(&self, plan: &IdPlan, ctx: &Ctx<'_>) -> Result<Applied, SyncError> {
+        let steps = plan.steps.as_slice();
+        // A rehire's fresh start first: the previous employment's users, deleted and read back
+        // gone; then its key, with the commit (a retry of this rehire keeps the user it creates).
+        let deletes = steps.iter().take_while(|s| matches!(s, Step::DeleteUser { .. })).count();
+        for step in &steps[..deletes] {
+            if let Step::DeleteUser { user, user_name } = step {
+                self.delete_previous(user, user_name).await?;
+            }
+        }
+        let acc = &plan.accounts;
+        if let Some(key) = &acc.fresh {
+            ctx.remember_at_commit(key).await?;
+            if let Some(name) = &plan.user_name {
+                self.cache.forget_user(name);
+            }
+        }
+        let mut user_id = plan.user_id.clone();
+        let mut created = false;
+        let mut rest = &steps[deletes..];
+        while let Some(step) = rest.first() {
+            match step {
+                Step::On { user, .. } => {
+                    // This user's run of actions (a run of membership additions goes out at once).
+                    let run = rest.iter().take_while(|s| matches!(s, Step::On { user: u, .. } if u == user)).count();
+                    let actions: Vec<Action> = rest[..run]
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::On { action, .. } => Some(action.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    rest = &rest[run..];
+                    let mut id = user.clone();
+                    match self.execute(&actions, &mut id, ctx).await {
+                        Ok(()) => {}
+                        // A concurrent delivery created the user first: plan again.
+                        Err(SyncError::Service(ServiceError::Conflict { op: op::CREATE_USER, .. })) => {
+                            tracing::info!(decision = "create-conflict", "CreateUser conflicted; planning again");
+                            return Err(SyncError::Replan("CreateUser".into()));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    if user.is_none() {
+                        created = true;
+                        user_id = id;
+                    }
+                }
+                Step::Sweep { user, action } => {
+                    rest = &rest[1..];
+                    self.execute(std::slice::from_ref(action), &mut Some(user.clone()), ctx).await?;
+                    tracing::warn!(
+                        decision = "sweep",
+                        "a second account of the person (concurrent creation) was disabled"
+                    );
+                }
+                Step::DeleteUser { .. } => {
+                    // Planned first only; never reached.
+                    rest = &rest[1..];
+                }
+            }
+        }
+        let (mut actions, mut notes) = (plan.actions(), plan.notes.clone());
+        if let Some(links) = &acc.links {
+            if let Some(old) = &acc.renamed_from {
+                self.cache.forget_user(old);
+            }
+            // The report's side: the manager it names, remembered for when the manager's user is
+            // created or replaced (its UserId is then new).
+            if let Some(m) = &links.manager
+                && (acc.manager_id.is_none() || acc.sets_manager)
+            {
+                self.link_report(m, ctx.person()).await?;
+            }
+            // The manager's side: a new UserId (created, or a rehire's fresh user) or a new
+            // userName is what reports that named it could not find before.
+            if let Some(id) = &user_id
+                && (created || acc.renamed_from.is_some())
+            {
+                let (more, why) = self.update_reports(&links.user_name, id, ctx.person(), &links.event_id).await?;
+                actions.extend(more);
+                notes.extend(why);
+            }
+        }
+        let status = match (acc.links.is_some(), plan.decision) {
+            // A leaver: its users are disabled; none found, none exists.
+            (false, _) if acc.users.is_empty() => PersonStatus::Deleted,
+            (false, _) | (true, Decision::IgnoredForDisabledUser) => PersonStatus::Disabled,
+            (true, _) => PersonStatus::Active,
+        };
+        Ok(Applied {
+            decision: plan.decision,
+            actions,
+            user_id,
+            user_name: plan.user_name.clone(),
+            status,
+            resolved_by: if created { "created" } else { plan.resolved_by },
+            notes,
+        })
     }
-}
 
-/// Inventory keys: a userName given before CreateUser or a rename, a UserId once created.
-fn name_key(user_name: &str) -> String {
-    format!("name:{user_name}")
-}
-
-fn id_key(user_id: &str) -> String {
-    format!("id:{user_id}")
+    async fn verify_revoked(&self, plan: &IdPlan, _ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
+        let mut left = Vec::new();
+        for id in &plan.accounts.users {
+            // A real read of every user the plan revoked.
+            let Some(record) = self.store.describe_user(id).await? else { continue };
+            if record.status == UserStatus::Enabled {
+                left.push(format!("Identity Store user {id}: enabled"));
+            }
+            let managed = self.current(record, "verify").await?.current.map_or(0, |c| c.managed_memberships.len());
+            if managed > 0 {
+                left.push(format!("Identity Store user {id}: {managed} managed group membership(s)"));
+            }
+        }
+        Ok(left)
+    }
 }
 
 fn leaver_user_changed() -> SyncError {
-    SyncError::permanent(
-        "IdentityLeaverUserChanged",
+    IdentityCode::IdentityLeaverUserChanged.error(
         "the Identity Store user the ledger records for this person no longer carries their managed marker or ExternalId; not disabled automatically: check it, disable it by hand or restore the marker, then redrive",
     )
 }
@@ -218,123 +365,136 @@ impl IdentitySync {
         &self.settings
     }
 
-    /// Applies one validated event. Idempotent: the same event again finds equal state and
-    /// makes no writes.
-    /// Resolve, plan and execute against the Identity Store (no ledger writes).
-    async fn converge_identity(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
-        let dry_run = ctx.dry_run;
+    /// A joiner, mover or rehire: the person's user resolved and read, the manager's UserId,
+    /// every group the plan adds checked to exist (a missing group parks the event with nothing
+    /// half-applied), and, for a rehire not yet started afresh, the previous employment's users
+    /// to delete.
+    async fn plan_profile(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<IdPlan, SyncError> {
+        let Some(profile) = event.profile() else { return self.plan_leaver(event, ctx).await };
         // Independent reads are sent at once: the manager's UserId, and, for a joiner, the ids
         // of its groups (the cache keeps them; any failure is met again where it matters).
         let manager = async {
-            match event.profile().and_then(|p| p.enterprise.manager.as_ref()) {
+            match &profile.enterprise.manager {
                 Some(m) => self.manager_id(m).await,
                 None => Ok(None),
             }
         };
         let groups = async {
-            if event.kind() == jml_core::contract::EventKind::Joiner
-                && let Some(p) = event.profile()
-            {
-                let _ = futures::future::join_all(p.groups.iter().map(|g| self.group_id(g.as_str()))).await;
+            if event.kind() == EventKind::Joiner {
+                let _ = futures::future::join_all(profile.groups.iter().map(|g| self.group_id(g.as_str()))).await;
             }
         };
-        let (manager_id, first, ()) = futures::join!(manager, self.resolve_first(event, ctx), groups);
-        let (manager_id, mut first) = (manager_id?, Some(first?));
+        let (manager_id, resolved, ()) = futures::join!(manager, self.resolve_first(event, ctx), groups);
+        let (manager_id, mut resolved) = (manager_id?, resolved?);
         let mut notes = Vec::new();
-        if event.profile().is_some_and(|p| p.enterprise.manager.is_some()) && manager_id.is_none() {
+        if profile.enterprise.manager.is_some() && manager_id.is_none() {
             notes.push(
                 "person.enterprise.manager: no user with this userName yet; set when the manager's user is created"
                     .to_string(),
             );
         }
         // A rehire starts from nothing the person held before: the previous employment's users
-        // are deleted and a new one is created (see `fresh_start`), once per rehire event.
+        // are deleted and a new one is created (see `previous_users`), once per rehire event.
+        let mut steps = Vec::new();
         let mut fresh = None;
-        if event.kind() == jml_core::contract::EventKind::Rehire {
+        if event.kind() == EventKind::Rehire {
             let inventory = ctx.accounts().await?;
-            if !inventory.contains(&rehire_key(event.event_id.as_str())) {
-                fresh = Some(self.fresh_start(event, ctx, inventory).await?);
-                first = Some(Resolved { current: None, by: "rehire-fresh" });
+            let key = rehire_key(event.event_id.as_str());
+            if !inventory.contains(&key) {
+                for old in self.previous_users(event, ctx, inventory).await? {
+                    steps.push(Step::DeleteUser { user: old.user_id, user_name: old.attributes.user_name });
+                }
+                fresh = Some(key);
+                resolved = Resolved { current: None, by: "rehire-fresh" };
             }
         }
-        for _attempt in 0..MAX_ATTEMPTS {
-            // After a lost race, a concurrent delivery may have created a second user of ours:
-            // the one holding the desired userName is kept (renaming the ledger's onto it would
-            // collide), the others are swept.
-            let resolved = match first.take() {
-                Some(resolved) => resolved,
-                None => self.resolve_first(event, ctx).await?,
-            };
-            let Plan { mut decision, actions } = planner::plan(event, resolved.current.as_ref(), manager_id.clone());
-            let mut user_id = resolved.current.as_ref().map(|c| c.record.user_id.clone());
-            let user_name = match event.profile() {
-                Some(p) => Some(p.user_name.as_str().to_string()),
-                None => resolved.current.as_ref().map(|c| c.record.attributes.user_name.clone()),
-            };
-            // The name the user had before a rename (its cached manager mapping is stale).
-            let renamed_from = resolved
-                .current
-                .as_ref()
-                .map(|c| c.record.attributes.user_name.clone())
-                .filter(|old| user_name.as_ref().is_some_and(|new| new != old));
-            let sets_manager = actions.iter().any(|a| match a {
-                Action::CreateUser(_) => true,
-                Action::UpdateUser(changes) => changes.iter().any(|c| c.path == MANAGER_PATH),
-                _ => false,
-            });
-            // Every group must exist before the first write: a missing group parks the event
-            // with nothing half-applied.
-            // The lookups are independent: sent at once (each still takes its slot of the pacer).
-            futures::future::try_join_all(actions.iter().filter_map(|a| match a {
-                Action::AddToGroup(group) => Some(self.group_id(group.as_str())),
-                _ => None,
-            }))
-            .await?;
-            if !dry_run {
-                match self.execute(&actions, &mut user_id, ctx).await {
-                    Ok(()) => {}
-                    // A concurrent delivery created the user first: re-resolve and re-plan.
-                    Err(SyncError::Service(ServiceError::Conflict { op: op::CREATE_USER, .. })) => {
-                        tracing::info!(decision = "create-conflict", "CreateUser conflicted; re-resolving");
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let resolved_by = if decision == Decision::Create && !dry_run { "created" } else { resolved.by };
-            let created = decision == Decision::Create;
-            if fresh.is_some() && created {
-                decision = Decision::Rehire;
-            }
-            let mut actions: Vec<String> =
-                fresh.take().unwrap_or_default().into_iter().chain(actions.iter().map(Action::describe)).collect();
-            if ctx.sweep && !dry_run {
-                actions.extend(self.sweep(event, ctx, user_id.as_deref(), user_name.as_deref()).await?);
-            }
-            if !dry_run && let Some(p) = event.profile() {
-                if let Some(old) = &renamed_from {
-                    self.cache.forget_user(old);
-                }
-                // The report's side: the manager it names, remembered for when the manager's
-                // user is created or replaced (its UserId is then new).
-                if let Some(m) = &p.enterprise.manager
-                    && (manager_id.is_none() || sets_manager)
-                {
-                    self.link_report(m.as_str(), &event.external_id.key()).await?;
-                }
-                // The manager's side: a new UserId (created, or a rehire's fresh user) or a new
-                // userName is what reports that named it could not find before.
-                if let Some(id) = &user_id
-                    && (created || renamed_from.is_some())
-                {
-                    let (more, why) = self.update_reports(p.user_name.as_str(), id, event).await?;
-                    actions.extend(more);
-                    notes.extend(why);
-                }
-            }
-            return Ok(Outcome { decision, actions, user_id, user_name, resolved_by, dry_run, notes });
+        let planner::Plan { mut decision, actions } =
+            planner::plan(event, resolved.current.as_ref(), manager_id.clone());
+        let user = resolved.current.as_ref().map(|c| c.record.user_id.clone());
+        let user_name = profile.user_name.as_str().to_string();
+        // The name the user had before a rename (its cached manager mapping is stale).
+        let renamed_from =
+            resolved.current.as_ref().map(|c| c.record.attributes.user_name.clone()).filter(|old| *old != user_name);
+        let sets_manager = actions.iter().any(|a| match a {
+            Action::CreateUser(_) => true,
+            Action::UpdateUser(changes) => changes.iter().any(|c| c.path == MANAGER_PATH),
+            _ => false,
+        });
+        // Every group must exist before the first write. The lookups are independent: sent at
+        // once (each still takes its slot of the pacer).
+        futures::future::try_join_all(actions.iter().filter_map(|a| match a {
+            Action::AddToGroup(group) => Some(self.group_id(group.as_str())),
+            _ => None,
+        }))
+        .await?;
+        if fresh.is_some() && decision == Decision::Create {
+            decision = Decision::Rehire;
         }
-        Err(SyncError::ConflictPersisted)
+        steps.extend(actions.into_iter().map(|action| Step::On { user: user.clone(), action }));
+        let links = Links {
+            manager: profile.enterprise.manager.as_ref().map(|m| m.as_str().to_string()),
+            user_name: user_name.clone(),
+            event_id: event.event_id.to_string(),
+        };
+        Ok(IdPlan {
+            decision,
+            steps,
+            accounts: Accounts {
+                users: user.iter().cloned().collect(),
+                manager_id,
+                renamed_from,
+                sets_manager,
+                fresh,
+                links: Some(links),
+            },
+            user_id: user,
+            user_name: Some(user_name),
+            resolved_by: resolved.by,
+            notes,
+        })
+    }
+
+    /// The previous employment's users a rehire deletes ([`Self::leaver_users`]: the ledger's,
+    /// the inventory's, the resolution chain's). Identity Center keeps a disabled user's group
+    /// memberships and account assignments ("use disable user access for temporary access
+    /// removal when you might need to restore access later", user guide, disableuser.html), so
+    /// re-enabling the same UserId would give back whatever was added by hand during the
+    /// previous employment: memberships of unmanaged groups and permission sets assigned to the
+    /// user directly (sso-admin, which this function never calls). Deleting is final: only a
+    /// user that carries this person's marker is deleted; one found another way (an ExternalId
+    /// another system set, a user that lost the marker) is parked for a human.
+    async fn previous_users(
+        &self,
+        event: &HrEvent,
+        ctx: &Ctx<'_>,
+        inventory: BTreeSet<String>,
+    ) -> Result<Vec<UserRecord>, SyncError> {
+        let (old, _, _) = self.leaver_users_in(event, ctx, inventory).await?;
+        let marker = event.external_id.marker();
+        if let Some(other) = old.iter().find(|r| r.attributes.marker.as_deref() != Some(marker.as_str())) {
+            return Err(IdentityCode::RehireUserNotMarked.error(format!(
+                "rehire: user {} would be deleted for a fresh start but does not carry this person's marker; \
+                 check who owns it, then delete it or stamp the marker and redrive",
+                other.user_id
+            )));
+        }
+        Ok(old)
+    }
+
+    /// Deletes a previous employment's user (its memberships go with it; its assignments name a
+    /// UserId no later user gets) and reads the deletion back.
+    async fn delete_previous(&self, id: &str, user_name: &str) -> Result<(), SyncError> {
+        self.store.delete_user(id).await?;
+        if self.store.describe_user(id).await?.is_some() {
+            return Err(SyncError::InProgress(format!("DeleteUser of the previous employment's user {id}")));
+        }
+        tracing::warn!(
+            decision = "rehire-fresh-start",
+            user_id = %id,
+            "the previous employment's user was deleted; the rehire creates a new one"
+        );
+        self.cache.forget_user(user_name);
+        Ok(())
     }
 
     async fn execute(&self, actions: &[Action], user_id: &mut Option<UserId>, ctx: &Ctx<'_>) -> Result<(), SyncError> {
@@ -527,63 +687,6 @@ impl IdentitySync {
         Ok(name)
     }
 
-    /// A rehire starts from nothing the person held before. Identity Center keeps a disabled
-    /// user's group memberships and account assignments ("use disable user access for temporary
-    /// access removal when you might need to restore access later", user guide, disableuser.html),
-    /// so re-enabling the same UserId would give back whatever was added by hand during the
-    /// previous employment: memberships of unmanaged groups and permission sets assigned to the
-    /// user directly (sso-admin, which this function never calls). Instead every user of the
-    /// person ([`Self::leaver_users`]: the ledger's, the inventory's, the resolution chain's) is
-    /// deleted (its memberships go with it; its assignments name a UserId no later user gets) and
-    /// the deletion read back; [`rehire_key`] is recorded with the commit (or on its own, should
-    /// the work end without one): a retry of this rehire then keeps the user it created. A dry run
-    /// only describes the deletions.
-    async fn fresh_start(
-        &self,
-        event: &HrEvent,
-        ctx: &Ctx<'_>,
-        inventory: std::collections::BTreeSet<String>,
-    ) -> Result<Vec<String>, SyncError> {
-        let (old, _, _) = self.leaver_users_in(event, ctx, inventory).await?;
-        // Deleting is final: only a user that carries this person's marker is deleted. One found
-        // another way (an ExternalId another system set, a user that lost the marker) is the
-        // person's only by inference: parked for a human, never deleted on it.
-        let marker = event.external_id.marker();
-        if let Some(other) = old.iter().find(|r| r.attributes.marker.as_deref() != Some(marker.as_str())) {
-            return Err(SyncError::permanent(
-                "RehireUserNotMarked",
-                format!(
-                    "rehire: user {} would be deleted for a fresh start but does not carry this person's marker; \
-                     check who owns it, then delete it or stamp the marker and redrive",
-                    other.user_id
-                ),
-            ));
-        }
-        let mut actions = Vec::new();
-        for record in &old {
-            let id = record.user_id.as_str();
-            actions.push(format!("DeleteUser {id} (the previous employment's user)"));
-            if ctx.dry_run {
-                continue;
-            }
-            self.store.delete_user(id).await?;
-            if self.store.describe_user(id).await?.is_some() {
-                return Err(SyncError::InProgress(format!("DeleteUser of the previous employment's user {id}")));
-            }
-            tracing::warn!(
-                decision = "rehire-fresh-start",
-                user_id = %id,
-                "the previous employment's user was deleted; the rehire creates a new one"
-            );
-            self.cache.forget_user(&record.attributes.user_name);
-        }
-        if let Some(p) = event.profile() {
-            self.cache.forget_user(p.user_name.as_str());
-        }
-        ctx.remember_at_commit(&rehire_key(event.event_id.as_str())).await?;
-        Ok(actions)
-    }
-
     /// Remembers that `person` named `manager` (idempotent: a set).
     async fn link_report(&self, manager: &str, person: &str) -> Result<(), SyncError> {
         if let Some(ledger) = &self.links {
@@ -600,10 +703,10 @@ impl IdentitySync {
         &self,
         manager_name: &str,
         manager_id: &str,
-        event: &HrEvent,
+        me: &str,
+        event_id: &str,
     ) -> Result<(Vec<String>, Vec<String>), SyncError> {
         let Some(ledger) = &self.links else { return Ok(Default::default()) };
-        let me = event.external_id.key();
         let reports: Vec<String> =
             ledger.accounts(&links_key(manager_name), MANAGER_LINKS).await?.into_iter().filter(|r| *r != me).collect();
         let (mut actions, mut notes) = (Vec::new(), Vec::new());
@@ -618,7 +721,7 @@ impl IdentitySync {
                 reports.len() - MAX_REPORTS_PER_EVENT
             ));
         }
-        let holder = format!("manager-link#{me}#{}", event.event_id);
+        let holder = format!("manager-link#{me}#{event_id}");
         for report in reports.iter().take(MAX_REPORTS_PER_EVENT) {
             let until = chrono::Utc::now().timestamp() + LEASE_SECONDS;
             if !ledger.lease(report, IDENTITY_TARGET, &holder, until).await? {
@@ -806,69 +909,47 @@ impl IdentitySync {
 
     /// A leaver: every user of [`Self::leaver_users`] loses its managed memberships and is
     /// disabled.
-    async fn converge_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Outcome, SyncError> {
+    async fn plan_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<IdPlan, SyncError> {
         let (found, by, known) = self.leaver_users(event, ctx).await?;
         if found.is_empty() {
-            return Ok(Outcome {
-                // The inventory knew accounts, all gone (deleted by hand): nothing left to revoke.
-                decision: if known { Decision::NoChange } else { Decision::LeaverWithoutAccount },
-                actions: vec![],
-                user_id: None,
-                user_name: None,
-                resolved_by: by,
-                dry_run: ctx.dry_run,
-                notes: vec![],
-            });
+            // The inventory knew accounts, all gone (deleted by hand): nothing left to revoke.
+            let decision = if known { Decision::NoChange } else { Decision::LeaverWithoutAccount };
+            return Ok(IdPlan::nothing(decision, Accounts::default(), by));
         }
-        let mut actions = Vec::new();
-        let mut last = None;
+        let (mut steps, mut users, mut last) = (Vec::new(), Vec::new(), None);
         for record in found {
-            let user_id = record.user_id.clone();
-            let user_name = record.attributes.user_name.clone();
+            let (user_id, user_name) = (record.user_id.clone(), record.attributes.user_name.clone());
             let current = self.current(record, by).await?.current;
-            let Plan { actions: plan, .. } = planner::plan(event, current.as_ref(), None);
-            if !ctx.dry_run {
-                self.execute(&plan, &mut Some(user_id.clone()), ctx).await?;
-            }
-            actions.extend(plan.iter().map(Action::describe));
+            let planned = planner::plan(event, current.as_ref(), None).actions;
+            steps.extend(planned.into_iter().map(|action| Step::On { user: Some(user_id.clone()), action }));
+            users.push(user_id.clone());
             last = Some((user_id, user_name));
         }
         let (user_id, user_name) = last.unzip();
-        let decision = if actions.is_empty() { Decision::NoChange } else { Decision::Disable };
-        Ok(Outcome { decision, actions, user_id, user_name, resolved_by: by, dry_run: ctx.dry_run, notes: vec![] })
-    }
-
-    /// Reads back every user of the person and lists what still grants access: an enabled user,
-    /// or a membership of a managed group.
-    async fn verify_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<Vec<String>, SyncError> {
-        let (found, _, _) = self.leaver_users(event, ctx).await?;
-        let mut left = Vec::new();
-        for record in found {
-            let id = record.user_id.clone();
-            if record.status == crate::port::UserStatus::Enabled {
-                left.push(format!("Identity Store user {id}: enabled"));
-            }
-            let managed = self.current(record, "verify").await?.current.map_or(0, |c| c.managed_memberships.len());
-            if managed > 0 {
-                left.push(format!("Identity Store user {id}: {managed} managed group membership(s)"));
-            }
-        }
-        Ok(left)
+        let decision = if steps.is_empty() { Decision::NoChange } else { Decision::Disable };
+        Ok(IdPlan {
+            decision,
+            steps,
+            accounts: Accounts { users, ..Accounts::default() },
+            user_id,
+            user_name,
+            resolved_by: by,
+            notes: vec![],
+        })
     }
 
     /// After a lost race: every other user of the person's inventory (a concurrent delivery
     /// created one under another name) loses its managed memberships and is disabled.
-    async fn sweep(
+    async fn plan_sweep(
         &self,
         event: &HrEvent,
         ctx: &Ctx<'_>,
         keep: Option<&str>,
         keep_name: Option<&str>,
-    ) -> Result<Vec<String>, SyncError> {
+    ) -> Result<Vec<Step>, SyncError> {
         let inventory = ctx.accounts().await?;
-        let mut ids: std::collections::BTreeSet<String> =
-            inventory.iter().filter_map(|k| k.strip_prefix("id:")).map(str::to_string).collect();
-        for name in inventory.iter().filter_map(|k| k.strip_prefix("name:")).filter(|n| Some(*n) != keep_name) {
+        let mut ids: BTreeSet<String> = inventory_ids(&inventory).map(str::to_string).collect();
+        for name in inventory_names(&inventory).filter(|n| Some(*n) != keep_name) {
             if let Ok(name) = UserName::parse(name)
                 && let Some(id) = self.store.find_user_by_user_name(&name).await?
             {
@@ -879,19 +960,17 @@ impl IdentitySync {
             change: jml_core::contract::Change::Leaver { user_name: None, directory_user_name: None },
             ..event.clone()
         };
-        let mut actions = Vec::new();
+        let mut steps = Vec::new();
         for id in ids.iter().filter(|id| Some(id.as_str()) != keep) {
             if let Some(record) = self.store.describe_user(id).await?
                 && planner::ownership(&record, &event.external_id) == Ownership::Ours
             {
                 let current = self.current(record, "inventory").await?.current;
-                let plan = planner::plan(&leaver, current.as_ref(), None).actions;
-                self.execute(&plan, &mut Some(id.clone()), ctx).await?;
-                tracing::warn!(decision = "sweep", "a second account of the person (concurrent creation) was disabled");
-                actions.extend(plan.iter().map(|a| format!("sweep: {}", a.describe())));
+                let planned = planner::plan(&leaver, current.as_ref(), None).actions;
+                steps.extend(planned.into_iter().map(|action| Step::Sweep { user: id.clone(), action }));
             }
         }
-        Ok(actions)
+        Ok(steps)
     }
 
     async fn current(&self, record: UserRecord, by: &'static str) -> Result<Resolved, SyncError> {

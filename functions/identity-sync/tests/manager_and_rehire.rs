@@ -11,6 +11,7 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+use jml_core::ledger::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -18,7 +19,6 @@ use identity_sync::port::{IdentityStore, ServiceError, UserStatus, op};
 use identity_sync::sim::{Fault, SimIdentityStore, demo_identity_store};
 use identity_sync::{IDENTITY_TARGET, MemoryBackend, State};
 use jml_core::config::Config;
-use jml_core::ledger::Ledger;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {

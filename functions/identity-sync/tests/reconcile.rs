@@ -5,10 +5,11 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+use jml_core::ledger::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use jml_core::ledger::{Ledger, PersonStatus};
+use jml_core::ledger::PersonStatus;
 use jml_core::reconcile::LedgerView;
 
 use chrono::{DateTime, Utc};

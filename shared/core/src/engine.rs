@@ -239,7 +239,7 @@ enum Start {
     /// Read it (again) under the lease.
     Read,
     /// The record read before (`None`: the person had none), still current under the lease.
-    Known(Option<PersonRecord>),
+    Known(Option<Box<PersonRecord>>),
 }
 
 /// How a commit ended.
@@ -308,7 +308,7 @@ impl Engine {
                 let expected = Some(record.as_ref().map(|r| r.version));
                 let ahead = self.target.ahead(event);
                 self.leased(&person, expected, ahead, |unchanged, lease| {
-                    let start = if unchanged { Start::Known(record) } else { Start::Read };
+                    let start = if unchanged { Start::Known(record.map(Box::new)) } else { Start::Read };
                     async move { self.apply_leased(event, body, start, lease.as_deref()).await }
                 })
                 .await
@@ -460,7 +460,7 @@ impl Engine {
         let mut raced = false;
         for _attempt in 0..MAX_ATTEMPTS {
             let record = match std::mem::replace(&mut start, Start::Read) {
-                Start::Known(record) => record,
+                Start::Known(record) => record.map(|r| *r),
                 Start::Read => self.ledger.get(&person, self.target.name()).await?,
             };
             let knowledge = match ledger::merge(event, body, record.as_ref()) {

@@ -274,6 +274,12 @@ pub trait Ledger: Records + Inventory + Leases + Breaker + Audit {}
 
 impl<T: Records + Inventory + Leases + Breaker + Audit + ?Sized> Ledger for T {}
 
+/// Every capability's methods in scope (`use jml_core::ledger::prelude::*;`), for code that
+/// holds the whole [`Ledger`]: the CLI, the reconcile run, tests.
+pub mod prelude {
+    pub use super::{Audit as _, Breaker as _, Inventory as _, Leases as _, Records as _};
+}
+
 /// What the ledger knows of one person on one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Known {

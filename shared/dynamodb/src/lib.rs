@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 use chrono::{DateTime, Utc};
 
 use jml_core::ledger::{
-    Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, Ledger, PersonRecord, PersonStatus, Records,
+    Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, PersonRecord, PersonStatus, Records,
     audit_sort_key, record_sort_key,
 };
 use jml_core::ports::{Op, ServiceError};
