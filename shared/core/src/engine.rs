@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::clock::{self, Clock};
+use crate::codes::EngineCode;
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
 use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Leased, Ledger, Merge, PersonRecord, PersonStatus};
 use crate::ports::ServiceError;
@@ -126,14 +127,14 @@ impl SyncError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Invalid(_) => "InvalidEvent",
+            Self::Invalid(_) => EngineCode::InvalidEvent.as_str(),
             Self::Permanent { code, .. } => code,
             Self::Service(ServiceError::Throttled { .. }) => "Throttled",
-            Self::Service(ServiceError::Conflict { .. }) => "Conflict",
-            Self::Service(ServiceError::NotFound { .. }) => "ResourceNotFound",
-            Self::Service(ServiceError::Validation { .. }) => "ServiceValidation",
+            Self::Service(ServiceError::Conflict { .. }) => EngineCode::Conflict.as_str(),
+            Self::Service(ServiceError::NotFound { .. }) => EngineCode::ResourceNotFound.as_str(),
+            Self::Service(ServiceError::Validation { .. }) => EngineCode::ServiceValidation.as_str(),
             Self::Service(ServiceError::AccessDenied { .. }) => "AccessDenied",
-            Self::Service(ServiceError::QuotaExceeded { .. }) => "ServiceQuotaExceeded",
+            Self::Service(ServiceError::QuotaExceeded { .. }) => EngineCode::ServiceQuotaExceeded.as_str(),
             Self::Service(ServiceError::Unavailable { .. }) => "ServiceUnavailable",
             Self::ConflictPersisted | Self::Replan(_) => "ConflictPersisted",
             Self::Busy => "PersonBusy",
@@ -155,7 +156,7 @@ struct Verified {
 /// marked active, so the leaver's redelivery or redrive converges again instead of settling as
 /// a duplicate.
 pub fn leaver_incomplete(remaining: &[String]) -> SyncError {
-    leaver_incomplete_because("LeaverIncomplete", remaining)
+    leaver_incomplete_because(EngineCode::LeaverIncomplete.as_str(), remaining)
 }
 
 /// [`leaver_incomplete`] under the code the target gave (see [`Ctx::explain_residual`]).
@@ -181,7 +182,7 @@ fn incomplete_leaver(r: &PersonRecord) -> bool {
 /// A stored event that no longer validates decides the person's state: nothing converges.
 fn stored_unreadable(u: &ledger::Unreadable) -> SyncError {
     SyncError::permanent(
-        "StoredEventUnreadable",
+        EngineCode::StoredEventUnreadable.as_str(),
         format!(
             "the ledger's stored event '{}' of this person no longer validates ({}); nothing is converged on a state \
              that cannot be read (fail closed): HR sends a newer event for the person, or an operator corrects the record",
@@ -293,7 +294,7 @@ impl Engine {
     pub async fn apply(&self, event: &HrEvent, body: &str) -> Result<Outcome, SyncError> {
         // Before anything: an event from the future must never become the person's newest.
         if let Some(why) = clock::occurred_in_future(event.occurred_at, self.settings.clock.now()) {
-            return Err(SyncError::permanent("OccurredInFuture", why));
+            return Err(EngineCode::OccurredInFuture.error(why));
         }
         self.target.check(event)?;
         let person = event.external_id.key();
@@ -335,7 +336,7 @@ impl Engine {
     ) -> Result<Outcome, SyncError> {
         if matches!(merge, Merge::Reused) {
             return Err(SyncError::permanent(
-                "EventIdReused",
+                EngineCode::EventIdReused.as_str(),
                 format!(
                     "eventId: '{}' was already used by another {} event of this person (another type, time or content); \
                      an eventId names one HR change: send this change with an eventId of its own",
@@ -628,7 +629,7 @@ impl Engine {
     async fn converge(&self, plan: AnyPlan, effective: &HrEvent, ctx: &Ctx<'_>) -> Result<Verified, SyncError> {
         let (plan, mut applied) = self.apply_plan(plan, effective, ctx).await?;
         if effective.kind() != EventKind::Leaver {
-            return Ok(Verified { applied, remaining: vec![], code: "LeaverIncomplete" });
+            return Ok(Verified { applied, remaining: vec![], code: EngineCode::LeaverIncomplete.as_str() });
         }
         let mut remaining = self.target.verify_revoked(&plan, ctx).await?;
         if !remaining.is_empty() {
@@ -642,7 +643,7 @@ impl Engine {
             applied.actions.extend(more.actions);
             remaining = self.target.verify_revoked(&again, ctx).await?;
         }
-        Ok(Verified { applied, remaining, code: ctx.residual().unwrap_or("LeaverIncomplete") })
+        Ok(Verified { applied, remaining, code: ctx.residual().unwrap_or(EngineCode::LeaverIncomplete.as_str()) })
     }
 
     /// Applies a plan; on [`SyncError::Replan`] plans again, at most [`MAX_ATTEMPTS`] times.
@@ -802,7 +803,7 @@ impl Engine {
         }
         if let Some(other) = known.iter().next() {
             return Err(SyncError::permanent(
-                "ExternalIdVariant",
+                EngineCode::ExternalIdVariant.as_str(),
                 format!(
                     "person.externalId: no person '{person}' is known, but '{other}' is the same after case folding and \
                      Unicode normalisation; HR most likely meant that person, who keeps every access until a leaver \

@@ -280,7 +280,7 @@ async fn handle_eventbridge(state: &State, eb: EventBridgeEvent<Value>, raw: &Va
         body = json!({ "eventbridge": raw, "mismatch": "detail-type does not match detail.type" }).to_string();
         let parked = ParkedMessage {
             body,
-            error_code: "InvalidEvent".to_string(),
+            error_code: crate::codes::EngineCode::InvalidEvent.as_str().to_string(),
             reason: format!("detail-type: '{declared}' does not match detail.type"),
             event_id: event_id_hint(&eb.detail.to_string()),
             external_id: contract::external_id_hint(&eb.detail.to_string()),

@@ -26,6 +26,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod contract;
 pub mod doctor;

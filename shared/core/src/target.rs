@@ -176,7 +176,7 @@ pub trait DynTarget: Send + Sync {
 
 fn foreign_plan() -> SyncError {
     // Never happens: the engine gives a plan back to the target that made it.
-    SyncError::permanent("InternalError", "a plan was given to a target that did not make it")
+    crate::codes::EngineCode::InternalError.error("a plan was given to a target that did not make it")
 }
 
 #[async_trait]
@@ -337,10 +337,8 @@ impl<'a> Ctx<'a> {
 
     fn no_lease(&self) -> SyncError {
         // Never happens: the engine applies only under the person's lease.
-        SyncError::permanent(
-            "InternalError",
-            format!("{}: a write was attempted without the person's lease", self.target),
-        )
+        crate::codes::EngineCode::InternalError
+            .error(format!("{}: a write was attempted without the person's lease", self.target))
     }
 
     /// Claims `name` for the person before the write that uses it (first claimant wins); the

@@ -1,0 +1,348 @@
+//! The engine against a fake target (no SDK, no slice): what the engine owns, tested where it
+//! lives. The fake keeps one account per person (active or not, a set of grants) and counts the
+//! calls the engine makes to `plan`, `apply` and `verify_revoked`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use jml_core::contract::{EventKind, HrEvent, parse_event};
+use jml_core::engine::{Applied, Ctx, Decision, Desired, Engine, EngineSettings, Plan, Step, SyncError, Target};
+use jml_core::ledger::PersonStatus;
+use jml_core::ledger::prelude::*;
+use jml_core::sim::SimLedger;
+
+const TARGET: &str = "example-target";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Account {
+    active: bool,
+    grants: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum FakeStep {
+    Create,
+    Grant(String),
+    Revoke(String),
+    Disable,
+}
+
+impl Step for FakeStep {
+    fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+
+    fn revokes(&self) -> bool {
+        matches!(self, Self::Revoke(_) | Self::Disable)
+    }
+}
+
+#[derive(Default)]
+struct Fake {
+    accounts: Mutex<BTreeMap<String, Account>>,
+    plans: Mutex<usize>,
+    applies: Mutex<usize>,
+    verifies: Mutex<usize>,
+    /// `apply` answers `Replan` this many times first.
+    replans: Mutex<usize>,
+    /// A grant nobody can revoke (a hand-made re-grant): the read-back always finds it.
+    stuck: Mutex<Option<String>>,
+}
+
+fn count(m: &Mutex<usize>) -> usize {
+    *m.lock().unwrap()
+}
+
+#[async_trait]
+impl Target for Fake {
+    type Step = FakeStep;
+    type Accounts = Option<String>;
+
+    fn name(&self) -> &'static str {
+        TARGET
+    }
+
+    async fn plan(&self, desired: &Desired<'_>, ctx: &Ctx<'_>) -> Result<Plan<FakeStep, Option<String>>, SyncError> {
+        *self.plans.lock().unwrap() += 1;
+        let person = ctx.person().to_string();
+        let current = self.accounts.lock().unwrap().get(&person).cloned();
+        let event = desired.state;
+        let mut steps = Vec::new();
+        let decision = match (event.kind(), &current) {
+            (EventKind::Leaver, None) => Decision::LeaverWithoutAccount,
+            (EventKind::Leaver, Some(a)) => {
+                steps.extend(a.grants.iter().cloned().map(FakeStep::Revoke));
+                if a.active {
+                    steps.push(FakeStep::Disable);
+                }
+                if steps.is_empty() { Decision::NoChange } else { Decision::Disable }
+            }
+            (_, current) => {
+                let want: BTreeSet<String> = event
+                    .profile()
+                    .map(|p| p.groups.iter().map(|g| g.as_str().to_string()).collect())
+                    .unwrap_or_default();
+                let have = current.as_ref().map(|a| a.grants.clone()).unwrap_or_default();
+                if current.is_none() {
+                    steps.push(FakeStep::Create);
+                }
+                steps.extend(have.difference(&want).cloned().map(FakeStep::Revoke));
+                steps.extend(want.difference(&have).cloned().map(FakeStep::Grant));
+                match (current.is_none(), steps.is_empty()) {
+                    (true, _) => Decision::Create,
+                    (false, true) => Decision::NoChange,
+                    (false, false) => Decision::Update,
+                }
+            }
+        };
+        let mut plan = Plan::nothing(decision, current.map(|_| person.clone()), "fake");
+        plan.steps = steps;
+        plan.user_id = Some(person);
+        Ok(plan)
+    }
+
+    async fn apply(&self, plan: &Plan<FakeStep, Option<String>>, ctx: &Ctx<'_>) -> Result<Applied, SyncError> {
+        *self.applies.lock().unwrap() += 1;
+        {
+            let mut replans = self.replans.lock().unwrap();
+            if *replans > 0 {
+                *replans -= 1;
+                return Err(SyncError::Replan("fake".into()));
+            }
+        }
+        let person = ctx.person().to_string();
+        if plan.steps.contains(&FakeStep::Create) {
+            ctx.remember(&person).await?;
+        }
+        let stuck = self.stuck.lock().unwrap().clone();
+        let mut accounts = self.accounts.lock().unwrap();
+        for step in &plan.steps {
+            match step {
+                FakeStep::Create => {
+                    accounts.insert(person.clone(), Account { active: true, grants: BTreeSet::new() });
+                }
+                FakeStep::Grant(g) => {
+                    accounts.entry(person.clone()).or_default().grants.insert(g.clone());
+                }
+                FakeStep::Revoke(g) if Some(g) != stuck.as_ref() => {
+                    accounts.entry(person.clone()).or_default().grants.remove(g);
+                }
+                FakeStep::Revoke(_) => {}
+                FakeStep::Disable => accounts.entry(person.clone()).or_default().active = false,
+            }
+        }
+        let status = match (plan.decision, accounts.get(&person)) {
+            (_, None) => PersonStatus::Deleted,
+            (Decision::Disable | Decision::NoChange, Some(a)) if !a.active => PersonStatus::Disabled,
+            _ => PersonStatus::Active,
+        };
+        Ok(Applied {
+            decision: plan.decision,
+            actions: plan.actions(),
+            user_id: accounts.contains_key(&person).then(|| person.clone()),
+            user_name: None,
+            status,
+            resolved_by: plan.resolved_by,
+            notes: vec![],
+        })
+    }
+
+    async fn verify_revoked(
+        &self,
+        plan: &Plan<FakeStep, Option<String>>,
+        _ctx: &Ctx<'_>,
+    ) -> Result<Vec<String>, SyncError> {
+        *self.verifies.lock().unwrap() += 1;
+        let accounts = self.accounts.lock().unwrap();
+        let Some(a) = plan.accounts.as_ref().and_then(|p| accounts.get(p)) else { return Ok(vec![]) };
+        let mut left: Vec<String> = a.grants.iter().map(|g| format!("grant {g}")).collect();
+        if a.active {
+            left.push("active".into());
+        }
+        Ok(left)
+    }
+}
+
+fn event(json: serde_json::Value) -> (HrEvent, String) {
+    let body = json.to_string();
+    (parse_event(&body).expect("valid event"), body)
+}
+
+fn joiner(id: &str, event_id: &str, at: &str, groups: &[&str]) -> (HrEvent, String) {
+    event(serde_json::json!({
+        "eventId": event_id, "type": "joiner", "occurredAt": at,
+        "person": {"externalId": {"issuer": "workday", "id": id}, "userName": format!("u{id}"),
+                   "displayName": "Someone", "name": {"givenName": "Some", "familyName": "One"},
+                   "email": format!("u{id}@example.com")},
+        "groups": groups
+    }))
+}
+
+fn leaver(id: &str, event_id: &str, at: &str) -> (HrEvent, String) {
+    event(serde_json::json!({
+        "eventId": event_id, "type": "leaver", "occurredAt": at,
+        "person": {"externalId": {"issuer": "workday", "id": id}}
+    }))
+}
+
+struct World {
+    fake: Arc<Fake>,
+    ledger: Arc<SimLedger>,
+    engine: Engine,
+}
+
+fn world(settings: EngineSettings) -> World {
+    let fake = Arc::new(Fake::default());
+    let ledger = Arc::new(SimLedger::default());
+    let engine = Engine::new(fake.clone(), ledger.clone(), settings);
+    World { fake, ledger, engine }
+}
+
+async fn apply(w: &World, (e, body): &(HrEvent, String)) -> Result<jml_core::engine::Outcome, SyncError> {
+    w.engine.apply(e, body).await
+}
+
+#[tokio::test]
+async fn a_duplicate_makes_no_target_call_and_no_ledger_write() {
+    let w = world(EngineSettings::default());
+    let j = joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a"]);
+    assert_eq!(apply(&w, &j).await.unwrap().decision, Decision::Create);
+    let (plans, applies) = (count(&w.fake.plans), count(&w.fake.applies));
+    w.ledger.reset_calls();
+    let again = apply(&w, &j).await.unwrap();
+    assert_eq!(again.decision, Decision::Duplicate);
+    assert_eq!((count(&w.fake.plans), count(&w.fake.applies)), (plans, applies));
+    assert_eq!(w.ledger.calls().writes, 0);
+    assert_eq!(w.ledger.calls().reads, 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_once_and_writes_nothing_anywhere() {
+    let w = world(EngineSettings { dry_run: true, ..EngineSettings::default() });
+    let out = apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a", "jml-b"])).await.unwrap();
+    assert!(out.dry_run);
+    assert_eq!(out.decision, Decision::Create);
+    assert_eq!(out.actions, vec!["Create", "Grant(\"jml-a\")", "Grant(\"jml-b\")"]);
+    assert_eq!((count(&w.fake.plans), count(&w.fake.applies)), (1, 0));
+    assert_eq!(w.ledger.calls().writes, 0);
+    assert!(w.fake.accounts.lock().unwrap().is_empty());
+    assert!(w.ledger.record("workday#1", TARGET).is_none());
+}
+
+#[tokio::test]
+async fn a_leaver_is_planned_once_applied_once_read_back_once_and_its_status_is_the_targets() {
+    let w = world(EngineSettings { leavers_per_hour: Some(10), ..EngineSettings::default() });
+    apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+    let before = (count(&w.fake.plans), count(&w.fake.applies), count(&w.fake.verifies));
+    w.ledger.reset_calls();
+    let out = apply(&w, &leaver("1", "e2", "2026-11-03T09:00:00Z")).await.unwrap();
+    assert_eq!(out.decision, Decision::Disable);
+    let after = (count(&w.fake.plans), count(&w.fake.applies), count(&w.fake.verifies));
+    assert_eq!((after.0 - before.0, after.1 - before.1, after.2 - before.2), (1, 1, 1));
+    assert_eq!(w.ledger.record("workday#1", TARGET).unwrap().status, PersonStatus::Disabled);
+    // Ledger reads: the record, the breaker's window, the inventory (read once by the context).
+    assert!(w.ledger.calls().reads <= 3, "{:?}", w.ledger.calls());
+}
+
+#[tokio::test]
+async fn the_breaker_reads_the_plan_a_leaver_that_revokes_nothing_takes_no_slot_and_the_second_is_held() {
+    let w = world(EngineSettings { leavers_per_hour: Some(1), ..EngineSettings::default() });
+    // A leaver for a person without an account revokes nothing: never counted.
+    assert_eq!(
+        apply(&w, &leaver("9", "x1", "2026-11-03T09:00:00Z")).await.unwrap().decision,
+        Decision::LeaverWithoutAccount
+    );
+    for id in ["1", "2"] {
+        apply(&w, &joiner(id, &format!("j{id}"), "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+    }
+    assert_eq!(apply(&w, &leaver("1", "l1", "2026-11-03T09:00:00Z")).await.unwrap().decision, Decision::Disable);
+    let held = apply(&w, &leaver("2", "l2", "2026-11-03T09:00:00Z")).await.unwrap();
+    assert_eq!(held.decision, Decision::Held);
+    // Held: planned, never applied; the account keeps its grant until an operator releases it.
+    assert!(w.fake.accounts.lock().unwrap()["workday#2"].active);
+    assert_eq!(w.engine.held().await.unwrap().len(), 1);
+    let released = w.engine.release_held().await.unwrap();
+    assert!(released[0].1.is_ok());
+    let a = w.fake.accounts.lock().unwrap()["workday#2"].clone();
+    assert!(!a.active && a.grants.is_empty());
+}
+
+#[tokio::test]
+async fn access_left_after_a_leaver_is_planned_and_applied_once_more_then_parked_with_the_leaver_recorded() {
+    let w = world(EngineSettings::default());
+    apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a", "jml-b"])).await.unwrap();
+    *w.fake.stuck.lock().unwrap() = Some("jml-b".into());
+    let applies = count(&w.fake.applies);
+    let err = apply(&w, &leaver("1", "e2", "2026-11-03T09:00:00Z")).await.unwrap_err();
+    assert_eq!(err.code(), "LeaverIncomplete");
+    assert!(err.to_string().contains("grant jml-b"), "{err}");
+    assert_eq!(count(&w.fake.applies) - applies, 2);
+    assert_eq!(count(&w.fake.verifies), 2);
+    // Recorded, still marked active: a redelivery converges again instead of settling as a duplicate.
+    let r = w.ledger.record("workday#1", TARGET).unwrap();
+    assert_eq!(r.status, PersonStatus::Active);
+    *w.fake.stuck.lock().unwrap() = None;
+    let again = apply(&w, &leaver("1", "e2", "2026-11-03T09:00:00Z")).await.unwrap();
+    assert_ne!(again.decision, Decision::Duplicate);
+    assert_eq!(w.ledger.record("workday#1", TARGET).unwrap().status, PersonStatus::Disabled);
+    assert!(w.fake.accounts.lock().unwrap()["workday#1"].grants.is_empty());
+}
+
+#[tokio::test]
+async fn a_replan_plans_again_and_a_replan_that_never_ends_is_a_retryable_conflict() {
+    let w = world(EngineSettings::default());
+    *w.fake.replans.lock().unwrap() = 1;
+    let out = apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+    assert_eq!(out.decision, Decision::Create);
+    assert_eq!(count(&w.fake.plans), 2);
+    *w.fake.replans.lock().unwrap() = 100;
+    let err = apply(&w, &joiner("2", "e2", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap_err();
+    assert_eq!(err.code(), "ConflictPersisted");
+    assert!(err.is_retryable());
+    // Nothing recorded for the person the target never converged; the lease was given back.
+    assert!(w.ledger.record("workday#2", TARGET).is_none());
+    *w.fake.replans.lock().unwrap() = 0;
+    assert_eq!(
+        apply(&w, &joiner("2", "e2", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap().decision,
+        Decision::Create
+    );
+}
+
+#[tokio::test]
+async fn a_stale_event_is_audited_without_a_plan() {
+    let w = world(EngineSettings::default());
+    apply(&w, &joiner("1", "e2", "2026-11-03T09:00:00Z", &["jml-a"])).await.unwrap();
+    let plans = count(&w.fake.plans);
+    let out = apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-b"])).await.unwrap();
+    assert_eq!(out.decision, Decision::Stale);
+    assert_eq!(count(&w.fake.plans), plans);
+    assert_eq!(w.fake.accounts.lock().unwrap()["workday#1"].grants, BTreeSet::from(["jml-a".to_string()]));
+}
+
+#[tokio::test]
+async fn a_lease_held_by_another_instance_is_busy_and_retried() {
+    let w = world(EngineSettings::default());
+    let until = chrono::Utc::now().timestamp() + 60;
+    assert!(w.ledger.lease("workday#1", TARGET, "someone-else", until).await.unwrap());
+    let err = apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap_err();
+    assert_eq!(err.code(), "PersonBusy");
+    assert!(err.is_retryable());
+    assert_eq!(count(&w.fake.plans), 0);
+}
+
+#[tokio::test]
+async fn a_commit_that_fails_after_the_writes_is_retried_and_its_redelivery_converges() {
+    let w = world(EngineSettings::default());
+    apply(&w, &joiner("1", "e1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+    // The service writes are made, then the ledger commit fails (unavailable): retried.
+    w.ledger.fail_next_commits(1);
+    let err = apply(&w, &joiner("1", "e3", "2026-11-04T09:00:00Z", &["jml-b"])).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(w.ledger.record("workday#1", TARGET).unwrap().last_event_id, "e1");
+    let again = apply(&w, &joiner("1", "e3", "2026-11-04T09:00:00Z", &["jml-b"])).await.unwrap();
+    assert!(matches!(again.decision, Decision::Duplicate | Decision::Update | Decision::NoChange));
+    assert_eq!(w.fake.accounts.lock().unwrap()["workday#1"].grants, BTreeSet::from(["jml-b".to_string()]));
+    assert_eq!(w.ledger.record("workday#1", TARGET).unwrap().last_event_id, "e3");
+}
