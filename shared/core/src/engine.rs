@@ -564,7 +564,7 @@ impl Engine {
             }
             if record.is_none() && effective.kind() != EventKind::Leaver {
                 // The person's folded ExternalId, before the first account is made (idempotent).
-                self.ledger.index_variant(&ledger::variant_key(&effective.external_id), &person).await?;
+                self.ledger.index_variant(&ledger::folded_identity(&effective.external_id), &person).await?;
             }
             let Verified { applied, remaining, code } = self.converge(plan, &effective, &ctx).await?;
             let mut outcome = self.outcome(applied.clone(), &effective, event);
@@ -795,7 +795,7 @@ impl Engine {
             return Ok(());
         }
         let person = event.external_id.key();
-        let known = self.ledger.variants(&ledger::variant_key(&event.external_id)).await?;
+        let known = self.ledger.variants(&ledger::folded_identity(&event.external_id)).await?;
         // The person is known under this fold themselves (e.g. on another target): their own
         // leaver, whatever other people fold the same.
         if known.contains(&person) {

@@ -145,12 +145,12 @@ pub trait Records: Send + Sync {
     /// person (reconciliation's "ours" for services whose accounts carry no owner). A full read
     /// (a paged Scan on DynamoDB): for reconciliation only, never on an event's path.
     async fn known(&self, target: &str) -> Result<BTreeMap<String, Known>, ServiceError>;
-    /// Adds `person` to the people known under a folded ExternalId ([`variant_key`]): how a
+    /// Adds `person` to the people known under a folded ExternalId ([`folded_identity`]): how a
     /// leaver for an ExternalId the ledger never saw finds the person it nearly names (issuer in
     /// another case, full-width digits). Idempotent; its own item, never a person's.
-    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError>;
+    async fn index_variant(&self, folded: &str, person: &str) -> Result<(), ServiceError>;
     /// The people known under a folded ExternalId (a strongly consistent read).
-    async fn variants(&self, variant: &str) -> Result<BTreeSet<String>, ServiceError>;
+    async fn variants(&self, folded: &str) -> Result<BTreeSet<String>, ServiceError>;
 }
 
 /// The write-ahead account inventory: every account key a person was ever given on a target
@@ -310,13 +310,14 @@ pub enum Leased {
 /// person only until SQS redelivers (visibility timeout 360 s, 5 receives).
 pub const LEASE_SECONDS: i64 = 120;
 
-/// The key of the people known under one folded ExternalId: SHA-256 of the folded parts (no
-/// personal data, bounded), under a sort key no person item uses.
-pub fn variant_key(external_id: &crate::contract::ExternalId) -> String {
+/// The folded identity of an ExternalId: SHA-256 (hex) of its folded parts ([`fold`]), no
+/// personal data and bounded. The people known under one folded identity are the
+/// [`Records::variants`] of it (how a leaver for an ExternalId the ledger never saw finds the
+/// person it nearly names).
+pub fn folded_identity(external_id: &crate::contract::ExternalId) -> String {
     use sha2::Digest;
     let (issuer, id) = (fold(external_id.issuer.as_str()), fold(external_id.id.as_str()));
-    // Two `#`: never a person key (which has exactly one).
-    format!("variant#v1#{:x}", sha2::Sha256::digest(format!("{issuer}\u{1f}{id}").as_bytes()))
+    format!("{:x}", sha2::Sha256::digest(format!("{issuer}\u{1f}{id}").as_bytes()))
 }
 
 /// The form under which near-identical ExternalId parts meet: Unicode compatibility
@@ -329,36 +330,6 @@ pub fn fold(part: &str) -> String {
     nfkc.normalize(&nfkc.normalize(part.trim()).to_uppercase().to_lowercase()).into_owned()
 }
 
-/// The sort key of a variant item (see [`variant_key`]).
-pub const VARIANT_SORT_KEY: &str = "variant";
-
-/// The sort key of a person's lease on a target.
-pub fn lease_sort_key(target: &str) -> String {
-    format!("lease#{target}")
-}
-
-/// The sort key of a person's account inventory on a target.
-pub fn inventory_sort_key(target: &str) -> String {
-    format!("inventory#{target}")
-}
-
-/// The key of a name claim: its own partition, never a person's (a person key has exactly one
-/// `#`; this has two or more).
-pub fn claim_key(target: &str, name: &str) -> String {
-    format!("claim#{target}#{name}")
-}
-
-/// The partition of the blast-radius breaker's windows: no `#`, never a person key.
-pub const BREAKER_PARTITION: &str = "breaker";
-
-/// Whether a partition key is a person's ([`crate::contract::ExternalId::key`], read back
-/// strictly). Every fixed partition of the table (held events, name claims, the breaker) is not:
-/// a person key has exactly one `#`, the fixed ones none or two and more, so the key spaces never
-/// overlap, whatever the issuer (`held`, `claim`, ...) or the parts' punctuation.
-pub fn is_person_key(pk: &str) -> bool {
-    crate::contract::ExternalId::from_key(pk).is_some()
-}
-
 /// An event the blast-radius breaker held instead of applying.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldEvent {
@@ -369,32 +340,6 @@ pub struct HeldEvent {
     /// The event as received.
     pub body: String,
     pub held_at: DateTime<Utc>,
-}
-
-impl HeldEvent {
-    /// Partition of a target's held events: one Query lists them all. `held#<target>#events`:
-    /// two `#`, never a person key (the first form, `held#<target>`, was the key of the person
-    /// whose issuer is `held` and id the target's name; see [`Self::legacy_partition`]).
-    pub fn partition(target: &str) -> String {
-        format!("held#{target}#events")
-    }
-
-    /// Where held events were kept before [`Self::partition`]: still read (and released from),
-    /// never written, so an event held before the upgrade is not lost. That partition may also
-    /// hold a person's items (issuer `held`): a reader keeps only held-event items (a sort key
-    /// starting with the held time's digit; a person's sort keys start with a letter).
-    pub fn legacy_partition(target: &str) -> String {
-        format!("held#{target}")
-    }
-
-    pub fn sort_key(&self) -> String {
-        format!(
-            "{}#{}#{}",
-            self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            self.person,
-            self.event_id
-        )
-    }
 }
 
 /// What the ledger knows of a person, as a set rather than a sequence: the newest event with a
@@ -597,21 +542,6 @@ pub fn as_rehire(k: &Knowledge, e: &HrEvent, profile: crate::contract::Profile) 
     HrEvent { change: Change::Rehire(profile), event_id, ..e.clone() }
 }
 
-/// The audit sort key: chronological by HR time across targets, unique per (event, target).
-pub fn audit_sort_key(audit: &AuditEntry) -> String {
-    format!(
-        "audit#{}#{}#{}",
-        audit.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        audit.target,
-        audit.event_id
-    )
-}
-
-/// The person item's sort key.
-pub fn record_sort_key(target: &str) -> String {
-    format!("target#{target}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,10 +583,6 @@ mod tests {
                 proptest::prop_assert!(in_window <= limit as usize);
             }
         }
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     fn event(id: &str, kind: &str, when: &str) -> (HrEvent, String) {
@@ -752,15 +678,14 @@ mod tests {
 
     #[test]
     fn near_identical_external_ids_meet_under_one_variant_key_and_distinct_ones_never() {
-        let ada = variant_key(&xid("workday", "100234"));
+        let ada = folded_identity(&xid("workday", "100234"));
         for (issuer, id) in [("Workday", "100234"), ("WORKDAY", "\u{ff11}\u{ff10}\u{ff10}\u{ff12}\u{ff13}\u{ff14}")] {
-            assert_eq!(variant_key(&xid(issuer, id)), ada, "{issuer}#{id}");
+            assert_eq!(folded_identity(&xid(issuer, id)), ada, "{issuer}#{id}");
         }
-        assert_ne!(variant_key(&xid("workday", "100235")), ada);
+        assert_ne!(folded_identity(&xid("workday", "100235")), ada);
         // The parts stay apart: moving a character across the boundary is another person.
-        assert_ne!(variant_key(&xid("workday1", "00234")), ada);
-        assert!(ada.starts_with("variant#v1#") && ada.len() == "variant#v1#".len() + 64, "bounded, no personal data");
-        assert!(!is_person_key(&ada), "the variant index's key space is not the people's");
+        assert_ne!(folded_identity(&xid("workday1", "00234")), ada);
+        assert!(ada.len() == 64 && ada.chars().all(|c| c.is_ascii_hexdigit()), "bounded, no personal data");
     }
 
     proptest::proptest! {
@@ -770,25 +695,5 @@ mod tests {
             proptest::prop_assert_eq!(super::fold(&super::fold(&s)), super::fold(&s));
             proptest::prop_assert_eq!(super::fold(&s.to_uppercase()), super::fold(&s.to_lowercase()));
         }
-    }
-
-    #[test]
-    fn audit_keys_sort_chronologically() {
-        let mut a = AuditEntry {
-            person: "w#1".into(),
-            target: "example-target".into(),
-            event_id: "e".into(),
-            event_type: "joiner".into(),
-            occurred_at: at("2026-11-02T09:00:00Z"),
-            decision: "create".into(),
-            actions: 1,
-            writes: 1,
-            recorded_at: at("2026-11-02T09:00:01Z"),
-            expires_at: None,
-        };
-        let k1 = audit_sort_key(&a);
-        a.occurred_at = at("2026-11-20T17:00:00Z");
-        assert!(audit_sort_key(&a) > k1);
-        assert!(k1.starts_with("audit#2026-11-02T09:00:00.000Z#example-target#"));
     }
 }

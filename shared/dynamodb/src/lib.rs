@@ -20,9 +20,10 @@ use chrono::{DateTime, Utc};
 
 use jml_core::ledger::{
     Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, PersonRecord, PersonStatus, Records,
-    audit_sort_key, record_sort_key,
 };
 use jml_core::ports::{Op, ServiceError};
+
+pub mod keys;
 
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
@@ -63,7 +64,7 @@ impl DynamoLedger {
         Put::builder()
             .table_name(&self.table)
             .item("pk", s(person))
-            .item("sk", s(jml_core::ledger::lease_sort_key(target)))
+            .item("sk", s(keys::lease_sort_key(target)))
             .item("holder", s(holder))
             .item("leaseUntil", n(expires_at))
             .item("expiresAt", n(expires_at + 86_400))
@@ -80,7 +81,7 @@ impl DynamoLedger {
         Update::builder()
             .table_name(&self.table)
             .key("pk", s(person))
-            .key("sk", s(jml_core::ledger::lease_sort_key(target)))
+            .key("sk", s(keys::lease_sort_key(target)))
             .update_expression("SET leaseUntil = :zero")
             .condition_expression("holder = :h")
             .expression_attribute_values(":h", s(holder))
@@ -108,7 +109,7 @@ impl DynamoLedger {
         Update::builder()
             .table_name(&self.table)
             .key("pk", s(person))
-            .key("sk", s(jml_core::ledger::inventory_sort_key(target)))
+            .key("sk", s(keys::inventory_sort_key(target)))
             .update_expression("ADD accounts :a")
             .expression_attribute_values(":a", AttributeValue::Ss(accounts.to_vec()))
             .build()
@@ -201,7 +202,7 @@ fn corrupt(what: &str) -> ServiceError {
 pub fn record_item(r: &PersonRecord) -> Item {
     let mut item: Item = HashMap::from([
         ("pk".to_string(), s(&r.person)),
-        ("sk".to_string(), s(record_sort_key(&r.target))),
+        ("sk".to_string(), s(keys::record_sort_key(&r.target))),
         ("target".to_string(), s(&r.target)),
         ("status".to_string(), s(r.status.as_str())),
         ("lastEventId".to_string(), s(&r.last_event_id)),
@@ -243,7 +244,7 @@ pub fn record_from_item(item: &Item) -> Result<PersonRecord, ServiceError> {
 pub fn audit_item(a: &AuditEntry) -> Item {
     let mut item: Item = HashMap::from([
         ("pk".to_string(), s(&a.person)),
-        ("sk".to_string(), s(audit_sort_key(a))),
+        ("sk".to_string(), s(keys::audit_sort_key(a))),
         ("target".to_string(), s(&a.target)),
         ("eventId".to_string(), s(&a.event_id)),
         ("eventType".to_string(), s(&a.event_type)),
@@ -277,8 +278,8 @@ pub fn audit_from_item(item: &Item) -> Result<AuditEntry, ServiceError> {
 
 pub fn held_item(h: &HeldEvent) -> Item {
     HashMap::from([
-        ("pk".to_string(), s(HeldEvent::partition(&h.target))),
-        ("sk".to_string(), s(h.sort_key())),
+        ("pk".to_string(), s(keys::held_partition(&h.target))),
+        ("sk".to_string(), s(keys::held_sort_key(h))),
         ("target".to_string(), s(&h.target)),
         ("person".to_string(), s(&h.person)),
         ("eventId".to_string(), s(&h.event_id)),
@@ -338,7 +339,7 @@ impl Records for DynamoLedger {
             .get_item()
             .table_name(&self.table)
             .key("pk", s(person))
-            .key("sk", s(record_sort_key(target)))
+            .key("sk", s(keys::record_sort_key(target)))
             .consistent_read(true)
             .send()
             .await
@@ -379,8 +380,8 @@ impl Records for DynamoLedger {
             .scan()
             .table_name(&self.table)
             .filter_expression("sk = :r OR sk = :i")
-            .expression_attribute_values(":r", s(jml_core::ledger::record_sort_key(target)))
-            .expression_attribute_values(":i", s(jml_core::ledger::inventory_sort_key(target)))
+            .expression_attribute_values(":r", s(keys::record_sort_key(target)))
+            .expression_attribute_values(":i", s(keys::inventory_sort_key(target)))
             .consistent_read(true)
             .into_paginator()
             .send();
@@ -403,12 +404,12 @@ impl Records for DynamoLedger {
         Ok(out)
     }
 
-    async fn index_variant(&self, variant: &str, person: &str) -> Result<(), ServiceError> {
+    async fn index_variant(&self, folded: &str, person: &str) -> Result<(), ServiceError> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(variant))
-            .key("sk", s(jml_core::ledger::VARIANT_SORT_KEY))
+            .key("pk", s(keys::variant_partition(folded)))
+            .key("sk", s(keys::VARIANT_SORT_KEY))
             .update_expression("ADD people :p")
             .expression_attribute_values(":p", AttributeValue::Ss(vec![person.to_string()]))
             .send()
@@ -417,15 +418,15 @@ impl Records for DynamoLedger {
             .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))
     }
 
-    async fn variants(&self, variant: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
-        self.string_set(variant, jml_core::ledger::VARIANT_SORT_KEY, "people").await
+    async fn variants(&self, folded: &str) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        self.string_set(&keys::variant_partition(folded), keys::VARIANT_SORT_KEY, "people").await
     }
 }
 
 #[async_trait]
 impl Inventory for DynamoLedger {
     async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError> {
-        let key = jml_core::ledger::claim_key(target, name);
+        let key = keys::claim_key(target, name);
         let claim = Put::builder()
             .table_name(&self.table)
             .item("pk", s(&key))
@@ -480,7 +481,7 @@ impl Inventory for DynamoLedger {
     }
 
     async fn accounts(&self, person: &str, target: &str) -> Result<BTreeSet<String>, ServiceError> {
-        self.string_set(person, &jml_core::ledger::inventory_sort_key(target), "accounts").await
+        self.string_set(person, &keys::inventory_sort_key(target), "accounts").await
     }
 }
 
@@ -518,7 +519,7 @@ impl Leases for DynamoLedger {
         let mut check = ConditionCheck::builder()
             .table_name(&self.table)
             .key("pk", s(person))
-            .key("sk", s(record_sort_key(target)));
+            .key("sk", s(keys::record_sort_key(target)));
         check = match expected {
             None => check.condition_expression("attribute_not_exists(pk)"),
             Some(v) => check.condition_expression("version = :expected").expression_attribute_values(":expected", n(v)),
@@ -613,7 +614,7 @@ impl Breaker for DynamoLedger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(jml_core::ledger::BREAKER_PARTITION))
+            .key("pk", s(keys::BREAKER_PARTITION))
             .key("sk", s(key))
             .consistent_read(true)
             .send()
@@ -645,7 +646,7 @@ impl Breaker for DynamoLedger {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(jml_core::ledger::BREAKER_PARTITION))
+            .item("pk", s(keys::BREAKER_PARTITION))
             .item("sk", s(key))
             .item("entries", AttributeValue::M(map))
             .item("version", n(expected + 1))
@@ -673,7 +674,7 @@ impl Breaker for DynamoLedger {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(person))
-            .item("sk", s(format!("breaker#{event_id}")))
+            .item("sk", s(keys::decision_sort_key(event_id)))
             .item("decision", s(decision))
             .item("expiresAt", n(expires_at))
             .condition_expression("attribute_not_exists(pk)")
@@ -694,7 +695,7 @@ impl Breaker for DynamoLedger {
             .get_item()
             .table_name(&self.table)
             .key("pk", s(person))
-            .key("sk", s(format!("breaker#{event_id}")))
+            .key("sk", s(keys::decision_sort_key(event_id)))
             .consistent_read(true)
             .send()
             .await
@@ -714,28 +715,28 @@ impl Breaker for DynamoLedger {
     }
 
     async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
-        let mut out = self.query_all("pk = :p", &[(":p", HeldEvent::partition(target))], held_from_item).await?;
+        let mut out = self.query_all("pk = :p", &[(":p", keys::held_partition(target))], held_from_item).await?;
         // Held before the partition moved: the legacy partition is also the key of the person
         // whose issuer is `held` (their record, audit, ...): only held-event items are read.
         let legacy = self
-            .query_all("pk = :p", &[(":p", HeldEvent::legacy_partition(target))], |item| {
+            .query_all("pk = :p", &[(":p", keys::held_legacy_partition(target))], |item| {
                 is_held_item(item).then(|| held_from_item(item)).transpose()
             })
             .await?;
         out.extend(legacy.into_iter().flatten());
-        out.sort_by_key(HeldEvent::sort_key);
+        out.sort_by_key(keys::held_sort_key);
         Ok(out)
     }
 
     async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
         // From both partitions (a DeleteItem of an absent item succeeds): one held before the
         // move is in the legacy one. The sort key starts with a digit: never a person's item.
-        for pk in [HeldEvent::partition(&held.target), HeldEvent::legacy_partition(&held.target)] {
+        for pk in [keys::held_partition(&held.target), keys::held_legacy_partition(&held.target)] {
             self.client
                 .delete_item()
                 .table_name(&self.table)
                 .key("pk", s(pk))
-                .key("sk", s(held.sort_key()))
+                .key("sk", s(keys::held_sort_key(held)))
                 .send()
                 .await
                 .map_err(|e| classify(jml_core::ports::op::LEDGER_WRITE, &e))?;
@@ -796,4 +797,90 @@ pub async fn check_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<Str
     }
     let status = t.table_status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "?".into());
     Ok(format!("{} ({status}, pk/sk)", t.table_arn().unwrap_or(table)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use jml_core::ledger::PersonStatus;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn record() -> PersonRecord {
+        PersonRecord {
+            person: "workday#100234".into(),
+            target: "example-target".into(),
+            user_id: Some("u-1".into()),
+            user_name: Some("ada".into()),
+            status: PersonStatus::Disabled,
+            last_event_id: "e-2".into(),
+            last_occurred_at: at("2026-11-02T09:00:00.123Z"),
+            last_event: Some("{\"type\":\"joiner\"}".into()),
+            lifecycle_event: Some("{\"type\":\"leaver\"}".into()),
+            held: Some("e-3".into()),
+            version: 7,
+            updated_at: at("2026-11-02T09:00:01Z"),
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written_with_and_without_its_optional_fields() {
+        let full = record();
+        assert_eq!(record_from_item(&record_item(&full)).unwrap(), full);
+        let bare = PersonRecord {
+            user_id: None,
+            user_name: None,
+            status: PersonStatus::Deleted,
+            last_event: None,
+            lifecycle_event: None,
+            held: None,
+            ..record()
+        };
+        assert_eq!(record_from_item(&record_item(&bare)).unwrap(), bare);
+        let item = record_item(&full);
+        assert_eq!(get_s(&item, "pk"), Some("workday#100234"));
+        assert_eq!(get_s(&item, "sk"), Some("target#example-target"));
+    }
+
+    #[test]
+    fn an_item_missing_a_required_attribute_is_refused_as_corrupt_not_read_as_a_default() {
+        let mut item = record_item(&record());
+        item.remove("version");
+        assert!(record_from_item(&item).is_err());
+        let mut item = record_item(&record());
+        item.insert("status".into(), s("enabled-ish"));
+        assert!(record_from_item(&item).is_err());
+    }
+
+    #[test]
+    fn audit_and_held_items_read_back_as_written() {
+        let audit = AuditEntry {
+            person: "workday#100234".into(),
+            target: "example-target".into(),
+            event_id: "e-2".into(),
+            event_type: "leaver".into(),
+            occurred_at: at("2026-11-02T09:00:00.123Z"),
+            decision: "disable".into(),
+            actions: 4,
+            writes: 4,
+            recorded_at: at("2026-11-02T09:00:01Z"),
+            expires_at: Some(1_800_000_000),
+        };
+        assert_eq!(audit_from_item(&audit_item(&audit)).unwrap(), audit);
+        let held = HeldEvent {
+            target: "example-target".into(),
+            person: "workday#100234".into(),
+            event_id: "e-2".into(),
+            occurred_at: at("2026-11-02T09:00:00.123Z"),
+            body: "{}".into(),
+            held_at: at("2026-11-02T09:00:01Z"),
+        };
+        let item = held_item(&held);
+        assert!(is_held_item(&item));
+        assert_eq!(held_from_item(&item).unwrap(), held);
+        assert!(!is_held_item(&record_item(&record())));
+    }
 }

@@ -512,19 +512,6 @@ mod tests {
             }
         }
 
-        /// The ledger's key spaces never overlap: no person key is a fixed partition (held
-        /// events, name claims, the breaker), whatever the issuer or the target's name.
-        #[test]
-        fn no_person_key_is_a_fixed_partition(a in external_id(), target in "[a-z-]{1,20}", name in ".{0,20}") {
-            use crate::ledger::{BREAKER_PARTITION, HeldEvent, claim_key, is_person_key};
-            let key = a.key();
-            proptest::prop_assert!(is_person_key(&key));
-            for fixed in [HeldEvent::partition(&target), claim_key(&target, &name), BREAKER_PARTITION.to_string()] {
-                proptest::prop_assert_ne!(&key, &fixed);
-                proptest::prop_assert!(!is_person_key(&fixed), "{} reads as a person key", fixed);
-            }
-        }
-
         /// Only what `key` / `marker` write reads back: any string that reads as a person is that
         /// person's exact encoding (so no two strings name one person, and no string names two).
         #[test]
@@ -544,9 +531,7 @@ mod tests {
             issuer: ExternalIdPart::parse("held").unwrap(),
             id: ExternalIdPart::parse("example-target").unwrap(),
         };
-        assert_eq!(held.key(), crate::ledger::HeldEvent::legacy_partition("example-target"));
-        assert_ne!(held.key(), crate::ledger::HeldEvent::partition("example-target"));
-        assert!(!crate::ledger::is_person_key(&crate::ledger::HeldEvent::partition("example-target")));
+        assert_eq!(held.key(), "held#example-target");
         // Readers are strict: `a#b#c` is no person (it could be either of two).
         assert_eq!(ExternalId::from_key("a#b#c"), None);
         assert_eq!(ExternalId::from_key("a%23b#c").unwrap().issuer.as_str(), "a#b");

@@ -6,24 +6,37 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ledger::{
-    Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, PersonRecord, Records, audit_sort_key,
-    record_sort_key,
-};
+use chrono::{DateTime, Utc};
+
+use crate::ledger::{Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leased, Leases, PersonRecord, Records};
 use crate::ports::ServiceError;
+
+/// HR time, then two names: the order the audit trail and held events are listed in.
+type Ordered = (DateTime<Utc>, String, String);
+
+fn audit_key(a: &AuditEntry) -> (String, Ordered) {
+    (a.person.clone(), (a.occurred_at, a.target.clone(), a.event_id.clone()))
+}
+
+fn held_key(h: &HeldEvent) -> (String, Ordered) {
+    (h.target.clone(), (h.occurred_at, h.person.clone(), h.event_id.clone()))
+}
 
 #[derive(Debug, Default)]
 struct State {
     records: BTreeMap<(String, String), PersonRecord>,
-    audits: BTreeMap<(String, String), AuditEntry>,
+    /// By person, then HR time, target and event (the audit trail's order).
+    audits: BTreeMap<(String, Ordered), AuditEntry>,
     reads: usize,
     writes: usize,
     fail_commits: usize,
     fail_audits: usize,
     windows: BTreeMap<String, (Vec<(String, i64)>, u64)>,
     decisions: BTreeMap<(String, String), String>,
-    held: BTreeMap<(String, String), HeldEvent>,
-    claims: BTreeMap<String, String>,
+    /// By target, then HR time, person and event (oldest first).
+    held: BTreeMap<(String, Ordered), HeldEvent>,
+    /// By (target, name).
+    claims: BTreeMap<(String, String), String>,
     inventory: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
     leases: BTreeMap<(String, String), (String, i64)>,
     variants: BTreeMap<String, std::collections::BTreeSet<String>>,
@@ -48,7 +61,7 @@ fn unavailable() -> ServiceError {
 impl SimLedger {
     /// The owner of a name claim.
     pub fn claim_owner(&self, target: &str, name: &str) -> Option<String> {
-        self.lock().claims.get(&crate::ledger::claim_key(target, name)).cloned()
+        self.lock().claims.get(&(target.to_string(), name.to_string())).cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -77,7 +90,7 @@ impl SimLedger {
     }
 
     pub fn record(&self, person: &str, target: &str) -> Option<PersonRecord> {
-        self.lock().records.get(&(person.to_string(), record_sort_key(target))).cloned()
+        self.lock().records.get(&(person.to_string(), target.to_string())).cloned()
     }
 
     /// A person's inventory on a target, for inspection.
@@ -87,7 +100,7 @@ impl SimLedger {
 
     /// Overwrites a record, bypassing the condition (to model a concurrent writer in tests).
     pub fn force_put(&self, record: PersonRecord) {
-        let key = (record.person.clone(), record_sort_key(&record.target));
+        let key = (record.person.clone(), record.target.clone());
         self.lock().records.insert(key, record);
     }
 }
@@ -97,7 +110,7 @@ impl Records for SimLedger {
     async fn get(&self, person: &str, target: &str) -> Result<Option<PersonRecord>, ServiceError> {
         let mut s = self.lock();
         s.reads += 1;
-        Ok(s.records.get(&(person.to_string(), record_sort_key(target))).cloned())
+        Ok(s.records.get(&(person.to_string(), target.to_string())).cloned())
     }
 
     async fn commit(
@@ -112,13 +125,13 @@ impl Records for SimLedger {
             s.fail_commits -= 1;
             return Err(unavailable());
         }
-        let key = (record.person.clone(), record_sort_key(&record.target));
+        let key = (record.person.clone(), record.target.clone());
         let current = s.records.get(&key).map(|r| r.version);
         if current != expected {
             return Ok(false);
         }
         s.records.insert(key, record.clone());
-        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        s.audits.insert(audit_key(audit), audit.clone());
         Ok(true)
     }
 
@@ -138,7 +151,7 @@ impl Records for SimLedger {
     async fn known(&self, target: &str) -> Result<BTreeMap<String, crate::ledger::Known>, ServiceError> {
         let mut s = self.lock();
         s.reads += 1;
-        let sk = record_sort_key(target);
+        let sk = target.to_string();
         let mut out: BTreeMap<String, crate::ledger::Known> = BTreeMap::new();
         for ((person, k), r) in &s.records {
             if *k == sk {
@@ -160,7 +173,7 @@ impl Inventory for SimLedger {
         let mut s = self.lock();
         s.writes += 1;
         let owner =
-            s.claims.entry(crate::ledger::claim_key(target, name)).or_insert_with(|| person.to_string()).clone();
+            s.claims.entry((target.to_string(), name.to_string())).or_insert_with(|| person.to_string()).clone();
         if owner == person {
             s.inventory.entry((person.to_string(), target.to_string())).or_default().insert(name.to_string());
         }
@@ -213,7 +226,7 @@ impl Leases for SimLedger {
         if s.leases.get(&key).is_some_and(|(h, until)| h != holder && *until > now) {
             return Ok(Leased::Busy);
         }
-        let current = s.records.get(&(person.to_string(), record_sort_key(target))).map(|r| r.version);
+        let current = s.records.get(&(person.to_string(), target.to_string())).map(|r| r.version);
         if current != expected {
             // The transaction was cancelled by the record's check: the lease alone, again.
             s.writes += 1;
@@ -240,7 +253,7 @@ impl Leases for SimLedger {
             s.fail_commits -= 1;
             return Err(unavailable());
         }
-        let key = (record.person.clone(), record_sort_key(&record.target));
+        let key = (record.person.clone(), record.target.clone());
         if s.records.get(&key).map(|r| r.version) != expected {
             return Ok(false);
         }
@@ -252,7 +265,7 @@ impl Leases for SimLedger {
         s.leases.remove(&lease);
         s.inventory.entry(lease).or_default().extend(remember.iter().cloned());
         s.records.insert(key, record.clone());
-        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        s.audits.insert(audit_key(audit), audit.clone());
         Ok(true)
     }
 
@@ -316,22 +329,21 @@ impl Breaker for SimLedger {
     async fn hold(&self, held: &HeldEvent, audit: &AuditEntry) -> Result<(), ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
-        s.held.insert((HeldEvent::partition(&held.target), held.sort_key()), held.clone());
-        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        s.held.insert(held_key(held), held.clone());
+        s.audits.insert(audit_key(audit), audit.clone());
         Ok(())
     }
 
     async fn held(&self, target: &str) -> Result<Vec<HeldEvent>, ServiceError> {
         let mut s = self.lock();
         s.reads += 1;
-        let p = HeldEvent::partition(target);
-        Ok(s.held.iter().filter(|((pk, _), _)| *pk == p).map(|(_, h)| h.clone()).collect())
+        Ok(s.held.iter().filter(|((t, _), _)| t == target).map(|(_, h)| h.clone()).collect())
     }
 
     async fn forget_held(&self, held: &HeldEvent) -> Result<(), ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
-        s.held.remove(&(HeldEvent::partition(&held.target), held.sort_key()));
+        s.held.remove(&held_key(held));
         Ok(())
     }
 }
@@ -345,7 +357,7 @@ impl Audit for SimLedger {
             s.fail_audits -= 1;
             return Err(unavailable());
         }
-        s.audits.insert((audit.person.clone(), audit_sort_key(audit)), audit.clone());
+        s.audits.insert(audit_key(audit), audit.clone());
         Ok(())
     }
 
