@@ -196,7 +196,7 @@ async fn aws(
                         checks.extend(subscription_sync::doctor::canary(service.as_ref(), user, &shapes).await);
                     }
                     (true, _, _) => checks.push(Check::skip(
-                        subscription_sync::target::SUBSCRIPTIONS_TARGET,
+                        subscription_sync::naming::SUBSCRIPTIONS_TARGET,
                         "canary",
                         "bills: only with --subscriptions --ad-user NAME",
                     )),

@@ -18,8 +18,8 @@ use jml_core::config::{Backend, Config, ConfigError};
 use jml_core::contract::EventKind;
 use jml_core::engine::Decision;
 use jml_core::sim::SimLedger;
+use subscription_sync::naming::SUBSCRIPTIONS_TARGET;
 use subscription_sync::sim::SimUserSubscriptions;
-use subscription_sync::target::SUBSCRIPTIONS_TARGET;
 
 use crate::{BackendArg, event_files, print_audit};
 

@@ -31,8 +31,8 @@ use jml_core::ports::ServiceError;
 use jml_core::sim::{SimDeadLetterQueue, SimLedger};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use subscription_sync::naming::SUBSCRIPTIONS_TARGET;
 use subscription_sync::sim::SimUserSubscriptions;
-use subscription_sync::target::SUBSCRIPTIONS_TARGET;
 
 use crate::fixture_json;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jml_core::batch::RecordResult;
 use jml_core::engine::Decision;
-use jml_core::ledger::Ledger;
+use jml_core::ledger::Audit;
 use jml_core::ports::ServiceError;
 use serde_json::json;
 use subscription_sync::sim::SimUserSubscriptions;

@@ -15,8 +15,8 @@ use aws_sdk_licensemanagerusersubscriptions::operation::start_product_subscripti
 use aws_sdk_licensemanagerusersubscriptions::operation::stop_product_subscription::StopProductSubscriptionError;
 use aws_sdk_licensemanagerusersubscriptions::types::{ActiveDirectoryIdentityProvider, Filter, IdentityProvider};
 
+use crate::naming::same_ad_user;
 use crate::port::{ConflictReason, Op, ServiceError, SubscriptionInstance, UserSubscriptions};
-use crate::target::same_ad_user;
 use jml_aws::redact_quoted;
 
 /// Association statuses that hold a seat: the ones known to be active (the service model types

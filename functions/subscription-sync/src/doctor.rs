@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use crate::naming::SUBSCRIPTIONS_TARGET;
 use crate::port::UserSubscriptions;
 use crate::settings::Settings;
-use crate::target::SUBSCRIPTIONS_TARGET;
 use jml_core::doctor::{Canary, Check, expect};
 
 pub async fn preflight(service: &dyn UserSubscriptions, settings: &Settings) -> Vec<Check> {

@@ -3,11 +3,16 @@
 //! The Lambda that makes License Manager user-based subscriptions follow the person: product
 //! subscriptions and EC2 instance associations for their Active Directory user name, all released
 //! by a leaver so billing stops. Fed by its own SQS FIFO queue (or a direct EventBridge event);
-//! the record handling is shared (`jml_core::lambda`). This crate is the whole slice: rules and
-//! planner ([`target`]), port, AWS adapter, simulator and configuration section.
+//! the record handling is shared (`jml_core::lambda`). This crate is the whole slice: the AD user
+//! name and its ownership ([`naming`]), the pure planner ([`planner`]), the target's I/O
+//! ([`target`]: plan, apply, read-back), its parking codes ([`codes`]), port, AWS adapter,
+//! simulator and configuration section.
 
 pub mod aws;
+pub mod codes;
 pub mod doctor;
+pub mod naming;
+pub mod planner;
 pub mod port;
 pub mod reconcile;
 pub mod settings;
@@ -21,6 +26,7 @@ use jml_core::ledger::Ledger;
 use jml_core::ports::DeadLetterQueue;
 use jml_core::sim::SimLedger;
 
+pub use codes::Code;
 pub use jml_core::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 pub use settings::Settings;
 

@@ -18,7 +18,7 @@ pub struct SubscriptionInstance {
 /// User names: Active Directory compares them without case, and the service's documentation
 /// says nothing of how License Manager does; the list calls return each row's user name as the
 /// service holds it. So a filtered read returns every row whose user name equals `username`
-/// without case, with the name as the service spells it (`crate::target::same_ad_user`), and the
+/// without case, with the name as the service spells it (`crate::naming::same_ad_user`), and the
 /// caller acts on that exact spelling.
 #[async_trait]
 pub trait UserSubscriptions: Send + Sync {
@@ -37,7 +37,7 @@ pub trait UserSubscriptions: Send + Sync {
     /// product) of every subscription of this AD user active or being activated.
     async fn products(&self, username: &str) -> Result<Vec<(String, String)>, ServiceError>;
     /// Whether starting another product also subscribes the user to the Remote Desktop Services
-    /// SAL (`crate::target::RDS_SAL`), as License Manager's documentation says it does.
+    /// SAL (`crate::planner::RDS_SAL`), as License Manager's documentation says it does.
     fn adds_rds_with_other_products(&self) -> bool;
     /// StartProductSubscription; one that already exists is success.
     async fn start_product_subscription(&self, username: &str, product: &str) -> Result<(), ServiceError>;

@@ -12,13 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use jml_core::engine::Step;
 use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
 
+use crate::naming::{DirectoryUserNameRule, SUBSCRIPTIONS_TARGET, claim_key, directory_user_name};
+use crate::planner::{CurrentSubscriptions, plan_subscriptions};
 use crate::port::{ServiceError, SubscriptionInstance, UserSubscriptions};
-use crate::target::{
-    CurrentSubscriptions, DirectoryUserNameRule, SUBSCRIPTIONS_TARGET, claim_key, directory_user_name,
-    plan_subscriptions,
-};
 
 /// What the list calls read, keyed by the user name exactly as the service holds it.
 #[derive(Clone, Debug, Default)]
@@ -103,10 +102,16 @@ pub fn diff(
             continue;
         }
         current.insert(name.as_str().to_string());
-        match plan_subscriptions(Some(&profile.subscriptions), held, &state.instances, state.service_adds_rds) {
-            Ok(actions) if actions.is_empty() => {}
-            Ok(actions) => {
-                let list: Vec<String> = actions.iter().map(|a| a.describe()).collect();
+        match plan_subscriptions(
+            Some(&profile.subscriptions),
+            name.as_str(),
+            held,
+            &state.instances,
+            state.service_adds_rds,
+        ) {
+            Ok(steps) if steps.is_empty() => {}
+            Ok(steps) => {
+                let list: Vec<String> = steps.iter().map(Step::describe).collect();
                 out.push(drift(person, DriftKind::Subscriptions, format!("to do: {}", list.join(", "))));
             }
             Err((code, _)) => out.push(drift(person, DriftKind::Subscriptions, format!("not achievable: {code}"))),

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use jml_core::config::{Backend, Config, ConfigError, err};
 use regex::Regex;
 
-use crate::target::DirectoryUserNameRule;
+use crate::naming::DirectoryUserNameRule;
 
 /// `Directory` in the License Manager user subscriptions model.
 static DIRECTORY_ID: LazyLock<Regex> =

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::naming::same_ad_user;
 use crate::port::{Op, ServiceError, SubscriptionInstance, UserSubscriptions};
-use crate::target::same_ad_user;
 use jml_core::sim::{CallCounts, Calls};
 
 /// The instances the sample events use.
@@ -261,7 +261,7 @@ impl UserSubscriptions for SimUserSubscriptions {
             }
             s.products.insert(key);
         }
-        let rds = crate::target::RDS_SAL;
+        let rds = crate::planner::RDS_SAL;
         if s.rds_with_others && product != rds && s.row(&s.products, username, rds).is_none() {
             s.products.insert((username.to_string(), rds.to_string()));
         }

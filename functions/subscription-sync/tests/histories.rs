@@ -29,8 +29,8 @@ use jml_core::lambda::{RecordMeta, RecordReport, State, process_record};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use subscription_sync::MemoryBackend;
+use subscription_sync::planner::RDS_SAL;
 use subscription_sync::sim::SimUserSubscriptions;
-use subscription_sync::target::RDS_SAL;
 
 const OFFICE: &str = "OFFICE_PROFESSIONAL_PLUS";
 const VS: &str = "VISUAL_STUDIO_PROFESSIONAL";
