@@ -9,10 +9,11 @@ use jml_core::config::{Backend, Config};
 use jml_core::doctor::{Check, print_table};
 
 use crate::BackendArg;
+use ::reconcile::TargetKind;
 
 pub struct Options {
     pub backend: BackendArg,
-    pub targets: Option<String>,
+    pub targets: Option<Vec<TargetKind>>,
     pub canary: bool,
     pub subscriptions: bool,
     pub ad_user: Option<String>,
@@ -80,7 +81,7 @@ pub async fn run(o: Options) -> ExitCode {
 /// On the simulators: the same checks and canaries, against the demo deployment.
 async fn memory(
     cfg: &Config,
-    targets: &[&str],
+    targets: &[TargetKind],
     o: &Options,
     suffix: &str,
     checks: &mut Vec<Check>,
@@ -90,8 +91,8 @@ async fn memory(
         checks.push(Check::skip("aws", scope, "memory backend"));
     }
     for t in targets {
-        match *t {
-            "identity" => {
+        match t {
+            TargetKind::Identity => {
                 let s = identity_sync::Settings::from_config(cfg)?;
                 let store = identity_sync::sim::demo_identity_store();
                 checks.extend(identity_sync::doctor::preflight(&store, &s).await);
@@ -99,7 +100,7 @@ async fn memory(
                     checks.extend(identity_sync::doctor::canary(&store, &s, suffix, &none).await);
                 }
             }
-            "subscriptions" => {
+            TargetKind::Subscriptions => {
                 let s = subscription_sync::Settings::from_config(cfg)?;
                 let sim = subscription_sync::sim::SimUserSubscriptions::demo();
                 checks.extend(subscription_sync::doctor::preflight(&sim, &s).await);
@@ -107,7 +108,7 @@ async fn memory(
                     checks.extend(subscription_sync::doctor::canary(&sim, user, &none).await);
                 }
             }
-            "appstream" => {
+            TargetKind::AppStream => {
                 let s = appstream_sync::Settings::from_config(cfg)?;
                 let sim = appstream_sync::sim::SimAppStream::demo();
                 checks.extend(appstream_sync::doctor::preflight(&sim, &s).await);
@@ -115,7 +116,7 @@ async fn memory(
                     checks.extend(appstream_sync::doctor::canary(&sim, &s, suffix, &none).await);
                 }
             }
-            _ => {
+            TargetKind::Iam => {
                 let s = iam_sync::Settings::from_config(cfg)?;
                 let sim = iam_sync::sim::SimIam::demo();
                 checks.extend(iam_sync::doctor::preflight(&sim, &s).await);
@@ -132,7 +133,7 @@ async fn memory(
 /// every request they send.
 async fn aws(
     cfg: &Config,
-    targets: &[&str],
+    targets: &[TargetKind],
     o: &Options,
     suffix: &str,
     checks: &mut Vec<Check>,
@@ -178,8 +179,8 @@ async fn aws(
     let recorded = sdk.to_builder().http_client(jml_aws::recording_http_client(inner, log.clone())).build();
     let shapes = move || log.take();
     for t in targets {
-        match *t {
-            "identity" => {
+        match t {
+            TargetKind::Identity => {
                 let s = identity_sync::Settings::from_config(cfg)?;
                 let store = identity_sync::service(&recorded, &s);
                 checks.extend(identity_sync::doctor::preflight(store.as_ref(), &s).await);
@@ -187,7 +188,7 @@ async fn aws(
                     checks.extend(identity_sync::doctor::canary(store.as_ref(), &s, suffix, &shapes).await);
                 }
             }
-            "subscriptions" => {
+            TargetKind::Subscriptions => {
                 let s = subscription_sync::Settings::from_config(cfg)?;
                 let service = subscription_sync::service(&recorded, &s);
                 checks.extend(subscription_sync::doctor::preflight(service.as_ref(), &s).await);
@@ -203,7 +204,7 @@ async fn aws(
                     _ => {}
                 }
             }
-            "appstream" => {
+            TargetKind::AppStream => {
                 let s = appstream_sync::Settings::from_config(cfg)?;
                 let service = appstream_sync::service(&recorded);
                 checks.extend(appstream_sync::doctor::preflight(&service, &s).await);
@@ -211,7 +212,7 @@ async fn aws(
                     checks.extend(appstream_sync::doctor::canary(&service, &s, suffix, &shapes).await);
                 }
             }
-            _ => {
+            TargetKind::Iam => {
                 let s = iam_sync::Settings::from_config(cfg)?;
                 let service = iam_sync::service(&recorded);
                 checks.extend(iam_sync::doctor::preflight(&service, &s).await);

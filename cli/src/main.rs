@@ -21,8 +21,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use jml_core::config::Config;
 
-/// The target functions.
-const FUNCTIONS: [&str; 4] = ["identity-sync", "subscription-sync", "appstream-sync", "iam-sync"];
+use ::reconcile::TargetKind;
+
+/// The target functions' names (`jml release-held <function>`).
+fn functions() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(TargetKind::ALL.map(TargetKind::function))
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "jml", about = "jml-sync: HR joiner/mover/leaver events -> AWS identities")]
@@ -61,8 +65,8 @@ enum Command {
         /// Comma-separated targets: identity,subscriptions,appstream,iam. Default: all four on
         /// the simulator; on AWS identity, plus subscriptions with DIRECTORY_ID and iam with
         /// IAM_PERMISSIONS_BOUNDARY (appstream only when named).
-        #[arg(long)]
-        targets: Option<String>,
+        #[arg(long, value_enum, value_delimiter = ',')]
+        targets: Option<Vec<TargetKind>>,
         /// The clock's time for the whole replay (RFC 3339 with offset), e.g. to replay events
         /// dated ahead of today's clock: an event more than 5 minutes ahead of it is parked
         /// (OccurredInFuture). Default: the real clock.
@@ -133,7 +137,7 @@ enum Command {
     /// List the leavers the blast-radius breaker held (dry run), or release them with --apply.
     /// Uses the function's own configuration from the environment (real AWS).
     ReleaseHeld {
-        #[arg(value_parser = FUNCTIONS)]
+        #[arg(value_parser = functions())]
         function: String,
         /// Apply the held leavers (without it, only list them).
         #[arg(long)]
@@ -148,8 +152,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BackendArg::Aws)]
         backend: BackendArg,
         /// Comma-separated targets: identity,subscriptions,appstream,iam (default as replay).
-        #[arg(long)]
-        targets: Option<String>,
+        #[arg(long, value_enum, value_delimiter = ',')]
+        targets: Option<Vec<TargetKind>>,
         /// Also send every write path once on temporary identities named jml-doctor-canary-*,
         /// read each result back, clean up (even on failure) and print each request sent.
         #[arg(long)]
@@ -177,8 +181,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BackendArg::Aws)]
         backend: BackendArg,
         /// Comma-separated targets (identity, subscriptions, appstream, iam). Default: as replay.
-        #[arg(long)]
-        targets: Option<String>,
+        #[arg(long, value_enum, value_delimiter = ',')]
+        targets: Option<Vec<TargetKind>>,
         /// The snapshot's time, when HR exported it (RFC 3339): corrective events carry it as
         /// occurredAt. Default: now (report only: --apply on AWS requires it; never in the
         /// future on AWS).
@@ -316,11 +320,15 @@ async fn release_held(function: &str, apply: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let state = match function {
-        "identity-sync" => identity_sync::from_config(&config).await,
-        "subscription-sync" => subscription_sync::from_config(&config).await,
-        "appstream-sync" => appstream_sync::from_config(&config).await,
-        _ => iam_sync::from_config(&config).await,
+    let Some(kind) = TargetKind::by_function(function) else {
+        eprintln!("jml: {function}: not a target function");
+        return ExitCode::from(2);
+    };
+    let state = match kind {
+        TargetKind::Identity => identity_sync::from_config(&config).await,
+        TargetKind::Subscriptions => subscription_sync::from_config(&config).await,
+        TargetKind::AppStream => appstream_sync::from_config(&config).await,
+        TargetKind::Iam => iam_sync::from_config(&config).await,
     };
     let state = match state {
         Ok(s) => s,
@@ -367,13 +375,10 @@ async fn release_held(function: &str, apply: bool) -> ExitCode {
 
 /// A function's own start-up check.
 pub(crate) fn check_function(c: &Config, function: &str) -> Result<(), jml_core::config::ConfigError> {
-    match function {
-        "identity-sync" => identity_sync::Settings::from_config(c).map(drop),
-        "subscription-sync" => subscription_sync::Settings::from_config(c).map(drop),
-        "appstream-sync" => appstream_sync::Settings::from_config(c).map(drop),
-        "iam-sync" => iam_sync::Settings::from_config(c).map(drop),
-        "reconcile" => ::reconcile::check(c),
-        _ => c.check_ingest(),
+    match (TargetKind::by_function(function), function) {
+        (Some(t), _) => t.check(c),
+        (None, "reconcile") => ::reconcile::check(c),
+        (None, _) => c.check_ingest(),
     }
 }
 

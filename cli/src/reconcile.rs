@@ -5,6 +5,7 @@
 //! The reconcilers are the targets' own (each slice reads and diffs); the scheduled `reconcile`
 //! function runs the same ones.
 
+use ::reconcile::TargetKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use crate::replay::Sims;
 pub struct Options {
     pub snapshot: PathBuf,
     pub backend: BackendArg,
-    pub targets: Option<String>,
+    pub targets: Option<Vec<TargetKind>>,
     pub as_of: Option<String>,
     pub json: bool,
     pub apply: bool,
@@ -40,15 +41,15 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 pub(crate) fn memory_reconcilers(
     sims: &Sims,
     cfg: &Config,
-    targets: &[&str],
+    targets: &[TargetKind],
 ) -> Result<Vec<Arc<dyn Reconciler>>, jml_core::config::ConfigError> {
     let mut out = Vec::new();
     for t in targets {
-        out.push(match *t {
-            "identity" => identity_sync::reconciler(sims.identity.store.clone(), cfg)?,
-            "subscriptions" => subscription_sync::reconciler(sims.subscriptions.service.clone(), cfg)?,
-            "appstream" => appstream_sync::reconciler(sims.appstream.service.clone(), cfg)?,
-            _ => iam_sync::reconciler(sims.iam.service.clone(), cfg)?,
+        out.push(match t {
+            TargetKind::Identity => identity_sync::reconciler(sims.identity.store.clone(), cfg)?,
+            TargetKind::Subscriptions => subscription_sync::reconciler(sims.subscriptions.service.clone(), cfg)?,
+            TargetKind::AppStream => appstream_sync::reconciler(sims.appstream.service.clone(), cfg)?,
+            TargetKind::Iam => iam_sync::reconciler(sims.iam.service.clone(), cfg)?,
         });
     }
     Ok(out)

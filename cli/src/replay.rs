@@ -23,7 +23,7 @@ use subscription_sync::sim::SimUserSubscriptions;
 
 use crate::{BackendArg, event_files, print_audit};
 
-const ALL: [&str; 4] = ::reconcile::ALL_TARGETS;
+use ::reconcile::TargetKind;
 
 /// The simulators behind a memory replay, one ledger shared by every target.
 pub(crate) struct Sims {
@@ -34,37 +34,36 @@ pub(crate) struct Sims {
     pub(crate) iam: iam_sync::MemoryBackend,
 }
 
-pub(crate) fn wanted(list: Option<&str>, cfg: &Config) -> Result<Vec<&'static str>, String> {
-    let Some(list) = list else {
-        return Ok(match cfg.backend {
-            Backend::Memory => ALL.to_vec(),
-            Backend::Aws => ALL
-                .into_iter()
-                .filter(|t| match *t {
-                    "identity" => true,
-                    "subscriptions" => cfg.var("DIRECTORY_ID").is_some(),
-                    "iam" => cfg.var("IAM_PERMISSIONS_BOUNDARY").is_some(),
-                    _ => false,
-                })
-                .collect(),
-        });
-    };
-    ::reconcile::parse_targets(list).map_err(|e| format!("--targets: {e}"))
-}
-
-/// The function of a target name of `--targets`.
-pub(crate) fn function_of(target: &str) -> &'static str {
-    match target {
-        "identity" => "identity-sync",
-        "subscriptions" => "subscription-sync",
-        "appstream" => "appstream-sync",
-        _ => "iam-sync",
+/// The targets of `--targets` (each once, in the order given), or by default every target on
+/// the simulator and, on AWS, identity plus those the environment configures (subscriptions with
+/// `DIRECTORY_ID`, iam with `IAM_PERMISSIONS_BOUNDARY`; appstream only when named).
+pub(crate) fn wanted(list: Option<&[TargetKind]>, cfg: &Config) -> Result<Vec<TargetKind>, String> {
+    if let Some(list) = list {
+        let mut out: Vec<TargetKind> = Vec::new();
+        for t in list {
+            if !out.contains(t) {
+                out.push(*t);
+            }
+        }
+        return if out.is_empty() { Err("--targets: names no target".into()) } else { Ok(out) };
     }
+    Ok(match cfg.backend {
+        Backend::Memory => TargetKind::ALL.to_vec(),
+        Backend::Aws => TargetKind::ALL
+            .into_iter()
+            .filter(|t| match t {
+                TargetKind::Identity => true,
+                TargetKind::Subscriptions => cfg.var("DIRECTORY_ID").is_some(),
+                TargetKind::Iam => cfg.var("IAM_PERMISSIONS_BOUNDARY").is_some(),
+                TargetKind::AppStream => false,
+            })
+            .collect(),
+    })
 }
 
-pub(crate) fn checks(cfg: &Config, targets: &[&str]) -> Result<(), jml_core::config::ConfigError> {
+pub(crate) fn checks(cfg: &Config, targets: &[TargetKind]) -> Result<(), jml_core::config::ConfigError> {
     for t in targets {
-        crate::check_function(cfg, function_of(t))?;
+        crate::check_function(cfg, t.function())?;
     }
     Ok(())
 }
@@ -75,7 +74,7 @@ pub async fn run(
     dry_run: bool,
     apply: bool,
     audit: Option<&str>,
-    targets: Option<&str>,
+    targets: Option<&[TargetKind]>,
     clock: jml_core::clock::Clock,
 ) -> ExitCode {
     if let Some(Err(e)) = audit.map(crate::check_person_key) {
@@ -187,7 +186,7 @@ pub async fn run(
     if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-pub(crate) async fn build(cfg: &Config, enabled: &[&str]) -> Result<(Vec<State>, Option<Sims>), ConfigError> {
+pub(crate) async fn build(cfg: &Config, enabled: &[TargetKind]) -> Result<(Vec<State>, Option<Sims>), ConfigError> {
     Ok(match cfg.backend {
         Backend::Memory => {
             let (identity, mem) = identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?;
@@ -196,7 +195,12 @@ pub(crate) async fn build(cfg: &Config, enabled: &[&str]) -> Result<(Vec<State>,
                 subscription_sync::memory_with_ledger(Arc::new(SimUserSubscriptions::demo()), ledger.clone(), cfg)?;
             let (apps, amem) = appstream_sync::memory_with_ledger(Arc::new(SimAppStream::demo()), ledger.clone(), cfg)?;
             let (iam, imem) = iam_sync::memory_with_ledger(Arc::new(SimIam::demo()), ledger.clone(), cfg)?;
-            let states = [("identity", identity), ("subscriptions", subs), ("appstream", apps), ("iam", iam)]
+            let states = [
+                (TargetKind::Identity, identity),
+                (TargetKind::Subscriptions, subs),
+                (TargetKind::AppStream, apps),
+                (TargetKind::Iam, iam),
+            ]
                 .into_iter()
                 .filter(|(n, _)| enabled.contains(n))
                 .map(|(_, s)| s)
@@ -207,11 +211,11 @@ pub(crate) async fn build(cfg: &Config, enabled: &[&str]) -> Result<(Vec<State>,
             let sdk = jml_aws::load_sdk_config().await;
             let mut states = Vec::new();
             for t in enabled {
-                states.push(match *t {
-                    "identity" => identity_sync::from_sdk_config(&sdk, cfg)?,
-                    "subscriptions" => subscription_sync::from_sdk_config(&sdk, cfg)?,
-                    "appstream" => appstream_sync::from_sdk_config(&sdk, cfg)?,
-                    _ => iam_sync::from_sdk_config(&sdk, cfg)?,
+                states.push(match t {
+                    TargetKind::Identity => identity_sync::from_sdk_config(&sdk, cfg)?,
+                    TargetKind::Subscriptions => subscription_sync::from_sdk_config(&sdk, cfg)?,
+                    TargetKind::AppStream => appstream_sync::from_sdk_config(&sdk, cfg)?,
+                    TargetKind::Iam => iam_sync::from_sdk_config(&sdk, cfg)?,
                 });
             }
             (states, None)
@@ -329,11 +333,11 @@ fn or_dash(v: Vec<String>) -> String {
     if v.is_empty() { "-".to_string() } else { v.join(", ") }
 }
 
-fn print_final(sims: &Sims, enabled: &[&str]) {
-    if enabled.contains(&"identity") {
+fn print_final(sims: &Sims, enabled: &[TargetKind]) {
+    if enabled.contains(&TargetKind::Identity) {
         print_users(&sims.identity.store);
     }
-    if enabled.contains(&"subscriptions") {
+    if enabled.contains(&TargetKind::Subscriptions) {
         println!("\nfinal user-based subscriptions (simulator)");
         println!("{:<20} {:<54} instances", "AD user", "products");
         let holdings = sims.subscriptions.service.all_holdings();
@@ -344,7 +348,7 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
             println!("{user:<20} {:<54} {}", or_dash(products), or_dash(instances));
         }
     }
-    if enabled.contains(&"appstream") {
+    if enabled.contains(&TargetKind::AppStream) {
         println!("\nfinal AppStream user pool (simulator)");
         // Columns as wide as their longest value: long addresses never run into the status.
         let all = sims.appstream.service.all();
@@ -359,7 +363,7 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
             println!("{user:<w$} {:<nw$} {status:<9} {:>7}  {}", names(&u), u.welcome_emails, or_dash(stacks));
         }
     }
-    if enabled.contains(&"iam") {
+    if enabled.contains(&TargetKind::Iam) {
         println!("\nfinal IAM users (simulator)");
         let all = sims.iam.service.all();
         let w = all.iter().map(|u| u.user.user_name.chars().count()).max().unwrap_or(0).max(15);
@@ -391,14 +395,14 @@ fn print_final(sims: &Sims, enabled: &[&str]) {
         }
     }
     println!();
-    for (name, target, calls) in [
-        ("Identity Store", "identity", sims.identity.store.calls()),
-        ("License Manager user subscriptions", "subscriptions", sims.subscriptions.service.calls()),
-        ("AppStream 2.0", "appstream", sims.appstream.service.calls()),
-        ("IAM", "iam", sims.iam.service.calls()),
+    for (target, calls) in [
+        (TargetKind::Identity, sims.identity.store.calls()),
+        (TargetKind::Subscriptions, sims.subscriptions.service.calls()),
+        (TargetKind::AppStream, sims.appstream.service.calls()),
+        (TargetKind::Iam, sims.iam.service.calls()),
     ] {
         if enabled.contains(&target) {
-            println!("{name} calls: {} reads, {} writes", calls.reads(), calls.writes());
+            println!("{} calls: {} reads, {} writes", target.title(), calls.reads(), calls.writes());
         }
     }
 }

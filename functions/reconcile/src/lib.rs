@@ -60,41 +60,28 @@ pub fn operations() -> Vec<jml_core::ports::Op> {
     .concat()
 }
 
-/// Every target, by its `--targets` / `RECONCILE_TARGETS` name.
-pub const ALL_TARGETS: [&str; 4] = ["identity", "subscriptions", "appstream", "iam"];
-
-/// A comma-separated list of names from [`ALL_TARGETS`], in its order (`--targets` and
-/// `RECONCILE_TARGETS`); `Err`: the first unknown name.
-pub fn parse_targets(list: &str) -> Result<Vec<&'static str>, String> {
-    let mut out = Vec::new();
-    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        match ALL_TARGETS.iter().find(|a| **a == t) {
-            Some(a) => out.push(*a),
-            None => return Err(format!("unknown target {t} (identity, subscriptions, appstream, iam)")),
-        }
-    }
-    Ok(out)
-}
+pub mod targets;
+pub use targets::TargetKind;
 
 /// The reconcilers of `targets` on AWS, each built by its slice from the configuration.
 pub fn aws_reconcilers(
     sdk: &aws_config::SdkConfig,
     cfg: &Config,
-    targets: &[&str],
+    targets: &[TargetKind],
 ) -> Result<Vec<Arc<dyn Reconciler>>, ConfigError> {
     let mut out = Vec::new();
     for t in targets {
-        out.push(match *t {
-            "identity" => {
+        out.push(match t {
+            TargetKind::Identity => {
                 let settings = identity_sync::Settings::from_config(cfg)?;
                 identity_sync::reconciler(identity_sync::service(sdk, &settings), cfg)?
             }
-            "subscriptions" => {
+            TargetKind::Subscriptions => {
                 let settings = subscription_sync::Settings::from_config(cfg)?;
                 subscription_sync::reconciler(subscription_sync::service(sdk, &settings), cfg)?
             }
-            "appstream" => appstream_sync::reconciler(Arc::new(appstream_sync::service(sdk)), cfg)?,
-            _ => iam_sync::reconciler(Arc::new(iam_sync::service(sdk)), cfg)?,
+            TargetKind::AppStream => appstream_sync::reconciler(Arc::new(appstream_sync::service(sdk)), cfg)?,
+            TargetKind::Iam => iam_sync::reconciler(Arc::new(iam_sync::service(sdk)), cfg)?,
         });
     }
     Ok(out)
@@ -104,12 +91,7 @@ pub fn aws_reconcilers(
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     let settings = Settings::from_config(cfg)?;
     for t in &settings.targets {
-        match *t {
-            "identity" => identity_sync::Settings::from_config(cfg).map(drop)?,
-            "subscriptions" => subscription_sync::Settings::from_config(cfg).map(drop)?,
-            "appstream" => appstream_sync::Settings::from_config(cfg).map(drop)?,
-            _ => iam_sync::Settings::from_config(cfg).map(drop)?,
-        }
+        t.check(cfg)?;
     }
     Ok(())
 }
@@ -225,16 +207,16 @@ pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
             let ledger = Arc::new(jml_core::sim::SimLedger::default());
             let mut reconcilers = Vec::new();
             for t in &settings.targets {
-                reconcilers.push(match *t {
-                    "identity" => identity_sync::reconciler(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?,
-                    "subscriptions" => subscription_sync::reconciler(
+                reconcilers.push(match t {
+                    TargetKind::Identity => identity_sync::reconciler(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?,
+                    TargetKind::Subscriptions => subscription_sync::reconciler(
                         Arc::new(subscription_sync::sim::SimUserSubscriptions::demo()),
                         cfg,
                     )?,
-                    "appstream" => {
+                    TargetKind::AppStream => {
                         appstream_sync::reconciler(Arc::new(appstream_sync::sim::SimAppStream::demo()), cfg)?
                     }
-                    _ => iam_sync::reconciler(Arc::new(iam_sync::sim::SimIam::demo()), cfg)?,
+                    TargetKind::Iam => iam_sync::reconciler(Arc::new(iam_sync::sim::SimIam::demo()), cfg)?,
                 });
             }
             let at =

@@ -2,13 +2,13 @@
 
 use jml_core::config::{Backend, Config, ConfigError, err};
 
-use crate::{ALL_TARGETS, parse_targets};
+use crate::TargetKind;
 
 /// The function's section of the configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `RECONCILE_TARGETS` (required on AWS; every target on the memory backend).
-    pub targets: Vec<&'static str>,
+    pub targets: Vec<TargetKind>,
     /// `SNAPSHOT_BUCKET` and `SNAPSHOT_KEY`: the HR snapshot (JSON Lines) in S3.
     pub bucket: String,
     pub key: String,
@@ -26,18 +26,13 @@ impl Settings {
         let memory = cfg.backend == Backend::Memory;
         let targets = match cfg.var("RECONCILE_TARGETS") {
             Some(v) => {
-                let mut list = Vec::new();
-                for t in parse_targets(&v).map_err(|rule| err("RECONCILE_TARGETS", rule))? {
-                    if !list.contains(&t) {
-                        list.push(t);
-                    }
-                }
+                let list = TargetKind::parse_list(&v).map_err(|rule| err("RECONCILE_TARGETS", rule))?;
                 if list.is_empty() {
-                    return Err(err("RECONCILE_TARGETS", "names no target (identity, subscriptions, appstream, iam)"));
+                    return Err(err("RECONCILE_TARGETS", format!("names no target ({})", TargetKind::names())));
                 }
                 list
             }
-            None if memory => ALL_TARGETS.to_vec(),
+            None if memory => TargetKind::ALL.to_vec(),
             None => return Err(err("RECONCILE_TARGETS", "is required: the targets to reconcile (e.g. identity,iam)")),
         };
         let required = |k: &'static str, v: Option<String>| -> Result<String, ConfigError> {

@@ -163,7 +163,7 @@ fn settings_are_checked() {
     assert_eq!(aws(&[]).unwrap_err().var, "RECONCILE_TARGETS");
     let base = [("RECONCILE_TARGETS", "identity,iam"), ("SNAPSHOT_BUCKET", "b"), ("SNAPSHOT_KEY", "hr.jsonl")];
     let ok = aws(&base).unwrap();
-    assert_eq!((ok.targets, ok.correct, ok.max_missing), (vec!["identity", "iam"], false, 0.10));
+    assert_eq!((ok.targets, ok.correct, ok.max_missing), (vec![reconcile::TargetKind::Identity, reconcile::TargetKind::Iam], false, 0.10));
     assert_eq!(aws(&[base[0], base[1]]).unwrap_err().var, "SNAPSHOT_KEY");
     assert_eq!(aws(&[base[0], base[1], base[2], ("RECONCILE_TARGETS", "okta")]).unwrap_err().var, "RECONCILE_TARGETS");
     assert_eq!(aws(&[base[0], base[1], base[2], ("RECONCILE_MODE", "correct")]).unwrap_err().var, "INBOUND_QUEUE_URL");
@@ -320,5 +320,32 @@ async fn every_reconcile_alarm_watches_a_series_the_function_publishes() {
         want.sort();
         let series = docs.iter().any(|d| d.get(&metric).is_some() && dimensions(d) == want);
         assert!(series, "{name}: no {metric} document with dimensions {want:?}");
+    }
+}
+
+// TargetKind: one enum for the deployment's targets and their parking codes.
+use reconcile::targets::{TargetKind, all_parking_codes};
+
+#[test]
+fn every_name_reads_back_and_lists_are_checked() {
+    for t in TargetKind::ALL {
+        assert_eq!(TargetKind::parse(t.cli_name()), Some(t));
+    }
+    assert_eq!(
+        TargetKind::parse_list("iam, identity,iam").unwrap(),
+        vec![TargetKind::Iam, TargetKind::Identity]
+    );
+    let err = TargetKind::parse_list("identity,ldap").unwrap_err();
+    assert!(err.contains("ldap") && err.contains("subscriptions"), "{err}");
+}
+
+#[test]
+fn every_parking_code_is_unique_and_has_a_meaning_and_an_action() {
+    let codes = all_parking_codes();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &codes {
+        assert!(seen.insert(c.code), "{} is declared twice", c.code);
+        assert!(!c.meaning().is_empty(), "{} has no meaning", c.code);
+        assert!(!c.action().is_empty(), "{} has no `Do:` line", c.code);
     }
 }
