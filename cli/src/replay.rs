@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use appstream_sync::naming::APPSTREAM_TARGET;
 use appstream_sync::sim::SimAppStream;
-use appstream_sync::target::APPSTREAM_TARGET;
 use iam_sync::sim::SimIam;
 use iam_sync::target::IAM_TARGET;
 use identity_sync::IDENTITY_TARGET;

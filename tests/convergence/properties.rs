@@ -16,8 +16,8 @@ use identity_sync::IDENTITY_TARGET;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use appstream_sync::naming::APPSTREAM_TARGET;
 use appstream_sync::sim::SimAppStream;
-use appstream_sync::target::APPSTREAM_TARGET;
 use async_trait::async_trait;
 use iam_sync::sim::SimIam;
 use iam_sync::target::IAM_TARGET;

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use appstream_sync::naming::APPSTREAM_TARGET;
 use appstream_sync::sim::SimAppStream;
-use appstream_sync::target::APPSTREAM_TARGET;
 use appstream_sync::{MemoryBackend, State};
 use jml_core::batch::RecordResult;
 use jml_core::engine::Decision;
-use jml_core::ledger::Ledger;
+use jml_core::ledger::{Inventory, Records};
 use jml_core::ports::ServiceError;
 use lambda_runtime::{Context, LambdaEvent};
 

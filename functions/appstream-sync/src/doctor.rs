@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::naming::APPSTREAM_TARGET;
+use crate::planner::check_batch;
 use crate::port::{AppStreamNewUser, AppStreamUsers, WelcomeEmail};
 use crate::settings::Settings;
-use crate::target::{APPSTREAM_TARGET, check_batch};
 use jml_core::doctor::{Canary, Check, expect};
 
 /// The canary user's name: `jml-doctor-canary-<suffix>@example.invalid` (a reserved domain: no

@@ -2,11 +2,15 @@
 //!
 //! The Lambda that makes an AppStream 2.0 user pool user follow the person (create, stacks,
 //! disable, enable). Fed by its own SQS FIFO queue; the record handling is shared
-//! (`jml_core::lambda`). This crate is the whole slice: rules and planner ([`target`]), port,
+//! (`jml_core::lambda`). This crate is the whole slice: names ([`naming`]), the pure planner
+//! ([`planner`]), the target's reads and writes ([`target`]), parking codes ([`codes`]), port,
 //! AWS adapter, simulator and configuration section.
 
 pub mod aws;
+pub mod codes;
 pub mod doctor;
+pub mod naming;
+pub mod planner;
 pub mod port;
 pub mod reconcile;
 pub mod settings;
@@ -20,6 +24,7 @@ use jml_core::ledger::Ledger;
 use jml_core::ports::DeadLetterQueue;
 use jml_core::sim::SimLedger;
 
+pub use codes::Code;
 pub use jml_core::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 pub use settings::Settings;
 
@@ -29,7 +34,8 @@ use crate::sim::SimAppStream;
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
 pub type MemoryBackend = jml_core::sim::MemoryBackend<SimAppStream>;
 
-/// A state for the target on the given ports (the ledger also holds the name claims).
+/// A state for the target on the given ports (the ledger also holds the name claims, which the
+/// target makes through the engine's context).
 pub fn state(
     service: Arc<dyn AppStreamUsers>,
     ledger: Arc<dyn Ledger>,
@@ -37,7 +43,7 @@ pub fn state(
     config: &Config,
     settings: &Settings,
 ) -> State {
-    let target = target::AppStreamSync::new(service, ledger.clone(), settings.stacks.clone(), settings.welcome);
+    let target = target::AppStreamSync::new(service, settings.stacks.clone(), settings.welcome);
     State::for_target(Arc::new(target), ledger, dlq, config)
 }
 

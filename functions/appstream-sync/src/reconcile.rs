@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
 
+use crate::naming::{APPSTREAM_TARGET, StackRules, user_name};
 use crate::port::{AppStreamUsers, PoolEntry, ServiceError};
-use crate::target::{APPSTREAM_TARGET, StackRules, user_name};
 
 /// What the list calls read: every pool user (name -> enabled) and each managed stack's users.
 #[derive(Clone, Debug, Default)]

@@ -2,8 +2,8 @@
 
 use jml_core::config::{Config, ConfigError, err};
 
+use crate::naming::StackRules;
 use crate::port::WelcomeEmail;
-use crate::target::StackRules;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
