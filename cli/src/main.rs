@@ -173,6 +173,10 @@ enum Command {
     /// The IAM actions each function's calls need, as JSON (the template test checks every role
     /// grants exactly these).
     Operations,
+    /// Every parking code (the DLQ message's ErrorCode) with what it means and what to do, as the
+    /// README's runbook table (generated from the codes' doc comments; the test command checks
+    /// the README holds exactly this table).
+    Codes,
     /// Reconcile against an HR snapshot (JSON Lines, one employed person a line, a v1 event
     /// without eventId/type/occurredAt): every drift, read with list calls; exit 0 no drift, 3
     /// drift, 2 bad input or a refused snapshot.
@@ -274,6 +278,10 @@ async fn run(command: Command) -> ExitCode {
             doctor::run(doctor::Options { backend, targets, canary, subscriptions, ad_user, role_arns }).await
         }
         Command::Operations => roles::print_operations(),
+        Command::Codes => {
+            print!("{}", jml_core::parking::runbook_table(&::reconcile::targets::all_parking_codes()));
+            ExitCode::SUCCESS
+        }
         Command::Bench => bench::run().await,
         Command::CheckConfig { function } => check_config(&function),
         Command::ReleaseHeld { function, apply } => release_held(&function, apply).await,
