@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use appstream_sync::naming::APPSTREAM_TARGET;
 use appstream_sync::sim::SimAppStream;
+use iam_sync::naming::IAM_TARGET;
 use iam_sync::sim::SimIam;
-use iam_sync::target::IAM_TARGET;
 use identity_sync::IDENTITY_TARGET;
 use identity_sync::sim::SimIdentityStore;
 use identity_sync::{RecordMeta, RecordReport, State, process_record};
@@ -370,7 +370,7 @@ fn print_final(sims: &Sims, enabled: &[TargetKind]) {
         let pw = all.iter().map(|u| u.user.path.chars().count()).max().unwrap_or(0).max(27);
         println!("{:<w$} {:<pw$} {:<9} {:<8} {:<5} groups", "user name", "path", "status", "console", "keys");
         for u in all {
-            let status = u.user.tags.get(iam_sync::target::TAG_STATUS).cloned().unwrap_or_else(|| "-".into());
+            let status = u.user.tags.get(iam_sync::naming::TAG_STATUS).cloned().unwrap_or_else(|| "-".into());
             let keys = u.access_keys.iter().filter(|k| k.status == "Active").count();
             let console = if u.login_profile { "yes" } else { "no" };
             println!(

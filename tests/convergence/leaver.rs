@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use iam_sync::naming::IAM_TARGET;
 use iam_sync::port::{AccessKey, IamNewUser, IamUser, IamUsers, OtherCredential};
 use iam_sync::sim::SimIam;
-use iam_sync::target::IAM_TARGET;
 use identity_sync::port::UserStatus;
 use jml_core::batch::RecordResult;
 use jml_core::lambda::{RecordMeta, State, process_record};

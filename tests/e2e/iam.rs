@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use iam_sync::naming::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
 use iam_sync::sim::{DEMO_BOUNDARY, SimIam};
-use iam_sync::target::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
 use iam_sync::{MemoryBackend, State};
 use jml_core::batch::RecordResult;
 use jml_core::config::Config;
 use jml_core::engine::Decision;
-use jml_core::ledger::Ledger;
+use jml_core::ledger::Inventory;
 use jml_core::ports::{ConflictReason, ServiceError};
 use lambda_runtime::{Context, LambdaEvent};
 
@@ -304,10 +304,13 @@ async fn a_user_renamed_by_hand_is_found_by_its_tag_and_locked_down_by_the_leave
     assert_eq!(access_of(&mem, "ada.renamed"), Vec::<String>::new());
     assert_eq!(r.outcome.unwrap().user_id.as_deref(), Some(id.as_str()));
     // AND the cost: one GetAccountAuthorizationDetails page (the demo account holds fewer than
-    // 1,000 users) each time the leaver looks for her users: the blast-radius breaker's plan,
-    // the converge step and the read-back; besides the per-user reads
+    // 1,000 users), once: the one plan finds her users, the breaker reads it, it is applied, and
+    // the read-back reads those same users again (GetUser and their credentials and groups),
+    // never the lookup by tag
     let gaad = iam_sync::port::op::GET_ACCOUNT_AUTHORIZATION_DETAILS;
-    assert_eq!(mem.service.calls().get(gaad), 3);
+    assert_eq!(mem.service.calls().get(gaad), 1);
+    assert_eq!(mem.service.calls().get(iam_sync::port::op::GET_LOGIN_PROFILE), 1, "the read-back");
+    assert_eq!(mem.service.calls().get(iam_sync::port::op::LIST_ACCESS_KEYS), 2, "the plan and the read-back");
 }
 
 #[tokio::test]
@@ -316,7 +319,7 @@ async fn a_leaver_never_locks_down_a_user_tagged_for_another_person() {
     let (state, mem) = iam_state();
     run(&state, &fixture("01-joiner-ada.json")).await;
     run(&state, &fixture("02-joiner-alan.json")).await;
-    let alan = iam_sync::target::user_name(fixture_json("02-joiner-alan.json")["person"]["userName"].as_str().unwrap())
+    let alan = iam_sync::naming::user_name(fixture_json("02-joiner-alan.json")["person"]["userName"].as_str().unwrap())
         .unwrap();
     mem.service.add_credentials(&alan, "AKIAALAN0000000001");
     // WHEN ada leaves
@@ -325,4 +328,119 @@ async fn a_leaver_never_locks_down_a_user_tagged_for_another_person() {
     let a = mem.service.user(&alan).unwrap();
     assert!(a.login_profile && a.access_keys.iter().all(|k| k.status == "Active") && !a.groups.is_empty());
     assert_eq!(a.user.tags.get(TAG_STATUS).map(String::as_str), Some("active"));
+}
+
+/// IAM where the next CreateUser loses a race: a concurrent delivery creates the same user first
+/// (the create goes through, answered EntityAlreadyExists).
+struct RacedCreate {
+    inner: Arc<SimIam>,
+    race: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl iam_sync::port::IamUsers for RacedCreate {
+    async fn get_user(&self, n: &str) -> Result<Option<iam_sync::port::IamUser>, ServiceError> {
+        self.inner.get_user(n).await
+    }
+    async fn create_user(&self, u: &iam_sync::port::IamNewUser) -> Result<Option<String>, ServiceError> {
+        let created = self.inner.create_user(u).await?;
+        if self.race.swap(false, std::sync::atomic::Ordering::SeqCst) { Ok(None) } else { Ok(created) }
+    }
+    async fn update_user(&self, n: &str, p: Option<&str>, m: Option<&str>) -> Result<(), ServiceError> {
+        self.inner.update_user(n, p, m).await
+    }
+    async fn put_permissions_boundary(&self, n: &str, a: &str) -> Result<(), ServiceError> {
+        self.inner.put_permissions_boundary(n, a).await
+    }
+    async fn tag_user(&self, n: &str, t: &std::collections::BTreeMap<String, String>) -> Result<(), ServiceError> {
+        self.inner.tag_user(n, t).await
+    }
+    async fn untag_user(&self, n: &str, k: &[String]) -> Result<(), ServiceError> {
+        self.inner.untag_user(n, k).await
+    }
+    async fn groups(&self, n: &str) -> Result<Vec<String>, ServiceError> {
+        self.inner.groups(n).await
+    }
+    async fn account_users(&self) -> Result<Vec<(iam_sync::port::IamUser, Vec<String>)>, ServiceError> {
+        self.inner.account_users().await
+    }
+    async fn add_to_group(&self, n: &str, g: &str) -> Result<(), ServiceError> {
+        self.inner.add_to_group(n, g).await
+    }
+    async fn remove_from_group(&self, n: &str, g: &str) -> Result<(), ServiceError> {
+        self.inner.remove_from_group(n, g).await
+    }
+    async fn delete_login_profile(&self, n: &str) -> Result<bool, ServiceError> {
+        self.inner.delete_login_profile(n).await
+    }
+    async fn has_login_profile(&self, n: &str) -> Result<bool, ServiceError> {
+        self.inner.has_login_profile(n).await
+    }
+    async fn access_keys(&self, n: &str) -> Result<Vec<iam_sync::port::AccessKey>, ServiceError> {
+        self.inner.access_keys(n).await
+    }
+    async fn deactivate_access_key(&self, n: &str, k: &str) -> Result<(), ServiceError> {
+        self.inner.deactivate_access_key(n, k).await
+    }
+    async fn other_credentials(&self, n: &str) -> Result<Vec<iam_sync::port::OtherCredential>, ServiceError> {
+        self.inner.other_credentials(n).await
+    }
+    async fn deactivate_credential(&self, n: &str, c: &iam_sync::port::OtherCredential) -> Result<(), ServiceError> {
+        self.inner.deactivate_credential(n, c).await
+    }
+    async fn delete_user(&self, n: &str) -> Result<bool, ServiceError> {
+        self.inner.delete_user(n).await
+    }
+    async fn policy_exists(&self, arn: &str) -> Result<bool, ServiceError> {
+        self.inner.policy_exists(arn).await
+    }
+    async fn group_exists(&self, g: &str) -> Result<bool, ServiceError> {
+        self.inner.group_exists(g).await
+    }
+}
+
+#[tokio::test]
+async fn a_create_that_loses_to_a_concurrent_one_is_planned_again_from_the_user_found() {
+    // GIVEN IAM where a concurrent delivery creates ada's user just before our CreateUser
+    let config = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".into())).unwrap();
+    let sim = Arc::new(SimIam::demo());
+    let raced = Arc::new(RacedCreate { inner: sim.clone(), race: std::sync::atomic::AtomicBool::new(true) });
+    let state = iam_sync::state(
+        raced,
+        Arc::new(jml_core::sim::SimLedger::default()),
+        Arc::new(jml_core::sim::SimDeadLetterQueue::default()),
+        &config,
+        &iam_sync::Settings::from_config(&config).unwrap(),
+    );
+    // WHEN ada joins
+    let r = run(&state, &fixture("01-joiner-ada.json")).await;
+    // THEN EntityAlreadyExists on her own user plans again from the user as it is (no second
+    // CreateUser): its groups are added, and she has one user
+    assert_eq!(decision(&r), Decision::Update, "{:?}", r.outcome);
+    assert_eq!(actions(r), ["AddUserToGroup all-staff", "AddUserToGroup engineers", "AddUserToGroup vpn-users"]);
+    assert_eq!(sim.calls().get(iam_sync::port::op::CREATE_USER), 1);
+    assert_eq!(sim.all().len(), 1);
+    assert_eq!(sim.user(ADA).unwrap().groups.len(), 3);
+}
+
+#[tokio::test]
+async fn a_reconverge_locks_down_the_persons_other_users_in_the_inventory() {
+    // GIVEN ada's user, and a second user carrying her tag that her inventory knows (what a
+    // concurrent delivery under another name leaves), in a group
+    let (state, mem) = iam_state();
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let tag = mem.service.user(ADA).unwrap().user.tags[TAG_EXTERNAL_ID].clone();
+    mem.service.seed_user("ada.copy", &[(TAG_EXTERNAL_ID, &tag)]);
+    mem.service.add_membership("ada.copy", "engineers");
+    mem.ledger.remember("workday#100234", IAM_TARGET, "ada.copy").await.unwrap();
+    // WHEN the person is converged again on what the ledger knows (release-held's path: a sweep)
+    let out = state.engine.reconverge("workday#100234").await.unwrap();
+    // THEN her user stays as it is, and the other one is locked down
+    assert_eq!(out.decision, Decision::NoChange, "{out:?}");
+    assert_eq!(
+        out.actions,
+        ["sweep: TagUser jml-sync:disabled-at,jml-sync:status", "sweep: RemoveUserFromGroup engineers"]
+    );
+    assert_eq!(access_of(&mem, "ada.copy"), Vec::<String>::new());
+    assert_eq!(mem.service.user(ADA).unwrap().groups.len(), 3);
 }

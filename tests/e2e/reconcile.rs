@@ -100,7 +100,7 @@ async fn every_kind_in_every_target_is_found_and_corrections_converge() {
     // not have; a stranger holds the name of a new hire.
     w.iam.update_user("ada.lovelace", Some("/elsewhere/"), None).await.unwrap();
     w.iam.remove_from_group("ada.lovelace", "vpn-users").await.unwrap();
-    let zoe_iam = iam_sync::target::user_name(zoe["person"]["userName"].as_str().unwrap()).unwrap();
+    let zoe_iam = iam_sync::naming::user_name(zoe["person"]["userName"].as_str().unwrap()).unwrap();
     w.iam.add_to_group(&zoe_iam, "oncall").await.unwrap();
     w.iam.seed_user("katherine.johnson", &[]);
     // Subscriptions: ada's product stopped outside jml-sync.
@@ -524,7 +524,7 @@ async fn a_second_account_carrying_the_persons_mark_is_reported_and_found_again_
     // tagged as hers. jml-sync never made them, so its leaver would not know them.
     let id = jml_core::contract::event_from_value(&ada).unwrap().external_id;
     let copy = w.identity.seed_user("ada.copy", None, Some(&id.marker()));
-    w.iam.seed_user("ada.copy", &[(iam_sync::target::TAG_EXTERNAL_ID, &iam_sync::target::external_id_tag(&id))]);
+    w.iam.seed_user("ada.copy", &[(iam_sync::naming::TAG_EXTERNAL_ID, &iam_sync::naming::external_id_tag(&id))]);
     let copy_iam = w.iam.user("ada.copy").unwrap().user.user_id;
     let snap = parse_snapshot(&line(ada.clone()), "2026-12-01T00:00:00Z".parse().unwrap());
     let o = w.reconcile(&snap, 0.0).await.unwrap();
@@ -545,7 +545,7 @@ async fn a_second_account_carrying_the_persons_mark_is_reported_and_found_again_
     // still grants access: critical, and named.
     w.deliver(&fixture_json("04-leaver-ada.json")).await;
     let copy = w.iam.user("ada.copy").unwrap();
-    assert_eq!(copy.user.tags.get(iam_sync::target::TAG_STATUS).map(String::as_str), Some("disabled"));
+    assert_eq!(copy.user.tags.get(iam_sync::naming::TAG_STATUS).map(String::as_str), Some("disabled"));
     let empty = parse_snapshot("", "2026-12-01T00:00:00Z".parse().unwrap());
     let o = w.reconcile(&empty, 1.0).await.unwrap();
     let still: Vec<&str> =
@@ -652,7 +652,7 @@ async fn accounts_of(w: &World, name: &str) -> String {
     let id = w.identity.find_user_by_user_name(&un).await.unwrap().unwrap();
     let user = w.identity.describe_user(&id).await.unwrap();
     let groups = w.identity.memberships(&id).await.unwrap();
-    let iam = w.iam.user(&iam_sync::target::user_name(name).unwrap());
+    let iam = w.iam.user(&iam_sync::naming::user_name(name).unwrap());
     let apps = w.apps.user(&format!("{name}@example.com"));
     let subs = w.subs.holdings(&name.replace('.', ""));
     format!("{user:?}\n{groups:?}\n{iam:?}\n{apps:?}\n{subs:?}")
@@ -676,7 +676,7 @@ async fn reconcile_apply_touches_only_the_leaver_whose_external_id_differs_aroun
     let long_id =
         jml_core::contract::ExternalId::from_key(&format!("{}#{}", "%25".repeat(200), "%23".repeat(256))).unwrap();
     assert!(jml_core::contract::ExternalId::is_hashed_marker(&long_id.marker()));
-    assert!(iam_sync::target::external_id_tag(&long_id).starts_with("sha256:"));
+    assert!(iam_sync::naming::external_id_tag(&long_id).starts_with("sha256:"));
     let before = accounts_of(&w, "him.stays").await;
 
     let snap = parse_snapshot(&line(him.clone()), "2026-12-01T00:00:00Z".parse().unwrap());

@@ -1,6 +1,6 @@
 //! The IAM adapter (`aws-sdk-iam`, awsQuery): users, groups, tags, permissions boundary, login
 //! profile and access keys. Errors are classified by their code, once, here; IAM's own
-//! ConcurrentModification is a retryable conflict (see `iam::retrying`).
+//! ConcurrentModification is a retryable conflict (see `target::retrying`).
 
 use crate::port::op;
 use std::collections::BTreeMap;

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::naming::{IAM_TARGET, MANAGED_BY, TAG_MANAGED_BY, TAG_STATUS};
 use crate::port::{IamNewUser, IamUsers};
 use crate::settings::Settings;
-use crate::target::{IAM_TARGET, TAG_MANAGED_BY, TAG_STATUS};
 use jml_core::doctor::{Canary, Check, Probe, Simulated, expect, probe_batches};
 
 /// The canary user's name prefix.
@@ -175,7 +175,7 @@ pub async fn canary(
     let path = format!("{}doctor-canary/", settings.path_prefix);
     let mut c = Canary::new(IAM_TARGET, shapes);
     let tags = BTreeMap::from([
-        (TAG_MANAGED_BY.to_string(), crate::target::MANAGED_BY.to_string()),
+        (TAG_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
         (TAG_STATUS.to_string(), "active".to_string()),
         ("jml-sync:doctor-canary".to_string(), "true".to_string()),
     ]);

@@ -5,10 +5,15 @@
 //! ExternalId tags, put in the mapped IAM groups; on leaving, locked down without being deleted
 //! (no console password, access keys inactive, out of every group, tagged disabled). Fed by its
 //! own SQS FIFO queue; the record handling is shared (`jml_core::lambda`). This crate is the
-//! whole slice: rules and planner ([`target`]), port, AWS adapter, simulator and settings.
+//! whole slice: naming and ownership rules ([`naming`]), the pure planner ([`planner`]), the
+//! target's I/O ([`target`]), parking codes ([`codes`]), port, AWS adapter, simulator and
+//! settings.
 
 pub mod aws;
+pub mod codes;
 pub mod doctor;
+pub mod naming;
+pub mod planner;
 pub mod port;
 pub mod reconcile;
 pub mod settings;
@@ -22,6 +27,7 @@ use jml_core::ledger::Ledger;
 use jml_core::ports::DeadLetterQueue;
 use jml_core::sim::SimLedger;
 
+pub use codes::Code;
 pub use jml_core::lambda::{RecordMeta, RecordReport, State, handle_sqs, handler, process_record};
 pub use settings::Settings;
 
@@ -31,7 +37,8 @@ use crate::sim::SimIam;
 /// The in-memory services behind a `JML_BACKEND=memory` state, for inspection.
 pub type MemoryBackend = jml_core::sim::MemoryBackend<SimIam>;
 
-/// A state for the target on the given ports (the ledger also holds the name claims).
+/// A state for the target on the given ports (the ledger also holds the name claims, made
+/// through the engine's context).
 pub fn state(
     service: Arc<dyn IamUsers>,
     ledger: Arc<dyn Ledger>,
@@ -41,7 +48,6 @@ pub fn state(
 ) -> State {
     let target = target::IamSync::new(
         service,
-        ledger.clone(),
         settings.groups.clone(),
         settings.path_prefix.clone(),
         settings.permissions_boundary.clone(),

@@ -20,11 +20,11 @@ use async_trait::async_trait;
 use jml_core::contract::ExternalId;
 use jml_core::reconcile::{Drift, DriftKind, Findings, LedgerView, Reconciler, Snapshot};
 
-use crate::port::{IamUser, IamUsers, ServiceError};
-use crate::target::{
+use crate::naming::{
     GroupMap, IAM_TARGET, TAG_EXTERNAL_ID, TAG_STATUS, active_tags, external_id_of_tag, external_id_tag, path,
     user_name,
 };
+use crate::port::{IamUser, IamUsers, ServiceError};
 
 /// The IAM [`Reconciler`].
 pub struct IamReconciler {

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use jml_core::config::{Config, ConfigError, err};
 use regex::Regex;
 
-use crate::target::{GroupMap, check_path};
+use crate::naming::{GroupMap, check_path};
 
 /// A managed policy ARN (the permissions boundary).
 static IAM_POLICY_ARN: LazyLock<Regex> = LazyLock::new(|| {

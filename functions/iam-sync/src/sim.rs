@@ -207,7 +207,7 @@ impl IamUsers for SimIam {
         if !name_ok(&user.user_name) {
             return Err(invalid(op, "UserName: 1 to 64 of [\\w+=,.@-]"));
         }
-        if crate::target::check_path(&user.path).is_err() {
+        if crate::naming::check_path(&user.path).is_err() {
             return Err(invalid(op, "Path: pathType"));
         }
         if !tags_ok(&user.tags) || user.tags.len() > 50 {
@@ -250,7 +250,7 @@ impl IamUsers for SimIam {
         let key = user_name.to_lowercase();
         let Some(mut u) = s.users.remove(&key) else { return Err(ServiceError::NotFound { op }) };
         if let Some(p) = new_path {
-            if crate::target::check_path(p).is_err() {
+            if crate::naming::check_path(p).is_err() {
                 s.users.insert(key, u);
                 return Err(invalid(op, "NewPath: pathType"));
             }
