@@ -55,7 +55,7 @@ pub async fn run(o: Options) -> ExitCode {
     // Each target's own start-up check first: a configuration the function would refuse.
     let mut ready = Vec::new();
     for t in &targets {
-        let function = crate::replay::function_of(t);
+        let function = t.function();
         let result = crate::check_function(&cfg, function).map(|()| "as the function reads it".to_string());
         let ok = result.is_ok();
         checks.push(Check::of(function, "configuration", result.map_err(|e| e.to_string())));

@@ -425,7 +425,7 @@ async fn audit(person: &str) -> ExitCode {
         return ExitCode::from(2);
     };
     let ledger = jml_dynamodb::ledger(&jml_aws::load_sdk_config().await, Some(&table));
-    match jml_core::ledger::Ledger::audit_trail(&ledger, person).await {
+    match jml_core::ledger::Audit::audit_trail(&ledger, person).await {
         Ok(trail) => {
             print_audit(person, &trail);
             ExitCode::SUCCESS

@@ -134,7 +134,7 @@ pub async fn run(
             if cfg.backend == Backend::Aws { " (add --apply to write)" } else { "" }
         );
     }
-    println!("targets: {}", enabled.join(", "));
+    println!("targets: {}", enabled.iter().map(|t| t.cli_name()).collect::<Vec<_>>().join(", "));
     println!("{:<26} {:<19} {:<7} {:<16} {:<26} actions", "eventId", "target", "type", "externalId", "decision");
     let mut failures = 0;
     for f in &files {
@@ -201,10 +201,10 @@ pub(crate) async fn build(cfg: &Config, enabled: &[TargetKind]) -> Result<(Vec<S
                 (TargetKind::AppStream, apps),
                 (TargetKind::Iam, iam),
             ]
-                .into_iter()
-                .filter(|(n, _)| enabled.contains(n))
-                .map(|(_, s)| s)
-                .collect();
+            .into_iter()
+            .filter(|(n, _)| enabled.contains(n))
+            .map(|(_, s)| s)
+            .collect();
             (states, Some(Sims { ledger, identity: mem, subscriptions: smem, appstream: amem, iam: imem }))
         }
         Backend::Aws => {

@@ -26,7 +26,9 @@ use identity_sync::sim::SimIdentityStore;
 use jml_core::batch::RecordResult;
 use jml_core::config::Config;
 use jml_core::lambda::{RecordMeta, State, process_record};
-use jml_core::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus};
+use jml_core::ledger::{
+    Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leases, Ledger, PersonRecord, PersonStatus, Records,
+};
 use jml_core::ports::ServiceError;
 use jml_core::sim::{SimDeadLetterQueue, SimLedger};
 use proptest::prelude::*;

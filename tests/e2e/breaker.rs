@@ -6,7 +6,7 @@ use std::sync::Arc;
 use identity_sync::port::UserStatus;
 use jml_core::config::Config;
 use jml_core::engine::Decision;
-use jml_core::ledger::Ledger;
+use jml_core::ledger::prelude::*;
 use jml_core::metrics::MemorySink;
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use identity_sync::port::UserStatus;
 use identity_sync::sim::{Fault, SimIdentityStore};
 use jml_core::batch::RecordResult;
 use jml_core::engine::Decision;
-use jml_core::ledger::{AuditEntry, HeldEvent, Ledger, PersonRecord, PersonStatus};
+use jml_core::ledger::{Audit, AuditEntry, Breaker, HeldEvent, Inventory, Leases, PersonRecord, PersonStatus, Records};
 use jml_core::ports::ServiceError;
 use jml_core::sim::{SimDeadLetterQueue, SimLedger};
 use serde_json::Value;

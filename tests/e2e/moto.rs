@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use identity_sync::{RecordMeta, State, process_record};
 use jml_core::config::Config;
 use jml_core::engine::Decision;
-use jml_core::ledger::{Ledger, PersonStatus};
+use jml_core::ledger::{PersonStatus, prelude::*};
 use serde_json::Value;
 
 use crate::{failures, fixture, fixture_json, invoke, sqs_batch};
@@ -354,7 +354,7 @@ async fn moto_held_events_never_collide_with_the_person_held() {
     let target = "identity-store";
     let person =
         ExternalId { issuer: ExternalIdPart::parse("held").unwrap(), id: ExternalIdPart::parse(target).unwrap() };
-    assert_eq!(person.key(), HeldEvent::legacy_partition(target), "the collision this test is about");
+    assert_eq!(person.key(), jml_dynamodb::keys::held_legacy_partition(target), "the collision this test is about");
     let at: chrono::DateTime<chrono::Utc> = "2026-11-20T17:00:00Z".parse().unwrap();
     let record = PersonRecord {
         person: person.key(),
@@ -396,7 +396,10 @@ async fn moto_held_events_never_collide_with_the_person_held() {
     // One held by the previous version, in the legacy partition (as it wrote it).
     let old = held("leave-old");
     let mut item = jml_dynamodb::held_item(&old);
-    item.insert("pk".into(), aws_sdk_dynamodb::types::AttributeValue::S(HeldEvent::legacy_partition(target)));
+    item.insert(
+        "pk".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S(jml_dynamodb::keys::held_legacy_partition(target)),
+    );
     client.put_item().table_name(&m.table).set_item(Some(item)).send().await.unwrap();
 
     let listed = ledger.held(target).await.expect("the person's items are not read as held events");

@@ -62,7 +62,8 @@ async fn moto_reconcile_identity_and_iam_drift_by_hand_json_report_then_converge
     let cfg = Config::from_lookup(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let states: Vec<State> =
         vec![identity_sync::from_sdk_config(&sdk, &cfg).unwrap(), iam_sync::from_sdk_config(&sdk, &cfg).unwrap()];
-    let reconcilers = reconcile::aws_reconcilers(&sdk, &cfg, &["identity", "iam"]).unwrap();
+    let reconcilers =
+        reconcile::aws_reconcilers(&sdk, &cfg, &[reconcile::TargetKind::Identity, reconcile::TargetKind::Iam]).unwrap();
     let ledger = jml_dynamodb::ledger(&sdk, cfg.ledger_table.as_deref());
     let deliver = |e: Value| {
         let states = &states;

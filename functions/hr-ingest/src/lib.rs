@@ -133,7 +133,9 @@ async fn handle_eventbridge(state: &Ingest, eb: EventBridgeEvent<Value>, raw: &V
     } else {
         let reason =
             format!("detail-type: '{declared}' must be one of Joiner, Mover, Leaver, Rehire and match detail.type");
-        state.park(&raw.to_string(), "InvalidEvent", &reason, eb.id.as_deref()).await
+        state
+            .park(&raw.to_string(), jml_core::codes::EngineCode::InvalidEvent.as_str(), &reason, eb.id.as_deref())
+            .await
     };
     match outcome {
         IngestOutcome::FannedOut { event_id, targets, .. } => {

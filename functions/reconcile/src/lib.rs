@@ -208,7 +208,9 @@ pub async fn from_config(cfg: &Config) -> Result<App, ConfigError> {
             let mut reconcilers = Vec::new();
             for t in &settings.targets {
                 reconcilers.push(match t {
-                    TargetKind::Identity => identity_sync::reconciler(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?,
+                    TargetKind::Identity => {
+                        identity_sync::reconciler(Arc::new(identity_sync::sim::demo_identity_store()), cfg)?
+                    }
                     TargetKind::Subscriptions => subscription_sync::reconciler(
                         Arc::new(subscription_sync::sim::SimUserSubscriptions::demo()),
                         cfg,

@@ -163,7 +163,10 @@ fn settings_are_checked() {
     assert_eq!(aws(&[]).unwrap_err().var, "RECONCILE_TARGETS");
     let base = [("RECONCILE_TARGETS", "identity,iam"), ("SNAPSHOT_BUCKET", "b"), ("SNAPSHOT_KEY", "hr.jsonl")];
     let ok = aws(&base).unwrap();
-    assert_eq!((ok.targets, ok.correct, ok.max_missing), (vec![reconcile::TargetKind::Identity, reconcile::TargetKind::Iam], false, 0.10));
+    assert_eq!(
+        (ok.targets, ok.correct, ok.max_missing),
+        (vec![reconcile::TargetKind::Identity, reconcile::TargetKind::Iam], false, 0.10)
+    );
     assert_eq!(aws(&[base[0], base[1]]).unwrap_err().var, "SNAPSHOT_KEY");
     assert_eq!(aws(&[base[0], base[1], base[2], ("RECONCILE_TARGETS", "okta")]).unwrap_err().var, "RECONCILE_TARGETS");
     assert_eq!(aws(&[base[0], base[1], base[2], ("RECONCILE_MODE", "correct")]).unwrap_err().var, "INBOUND_QUEUE_URL");
@@ -331,10 +334,7 @@ fn every_name_reads_back_and_lists_are_checked() {
     for t in TargetKind::ALL {
         assert_eq!(TargetKind::parse(t.cli_name()), Some(t));
     }
-    assert_eq!(
-        TargetKind::parse_list("iam, identity,iam").unwrap(),
-        vec![TargetKind::Iam, TargetKind::Identity]
-    );
+    assert_eq!(TargetKind::parse_list("iam, identity,iam").unwrap(), vec![TargetKind::Iam, TargetKind::Identity]);
     let err = TargetKind::parse_list("identity,ldap").unwrap_err();
     assert!(err.contains("ldap") && err.contains("subscriptions"), "{err}");
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use crate::codes::EngineCode;
 use crate::contract::{self, HrEvent};
 use crate::ports::{DeadLetterQueue, ParkedMessage, ServiceError};
 
@@ -212,10 +213,12 @@ impl Ingest {
                 tracing::warn!(decision = "leaver-field-errors", error = %invalid, "fanned out as a bare leaver");
                 bare
             }
-            Err(invalid) => return self.park(body, "InvalidEvent", &invalid.to_string(), source_id).await,
+            Err(invalid) => {
+                return self.park(body, EngineCode::InvalidEvent.as_str(), &invalid.to_string(), source_id).await;
+            }
         };
         if let Some(why) = crate::clock::occurred_in_future(event.occurred_at, self.clock.now()) {
-            return self.park(body, "OccurredInFuture", &why, source_id).await;
+            return self.park(body, EngineCode::OccurredInFuture.as_str(), &why, source_id).await;
         }
         if self.dry_run {
             return IngestOutcome::FannedOut {
