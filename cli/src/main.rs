@@ -78,13 +78,12 @@ enum Command {
         /// The person's ExternalId key, `issuer#id` (a `#` or `%` inside a part as `%23`, `%25`).
         person: String,
     },
-    /// Print Identity Store API calls per event type, measured on the simulator.
+    /// Every target's API and ledger calls per event type, measured on the simulators through
+    /// the real handler code; prints the tables and checks the targets (exit 1 when missed).
     Bench,
-    /// Bulk onboarding through the real handler on virtual time: the quota, latency and
-    /// concurrent instances of a deployment; prints a table and checks the targets.
-    /// Reconciling the Identity Store at scale on the simulator (virtual time, 20 requests/s,
-    /// 30 ms latency): requests vs the minimum list requests, time vs requests / 20 per second,
-    /// peak RSS, next to per-person reads. Exit 1 when a target is missed.
+    /// Reconciling every target at scale on the simulators (virtual time, 20 requests/s, 30 ms
+    /// latency): requests vs the minimum list requests, time vs requests / 20 per second, peak
+    /// RSS, next to per-person reads. Exit 1 when a target is missed.
     BenchReconcile {
         #[arg(long, default_value_t = 10_000)]
         people: usize,
@@ -93,6 +92,8 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         latency_ms: u64,
     },
+    /// Bulk onboarding through the real handler on virtual time: the quota, latency and
+    /// concurrent instances of a deployment; prints a table and checks the targets.
     BenchScale {
         #[arg(long, default_value_t = 10_000)]
         joiners: usize,

@@ -1,6 +1,6 @@
-//! `jml replay` as a user runs it (the built binary on a directory of events): the regression
-//! tests of issue 12's divergences 3 (the leaver check after a superseded leaver) and 4 (the
-//! final tables run long names into the next column).
+//! `jml replay` as a user runs it (the built binary on a directory of events): regression tests
+//! of the leaver check after a superseded leaver, and of the final tables (long names ran into
+//! the next column).
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]

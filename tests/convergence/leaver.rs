@@ -160,7 +160,7 @@ fn limited(w: &World, limit: u32) -> Vec<State> {
 
 #[tokio::test]
 async fn a_throttled_leaver_retried_takes_one_breaker_slot() {
-    // issue 11, trigger 10: a slot was taken before converging, so each retry took another
+    // Regression: a slot was taken before converging, so each retry took another
     let w = World::new();
     let states = limited(&w, 2);
     let apps = &states[2];
@@ -228,7 +228,7 @@ async fn the_breaker_decides_once_per_leaver_for_every_target() {
 
 #[tokio::test]
 async fn a_group_renamed_out_of_the_managed_set_is_never_written() {
-    // issue 11, trigger 9: warm caches kept the managed name of a renamed group
+    // Regression: warm caches kept the managed name of a renamed group
     // (GROUP_RECHECK_SECONDS=0: every mapping from an earlier step is re-checked, as after 30 s)
     let w = World::new();
     let cfg = config_with(&[("GROUP_RECHECK_SECONDS", "0")]);
@@ -256,7 +256,7 @@ async fn a_group_renamed_out_of_the_managed_set_is_never_written() {
 
 #[tokio::test]
 async fn a_membership_conflict_is_verified_not_assumed() {
-    // issue 11, trigger 11: ConflictException without Reason on CreateGroupMembership
+    // Regression: ConflictException without Reason on CreateGroupMembership
     let w = World::new();
     let states = limited(&w, 25);
     let identity = &states[0];
@@ -280,7 +280,7 @@ async fn a_membership_conflict_is_verified_not_assumed() {
 
 #[tokio::test]
 async fn a_service_that_refuses_to_disable_leaves_no_group_and_parks_disable_unsupported() {
-    // issue 13, item 4: UpdateUser on userStatus is in no production code found; if the
+    // Regression: UpdateUser on userStatus is in no production code found; if the
     // service refuses it, a leaver must still end with no managed access, and say why.
     let w = World::new();
     let cfg = config_with(&[("BREAKER_LEAVERS_PER_HOUR", "0")]);

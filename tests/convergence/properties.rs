@@ -617,7 +617,7 @@ fn shuffled_case(history: &[Ev], order: u64, dups: &[prop::sample::Index]) -> Re
     Ok(())
 }
 
-/// The soak (issue 12): `JML_SOAK_CASES` (default 20,000) sequential histories; prints the count.
+/// The soak: `JML_SOAK_CASES` (default 20,000) sequential histories; prints the count.
 /// `cargo test -p jml-e2e --test convergence soak -- --ignored --nocapture`
 #[test]
 #[ignore = "soak: minutes; run on demand"]

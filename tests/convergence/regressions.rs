@@ -39,7 +39,7 @@ fn edit(b: String, f: impl FnOnce(&mut Value)) -> String {
 
 #[tokio::test]
 async fn an_ignored_mover_never_makes_an_older_rehire_stale() {
-    // issue 12, divergence 1: joiner t1, leaver t2, rehire t3, mover t4 delivered j, l, m, r
+    // Regression: joiner t1, leaver t2, rehire t3, mover t4 delivered j, l, m, r
     let events = [
         body(&joiner(0, 1), 1),
         body(&Ev { kind: 2, day: 2, ..joiner(0, 2) }, 2),
@@ -66,7 +66,7 @@ async fn an_ignored_mover_never_makes_an_older_rehire_stale() {
 
 #[tokio::test]
 async fn an_appstream_address_used_again_is_a_new_enabled_user() {
-    // issue 12, divergence 2: e-mail A -> B -> A in order
+    // Regression: e-mail A -> B -> A in order
     let (w, states) = world();
     run(&states, &body(&joiner(0, 1), 1)).await;
     run(&states, &body(&Ev { kind: 1, email: 1, ..joiner(0, 2) }, 2)).await;
@@ -80,7 +80,7 @@ async fn an_appstream_address_used_again_is_a_new_enabled_user() {
 
 #[tokio::test]
 async fn a_joiner_parked_after_a_partial_write_loses_everything_on_the_leaver() {
-    // issue 11, trigger 1: AppStream creates the user and associates the first stack, then a
+    // Regression: AppStream creates the user and associates the first stack, then a
     // stack that does not exist parks the joiner; the ledger never commits the account.
     let (w, states) = world();
     let j = edit(body(&joiner(0, 1), 1), |v| v["appstreamStacks"] = json!(["engineering-desktop", "no-such-stack"]));
@@ -98,7 +98,7 @@ async fn a_joiner_parked_after_a_partial_write_loses_everything_on_the_leaver() 
 
 #[tokio::test]
 async fn after_a_leaver_for_a_person_without_accounts_a_later_mover_grants_nothing() {
-    // issue 11, trigger 2
+    // Regression
     let (w, states) = world();
     run(&states, &body(&Ev { kind: 2, ..joiner(0, 1) }, 1)).await;
     let results = run(&states, &body(&Ev { kind: 1, ..joiner(0, 5) }, 2)).await;
@@ -112,7 +112,7 @@ async fn after_a_leaver_for_a_person_without_accounts_a_later_mover_grants_nothi
 
 #[tokio::test]
 async fn an_ad_user_name_belongs_to_one_person() {
-    // issue 11, trigger 3: Ada sends directoryUserName ad0; Bob's derived AD name is ad0 too
+    // Regression: Ada sends directoryUserName ad0; Bob's derived AD name is ad0 too
     let (w, states) = world();
     run(&states, &body(&joiner(0, 1), 1)).await;
     let bob = edit(body(&Ev { subs: 2, ..joiner(1, 2) }, 2), |v| {
@@ -138,7 +138,7 @@ async fn an_ad_user_name_belongs_to_one_person() {
 
 #[tokio::test]
 async fn a_held_leaver_holds_the_persons_later_events_and_is_never_forgotten() {
-    // issue 11, trigger 4: the breaker (0 leavers an hour) holds the leaver; a later mover
+    // Regression: the breaker (0 leavers an hour) holds the leaver; a later mover
     let w = World::new();
     let mut cfg = config();
     cfg.leavers_per_hour = Some(0);
@@ -161,7 +161,7 @@ async fn a_held_leaver_holds_the_persons_later_events_and_is_never_forgotten() {
 
 #[tokio::test]
 async fn a_rename_and_a_leaver_in_either_order_leave_no_access() {
-    // issue 11, trigger 5 (and the same with an AppStream e-mail change)
+    // Regression
     for order in [[0usize, 1, 2], [0, 2, 1]] {
         let (w, states) = world();
         let events = [
@@ -178,7 +178,7 @@ async fn a_rename_and_a_leaver_in_either_order_leave_no_access() {
 
 #[tokio::test]
 async fn an_identity_store_leaver_whose_user_lost_the_marker_is_parked_not_skipped() {
-    // issue 11, trigger 6
+    // Regression
     let w = World::new();
     let mut cfg = config();
     cfg.leavers_per_hour = None;
@@ -191,7 +191,7 @@ async fn an_identity_store_leaver_whose_user_lost_the_marker_is_parked_not_skipp
 
 #[tokio::test]
 async fn an_iam_lockdown_goes_on_past_a_credential_that_vanished() {
-    // issue 11, trigger 7
+    // Regression
     let (w, states) = world();
     run(&states, &body(&joiner(0, 1), 1)).await;
     w.iam.add_credentials("u0", "AKIAEXAMPLE0000001");

@@ -138,8 +138,14 @@ async fn subscription_sync_and_hr_ingest_log_no_personal_data_either() {
 #[tokio::test]
 async fn appstream_sync_and_iam_sync_log_no_personal_data_either() {
     let (capture, _guard) = capture_json_logs();
-    let (apps, _) = crate::appstream::appstream_state(&[]);
-    let (iam, iam_mem) = crate::iam::iam_state();
+    let (apps, _) = appstream_sync::memory(
+        std::sync::Arc::new(appstream_sync::sim::SimAppStream::demo()),
+        &crate::memory_config(&[]),
+    )
+    .expect("memory settings");
+    let (iam, iam_mem) =
+        iam_sync::memory(std::sync::Arc::new(iam_sync::sim::SimIam::demo()), &crate::memory_config(&[]))
+            .expect("memory settings");
     // alan's derived IAM name is taken by a hand-made user: parked, with its reason in the logs
     iam_mem.service.seed_user("alan.turing", &[]);
     let mut renamed = fixture_json("03-mover-ada.json");

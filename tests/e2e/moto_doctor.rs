@@ -1,6 +1,6 @@
 //! `jml doctor` over HTTP against moto: the identity and IAM canaries send every write path
 //! through the real adapters (Identity Store with the extension in `scripts/moto_jml.py`), read
-//! each back and clean up; the request shapes they record are the ones issue 13 settles
+//! each back and clean up; the request shapes they record are the ones the adapters send
 //! (lower-camel multi-valued attributes, an explicit JSON null to remove, USERPOOL...).
 //!
 //! Run by `scripts/moto-e2e.sh` (part of `./scripts/test.sh`); ignored by a plain `cargo test`.

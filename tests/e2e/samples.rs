@@ -388,7 +388,7 @@ fn the_parser_is_stricter_only_where_json_schema_cannot_say_it() {
     }
 }
 
-/// A leaver's other fields are validated when present (issue 22 G: an e-mail of 12345, a 50 KB
+/// A leaver's other fields are validated when present (an e-mail of 12345, a 50 KB
 /// displayName, a string as groups were accepted), each error with its path; and a leaver
 /// carrying a valid full record is still a leaver.
 #[test]

@@ -17,7 +17,7 @@ pub enum WelcomeEmail {
 /// A CreateUser request for an AppStream 2.0 user pool user (`AuthenticationType` USERPOOL).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AppStreamNewUser {
-    /// The e-mail address, normalised (see `appstream::user_name`).
+    /// The e-mail address, normalised (see `naming::user_name`).
     pub user_name: String,
     /// Only `^[A-Za-z0-9_\-\s]+$`, at most 2048 (see `appstream::pool_name`); `None` omitted.
     pub first_name: Option<String>,

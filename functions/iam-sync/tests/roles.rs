@@ -72,7 +72,7 @@ fn template_role() -> Vec<Grant> {
     );
     g.push(("AddUserToGroup", "arn:aws:iam::123456789012:group/jml/", false));
     g.push(("RemoveUserFromGroup", "arn:aws:iam::123456789012:group/", false));
-    // The leaver finds a person's users by tag (issue 22 F). The template must grant it (resource
+    // The leaver finds a person's users by tag. The template must grant it (resource
     // *: the listing has no resource-level permission); template.yaml is not changed on this
     // branch (its owner adds the grant), so this model is one grant ahead of it.
     g.push(("GetAccountAuthorizationDetails", user, false));

@@ -55,7 +55,7 @@ async fn the_canary_passes_every_write_path_and_leaves_nothing() {
 
 #[tokio::test]
 async fn a_refused_disable_fails_its_step_skips_the_rest_and_still_cleans_up() {
-    // The service as it might be: UpdateUser on userStatus refused (issue 13, item 4)
+    // The service as it might be: UpdateUser on userStatus refused
     let store = SimIdentityStore::new();
     store.create_group("jml-all-staff");
     store.reject_user_status_writes(true);

@@ -173,10 +173,10 @@ pub fn leaver_incomplete_because(code: &'static str, remaining: &[String]) -> Sy
 
 /// A record whose knowledge decides a leaver but which is still marked active: the leaver's
 /// read-back found access left (`LeaverIncomplete`), or it was never converged.
-fn incomplete_leaver(r: &PersonRecord) -> bool {
+fn incomplete_leaver(r: &PersonRecord, known: &Knowledge) -> bool {
     r.held.is_none()
         && r.status == PersonStatus::Active
-        && ledger::effective(&Knowledge::of(Some(r)), Some(r.status)).is_some_and(|e| e.kind() == EventKind::Leaver)
+        && ledger::effective(known, Some(r.status)).is_some_and(|e| e.kind() == EventKind::Leaver)
 }
 
 /// A stored event that no longer validates decides the person's state: nothing converges.
@@ -239,8 +239,18 @@ impl std::fmt::Debug for Engine {
 enum Start {
     /// Read it (again) under the lease.
     Read,
-    /// The record read before (`None`: the person had none), still current under the lease.
-    Known(Option<Box<PersonRecord>>),
+    /// The record read before (`None`: the person had none), still current under the lease,
+    /// with what it knows (read once).
+    Known(Option<Box<PersonRecord>>, Box<Knowledge>),
+}
+
+/// On what condition the lease is taken.
+#[derive(Clone, Copy, Debug)]
+enum LeaseOn {
+    /// Whatever the record: the work reads it under the lease.
+    Any,
+    /// Only if the record is still at this version (`None`: no record), in the same atomic write.
+    Unchanged(Option<u64>),
 }
 
 /// How a commit ended.
@@ -302,22 +312,24 @@ impl Engine {
         // audit entry; only an event that changes the person's knowledge takes the lease (and
         // reads the record again under it).
         let record = self.ledger.get(&person, self.target.name()).await?;
-        match ledger::merge(event, body, record.as_ref()) {
+        let known = Knowledge::of(record.as_ref());
+        match ledger::merge_known(event, body, record.as_ref(), known.clone()) {
             Merge::Changed(_) => {
                 // The lease is taken only if the record is still the one just read: then it
                 // need not be read again under the lease.
-                let expected = Some(record.as_ref().map(|r| r.version));
+                let on = LeaseOn::Unchanged(record.as_ref().map(|r| r.version));
                 let ahead = self.target.ahead(event);
-                self.leased(&person, expected, ahead, |unchanged, lease| {
-                    let start = if unchanged { Start::Known(record.map(Box::new)) } else { Start::Read };
+                self.leased(&person, on, ahead, |unchanged, lease| {
+                    let start =
+                        if unchanged { Start::Known(record.map(Box::new), Box::new(known)) } else { Start::Read };
                     async move { self.apply_leased(event, body, start, lease.as_deref()).await }
                 })
                 .await
             }
             // A leaver recorded but not verified (LeaverIncomplete): its redelivery converges again.
-            Merge::Duplicate if record.as_ref().is_some_and(incomplete_leaver) => {
+            Merge::Duplicate if record.as_ref().is_some_and(|r| incomplete_leaver(r, &known)) => {
                 let person = person.as_str();
-                self.leased(person, None, Vec::new(), |_, lease| async move {
+                self.leased(person, LeaseOn::Any, Vec::new(), |_, lease| async move {
                     self.reconverge_leased(person, lease.as_deref()).await
                 })
                 .await
@@ -357,18 +369,11 @@ impl Engine {
     }
 
     /// Runs `work` under the person's lease (not in a dry run, which writes nothing: `work` then
-    /// gets no lease). With `expected` (the record's version read before, `None` for no record),
-    /// the lease is taken only if the record is still that one, in the same atomic write, and
-    /// `work` is told so (`true`: the record need not be read again). The commit that ends the
-    /// work gives the lease back in its own atomic write (see [`Engine::commit`]); otherwise it
-    /// is released here.
-    async fn leased<F, Fut>(
-        &self,
-        person: &str,
-        expected: Option<Option<u64>>,
-        ahead: Vec<String>,
-        work: F,
-    ) -> Result<Outcome, SyncError>
+    /// gets no lease). With [`LeaseOn::Unchanged`], the lease is taken only if the record is
+    /// still the one read, in the same atomic write, and `work` is told so (`true`: the record
+    /// need not be read again). The commit that ends the work gives the lease back in its own
+    /// atomic write (see [`Engine::commit`]); otherwise it is released here.
+    async fn leased<F, Fut>(&self, person: &str, on: LeaseOn, ahead: Vec<String>, work: F) -> Result<Outcome, SyncError>
     where
         F: FnOnce(bool, Option<Arc<Lease>>) -> Fut,
         Fut: std::future::Future<Output = Result<Outcome, SyncError>>,
@@ -380,16 +385,16 @@ impl Engine {
         let n = HOLDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let holder = format!("{}-{}-{n}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or_default());
         let until = Utc::now().timestamp() + ledger::LEASE_SECONDS;
-        let unchanged = match expected {
-            Some(v) => {
+        let unchanged = match on {
+            LeaseOn::Unchanged(v) => {
                 match self.ledger.lease_if_unchanged(person, self.target.name(), &holder, until, v, &ahead).await? {
                     Leased::Unchanged => true,
                     Leased::Taken => false,
                     Leased::Busy => return Err(busy()),
                 }
             }
-            None if self.ledger.lease(person, self.target.name(), &holder, until).await? => false,
-            None => return Err(busy()),
+            LeaseOn::Any if self.ledger.lease(person, self.target.name(), &holder, until).await? => false,
+            LeaseOn::Any => return Err(busy()),
         };
         // Written with the lease only when the record was unchanged (one transaction).
         let lease = Arc::new(Lease::new(holder, if unchanged { ahead.into_iter().collect() } else { BTreeSet::new() }));
@@ -460,18 +465,23 @@ impl Engine {
         let dry_run = self.settings.dry_run;
         let mut raced = false;
         for _attempt in 0..MAX_ATTEMPTS {
-            let record = match std::mem::replace(&mut start, Start::Read) {
-                Start::Known(record) => record.map(|r| *r),
-                Start::Read => self.ledger.get(&person, self.target.name()).await?,
+            // The record and what it knows, each read once per attempt.
+            let (record, before) = match std::mem::replace(&mut start, Start::Read) {
+                Start::Known(record, known) => (record.map(|r| *r), *known),
+                Start::Read => {
+                    let record = self.ledger.get(&person, self.target.name()).await?;
+                    let known = Knowledge::of(record.as_ref());
+                    (record, known)
+                }
             };
-            let knowledge = match ledger::merge(event, body, record.as_ref()) {
+            let knowledge = match ledger::merge_known(event, body, record.as_ref(), before.clone()) {
                 Merge::Changed(k) => *k,
                 unchanged if !raced => return self.unchanged(&unchanged, event, record.as_ref()).await,
                 _ => {
                     // We lost a race after writing: converge again on what the winner recorded,
                     // so our writes never outlive a newer decision.
                     if let Some(r) = record.as_ref().filter(|r| r.held.is_none())
-                        && let Some(winner) = ledger::effective(&Knowledge::of(Some(r)), Some(r.status))
+                        && let Some(winner) = ledger::effective(&before, Some(r.status))
                     {
                         let ctx = self.ctx(&person, Some(r), true, lease);
                         let plan = self.plan(&winner, &ctx).await?;
@@ -500,7 +510,6 @@ impl Engine {
             // older leaver, the target is still active, and a mover would carry the previous
             // employment's account and hand-made grants on. Once stored, it converges as a mover
             // (no second welcome).
-            let before = Knowledge::of(record.as_ref());
             let lifecycle_id = |k: &Knowledge| k.lifecycle.as_ref().map(|(e, _)| e.event_id.to_string());
             let rehire_now = knowledge.lifecycle.as_ref().is_some_and(|(e, _)| e.kind() == EventKind::Rehire)
                 && lifecycle_id(&before) != lifecycle_id(&knowledge);
@@ -668,7 +677,7 @@ impl Engine {
     /// Re-converges a person on what the ledger knows (no new event), bypassing the breaker and
     /// clearing a hold: how `release-held` applies a held leaver, or whatever superseded it.
     pub async fn reconverge(&self, person: &str) -> Result<Outcome, SyncError> {
-        self.leased(person, None, Vec::new(), |_, lease| async move {
+        self.leased(person, LeaseOn::Any, Vec::new(), |_, lease| async move {
             self.reconverge_leased(person, lease.as_deref()).await
         })
         .await

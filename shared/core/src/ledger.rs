@@ -469,7 +469,12 @@ pub enum Merge {
 /// The same eventId is a duplicate only when the event's own fields (as the contract reads them,
 /// whatever a deployment wrapped around them) are the same; otherwise it is [`Merge::Reused`].
 pub fn merge(event: &HrEvent, body: &str, record: Option<&PersonRecord>) -> Merge {
-    let mut k = Knowledge::of(record);
+    merge_known(event, body, record, Knowledge::of(record))
+}
+
+/// [`merge`] on what the record knows, already read ([`Knowledge::of`] the record): the engine
+/// reads a record's knowledge once per attempt and decides everything on it.
+pub fn merge_known(event: &HrEvent, body: &str, record: Option<&PersonRecord>, mut k: Knowledge) -> Merge {
     let id = event.event_id.as_str();
     for (stored, _) in [&k.profile, &k.lifecycle].into_iter().flatten() {
         if stored.event_id.as_str() == id {
@@ -634,7 +639,7 @@ mod tests {
         let r = event("e-3", "rehire", "2026-11-03T09:00:00Z");
         let m = event("e-4", "mover", "2026-11-04T09:00:00Z");
         let in_order = fold(&[j.clone(), l.clone(), r.clone(), m.clone()]).unwrap();
-        // The divergence of issue 12: the mover before the rehire must not make the rehire stale.
+        // A regression: the mover before the rehire must not make the rehire stale.
         let shuffled = fold(&[m.clone(), j.clone(), r.clone(), l.clone(), m.clone()]).unwrap();
         assert_eq!(in_order.last_event, shuffled.last_event);
         assert_eq!(in_order.lifecycle_event, shuffled.lifecycle_event);

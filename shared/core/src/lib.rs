@@ -42,3 +42,4 @@ pub mod reconcile;
 pub mod redrive;
 pub mod sim;
 pub mod target;
+pub mod testkit;

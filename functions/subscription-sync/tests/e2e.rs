@@ -2,6 +2,9 @@
 //! change) -> leaver (everything released) -> duplicate, the AD user name's sources, permanent
 //! and retryable failures.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use jml_core::batch::RecordResult;
@@ -12,10 +15,10 @@ use serde_json::json;
 use subscription_sync::sim::SimUserSubscriptions;
 use subscription_sync::{MemoryBackend, State};
 
-use crate::{decision, failures, fixture, fixture_json, invoke, run, sqs_batch};
+use jml_core::testkit::{decision, failures, fixture, fixture_json, invoke, run, sqs_batch};
 
 fn subs_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
-    subscription_sync::memory(Arc::new(SimUserSubscriptions::demo()), &crate::memory_config(extra))
+    subscription_sync::memory(Arc::new(SimUserSubscriptions::demo()), &jml_core::testkit::memory_config(extra))
         .expect("memory settings")
 }
 
@@ -143,7 +146,7 @@ async fn dry_run_plans_the_grants_without_calling_a_write() {
 
 #[tokio::test]
 async fn the_rds_sal_license_manager_adds_is_kept_beside_the_products_and_released_last() {
-    // issue 13, item 6: REMOTE_DESKTOP_SERVICES is subscribed with the other products
+    // Regression: REMOTE_DESKTOP_SERVICES is subscribed with the other products
     let (state, mem) = subs_state(&[]);
     mem.service.subscribe_rds_with_other_products();
     assert_eq!(decision(&run(&state, &fixture("01-joiner-ada.json")).await), Decision::Create);
@@ -173,7 +176,7 @@ async fn the_rds_sal_license_manager_adds_is_kept_beside_the_products_and_releas
 
 #[tokio::test(start_paused = true)]
 async fn license_manager_steps_are_awaited_and_a_step_still_running_is_retried_never_parked() {
-    // issue 13, item 5: StartProductSubscription must be ACTIVE before AssociateUser, and
+    // Regression: StartProductSubscription must be ACTIVE before AssociateUser, and
     // DisassociateUser complete before StopProductSubscription (the simulator refuses otherwise)
     let (state, mem) = subs_state(&[]);
     mem.service.settle_after(3);

@@ -2,6 +2,9 @@
 //! rehire -> duplicate, the ledger claim against hijacking, ResourceAlreadyExists after a crash,
 //! the pool quota, names AppStream cannot take, and the welcome e-mail rules.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use appstream_sync::naming::APPSTREAM_TARGET;
@@ -13,12 +16,13 @@ use jml_core::ledger::{Inventory, Records};
 use jml_core::ports::ServiceError;
 use lambda_runtime::{Context, LambdaEvent};
 
-use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
+use jml_core::testkit::{decision, failures, fixture, fixture_json, run, sqs_batch};
 
 const ADA: &str = "ada.lovelace@example.com";
 
 pub fn appstream_state(extra: &[(&str, &str)]) -> (State, MemoryBackend) {
-    appstream_sync::memory(Arc::new(SimAppStream::demo()), &crate::memory_config(extra)).expect("memory settings")
+    appstream_sync::memory(Arc::new(SimAppStream::demo()), &jml_core::testkit::memory_config(extra))
+        .expect("memory settings")
 }
 
 fn stacks(mem: &MemoryBackend, user: &str) -> Vec<String> {

@@ -2,6 +2,9 @@
 //! duplicate, hijack refusals (unmanaged user, another person's tag, a case-only collision, two
 //! people deriving one name), in-place retries of IAM's transient answers, quotas and renames.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use iam_sync::naming::{IAM_TARGET, TAG_DISABLED_AT, TAG_EXTERNAL_ID, TAG_STATUS};
@@ -14,7 +17,7 @@ use jml_core::ledger::Inventory;
 use jml_core::ports::{ConflictReason, ServiceError};
 use lambda_runtime::{Context, LambdaEvent};
 
-use crate::{decision, failures, fixture, fixture_json, run, sqs_batch};
+use jml_core::testkit::{decision, failures, fixture, fixture_json, run, sqs_batch};
 
 const ADA: &str = "ada.lovelace";
 
