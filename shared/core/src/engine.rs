@@ -542,8 +542,11 @@ impl Engine {
             if dry_run {
                 return Ok(self.planned(plan, &effective, event));
             }
-            if (new_leaver || strips_all) && !raced && plan.revokes && !self.breaker_allows(&person, &effective).await?
-            {
+            // Counted when the plan revokes, or writes anything at all: a plan that did not see
+            // the account (it creates) may meet it at apply time (`Replan`), and the re-plan,
+            // which does revoke, is applied under this same decision.
+            let counted = plan.revokes || !plan.actions.is_empty();
+            if (new_leaver || strips_all) && !raced && counted && !self.breaker_allows(&person, &effective).await? {
                 return self.hold(event, &effective, &knowledge, record.as_ref(), lease).await;
             }
             // Write-ahead: the leaver is recorded before anything is revoked (still marked active,
