@@ -223,3 +223,27 @@ async fn a_leaver_never_releases_an_ad_user_its_joiner_was_refused_because_anoth
     assert!(r.error.is_none(), "{:?}", r.error);
     assert_eq!(mem.service.holdings("alan.turing"), alan, "alan lost his subscriptions to ada's leaver");
 }
+
+#[tokio::test]
+async fn an_ad_rename_never_releases_an_ad_user_an_earlier_refused_event_named() {
+    // GIVEN alan with his AD user, and ada with hers
+    let (state, mem) = subs_state(&[]);
+    run(&state, &fixture("02-joiner-alan.json")).await;
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let alan = mem.service.holdings("alan.turing");
+    // AND a mover of ada naming alan's AD user by mistake: refused (the claim is alan's)
+    let mut typo = fixture_json("01-joiner-ada.json");
+    typo["eventId"] = "typo".into();
+    typo["type"] = "mover".into();
+    typo["occurredAt"] = "2026-11-05T00:00:00Z".into();
+    typo["person"]["directoryUserName"] = "alan.turing".into();
+    assert_eq!(run(&state, &typo.to_string()).await.result, RecordResult::Parked);
+    // WHEN HR corrects it with ada's new AD user (a rename: every other name of hers is released)
+    let mut fixed = typo.clone();
+    fixed["eventId"] = "fixed".into();
+    fixed["occurredAt"] = "2026-11-06T00:00:00Z".into();
+    fixed["person"]["directoryUserName"] = "abyron".into();
+    assert_eq!(decision(&run(&state, &fixed.to_string()).await), Decision::Update);
+    // THEN alan keeps his subscriptions
+    assert_eq!(mem.service.holdings("alan.turing"), alan, "alan lost his subscriptions to ada's AD rename");
+}
