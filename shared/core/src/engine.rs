@@ -731,7 +731,7 @@ impl Engine {
         }))
     }
 
-    /// The blast-radius breaker for a new leaver whose plan revokes something: `true` applies
+    /// The blast-radius breaker for a new leaver whose plan writes something: `true` applies
     /// it, `false` holds it. Decided once per (person, leaver event) for every target: the first
     /// target to decide records the decision in the ledger (first writer wins) and a retry or
     /// another target gets the stored answer. A slot of the sliding one-hour window is taken (or
