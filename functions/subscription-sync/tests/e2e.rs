@@ -205,3 +205,48 @@ async fn license_manager_steps_are_awaited_and_a_step_still_running_is_retried_n
         (vec!["OFFICE_PROFESSIONAL_PLUS".to_string()], vec!["i-0a1b2c3d4e5f60001".to_string()])
     );
 }
+
+#[tokio::test]
+async fn a_leaver_never_releases_an_ad_user_its_joiner_was_refused_because_another_person_owns_it() {
+    // GIVEN alan, who holds his AD user `alan.turing` (claimed) and its subscription
+    let (state, mem) = subs_state(&[]);
+    assert_eq!(decision(&run(&state, &fixture("02-joiner-alan.json")).await), Decision::Create);
+    let alan = mem.service.holdings("alan.turing");
+    assert_eq!(alan.1, vec!["i-0a1b2c3d4e5f60003"]);
+    // AND ada's joiner naming alan's AD user by mistake: refused (the claim is alan's)
+    let mut typo = fixture_json("01-joiner-ada.json");
+    typo["person"]["directoryUserName"] = "alan.turing".into();
+    let r = run(&state, &typo.to_string()).await;
+    assert_eq!(r.result, RecordResult::Parked);
+    assert_eq!(mem.dlq.parked()[0].error_code, "SubscriptionUserOwnedByAnother");
+    // WHEN ada leaves
+    let r = run(&state, &fixture("04-leaver-ada.json")).await;
+    // THEN alan keeps every subscription: ada's leaver never touches another person's AD user
+    // (the name her refused joiner wrote ahead into her inventory was never hers)
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(mem.service.holdings("alan.turing"), alan, "alan lost his subscriptions to ada's leaver");
+}
+
+#[tokio::test]
+async fn an_ad_rename_never_releases_an_ad_user_an_earlier_refused_event_named() {
+    // GIVEN alan with his AD user, and ada with hers
+    let (state, mem) = subs_state(&[]);
+    run(&state, &fixture("02-joiner-alan.json")).await;
+    run(&state, &fixture("01-joiner-ada.json")).await;
+    let alan = mem.service.holdings("alan.turing");
+    // AND a mover of ada naming alan's AD user by mistake: refused (the claim is alan's)
+    let mut typo = fixture_json("01-joiner-ada.json");
+    typo["eventId"] = "typo".into();
+    typo["type"] = "mover".into();
+    typo["occurredAt"] = "2026-11-05T00:00:00Z".into();
+    typo["person"]["directoryUserName"] = "alan.turing".into();
+    assert_eq!(run(&state, &typo.to_string()).await.result, RecordResult::Parked);
+    // WHEN HR corrects it with ada's new AD user (a rename: every other name of hers is released)
+    let mut fixed = typo.clone();
+    fixed["eventId"] = "fixed".into();
+    fixed["occurredAt"] = "2026-11-06T00:00:00Z".into();
+    fixed["person"]["directoryUserName"] = "abyron".into();
+    assert_eq!(decision(&run(&state, &fixed.to_string()).await), Decision::Update);
+    // THEN alan keeps his subscriptions
+    assert_eq!(mem.service.holdings("alan.turing"), alan, "alan lost his subscriptions to ada's AD rename");
+}

@@ -551,8 +551,11 @@ impl Engine {
             if dry_run {
                 return Ok(self.planned(plan, &effective, event));
             }
-            if (new_leaver || strips_all) && !raced && plan.revokes && !self.breaker_allows(&person, &effective).await?
-            {
+            // Counted when the plan revokes, or writes anything at all: a plan that did not see
+            // the account (it creates) may meet it at apply time (`Replan`), and the re-plan,
+            // which does revoke, is applied under this same decision.
+            let counted = plan.revokes || !plan.actions.is_empty();
+            if (new_leaver || strips_all) && !raced && counted && !self.breaker_allows(&person, &effective).await? {
                 return self.hold(event, &effective, &knowledge, record.as_ref(), lease).await;
             }
             // Write-ahead: the leaver is recorded before anything is revoked (still marked active,
@@ -737,7 +740,7 @@ impl Engine {
         }))
     }
 
-    /// The blast-radius breaker for a new leaver whose plan revokes something: `true` applies
+    /// The blast-radius breaker for a new leaver whose plan writes something: `true` applies
     /// it, `false` holds it. Decided once per (person, leaver event) for every target: the first
     /// target to decide records the decision in the ledger (first writer wins) and a retry or
     /// another target gets the stored answer. A slot of the sliding one-hour window is taken (or

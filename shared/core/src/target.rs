@@ -28,7 +28,8 @@ pub trait Step: fmt::Debug + Send + Sync + 'static {
     /// What the step does, free of personal data (the outcome's actions, the audit, dry run).
     fn describe(&self) -> String;
     /// Whether the step takes access away. The blast-radius breaker counts a leaver (or a
-    /// mover that strips everything) only when its plan has a revoking step.
+    /// mover that strips everything) when its plan has a revoking step, or any step at all (a
+    /// create may meet the account at apply time and be planned again, revoking).
     fn revokes(&self) -> bool;
 }
 

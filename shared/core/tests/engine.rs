@@ -49,6 +49,9 @@ struct Fake {
     replans: Mutex<usize>,
     /// A grant nobody can revoke (a hand-made re-grant): the read-back always finds it.
     stuck: Mutex<Option<String>>,
+    /// The next plan does not see the person's account (a lookup that missed it, or a
+    /// concurrent creation the plan did not see yet); `apply` then meets it (`Replan`).
+    blind_once: Mutex<bool>,
 }
 
 fn count(m: &Mutex<usize>) -> usize {
@@ -67,7 +70,8 @@ impl Target for Fake {
     async fn plan(&self, desired: &Desired<'_>, ctx: &Ctx<'_>) -> Result<Plan<FakeStep, Option<String>>, SyncError> {
         *self.plans.lock().unwrap() += 1;
         let person = ctx.person().to_string();
-        let current = self.accounts.lock().unwrap().get(&person).cloned();
+        let blind = std::mem::take(&mut *self.blind_once.lock().unwrap());
+        let current = if blind { None } else { self.accounts.lock().unwrap().get(&person).cloned() };
         let event = desired.state;
         let mut steps = Vec::new();
         let decision = match (event.kind(), &current) {
@@ -115,6 +119,10 @@ impl Target for Fake {
         let person = ctx.person().to_string();
         if plan.steps.contains(&FakeStep::Create) {
             ctx.remember(&person).await?;
+            if self.accounts.lock().unwrap().contains_key(&person) {
+                // The account exists after all (the service answers a conflict): plan again.
+                return Err(SyncError::Replan("fake: the account exists".into()));
+            }
         }
         let stuck = self.stuck.lock().unwrap().clone();
         let mut accounts = self.accounts.lock().unwrap();
@@ -345,4 +353,34 @@ async fn a_commit_that_fails_after_the_writes_is_retried_and_its_redelivery_conv
     assert!(matches!(again.decision, Decision::Duplicate | Decision::Update | Decision::NoChange));
     assert_eq!(w.fake.accounts.lock().unwrap()["workday#1"].grants, BTreeSet::from(["jml-b".to_string()]));
     assert_eq!(w.ledger.record("workday#1", TARGET).unwrap().last_event_id, "e3");
+}
+
+#[tokio::test]
+async fn a_mover_stripping_everything_is_counted_by_the_breaker_even_when_only_its_replan_revokes() {
+    // GIVEN a breaker of one leaver an hour, already used by another person's leaver
+    let w = world(EngineSettings { leavers_per_hour: Some(1), ..EngineSettings::default() });
+    apply(&w, &joiner("9", "j9", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+    assert_eq!(apply(&w, &leaver("9", "l9", "2026-11-03T09:00:00Z")).await.unwrap().decision, Decision::Disable);
+    // AND a person with a grant
+    apply(&w, &joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+    // WHEN a mover strips everything, and the first plan does not see the account (it plans a
+    // create, which revokes nothing), so the breaker is skipped; apply meets the account and the
+    // engine plans again: now the plan revokes
+    *w.fake.blind_once.lock().unwrap() = true;
+    let (mover, body) = event(serde_json::json!({
+        "eventId": "m1", "type": "mover", "occurredAt": "2026-11-03T10:00:00Z",
+        "person": {"externalId": {"issuer": "workday", "id": "1"}, "userName": "u1",
+                   "displayName": "Someone", "name": {"givenName": "Some", "familyName": "One"},
+                   "email": "u1@example.com"},
+        "groups": [], "subscriptions": [], "appstreamStacks": []
+    }));
+    let out = match w.engine.apply(&mover, &body).await {
+        // Retried (redelivered) is fine: the next delivery's plan sees the account.
+        Err(e) if e.is_retryable() => w.engine.apply(&mover, &body).await.unwrap(),
+        other => other.unwrap(),
+    };
+    // THEN the revocation is still the breaker's to decide: held (the window is full), the
+    // grant kept until an operator releases it
+    assert_eq!(out.decision, Decision::Held, "a re-plan that revokes bypassed the breaker: {out:?}");
+    assert!(w.fake.accounts.lock().unwrap()["workday#1"].grants.contains("jml-a"));
 }
