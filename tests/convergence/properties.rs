@@ -218,6 +218,11 @@ impl Inventory for Yielding {
         self.inner.claim(t, n, p).await
     }
 
+    async fn owner(&self, t: &str, n: &str) -> Result<Option<String>, ServiceError> {
+        self.pause().await;
+        self.inner.owner(t, n).await
+    }
+
     async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
         self.pause().await;
         self.inner.remember(p, t, a).await

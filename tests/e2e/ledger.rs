@@ -229,6 +229,10 @@ impl Inventory for Racing {
         self.inner.claim(t, n, p).await
     }
 
+    async fn owner(&self, t: &str, n: &str) -> Result<Option<String>, ServiceError> {
+        self.inner.owner(t, n).await
+    }
+
     async fn remember(&self, p: &str, t: &str, a: &str) -> Result<(), ServiceError> {
         self.inner.remember(p, t, a).await
     }

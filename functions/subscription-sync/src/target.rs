@@ -45,6 +45,38 @@ pub struct SubscriptionAccounts {
     /// The instance list the plan was made on (listed afresh for any revocation); the steps'
     /// waits and the read-back use it, never listing again.
     pub instances: Vec<SubscriptionInstance>,
+    /// Names of the inventory nobody has claimed (a name written ahead by an event that never
+    /// reached its claim): `apply` claims each before the first write under it.
+    pub unclaimed: BTreeSet<String>,
+}
+
+/// The names of the person's inventory (and record) they may release: those whose claim is
+/// theirs, and those nobody claimed (returned apart: claimed before the first write). A name
+/// another person owns is never released, whatever the inventory says: an event refused as
+/// `SubscriptionUserOwnedByAnother` wrote its name ahead with the lease before the claim that
+/// refused it. One ledger read per distinct claim (usually one).
+async fn own_names(ctx: &Ctx<'_>, names: BTreeSet<String>) -> Result<(BTreeSet<String>, BTreeSet<String>), SyncError> {
+    let mut owners = std::collections::BTreeMap::new();
+    let (mut owned, mut unclaimed) = (BTreeSet::new(), BTreeSet::new());
+    for name in names {
+        let key = claim_key(&name);
+        let owner = match owners.get(&key) {
+            Some(owner) => owner,
+            None => owners.entry(key.clone()).or_insert(ctx.owner(&key).await?),
+        };
+        match owner.as_deref() {
+            Some(o) if o == ctx.person() => {
+                owned.insert(name);
+            }
+            None => {
+                unclaimed.insert(name);
+            }
+            Some(_) => {
+                tracing::warn!(decision = "inventory-name-of-another", "an inventory AD user name is another person's claim: never released");
+            }
+        }
+    }
+    Ok((owned, unclaimed))
 }
 
 /// Reads `done` until it holds, pausing [`SETTLE_WAITS_MS`] between reads; `InProgress` after.
@@ -127,7 +159,8 @@ impl SubscriptionSync {
     /// everything released.
     async fn plan_leaver(&self, event: &HrEvent, ctx: &Ctx<'_>) -> Result<SubscriptionPlan, SyncError> {
         let resolved_by = if ctx.record.is_some() { "ledger" } else { "event" };
-        let names = ctx.known_accounts().await?;
+        let (mut names, unclaimed) = own_names(ctx, ctx.known_accounts().await?).await?;
+        names.extend(unclaimed.iter().cloned());
         // The leaver's directoryUserName hint counts only if it is the person's own (it always
         // is among `names` then): a leaver never releases another person's AD user.
         if let Change::Leaver { directory_user_name: Some(hint), .. } = &event.change
@@ -146,7 +179,7 @@ impl SubscriptionSync {
         Ok(Plan {
             decision: decision(EventKind::Leaver, &steps),
             steps,
-            accounts: SubscriptionAccounts { user: None, names, instances },
+            accounts: SubscriptionAccounts { user: None, names, instances, unclaimed },
             user_id: None,
             user_name,
             resolved_by,
@@ -167,8 +200,14 @@ impl SubscriptionSync {
         let user = username.as_str();
         let revoke_others = ctx.sweep || ctx.record.and_then(|r| r.user_name.as_deref()).is_some_and(|old| old != user);
         let mut names = BTreeSet::from([user.to_string()]);
+        let mut unclaimed = BTreeSet::new();
         if revoke_others {
-            names.extend(ctx.known_accounts().await?);
+            let (owned, others) = own_names(ctx, ctx.known_accounts().await?).await?;
+            names.extend(owned);
+            names.extend(others.iter().cloned());
+            unclaimed = others;
+            // The name this event converges is claimed in `apply` like any other.
+            unclaimed.remove(user);
         }
         let desired = event.profile().map(|p| p.subscriptions.as_slice()).unwrap_or_default();
         let rds = self.service.adds_rds_with_other_products();
@@ -186,7 +225,7 @@ impl SubscriptionSync {
         Ok(Plan {
             decision: decision(event.kind(), &steps),
             steps,
-            accounts: SubscriptionAccounts { user: Some(user.to_string()), names, instances },
+            accounts: SubscriptionAccounts { user: Some(user.to_string()), names, instances, unclaimed },
             user_id: None,
             user_name: Some(user.to_string()),
             resolved_by,
@@ -283,6 +322,14 @@ impl Target for SubscriptionSync {
             // The exact spelling enters the inventory before any write under it (free: it was
             // written ahead with the lease), so a leaver finds every spelling ever used.
             ctx.remember(user).await?;
+        }
+        // A name nobody had claimed is claimed before the first write under it; claimed first
+        // by another person meanwhile, the service changed under the plan: planned again (and
+        // then left alone).
+        for name in &plan.accounts.unclaimed {
+            if plan.steps.iter().any(|s| s.user() == name) && !ctx.claim(&claim_key(name)).await? {
+                return Err(SyncError::Replan("the claim of an AD user name of the inventory".into()));
+            }
         }
         for step in &plan.steps {
             self.execute(step, &plan.accounts.instances).await?;

@@ -52,8 +52,9 @@ async fn a_leaver_lists_the_instances_once_and_reads_the_holdings_for_the_plan_a
     // disassociation's status before the stop, the read-back's holdings (1 + 3). Before the
     // seam: 16 reads (ListInstances x3, ListProductSubscriptions x3, ListUserAssociations x10)
     // and 6 ledger reads (the inventory was read for the breaker's plan, the converge and the
-    // read-back; now once per piece of work).
-    assert_eq!(rows[2], row("disable", 10, 2, 3, 5, 1, 2, 7));
+    // read-back; now once per piece of work), plus one read of the name's claim: a name of the
+    // inventory another person owns is never released.
+    assert_eq!(rows[2], row("disable", 10, 2, 4, 5, 1, 2, 7));
     // Rehire (warm cache): the holdings (1 + 3), the product's status before AssociateUser.
     assert_eq!(rows[3], row("rehire", 5, 2, 1, 3, 0, 2, 3));
 }

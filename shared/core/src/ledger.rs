@@ -166,6 +166,9 @@ pub trait Inventory: Send + Sync {
     /// A claim that is (or becomes) the person's is also added to their account inventory on
     /// that target (in the same atomic write), before the account is created or renamed.
     async fn claim(&self, target: &str, name: &str, person: &str) -> Result<String, ServiceError>;
+    /// Who owns the claim of `name` on a target, if anyone (a strongly consistent read, no
+    /// write): how a plan tells a name the person owns from one another person claimed.
+    async fn owner(&self, target: &str, name: &str) -> Result<Option<String>, ServiceError>;
     /// Adds an account key to the person's inventory on a target without claiming it (accounts
     /// whose service records the owner itself on the account). Idempotent.
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError>;

@@ -353,6 +353,11 @@ impl<'a> Ctx<'a> {
         Ok(ours)
     }
 
+    /// Who owns the claim of `name` on this target (a read: a plan may ask), `None`: nobody.
+    pub async fn owner(&self, name: &str) -> Result<Option<String>, SyncError> {
+        Ok(self.inventory.owner(self.target, name).await?)
+    }
+
     /// Records an account key in the inventory before the write that creates or renames it (a
     /// key written with the lease, see [`Target::ahead`], is already there).
     pub async fn remember(&self, account: &str) -> Result<(), SyncError> {

@@ -448,21 +448,23 @@ impl Inventory for DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(person.to_string()),
-            Err(e) if first_condition_failed(&e) => {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", s(&key))
-                    .key("sk", s("claim"))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
-                out.item().and_then(|i| get_s(i, "owner")).map(str::to_string).ok_or_else(|| corrupt("claim owner"))
-            }
+            Err(e) if first_condition_failed(&e) => self.owner(target, name).await?.ok_or_else(|| corrupt("claim owner")),
             Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
         }
+    }
+
+    async fn owner(&self, target: &str, name: &str) -> Result<Option<String>, ServiceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::claim_key(target, name)))
+            .key("sk", s("claim"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(jml_core::ports::op::LEDGER_READ, &e))?;
+        Ok(out.item().and_then(|i| get_s(i, "owner")).map(str::to_string))
     }
 
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {

@@ -180,6 +180,12 @@ impl Inventory for SimLedger {
         Ok(owner)
     }
 
+    async fn owner(&self, target: &str, name: &str) -> Result<Option<String>, ServiceError> {
+        let mut s = self.lock();
+        s.reads += 1;
+        Ok(s.claims.get(&(target.to_string(), name.to_string())).cloned())
+    }
+
     async fn remember(&self, person: &str, target: &str, account: &str) -> Result<(), ServiceError> {
         let mut s = self.lock();
         s.writes += 1;
