@@ -72,7 +72,10 @@ async fn own_names(ctx: &Ctx<'_>, names: BTreeSet<String>) -> Result<(BTreeSet<S
                 unclaimed.insert(name);
             }
             Some(_) => {
-                tracing::warn!(decision = "inventory-name-of-another", "an inventory AD user name is another person's claim: never released");
+                tracing::warn!(
+                    decision = "inventory-name-of-another",
+                    "an inventory AD user name is another person's claim: never released"
+                );
             }
         }
     }

@@ -448,7 +448,9 @@ impl Inventory for DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(person.to_string()),
-            Err(e) if first_condition_failed(&e) => self.owner(target, name).await?.ok_or_else(|| corrupt("claim owner")),
+            Err(e) if first_condition_failed(&e) => {
+                self.owner(target, name).await?.ok_or_else(|| corrupt("claim owner"))
+            }
             Err(e) => Err(classify(jml_core::ports::op::LEDGER_WRITE, &e)),
         }
     }
