@@ -6,7 +6,6 @@
 
 mod bad_events;
 mod breaker;
-mod handler;
 mod ingest;
 mod ledger;
 mod logs;

@@ -1,4 +1,7 @@
-//! Handler scenarios on the simulator, GIVEN / WHEN / THEN.
+//! identity-sync through its real handler on the simulator, GIVEN / WHEN / THEN.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
 
 use identity_sync::port::UserStatus;
 use identity_sync::sim::Fault;
@@ -6,7 +9,16 @@ use jml_core::contract::{ExternalId, ExternalIdPart};
 use jml_core::ports::ServiceError;
 use serde_json::{Value, json};
 
-use crate::{failures, fixture, fixture_json, invoke, memory_state, sqs_batch};
+use jml_core::testkit::{failures, fixture, fixture_json, invoke, sqs_batch};
+
+/// A handler state on a fresh demo simulator (groups of the samples, manager seeded).
+fn memory_state() -> (identity_sync::State, identity_sync::MemoryBackend) {
+    identity_sync::memory(
+        std::sync::Arc::new(identity_sync::sim::demo_identity_store()),
+        &jml_core::testkit::memory_config(&[]),
+    )
+    .expect("memory settings")
+}
 
 const ADA: &str = "ada.lovelace";
 const GROUP_ADA: &str = "p-workday-100234";
