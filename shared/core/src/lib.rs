@@ -29,6 +29,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod contract;
+pub mod dated;
 pub mod doctor;
 pub mod engine;
 pub mod ingest;
