@@ -72,6 +72,15 @@ enum Command {
         /// (OccurredInFuture). Default: the real clock.
         #[arg(long, value_name = "RFC3339", value_parser = jml_core::clock::parse_now)]
         now: Option<chrono::DateTime<chrono::Utc>>,
+        /// After the files: advance the clock to this time (RFC 3339), firing every dated change
+        /// that comes due on the way, in the order they take effect (simulator only; the clock
+        /// never moves back). The final tables show the state at this time.
+        #[arg(long, value_name = "RFC3339", value_parser = jml_core::clock::parse_now)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// After the replay, print this person's dated timeline (`issuer#id`): every change with
+        /// its effective time (UTC and the person's local time), applied, pending or rescinded.
+        #[arg(long, value_name = "ISSUER#ID")]
+        timeline: Option<String>,
     },
     /// Print a person's audit trail from the DynamoDB ledger (LEDGER_TABLE, default credentials).
     Audit {
@@ -256,9 +265,15 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> ExitCode {
     match command {
-        Command::Replay { paths, backend, dry_run, apply, audit, targets, now } => {
-            let clock = now.map_or_else(jml_core::clock::Clock::system, jml_core::clock::Clock::at);
-            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref(), clock).await
+        Command::Replay { paths, backend, dry_run, apply, audit, targets, now, until, timeline } => {
+            // Firing on --until needs a clock the replay can move: virtual, from now by default.
+            let clock = match (now, until) {
+                (Some(now), _) => jml_core::clock::Clock::at(now),
+                (None, Some(_)) => jml_core::clock::Clock::at(chrono::Utc::now()),
+                (None, None) => jml_core::clock::Clock::system(),
+            };
+            let dated = replay::Dated { until, timeline: timeline.as_deref() };
+            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref(), clock, dated).await
         }
         Command::Audit { person } => audit(&person).await,
         Command::Reconcile { snapshot, backend, targets, as_of, format, apply, max_missing, replay } => {

@@ -367,6 +367,7 @@ async fn moto_held_events_never_collide_with_the_person_held() {
         last_event: None,
         lifecycle_event: None,
         held: None,
+        events: Vec::new(),
         version: 1,
         updated_at: at,
     };
@@ -590,6 +591,7 @@ async fn moto_the_lease_is_taken_on_an_unchanged_record_and_given_back_by_the_co
         last_event: None,
         lifecycle_event: None,
         held: None,
+        events: Vec::new(),
         version: 1,
         updated_at: at,
     };

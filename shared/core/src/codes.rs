@@ -49,6 +49,20 @@ crate::parking_codes! {
         /// per user).
         /// Do: raise the quota or free capacity, then redrive.
         ServiceQuotaExceeded,
+        /// `effectiveAt` or `effectiveDate` is more than `MAX_EFFECTIVE_AHEAD_DAYS` (400) days ahead
+        /// of the clock: most likely a mistyped year; a change is never scheduled that far out.
+        /// Do: fix the date in HR and send the event again.
+        EffectiveTooFarAhead,
+        /// A rescind recorded (`occurredAt`) at or after the event it names took effect, or naming
+        /// a change that took effect when HR recorded it, or a rescind: decided from the events, so
+        /// delivery order cannot change it; nothing was changed.
+        /// Do: the change stands; HR sends a rehire (for a leaver) or a new event that undoes it.
+        RescindTooLate,
+        /// The change is dated ahead, and this deployment has nothing that fires a pending change
+        /// on its date yet (the simulator's replay does; AWS EventBridge Scheduler is not wired
+        /// in): accepting it would leave it unapplied, a leaver above all.
+        /// Do: send the event on its effective date, or a leaver as `immediate`; then redrive.
+        DatedEventNotSchedulable,
         /// A defect: the engine and a target disagreed about a plan or a lease; nothing was
         /// written after it.
         /// Do: report it with the message; redrive once fixed.

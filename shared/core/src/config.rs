@@ -35,6 +35,9 @@ pub struct Config {
     pub leavers_per_hour: Option<u32>,
     /// `TARGET_QUEUES` (hr-ingest): `name=fifo-queue-url,...`, one per enabled target.
     pub target_queues: Vec<crate::ingest::TargetQueue>,
+    /// `DEFAULT_TIMEZONE` (an IANA zone, default `UTC`) and `MAX_EFFECTIVE_AHEAD_DAYS` (default
+    /// 400): how dated events are resolved and bounded.
+    pub dating: crate::engine::DatingRules,
     /// The source of every variable, for the targets' own sections.
     lookup: Lookup,
 }
@@ -128,7 +131,18 @@ impl Config {
             None => Vec::new(),
             Some(v) => crate::ingest::parse_target_queues(&v).map_err(|rule| err("TARGET_QUEUES", rule))?,
         };
+        let mut dating = crate::engine::DatingRules::default();
+        if let Some(zone) = get("DEFAULT_TIMEZONE") {
+            crate::dated::zone(&zone).map_err(|e| err("DEFAULT_TIMEZONE", e.to_string()))?;
+            dating.default_zone = zone;
+        }
+        if let Some(v) = get("MAX_EFFECTIVE_AHEAD_DAYS") {
+            dating.max_ahead_days = v.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| {
+                err("MAX_EFFECTIVE_AHEAD_DAYS", "must be a whole number of days from 1 to 3650 (default 400)")
+            })?;
+        }
         Ok(Self {
+            dating,
             leavers_per_hour,
             target_queues,
             backend,

@@ -15,7 +15,8 @@
 //!   the gap, and a repeated local time is taken at its earlier occurrence (access ends sooner).
 //! - [`rescinds`]: which rescinds hold. A rescind is too late when it was recorded at or after
 //!   the effective instant of the event it rescinds (decided from the two events, so delivery
-//!   order cannot change it); a rescind of a rescind never holds.
+//!   order cannot change it); only a change dated ahead of its recording can be rescinded (one
+//!   that took effect when recorded is corrected by a new event), and a rescind never.
 //! - [`state_at`]: the person's state at an instant: of the events effective at or before it and
 //!   not rescinded, the newest by (effective instant, recorded time, eventId) with a profile
 //!   (joiner, mover, rehire) and the newest lifecycle event (leaver, rehire): the ledger's two
@@ -162,6 +163,13 @@ pub fn rescinds(events: &[Dated]) -> Rescinds {
             out.refused.insert(
                 r.event_id.clone(),
                 format!("rescinds: '{target}' is itself a rescind, which cannot be rescinded"),
+            );
+        } else if t.effective <= t.recorded {
+            out.refused.insert(
+                r.event_id.clone(),
+                format!(
+                    "rescinds: '{target}' took effect when HR recorded it (it is not dated ahead): nothing is pending to rescind; HR sends a new event instead"
+                ),
             );
         } else if r.recorded >= t.effective {
             out.refused.insert(
@@ -355,6 +363,7 @@ mod tests {
             if let Role::Rescind(t) = &r.role
                 && let Some(target) = events.iter().find(|e| &e.event_id == t)
                 && !matches!(target.role, Role::Rescind(_))
+                && target.effective > target.recorded
                 && r.recorded < target.effective
             {
                 cancelled.insert(t.clone());

@@ -13,7 +13,10 @@ use chrono::Utc;
 use crate::clock::{self, Clock};
 use crate::codes::EngineCode;
 use crate::contract::{EventKind, HrEvent, InvalidEvent};
-use crate::ledger::{self, AuditEntry, HeldEvent, Knowledge, Leased, Ledger, Merge, PersonRecord, PersonStatus};
+use crate::contract::{Message, Rescind};
+use crate::ledger::{
+    self, AuditEntry, HeldEvent, Knowledge, Leased, Ledger, Merge, MergeMessage, PersonRecord, PersonStatus,
+};
 use crate::ports::ServiceError;
 pub use crate::target::{AnyPlan, Applied, Ctx, Desired, DynTarget, Lease, Plan, Step, Target};
 
@@ -36,6 +39,8 @@ pub enum Decision {
     Stale,
     /// A leaver beyond the blast-radius breaker's threshold: kept, not applied, until released.
     Held,
+    /// Dated ahead: recorded; the state changes when it takes effect (nothing converged now).
+    Scheduled,
 }
 
 impl Decision {
@@ -51,6 +56,7 @@ impl Decision {
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
             Self::Held => "held",
+            Self::Scheduled => "scheduled",
         }
     }
 }
@@ -215,6 +221,31 @@ pub struct EngineSettings {
     pub leavers_per_hour: Option<u32>,
     /// The clock of every decision (see [`crate::clock`]); the system clock by default.
     pub clock: Clock,
+    /// How dated events are resolved (`DEFAULT_TIMEZONE`, the leaver's local cut-off, the bound
+    /// on how far ahead a change may be dated).
+    pub dating: DatingRules,
+    /// Whether something fires this engine's pending transitions on time ([`Engine::fire`]: the
+    /// replay's virtual clock). Without it, a message that leaves a change pending is parked
+    /// (`DatedEventNotSchedulable`): a dated leaver accepted and never fired would be a missed
+    /// leaver.
+    pub fires_pending: bool,
+}
+
+/// The deployment's rules for dated events.
+#[derive(Clone, Debug)]
+pub struct DatingRules {
+    /// `DEFAULT_TIMEZONE`: the zone of a person whose zone is unknown (UTC by default).
+    pub default_zone: String,
+    /// The local time a leaver's last working day ends at (23:59:59 by default).
+    pub cutoff: chrono::NaiveTime,
+    /// `MAX_EFFECTIVE_AHEAD_DAYS`: a change dated further ahead is parked (`EffectiveTooFarAhead`).
+    pub max_ahead_days: i64,
+}
+
+impl Default for DatingRules {
+    fn default() -> Self {
+        Self { default_zone: "UTC".into(), cutoff: crate::dated::default_cutoff(), max_ahead_days: 400 }
+    }
 }
 
 /// The engine for one target. Cheap to clone.
@@ -279,6 +310,18 @@ impl Engine {
         &self.settings.clock
     }
 
+    /// The same engine, with something that fires its pending transitions on time
+    /// ([`Engine::fire`]: the replay's virtual clock, a test): a change dated ahead is accepted.
+    pub fn firing(mut self) -> Self {
+        self.settings.fires_pending = true;
+        self
+    }
+
+    /// The ledger this engine records in.
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
     /// The same engine on another clock (`jml replay --now`, tests).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.settings.clock = clock;
@@ -306,14 +349,25 @@ impl Engine {
         if let Some(why) = clock::occurred_in_future(event.occurred_at, self.settings.clock.now()) {
             return Err(EngineCode::OccurredInFuture.error(why));
         }
+        if let Some(why) = self.too_far_ahead(event) {
+            return Err(EngineCode::EffectiveTooFarAhead.error(why));
+        }
         self.target.check(event)?;
         let person = event.external_id.key();
         // A duplicate is settled by one read and no write; a stale event by one read and its
         // audit entry; only an event that changes the person's knowledge takes the lease (and
         // reads the record again under it).
         let record = self.ledger.get(&person, self.target.name()).await?;
-        let known = Knowledge::of(record.as_ref());
-        match ledger::merge_known(event, body, record.as_ref(), known.clone()) {
+        let known = Knowledge::at(record.as_ref(), self.settings.clock.now());
+        let message = Message::Event(event.clone());
+        let merge = match ledger::merge_message(&message, body, record.as_ref(), known.clone(), &self.dating()) {
+            MergeMessage::Undated(m) => m,
+            MergeMessage::Duplicate => Merge::Duplicate,
+            MergeMessage::Reused => Merge::Reused,
+            MergeMessage::RescindRefused(why) => return Err(EngineCode::RescindTooLate.error(why)),
+            MergeMessage::Changed(k) | MergeMessage::Recorded { knowledge: k, .. } => Merge::Changed(k),
+        };
+        match merge {
             Merge::Changed(_) => {
                 // The lease is taken only if the record is still the one just read: then it
                 // need not be read again under the lease.
@@ -336,6 +390,215 @@ impl Engine {
             }
             unchanged => self.unchanged(&unchanged, event, record.as_ref()).await,
         }
+    }
+
+    /// The dated model's inputs at the engine's clock.
+    fn dating(&self) -> ledger::Dating {
+        let rules = &self.settings.dating;
+        ledger::Dating {
+            now: self.settings.clock.now(),
+            default_zone: rules.default_zone.clone(),
+            cutoff: rules.cutoff,
+        }
+    }
+
+    /// An event dated further ahead than `MAX_EFFECTIVE_AHEAD_DAYS` (a year typed 2207 must never
+    /// be scheduled): why, or `None`.
+    fn too_far_ahead(&self, event: &HrEvent) -> Option<String> {
+        let now = self.settings.clock.now();
+        let days = self.settings.dating.max_ahead_days;
+        let bound = now + chrono::Duration::days(days);
+        let (field, ahead) = match event.when {
+            crate::dated::When::At(at) => ("effectiveAt", at > bound),
+            // A local date: a day of slack for the zones ahead of UTC.
+            crate::dated::When::Date(d) => ("effectiveDate", d > (bound + chrono::Duration::days(1)).date_naive()),
+            crate::dated::When::Recorded => return None,
+        };
+        ahead.then(|| {
+            format!(
+                "{field}: more than {days} days ahead of the clock (MAX_EFFECTIVE_AHEAD_DAYS): most likely a mistyped year; never scheduled. Fix the date in HR and send the event again"
+            )
+        })
+    }
+
+    /// A message that changes nothing now: recorded with the person's knowledge (and, dated
+    /// ahead, with when it takes effect). A dated leaver is judged by the breaker now, when HR
+    /// recorded it (a burst of recordings is the anomaly; a month-end of leavers recorded over
+    /// weeks fires on its date without being held).
+    async fn record_only(
+        &self,
+        event: &HrEvent,
+        knowledge: &Knowledge,
+        pending: bool,
+        record: Option<&PersonRecord>,
+        lease: Option<&Lease>,
+    ) -> Result<Outcome, SyncError> {
+        if pending && !self.settings.fires_pending {
+            return Err(EngineCode::DatedEventNotSchedulable.error(format!(
+                "{}: the change takes effect later, and this deployment has nothing that fires a pending change on time; send it on its effective date (or as `immediate` for a leaver)",
+                if event.kind() == EventKind::Leaver { "effectiveDate/effectiveAt of a leaver" } else { "effectiveDate/effectiveAt" }
+            )));
+        }
+        let decision = if pending { Decision::Scheduled } else { Decision::Stale };
+        if self.settings.dry_run {
+            return Ok(self.settled(decision, record));
+        }
+        let leaver_ahead = pending
+            && event.kind() == EventKind::Leaver
+            && record.is_some_and(|r| r.status == PersonStatus::Active && r.held.is_none());
+        if leaver_ahead && !self.breaker_allows(&event.external_id.key(), event).await? {
+            return self.hold(event, event, knowledge, record, lease).await;
+        }
+        let mut outcome = self.settled(decision, record);
+        if let Some(e) = knowledge.events.iter().find(|e| e.message.event_id() == &event.event_id)
+            && e.effective > self.settings.clock.now()
+        {
+            outcome.notes.push(format!(
+                "takes effect at {} (recorded; applied then)",
+                e.effective.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        let mut next = self.record_from(event, knowledge, record, None, record.and_then(|r| r.held.clone()));
+        if record.is_none() {
+            // Nothing converged yet (a hire dated ahead): not a leaver's record, so the change
+            // converges as what it is when it takes effect (a joiner, not a rehire).
+            next.status = PersonStatus::Active;
+        }
+        if !self.commit(&next, record.map(|r| r.version), &self.audit(event, &outcome), lease).await? {
+            return Err(SyncError::ConflictPersisted);
+        }
+        Ok(outcome)
+    }
+
+    /// Applies a rescind: the event it names is cancelled (whichever arrives first), and the
+    /// person converges to what the rest decides now. Too late (recorded at or after that event
+    /// took effect), or naming a change that took effect when recorded: parked `RescindTooLate`
+    /// (HR sends a rehire or a new event).
+    pub async fn apply_rescind(&self, rescind: &Rescind, body: &str) -> Result<Outcome, SyncError> {
+        if let Some(why) = clock::occurred_in_future(rescind.occurred_at, self.settings.clock.now()) {
+            return Err(EngineCode::OccurredInFuture.error(why));
+        }
+        let person = rescind.external_id.key();
+        self.leased(&person, LeaseOn::Any, Vec::new(), |_, lease| async move {
+            self.rescind_leased(rescind, body, lease.as_deref()).await
+        })
+        .await
+    }
+
+    async fn rescind_leased(&self, rescind: &Rescind, body: &str, lease: Option<&Lease>) -> Result<Outcome, SyncError> {
+        let person = rescind.external_id.key();
+        let message = Message::Rescind(rescind.clone());
+        for _attempt in 0..MAX_ATTEMPTS {
+            let record = self.ledger.get(&person, self.target.name()).await?;
+            let known = Knowledge::at(record.as_ref(), self.settings.clock.now());
+            let (knowledge, changed) = match ledger::merge_message(
+                &message,
+                body,
+                record.as_ref(),
+                known,
+                &self.dating(),
+            ) {
+                MergeMessage::Changed(k) => (*k, true),
+                MergeMessage::Recorded { knowledge, .. } => (*knowledge, false),
+                MergeMessage::RescindRefused(why) => return Err(EngineCode::RescindTooLate.error(why)),
+                MergeMessage::Reused => {
+                    return Err(EngineCode::EventIdReused.error(format!(
+                            "eventId: '{}' was already used by another event of this person; a rescind needs an eventId of its own",
+                            rescind.event_id
+                        )));
+                }
+                MergeMessage::Duplicate | MergeMessage::Undated(_) => {
+                    return Ok(self.settled(Decision::Duplicate, record.as_ref()));
+                }
+            };
+            let audit_event = self.rescind_as_event(rescind, &knowledge);
+            let mut applied = None;
+            let mut verified = (EngineCode::LeaverIncomplete.as_str(), Vec::new());
+            let mut outcome =
+                self.settled(if changed { Decision::NoChange } else { Decision::Scheduled }, record.as_ref());
+            if changed && record.as_ref().is_none_or(|r| r.held.is_none()) {
+                if let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) {
+                    let ctx = self.ctx(&person, record.as_ref(), false, lease);
+                    let plan = self.plan(&effective, &ctx).await?;
+                    if self.settings.dry_run {
+                        return Ok(self.planned(plan, &effective, &effective));
+                    }
+                    let v = self.converge(plan, &effective, &ctx).await?;
+                    outcome = self.outcome(v.applied.clone(), &effective, &effective);
+                    verified = (v.code, v.remaining);
+                    applied = Some(v.applied);
+                }
+            }
+            if self.settings.dry_run {
+                return Ok(outcome);
+            }
+            let mut next = self.record_from(
+                &audit_event,
+                &knowledge,
+                record.as_ref(),
+                applied.as_ref(),
+                record.as_ref().and_then(|r| r.held.clone()),
+            );
+            next.last_event_id = rescind.event_id.to_string();
+            let mut audit = self.audit(&audit_event, &outcome);
+            audit.event_id = rescind.event_id.to_string();
+            audit.event_type = "rescind".into();
+            match self
+                .commit_verified(
+                    next,
+                    record.as_ref().map(|r| r.version),
+                    &audit,
+                    outcome,
+                    (verified.0, &verified.1),
+                    lease,
+                )
+                .await?
+            {
+                Committed::Done(done) => return done,
+                Committed::Raced => continue,
+            }
+        }
+        Err(SyncError::ConflictPersisted)
+    }
+
+    /// The rescind, as the record and its audit entry name the change that delivered it (its id
+    /// and time; the person's state is the knowledge's).
+    fn rescind_as_event(&self, rescind: &Rescind, knowledge: &Knowledge) -> HrEvent {
+        let base = knowledge.profile.as_ref().or(knowledge.lifecycle.as_ref()).map(|(e, _)| e.clone());
+        let mut e = base.unwrap_or_else(|| HrEvent {
+            event_id: rescind.event_id.clone(),
+            occurred_at: rescind.occurred_at,
+            external_id: rescind.external_id.clone(),
+            change: crate::contract::Change::Leaver { user_name: None, directory_user_name: None },
+            when: crate::dated::When::Recorded,
+            immediate: false,
+        });
+        e.event_id = rescind.event_id.clone();
+        e.occurred_at = rescind.occurred_at;
+        e
+    }
+
+    /// Fires what is due for a person now (the engine's clock): when the state the knowledge
+    /// decides now is not the one last converged (a dated change took effect), the person
+    /// converges to it; otherwise nothing is read or written on the service. A person held by the
+    /// breaker stays held. How a pending transition is applied on its date.
+    pub async fn fire(&self, person: &str) -> Result<Outcome, SyncError> {
+        let record = self.ledger.get(person, self.target.name()).await?;
+        let Some(record) = record else { return Ok(self.settled(Decision::NoChange, None)) };
+        if record.held.is_some() {
+            return Ok(self.settled(Decision::Held, Some(&record)));
+        }
+        let now = Knowledge::at(Some(&record), self.settings.clock.now());
+        let slot_id = |b: &Option<String>| b.as_deref().map(ledger::body_event_id);
+        let converged = (slot_id(&record.last_event), slot_id(&record.lifecycle_event));
+        let due = (
+            now.profile.as_ref().map(|(e, _)| Some(e.event_id.to_string())),
+            now.lifecycle.as_ref().map(|(e, _)| Some(e.event_id.to_string())),
+        );
+        if !now.dated() || due == converged {
+            return Ok(self.settled(Decision::NoChange, Some(&record)));
+        }
+        self.reconverge(person).await
     }
 
     /// A duplicate (no writes; a redelivered held leaver is still reported held, never "done")
@@ -470,11 +733,24 @@ impl Engine {
                 Start::Known(record, known) => (record.map(|r| *r), *known),
                 Start::Read => {
                     let record = self.ledger.get(&person, self.target.name()).await?;
-                    let known = Knowledge::of(record.as_ref());
+                    let known = Knowledge::at(record.as_ref(), self.settings.clock.now());
                     (record, known)
                 }
             };
-            let knowledge = match ledger::merge_known(event, body, record.as_ref(), before.clone()) {
+            let message = Message::Event(event.clone());
+            let merged = ledger::merge_message(&message, body, record.as_ref(), before.clone(), &self.dating());
+            let merged = match merged {
+                MergeMessage::Undated(m) => m,
+                MergeMessage::Changed(k) => Merge::Changed(k),
+                MergeMessage::Duplicate => Merge::Duplicate,
+                MergeMessage::Reused => Merge::Reused,
+                MergeMessage::RescindRefused(why) => return Err(EngineCode::RescindTooLate.error(why)),
+                MergeMessage::Recorded { knowledge, pending } if !raced => {
+                    return self.record_only(event, &knowledge, pending, record.as_ref(), lease).await;
+                }
+                MergeMessage::Recorded { .. } => Merge::Stale,
+            };
+            let knowledge = match merged {
                 Merge::Changed(k) => *k,
                 unchanged if !raced => return self.unchanged(&unchanged, event, record.as_ref()).await,
                 _ => {
@@ -691,7 +967,7 @@ impl Engine {
             let Some(record) = self.ledger.get(person, self.target.name()).await? else {
                 return Ok(self.settled(Decision::NoChange, None));
             };
-            let knowledge = Knowledge::of(Some(&record));
+            let knowledge = Knowledge::at(Some(&record), self.settings.clock.now());
             if let Some(u) = knowledge.blocked_by() {
                 return Err(stored_unreadable(u));
             }
@@ -891,6 +1167,7 @@ impl Engine {
             last_event: knowledge.profile_body(),
             lifecycle_event: knowledge.lifecycle_body(),
             held,
+            events: if knowledge.dated() { knowledge.stored() } else { Vec::new() },
             version: previous.map_or(1, |r| r.version + 1),
             updated_at: self.settings.clock.now(),
         }

@@ -205,14 +205,32 @@ impl Ingest {
     /// Validates `body` (an HR event) and fans it out; `source_id` is the SQS message id or the
     /// EventBridge event id.
     pub async fn ingest(&self, body: &str, source_id: Option<&str>) -> IngestOutcome {
-        let event = match contract::parse_deliverable(body) {
-            Ok((event, None)) => event,
-            // A leaver is never held back by a field it does not need: the targets apply it as a
-            // bare leaver and report the field errors.
-            Ok((bare, Some(invalid))) => {
-                tracing::warn!(decision = "leaver-field-errors", error = %invalid, "fanned out as a bare leaver");
-                bare
-            }
+        let parsed = if contract::is_rescind(body) {
+            // A rescind goes to every target like the event it cancels (the same person's group).
+            contract::parse_message(body).and_then(|m| match m {
+                contract::Message::Rescind(r) => Ok(HrEvent {
+                    event_id: r.event_id,
+                    occurred_at: r.occurred_at,
+                    external_id: r.external_id,
+                    change: contract::Change::Leaver { user_name: None, directory_user_name: None },
+                    when: crate::dated::When::Recorded,
+                    immediate: false,
+                }),
+                contract::Message::Event(_) => Err(contract::InvalidEvent::one("type", "must be rescind")),
+            })
+        } else {
+            contract::parse_deliverable(body).map(|(event, invalid)| {
+                // A leaver is never held back by a field it does not need: the targets apply it
+                // as a bare leaver and report the field errors.
+                if let Some(invalid) = invalid {
+                    tracing::warn!(decision = "leaver-field-errors", error = %invalid, "fanned out as a bare leaver");
+                }
+                event
+            })
+        };
+        // (For a rescind, `event` carries only its id, time and person: what the fan-out needs.)
+        let event = match parsed {
+            Ok(event) => event,
             Err(invalid) => {
                 return self.park(body, EngineCode::InvalidEvent.as_str(), &invalid.to_string(), source_id).await;
             }

@@ -40,6 +40,10 @@ impl State {
             audit_ttl: config.audit_ttl(),
             leavers_per_hour: config.leavers_per_hour,
             clock: crate::clock::Clock::system(),
+            dating: config.dating.clone(),
+            // Nothing fires a pending change on AWS yet (EventBridge Scheduler is not wired in):
+            // a change dated ahead is parked, never accepted and left unapplied.
+            fires_pending: false,
         };
         Self {
             engine: Engine::new(target, ledger, settings),
@@ -97,6 +101,23 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
     // A leaver is never refused for a field it does not need (a malformed phone number, a hint):
     // with a valid eventId, occurredAt and ExternalId it is applied as a bare leaver, and the
     // field errors are reported (log, note, `LeaverFieldErrors` metric) for HR to fix.
+    // A rescind is not a change to a person: it cancels one (the engine decides what holds).
+    if contract::is_rescind(body) {
+        let (event_id, external_id) = (event_id_hint(body), contract::external_id_hint(body));
+        span.record("event_id", event_id.as_deref().unwrap_or("-"));
+        span.record("external_id", external_id.as_deref().unwrap_or("-"));
+        span.record("event_type", "rescind");
+        let result = match contract::parse_message(body) {
+            Ok(contract::Message::Rescind(r)) => state.engine.apply_rescind(&r, body).await,
+            Ok(contract::Message::Event(_)) => {
+                Err(SyncError::Invalid(contract::InvalidEvent::one("type", "must be rescind")))
+            }
+            Err(invalid) => Err(SyncError::Invalid(invalid)),
+        };
+        let report =
+            RecordReport { event_id, external_id, kind: None, result: RecordResult::Done, outcome: None, error: None };
+        return settle(state, body, meta, report, result, None).await;
+    }
     let (parsed, field_errors) = match contract::parse_deliverable(body) {
         Ok((event, field_errors)) => (Ok(event), field_errors),
         Err(invalid) => (Err(invalid), None),
@@ -108,8 +129,7 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
     span.record("event_id", event_id.as_deref().unwrap_or("-"));
     span.record("external_id", external_id.as_deref().unwrap_or("-"));
     span.record("event_type", kind.map(EventKind::as_str).unwrap_or("-"));
-    let mut report =
-        RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
+    let report = RecordReport { event_id, external_id, kind, result: RecordResult::Done, outcome: None, error: None };
 
     let occurred_at = parsed.as_ref().ok().map(|e| e.occurred_at);
     let mut result = match parsed {
@@ -133,6 +153,18 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
             ));
         }
     }
+    settle(state, body, meta, report, result, occurred_at).await
+}
+
+/// The record's result: reported, retried, or parked with its reason.
+async fn settle(
+    state: &State,
+    body: &str,
+    meta: &RecordMeta,
+    mut report: RecordReport,
+    result: Result<Outcome, SyncError>,
+    occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> RecordReport {
     match result {
         Ok(outcome) => {
             tracing::info!(

@@ -64,9 +64,22 @@ pub struct PersonRecord {
     /// The eventId of a leaver the blast-radius breaker holds: while set, later events of the
     /// person are recorded here and not applied, until an operator releases it.
     pub held: Option<String>,
+    /// Every event of the person's knowledge with the instant it takes effect, once the person
+    /// has a dated event (an `effectiveAt`, an `effectiveDate`, a rescind): the state at any
+    /// instant is folded from them ([`crate::dated`]). Empty for a person whose every event took
+    /// effect when recorded: then the two slots above are the whole knowledge, as before.
+    pub events: Vec<StoredEvent>,
     /// Bumped by every commit: the optimistic-concurrency condition.
     pub version: u64,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One event of a person's knowledge, as stored: the body as received and the instant it takes
+/// effect (resolved once, when it was first recorded, with the time zone known then).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub body: String,
+    pub effective: DateTime<Utc>,
 }
 
 /// One processed event, for "when was this person's access removed, everywhere?".
@@ -361,6 +374,48 @@ pub struct Knowledge {
     /// The same for the lifecycle slot. A stored leaver is never unreadable: its id, time and
     /// ExternalId are all a leaver needs, so it is read as a bare leaver.
     pub unreadable_lifecycle: Option<Unreadable>,
+    /// Every event known, with its effective instant, once the person has a dated event (see
+    /// [`PersonRecord::events`]); then `profile` and `lifecycle` are the state at `at`. Empty
+    /// otherwise: the slots are the whole knowledge.
+    pub events: Vec<KnownEvent>,
+    /// The instant the slots hold for.
+    pub at: DateTime<Utc>,
+}
+
+/// One event of a dated knowledge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownEvent {
+    pub message: crate::contract::Message,
+    pub body: String,
+    pub effective: DateTime<Utc>,
+}
+
+impl KnownEvent {
+    fn dated(&self) -> crate::dated::Dated {
+        use crate::contract::Message;
+        use crate::dated::Role;
+        let role = match &self.message {
+            Message::Rescind(r) => Role::Rescind(r.rescinds.to_string()),
+            Message::Event(e) => match e.kind() {
+                EventKind::Joiner | EventKind::Mover => Role::Profile,
+                EventKind::Rehire => Role::Rehire,
+                EventKind::Leaver => Role::Leaver,
+            },
+        };
+        crate::dated::Dated {
+            event_id: self.message.event_id().to_string(),
+            role,
+            recorded: self.message.occurred_at(),
+            effective: self.effective,
+        }
+    }
+
+    fn event(&self) -> Option<&HrEvent> {
+        match &self.message {
+            crate::contract::Message::Event(e) => Some(e),
+            crate::contract::Message::Rescind(_) => None,
+        }
+    }
 }
 
 /// A stored event body that no longer validates: what of it could still be read.
@@ -383,6 +438,11 @@ fn bare(body: &str) -> (Option<String>, Option<DateTime<Utc>>) {
     let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
     let at = s("occurredAt").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
     (s("eventId"), at)
+}
+
+/// The eventId of a stored body (read without the contract's rules), `None` if it has none.
+pub fn body_event_id(body: &str) -> Option<String> {
+    bare(body).0
 }
 
 /// Reads one stored slot: the event, or what can be read of an unreadable one.
@@ -411,9 +471,99 @@ impl Knowledge {
     /// absent (a forgotten leaver would let the next mover grant again): a leaver is read as a
     /// bare leaver, anything else is kept as [`Unreadable`] in its slot.
     pub fn of(record: Option<&PersonRecord>) -> Self {
+        Self::at(record, Utc::now())
+    }
+
+    /// What a record knows, its slots the state at `at` (for a dated knowledge; an undated one
+    /// is the same at every instant).
+    pub fn at(record: Option<&PersonRecord>, at: DateTime<Utc>) -> Self {
         let (profile, unreadable_profile) = read_slot(record.and_then(|r| r.last_event.as_deref()));
         let (lifecycle, unreadable_lifecycle) = read_slot(record.and_then(|r| r.lifecycle_event.as_deref()));
-        Self { profile, lifecycle, unreadable_profile, unreadable_lifecycle }
+        let mut k = Self { profile, lifecycle, unreadable_profile, unreadable_lifecycle, events: Vec::new(), at };
+        let stored = record.map_or(&[][..], |r| r.events.as_slice());
+        if stored.is_empty() {
+            return k;
+        }
+        for s in stored {
+            let message = crate::contract::parse_message(&s.body)
+                .ok()
+                .or_else(|| crate::contract::bare_leaver(&s.body).map(crate::contract::Message::Event));
+            match message {
+                Some(message) => k.events.push(KnownEvent { message, body: s.body.clone(), effective: s.effective }),
+                None => tracing::warn!(
+                    decision = "stored-event-unreadable",
+                    "a stored dated event no longer validates; left out"
+                ),
+            }
+        }
+        k.refold();
+        k
+    }
+
+    /// Whether the knowledge is dated (its events decide the slots).
+    pub fn dated(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The dated model's view of the events.
+    pub fn timeline(&self) -> Vec<crate::dated::Dated> {
+        self.events.iter().map(KnownEvent::dated).collect()
+    }
+
+    /// The slots from the events, at `self.at`.
+    fn refold(&mut self) {
+        let state = crate::dated::state_at(&self.timeline(), self.at);
+        let slot = |id: &Option<String>| {
+            let id = id.as_deref()?;
+            let e = self.events.iter().find(|e| e.message.event_id().as_str() == id)?;
+            Some((e.event()?.clone(), e.body.clone()))
+        };
+        let (profile, lifecycle) = (slot(&state.profile), slot(&state.lifecycle));
+        self.profile = profile;
+        self.lifecycle = lifecycle;
+        // The events decide: a legacy slot that no longer validates no longer blocks.
+        self.unreadable_profile = None;
+        self.unreadable_lifecycle = None;
+    }
+
+    /// The instants after `self.at` at which the state changes.
+    pub fn pending(&self) -> Vec<(DateTime<Utc>, crate::dated::State)> {
+        crate::dated::transitions(&self.timeline(), self.at)
+    }
+
+    /// The events to store with the record ([`PersonRecord::events`]).
+    pub fn stored(&self) -> Vec<StoredEvent> {
+        self.events.iter().map(|e| StoredEvent { body: e.body.clone(), effective: e.effective }).collect()
+    }
+
+    /// The newest time zone the person's profiles name (by recorded time), if any.
+    fn time_zone(&self) -> Option<String> {
+        let mut profiles: Vec<&HrEvent> = self.events.iter().filter_map(KnownEvent::event).collect();
+        profiles.extend(self.profile.as_ref().map(|(e, _)| e));
+        profiles
+            .into_iter()
+            .filter_map(|e| Some((e.occurred_at, e.profile()?.timezone.as_ref()?.as_str().to_string())))
+            .max()
+            .map(|(_, tz)| tz)
+    }
+
+    /// The dated form of an undated knowledge: its slots as events that took effect when recorded.
+    fn into_dated(mut self) -> Self {
+        if self.dated() {
+            return self;
+        }
+        let mut events = Vec::new();
+        for slot in [&self.profile, &self.lifecycle].into_iter().flatten() {
+            if !events.iter().any(|e: &KnownEvent| e.message.event_id() == &slot.0.event_id) {
+                events.push(KnownEvent {
+                    message: crate::contract::Message::Event(slot.0.clone()),
+                    body: slot.1.clone(),
+                    effective: slot.0.occurred_at,
+                });
+            }
+        }
+        self.events = events;
+        self
     }
 
     /// Has the person left (the newest lifecycle event is a leaver)?
@@ -518,6 +668,131 @@ pub fn merge_known(event: &HrEvent, body: &str, record: Option<&PersonRecord>, m
         put(&mut k.lifecycle, &mut k.unreadable_lifecycle);
     }
     if changed { Merge::Changed(Box::new(k)) } else { Merge::Stale }
+}
+
+/// How dated messages are resolved: the clock and the deployment's time-zone rules.
+#[derive(Clone, Debug)]
+pub struct Dating {
+    /// The instant the state is taken at (the engine's clock).
+    pub now: DateTime<Utc>,
+    /// `DEFAULT_TIMEZONE`: for a person whose zone is unknown.
+    pub default_zone: String,
+    /// The local time a leaver's last working day ends at (23:59:59 by default).
+    pub cutoff: chrono::NaiveTime,
+}
+
+impl Default for Dating {
+    fn default() -> Self {
+        Self { now: Utc::now(), default_zone: "UTC".into(), cutoff: crate::dated::default_cutoff() }
+    }
+}
+
+/// What a message does to a person's knowledge.
+#[derive(Clone, Debug)]
+pub enum MergeMessage {
+    /// As [`merge`] (an undated event for an undated knowledge).
+    Undated(Merge),
+    /// Already known: no writes at all.
+    Duplicate,
+    /// Its eventId names another message the ledger holds for the person.
+    Reused,
+    /// The state now changes: converge to it.
+    Changed(Box<Knowledge>),
+    /// The state now is the same: recorded (with when the state will change, if it will).
+    Recorded { knowledge: Box<Knowledge>, pending: bool },
+    /// A rescind recorded at or after its event took effect, or of a rescind (reason).
+    RescindRefused(String),
+}
+
+/// Merges a message (a dated or undated event, or a rescind) into what the record knows. An
+/// undated event for a knowledge without dated events is [`merge`], unchanged; anything else
+/// makes the knowledge dated: every event kept with its effective instant, the state taken at
+/// `dating.now`. The effective instant of an event is resolved here, once, in the person's zone
+/// (the event's own `person.timezone`, else the newest the knowledge names, else the
+/// deployment's default) and stored with it.
+pub fn merge_message(
+    message: &crate::contract::Message,
+    body: &str,
+    record: Option<&PersonRecord>,
+    known: Knowledge,
+    dating: &Dating,
+) -> MergeMessage {
+    use crate::contract::Message;
+    let undated_event = match message {
+        Message::Event(e) => e.when == crate::dated::When::Recorded || (e.kind() == EventKind::Leaver && e.immediate),
+        Message::Rescind(_) => false,
+    };
+    if undated_event
+        && !known.dated()
+        && let Message::Event(e) = message
+    {
+        return MergeMessage::Undated(merge_known(e, body, record, known));
+    }
+    let id = message.event_id().as_str();
+    if let Some(stored) = known.events.iter().find(|k| k.message.event_id().as_str() == id) {
+        let same = &stored.message == message
+            || matches!((&stored.message, message), (Message::Event(a), Message::Event(b))
+                if a.kind() == EventKind::Leaver && b.kind() == EventKind::Leaver
+                    && a.occurred_at == b.occurred_at && a.external_id == b.external_id);
+        return if same { MergeMessage::Duplicate } else { MergeMessage::Reused };
+    }
+    if !known.dated() {
+        // The undated knowledge's own checks first (an id of a slot, or of the last event).
+        if let Message::Event(e) = message {
+            match merge_known(e, body, record, known.clone()) {
+                Merge::Duplicate => return MergeMessage::Duplicate,
+                Merge::Reused => return MergeMessage::Reused,
+                _ => {}
+            }
+        } else if record.is_some_and(|r| r.last_event_id == id) {
+            return MergeMessage::Reused;
+        }
+    }
+    let known = known.into_dated();
+    let effective = match message {
+        Message::Rescind(r) => r.occurred_at,
+        Message::Event(e) => {
+            let name = e
+                .profile()
+                .and_then(|p| p.timezone.as_ref())
+                .map(|t| t.as_str().to_string())
+                .or_else(|| known.time_zone());
+            let zone = name
+                .as_deref()
+                .and_then(|n| crate::dated::zone(n).ok())
+                .or_else(|| crate::dated::zone(&dating.default_zone).ok())
+                .unwrap_or(jiff::tz::TimeZone::UTC);
+            crate::dated::effective_instant(
+                e.when,
+                e.kind() == EventKind::Leaver,
+                e.immediate,
+                e.occurred_at,
+                &zone,
+                dating.cutoff,
+            )
+            .unwrap_or(e.occurred_at)
+        }
+    };
+    let mut next = known.clone();
+    next.at = dating.now;
+    next.events.push(KnownEvent { message: message.clone(), body: body.to_string(), effective });
+    if let Message::Rescind(r) = message
+        && let Some(why) = crate::dated::rescinds(&next.timeline()).refused.get(r.event_id.as_str())
+    {
+        return MergeMessage::RescindRefused(why.clone());
+    }
+    let mut before = known;
+    before.at = dating.now;
+    before.refold();
+    next.refold();
+    let ids = |k: &Knowledge| {
+        (k.profile.as_ref().map(|(e, _)| e.event_id.clone()), k.lifecycle.as_ref().map(|(e, _)| e.event_id.clone()))
+    };
+    if ids(&next) != ids(&before) {
+        return MergeMessage::Changed(Box::new(next));
+    }
+    let pending = next.pending() != before.pending();
+    MergeMessage::Recorded { knowledge: Box::new(next), pending }
 }
 
 /// The event a target converges to, from the knowledge alone (never from delivery order):
@@ -627,6 +902,7 @@ mod tests {
                     last_event: k.profile.map(|(_, b)| b),
                     lifecycle_event: k.lifecycle.map(|(_, b)| b),
                     held: None,
+                    events: Vec::new(),
                     version: rec.as_ref().map_or(1, |r| r.version + 1),
                     updated_at: e.occurred_at,
                 });

@@ -24,6 +24,7 @@ struct Account {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum FakeStep {
     Create,
+    Enable,
     Grant(String),
     Revoke(String),
     Disable,
@@ -92,6 +93,9 @@ impl Target for Fake {
                 if current.is_none() {
                     steps.push(FakeStep::Create);
                 }
+                if current.as_ref().is_some_and(|a| !a.active) && event.kind() == EventKind::Rehire {
+                    steps.push(FakeStep::Enable);
+                }
                 steps.extend(have.difference(&want).cloned().map(FakeStep::Revoke));
                 steps.extend(want.difference(&have).cloned().map(FakeStep::Grant));
                 match (current.is_none(), steps.is_empty()) {
@@ -139,6 +143,7 @@ impl Target for Fake {
                 }
                 FakeStep::Revoke(_) => {}
                 FakeStep::Disable => accounts.entry(person.clone()).or_default().active = false,
+                FakeStep::Enable => accounts.entry(person.clone()).or_default().active = true,
             }
         }
         let status = match (plan.decision, accounts.get(&person)) {
@@ -383,4 +388,204 @@ async fn a_mover_stripping_everything_is_counted_by_the_breaker_even_when_only_i
     // grant kept until an operator releases it
     assert_eq!(out.decision, Decision::Held, "a re-plan that revokes bypassed the breaker: {out:?}");
     assert!(w.fake.accounts.lock().unwrap()["workday#1"].grants.contains("jml-a"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dated events: the state at the end is a function of the events and the time, not of the order
+// they were delivered in (the oracle: what a person computes by hand from the events).
+
+mod dated {
+    use super::*;
+    use chrono::{DateTime, Duration, Utc};
+    use proptest::prelude::*;
+
+    fn base() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[derive(Clone, Debug)]
+    struct Ev {
+        id: String,
+        /// 0 joiner, 1 mover, 2 leaver, 3 rehire, 4 rescind
+        kind: u8,
+        recorded: DateTime<Utc>,
+        /// `None`: undated; `Some(t)`: effectiveAt t.
+        at: Option<DateTime<Utc>>,
+        immediate: bool,
+        groups: Vec<String>,
+        rescinds: String,
+    }
+
+    impl Ev {
+        fn body(&self) -> String {
+            let kind = ["joiner", "mover", "leaver", "rehire", "rescind"][self.kind as usize];
+            let mut v = serde_json::json!({
+                "eventId": self.id, "type": kind,
+                "occurredAt": self.recorded.to_rfc3339(),
+                "person": {"externalId": {"issuer": "workday", "id": "1"}},
+            });
+            if self.kind == 4 {
+                v["rescinds"] = self.rescinds.clone().into();
+                return v.to_string();
+            }
+            if let Some(at) = self.at {
+                v["effectiveAt"] = at.to_rfc3339().into();
+            }
+            if self.kind == 2 {
+                if self.immediate {
+                    v["immediate"] = true.into();
+                }
+                return v.to_string();
+            }
+            v["person"] = serde_json::json!({
+                "externalId": {"issuer": "workday", "id": "1"}, "userName": "u1", "displayName": "Someone",
+                "name": {"givenName": "Some", "familyName": "One"}, "email": "u1@example.com"
+            });
+            v["groups"] = self.groups.clone().into();
+            v.to_string()
+        }
+
+        /// The instant it takes effect, by hand.
+        fn effective(&self) -> DateTime<Utc> {
+            if self.kind == 4 || (self.kind == 2 && self.immediate) {
+                return self.recorded;
+            }
+            self.at.unwrap_or(self.recorded)
+        }
+    }
+
+    /// By hand: cancel what a rescind recorded in time cancels (only a change dated ahead of its
+    /// recording, never a rescind), walk the rest in the order they take effect (ties: recorded
+    /// first, then id) up to `end`, keep the last profile and the last lifecycle event.
+    fn expected(events: &[Ev], end: DateTime<Utc>) -> Option<Account> {
+        let mut cancelled = BTreeSet::new();
+        for r in events.iter().filter(|e| e.kind == 4) {
+            if let Some(t) = events.iter().find(|e| e.id == r.rescinds)
+                && t.kind != 4
+                && t.effective() > t.recorded
+                && r.recorded < t.effective()
+            {
+                cancelled.insert(t.id.clone());
+            }
+        }
+        let mut live: Vec<&Ev> =
+            events.iter().filter(|e| e.kind != 4 && !cancelled.contains(&e.id) && e.effective() <= end).collect();
+        live.sort_by(|a, b| (a.effective(), a.recorded, &a.id).cmp(&(b.effective(), b.recorded, &b.id)));
+        let (mut profile, mut left) = (None, false);
+        for e in live {
+            match e.kind {
+                0 | 1 => profile = Some(e),
+                2 => left = true,
+                _ => {
+                    profile = Some(e);
+                    left = false;
+                }
+            }
+        }
+        match (profile, left) {
+            (_, true) => Some(Account { active: false, grants: BTreeSet::new() }),
+            (Some(p), false) => Some(Account { active: true, grants: p.groups.iter().cloned().collect() }),
+            (None, false) => None,
+        }
+    }
+
+    fn history() -> impl Strategy<Value = Vec<Ev>> {
+        let one = (
+            0..5u8,
+            0..200i64,
+            prop_oneof![Just(None), (-24..150i64).prop_map(Some)],
+            any::<bool>(),
+            0..4usize,
+            0..8usize,
+        );
+        proptest::collection::vec(one, 1..8).prop_map(|raw| {
+            let n = raw.len();
+            raw.into_iter()
+                .enumerate()
+                .map(|(i, (kind, rec, ahead, immediate, g, target))| {
+                    let recorded = base() + Duration::hours(rec);
+                    let groups =
+                        [vec![], vec!["a".to_string()], vec!["b".to_string()], vec!["a".to_string(), "b".to_string()]]
+                            [g]
+                            .clone();
+                    Ev {
+                        id: format!("e{i}"),
+                        kind,
+                        recorded,
+                        at: ahead.map(|h| recorded + Duration::hours(h)),
+                        immediate,
+                        groups,
+                        rescinds: format!("e{}", target % n),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    async fn fire_due(w: &World, clock: &jml_core::clock::Clock, until: DateTime<Utc>) {
+        loop {
+            let record = w.ledger.record("workday#1", TARGET);
+            let k = jml_core::ledger::Knowledge::at(record.as_ref(), clock.now());
+            let Some((at, _)) = k.pending().into_iter().find(|(at, _)| *at <= until) else { break };
+            clock.advance_to(at);
+            w.engine.fire("workday#1").await.unwrap();
+        }
+        clock.advance_to(until);
+    }
+
+    fn run(events: Vec<Ev>, order: Vec<usize>) -> Result<(), TestCaseError> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let clock = jml_core::clock::Clock::at(base());
+            let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+            w.engine = w.engine.clone().firing();
+            for i in order {
+                let e = &events[i % events.len()];
+                // Delivered when the clock reaches its recording (late, never early).
+                let when = clock.now().max(e.recorded);
+                fire_due(&w, &clock, when).await;
+                let body = e.body();
+                // A rescind of itself is refused by the contract (and rescinds nothing).
+                let Ok(message) = jml_core::contract::parse_message(&body) else { continue };
+                let result = match message {
+                    jml_core::contract::Message::Event(ev) => w.engine.apply(&ev, &body).await,
+                    jml_core::contract::Message::Rescind(r) => w.engine.apply_rescind(&r, &body).await,
+                };
+                if let Err(err) = result {
+                    prop_assert!(matches!(err.code(), "RescindTooLate"), "{}: {err}", e.id);
+                }
+            }
+            let end = base() + Duration::hours(400);
+            fire_due(&w, &clock, end).await;
+            let got = w.fake.accounts.lock().unwrap().get("workday#1").cloned();
+            let want = expected(&events, end);
+            // A person who never started holds no account; one who left holds nothing.
+            let norm = |a: Option<Account>| a.filter(|a| a.active || !a.grants.is_empty());
+            prop_assert_eq!(norm(got), norm(want), "events: {:?}", events);
+            Ok(())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Dated histories (changes dated ahead and back, immediate leavers, rescinds before and
+        /// after what they name, duplicates, late deliveries), delivered in any order with the
+        /// clock advancing and every transition fired on its time, end in the state a person
+        /// computes by hand from the events.
+        #[test]
+        fn a_dated_history_ends_in_the_hand_computed_state_whatever_the_delivery_order(
+            events in history(),
+            order in proptest::collection::vec(0..16usize, 1..20),
+        ) {
+            // Every event at least once, then the shuffled extra deliveries (duplicates).
+            let mut all: Vec<usize> = (0..events.len()).collect();
+            all.extend(order);
+            let mut s = all.len() as u64;
+            for i in (1..all.len()).rev() {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                all.swap(i, (s >> 33) as usize % (i + 1));
+            }
+            run(events, all)?;
+        }
+    }
 }

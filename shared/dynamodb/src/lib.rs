@@ -210,6 +210,20 @@ pub fn record_item(r: &PersonRecord) -> Item {
         ("updatedAt".to_string(), time(&r.updated_at)),
         ("version".to_string(), n(r.version)),
     ]);
+    if !r.events.is_empty() {
+        // The person's dated knowledge: each event's body and effective instant.
+        let list = r
+            .events
+            .iter()
+            .map(|e| {
+                AttributeValue::M(HashMap::from([
+                    ("body".to_string(), s(&e.body)),
+                    ("effective".to_string(), time(&e.effective)),
+                ]))
+            })
+            .collect();
+        item.insert("events".to_string(), AttributeValue::L(list));
+    }
     for (k, v) in [
         ("userId", &r.user_id),
         ("userName", &r.user_name),
@@ -224,6 +238,21 @@ pub fn record_item(r: &PersonRecord) -> Item {
     item
 }
 
+/// The `events` list of a person record (absent: none).
+fn events_from(item: &Item) -> Result<Vec<jml_core::ledger::StoredEvent>, ServiceError> {
+    let Some(list) = item.get("events") else { return Ok(Vec::new()) };
+    let list = list.as_l().map_err(|_| corrupt("events"))?;
+    list.iter()
+        .map(|v| {
+            let m = v.as_m().map_err(|_| corrupt("events"))?;
+            Ok(jml_core::ledger::StoredEvent {
+                body: get_s(m, "body").ok_or_else(|| corrupt("events body"))?.to_string(),
+                effective: get_time(m, "effective").ok_or_else(|| corrupt("events effective"))?,
+            })
+        })
+        .collect()
+}
+
 pub fn record_from_item(item: &Item) -> Result<PersonRecord, ServiceError> {
     Ok(PersonRecord {
         person: get_s(item, "pk").ok_or_else(|| corrupt("pk"))?.to_string(),
@@ -236,6 +265,7 @@ pub fn record_from_item(item: &Item) -> Result<PersonRecord, ServiceError> {
         last_event: get_s(item, "lastEvent").map(str::to_string),
         lifecycle_event: get_s(item, "lifecycleEvent").map(str::to_string),
         held: get_s(item, "held").map(str::to_string),
+        events: events_from(item)?,
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
         updated_at: get_time(item, "updatedAt").ok_or_else(|| corrupt("updatedAt"))?,
     })
@@ -825,6 +855,7 @@ mod tests {
             last_event: Some("{\"type\":\"joiner\"}".into()),
             lifecycle_event: Some("{\"type\":\"leaver\"}".into()),
             held: Some("e-3".into()),
+            events: Vec::new(),
             version: 7,
             updated_at: at("2026-11-02T09:00:01Z"),
         }
@@ -832,7 +863,14 @@ mod tests {
 
     #[test]
     fn a_record_reads_back_as_written_with_and_without_its_optional_fields() {
-        let full = record();
+        let mut full = record();
+        full.events = vec![
+            jml_core::ledger::StoredEvent { body: "{\"eventId\":\"a\"}".into(), effective: at("2026-12-31T23:59:59Z") },
+            jml_core::ledger::StoredEvent {
+                body: "{\"eventId\":\"b\"}".into(),
+                effective: at("2026-11-02T09:00:00.5Z"),
+            },
+        ];
         assert_eq!(record_from_item(&record_item(&full)).unwrap(), full);
         let bare = PersonRecord {
             user_id: None,

@@ -12,6 +12,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::dated::When;
+
 pub use types::{
     DirectoryUserName, Email, EventId, ExternalId, ExternalIdPart, GroupName, InstanceId, MARKER_MAX, MARKER_PREFIX,
     Phone, Product, RESERVED_NAMES, StackName, Text, UserName,
@@ -79,9 +81,56 @@ impl fmt::Display for EventKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HrEvent {
     pub event_id: EventId,
+    /// When HR recorded the change (the recorded time).
     pub occurred_at: DateTime<Utc>,
     pub external_id: ExternalId,
     pub change: Change,
+    /// When it takes effect, as sent (`effectiveAt`, `effectiveDate`, or neither: at
+    /// `occurredAt`); the instant is resolved with the person's time zone
+    /// ([`crate::dated::effective_instant`]).
+    pub when: crate::dated::When,
+    /// A leaver marked `immediate` (for-cause): effective at `occurredAt` whatever its dates.
+    pub immediate: bool,
+}
+
+/// A rescind: cancels the event `rescinds` of the same person. It holds when HR recorded it
+/// before that event took effect ([`crate::dated::rescinds`]), whatever the delivery order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rescind {
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub external_id: ExternalId,
+    pub rescinds: EventId,
+}
+
+/// What the HR contract carries: a change to a person, or the rescind of one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Event(HrEvent),
+    Rescind(Rescind),
+}
+
+impl Message {
+    pub fn event_id(&self) -> &EventId {
+        match self {
+            Self::Event(e) => &e.event_id,
+            Self::Rescind(r) => &r.event_id,
+        }
+    }
+
+    pub fn external_id(&self) -> &ExternalId {
+        match self {
+            Self::Event(e) => &e.external_id,
+            Self::Rescind(r) => &r.external_id,
+        }
+    }
+
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Event(e) => e.occurred_at,
+            Self::Rescind(r) => r.occurred_at,
+        }
+    }
 }
 
 impl HrEvent {
@@ -214,7 +263,7 @@ pub struct InvalidEvent {
 }
 
 impl InvalidEvent {
-    fn one(field: &str, rule: impl Into<String>) -> Self {
+    pub fn one(field: &str, rule: impl Into<String>) -> Self {
         Self { errors: vec![FieldError { field: field.to_string(), rule: rule.into() }] }
     }
 
@@ -242,6 +291,76 @@ pub fn parse_event(json: &str) -> Result<HrEvent, InvalidEvent> {
     event_from_value(&value)
 }
 
+/// Whether a body is a rescind (`"type": "rescind"`), whatever else is wrong with it.
+pub fn is_rescind(json: &str) -> bool {
+    serde_json::from_str::<Value>(json).ok().and_then(|v| v.get("type").and_then(Value::as_str).map(|t| t == "rescind"))
+        == Some(true)
+}
+
+/// Parses and validates one HR message: a change to a person, or a rescind.
+pub fn parse_message(json: &str) -> Result<Message, InvalidEvent> {
+    let value: Value = serde_json::from_str(json).map_err(|e| {
+        InvalidEvent::one(
+            "$",
+            format!("must be a JSON object ({} at line {} column {})", syntax_kind(&e), e.line(), e.column()),
+        )
+    })?;
+    message_from_value(&value)
+}
+
+/// [`parse_message`] of an already parsed value.
+pub fn message_from_value(value: &Value) -> Result<Message, InvalidEvent> {
+    match value.get("type").and_then(Value::as_str) {
+        Some("rescind") => rescind_from_value(value).map(Message::Rescind),
+        _ => event_from_value(value).map(Message::Event),
+    }
+}
+
+/// A rescind: `eventId`, `type: "rescind"`, `occurredAt`, `person.externalId` and `rescinds`
+/// (the eventId it cancels), nothing else.
+fn rescind_from_value(value: &Value) -> Result<Rescind, InvalidEvent> {
+    let Some(obj) = value.as_object() else {
+        return Err(InvalidEvent::one("$", format!("must be a JSON object (got {})", kind_of(value))));
+    };
+    let mut c = Collector::default();
+    c.unknown_fields(obj, "", &["eventId", "type", "occurredAt", "person", "rescinds"]);
+    let event_id = c.required(obj, "", "eventId").and_then(|v| c.string(v, "eventId", EventId::parse));
+    let occurred_at = c.required(obj, "", "occurredAt").and_then(|v| c.string(v, "occurredAt", parse_instant));
+    let person = c.required(obj, "", "person").and_then(|v| c.object(v, "person"));
+    if let Some(p) = person {
+        c.unknown_fields(p, "person.", &["externalId"]);
+    }
+    let external_id =
+        person.and_then(|p| c.required(p, "person.", "externalId")).and_then(|v| c.external_id(v, "person.externalId"));
+    let rescinds = c.required(obj, "", "rescinds").and_then(|v| c.string(v, "rescinds", EventId::parse));
+    if let (Some(a), Some(b)) = (&event_id, &rescinds)
+        && a == b
+    {
+        c.push("rescinds", "a rescind cannot rescind itself");
+    }
+    match (event_id, occurred_at, external_id, rescinds) {
+        (Some(event_id), Some(occurred_at), Some(external_id), Some(rescinds)) if c.errors.is_empty() => {
+            Ok(Rescind { event_id, occurred_at, external_id, rescinds })
+        }
+        _ => {
+            if c.errors.is_empty() {
+                c.push("$", "is not a valid rescind");
+            }
+            Err(InvalidEvent { errors: c.errors })
+        }
+    }
+}
+
+/// An RFC 3339 date-time with offset, as the schema's pattern has it.
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    OCCURRED_AT
+        .is_match(s)
+        .then(|| DateTime::parse_from_rfc3339(s).ok())
+        .flatten()
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z".to_string())
+}
+
 /// A leaver whose optional fields do not validate, read as a bare leaver (id, time, ExternalId):
 /// a leaver is never forgotten (stored) nor refused (received) because of a hint or a field it
 /// does not need, such as a malformed phone number; only what a leaver needs must be valid.
@@ -250,11 +369,24 @@ pub fn bare_leaver(json: &str) -> Option<HrEvent> {
     if v.get("type").and_then(Value::as_str) != Some("leaver") {
         return None;
     }
-    let minimal = serde_json::json!({
+    let mut minimal = serde_json::json!({
         "eventId": v.get("eventId")?.clone(), "type": "leaver", "occurredAt": v.get("occurredAt")?.clone(),
         "person": {"externalId": v.get("person")?.get("externalId")?.clone()},
     });
-    event_from_value(&minimal).ok()
+    // Its dates decide when access ends: kept when they validate (else the leaver is immediate:
+    // a leaver is never delayed by a field that cannot be read).
+    for k in ["effectiveAt", "effectiveDate", "immediate"] {
+        if let (Some(value), Some(m)) = (v.get(k), minimal.as_object_mut()) {
+            m.insert(k.to_string(), value.clone());
+        }
+    }
+    event_from_value(&minimal).ok().or_else(|| {
+        let m = minimal.as_object_mut()?;
+        for k in ["effectiveAt", "effectiveDate", "immediate"] {
+            m.remove(k);
+        }
+        event_from_value(&minimal).ok()
+    })
 }
 
 /// What every delivery path applies (hr-ingest, the targets, publish, redrive): the event, or for
@@ -302,12 +434,30 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
     c.unknown_fields(
         obj,
         "",
-        &["eventId", "type", "occurredAt", "person", "groups", "subscriptions", "appstreamStacks"],
+        &[
+            "eventId",
+            "type",
+            "occurredAt",
+            "effectiveAt",
+            "effectiveDate",
+            "immediate",
+            "person",
+            "groups",
+            "subscriptions",
+            "appstreamStacks",
+        ],
     );
     let event_id = c.required(obj, "", "eventId").and_then(|v| c.string(v, "eventId", EventId::parse));
     let kind = c.required(obj, "", "type").and_then(|v| match v.as_str() {
         Some(s) => EventKind::parse(s).or_else(|| {
-            c.push("type", "must be one of joiner, mover, leaver, rehire");
+            c.push(
+                "type",
+                if s == "rescind" {
+                    "rescind is not a change to a person: read it as a message (parse_message)"
+                } else {
+                    "must be one of joiner, mover, leaver, rehire, rescind"
+                },
+            );
             None
         }),
         None => {
@@ -316,19 +466,25 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
         }
     });
     let occurred_at = c.required(obj, "", "occurredAt").and_then(|v| {
-        c.string(v, "occurredAt", |s| {
-            // The schema's pattern (no space separator, no leap second), then the calendar.
-            OCCURRED_AT
-                .is_match(s)
-                .then(|| DateTime::parse_from_rfc3339(s).ok())
-                .flatten()
-                .map(|d| d.with_timezone(&Utc))
-                .ok_or_else(|| "must be an RFC 3339 date-time with offset, e.g. 2026-11-02T09:00:00Z".to_string())
-        })
+        // The schema's pattern (no space separator, no leap second), then the calendar.
+        c.string(v, "occurredAt", parse_instant)
     });
     let person = c.required(obj, "", "person").and_then(|v| c.object(v, "person"));
     let external_id =
         person.and_then(|p| c.required(p, "person.", "externalId")).and_then(|v| c.external_id(v, "person.externalId"));
+    let when = c.when(obj);
+    let immediate = match obj.get("immediate") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) if kind == Some(EventKind::Leaver) => true,
+        Some(Value::Bool(true)) => {
+            c.push("immediate", "only a leaver takes effect immediately (a for-cause termination)");
+            false
+        }
+        Some(v) => {
+            c.push("immediate", format!("must be a boolean (got {})", kind_of(v)));
+            false
+        }
+    };
 
     let change = match (kind, person) {
         (Some(EventKind::Leaver), Some(p)) => {
@@ -366,7 +522,7 @@ pub fn event_from_value(value: &Value) -> Result<HrEvent, InvalidEvent> {
 
     match (event_id, occurred_at, external_id, change) {
         (Some(event_id), Some(occurred_at), Some(external_id), Some(change)) if c.errors.is_empty() => {
-            Ok(HrEvent { event_id, occurred_at, external_id, change })
+            Ok(HrEvent { event_id, occurred_at, external_id, change, when: when.unwrap_or(When::Recorded), immediate })
         }
         _ => {
             if c.errors.is_empty() {
@@ -402,6 +558,39 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// `effectiveDate`'s form: a calendar date, `YYYY-MM-DD`.
+static EFFECTIVE_DATE: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$").expect("static regex compiles"));
+
+impl Collector {
+    /// `effectiveAt` or `effectiveDate` (never both); `None` when neither is valid.
+    fn when(&mut self, obj: &Map<String, Value>) -> Option<When> {
+        let at = obj.get("effectiveAt").and_then(|v| self.string(v, "effectiveAt", parse_instant));
+        let date = obj.get("effectiveDate").and_then(|v| {
+            self.string(v, "effectiveDate", |s| {
+                EFFECTIVE_DATE
+                    .is_match(s)
+                    .then(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        "must be a calendar date YYYY-MM-DD (the person's local date), e.g. 2026-12-31".to_string()
+                    })
+            })
+        });
+        match (obj.contains_key("effectiveAt"), obj.contains_key("effectiveDate")) {
+            (true, true) => {
+                self.push("effectiveDate", "send effectiveAt or effectiveDate, not both");
+                None
+            }
+            _ => Some(match (at, date) {
+                (Some(at), _) => When::At(at),
+                (_, Some(date)) => When::Date(date),
+                _ => When::Recorded,
+            }),
+        }
     }
 }
 
