@@ -272,8 +272,8 @@ async fn run(command: Command) -> ExitCode {
                 (None, Some(_)) => jml_core::clock::Clock::at(chrono::Utc::now()),
                 (None, None) => jml_core::clock::Clock::system(),
             };
-            let dated = replay::Dated { until, timeline: timeline.as_deref() };
-            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref(), clock, dated).await
+            let dated = replay::Dated { clock, until, timeline: timeline.as_deref() };
+            replay::run(&paths, backend, dry_run, apply, audit.as_deref(), targets.as_deref(), dated).await
         }
         Command::Audit { person } => audit(&person).await,
         Command::Reconcile { snapshot, backend, targets, as_of, format, apply, max_missing, replay } => {

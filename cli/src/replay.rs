@@ -75,9 +75,9 @@ pub async fn run(
     apply: bool,
     audit: Option<&str>,
     targets: Option<&[TargetKind]>,
-    clock: jml_core::clock::Clock,
     dated: Dated<'_>,
 ) -> ExitCode {
+    let clock = dated.clock.clone();
     if let Some(Err(e)) = dated.timeline.map(crate::check_person_key) {
         eprintln!("{e}");
         return ExitCode::from(2);
@@ -205,9 +205,11 @@ pub async fn run(
     if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-/// The dated options of a replay.
-#[derive(Clone, Copy, Debug, Default)]
+/// The clock of a replay and its dated options.
+#[derive(Clone, Debug)]
 pub struct Dated<'a> {
+    /// The clock of the whole replay (`--now`: virtual).
+    pub clock: jml_core::clock::Clock,
     pub until: Option<chrono::DateTime<chrono::Utc>>,
     pub timeline: Option<&'a str>,
 }

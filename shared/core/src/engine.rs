@@ -359,7 +359,7 @@ impl Engine {
         // reads the record again under it).
         let record = self.ledger.get(&person, self.target.name()).await?;
         let known = Knowledge::at(record.as_ref(), self.settings.clock.now());
-        let message = Message::Event(event.clone());
+        let message = Message::Event(Box::new(event.clone()));
         let merge = match ledger::merge_message(&message, body, record.as_ref(), known.clone(), &self.dating()) {
             MergeMessage::Undated(m) => m,
             MergeMessage::Duplicate => Merge::Duplicate,
@@ -516,8 +516,11 @@ impl Engine {
             let mut verified = (EngineCode::LeaverIncomplete.as_str(), Vec::new());
             let mut outcome =
                 self.settled(if changed { Decision::NoChange } else { Decision::Scheduled }, record.as_ref());
-            if changed && record.as_ref().is_none_or(|r| r.held.is_none()) {
-                if let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status)) {
+            if changed
+                && record.as_ref().is_none_or(|r| r.held.is_none())
+                && let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status))
+            {
+                {
                     let ctx = self.ctx(&person, record.as_ref(), false, lease);
                     let plan = self.plan(&effective, &ctx).await?;
                     if self.settings.dry_run {
@@ -737,7 +740,7 @@ impl Engine {
                     (record, known)
                 }
             };
-            let message = Message::Event(event.clone());
+            let message = Message::Event(Box::new(event.clone()));
             let merged = ledger::merge_message(&message, body, record.as_ref(), before.clone(), &self.dating());
             let merged = match merged {
                 MergeMessage::Undated(m) => m,

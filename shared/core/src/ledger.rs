@@ -485,9 +485,9 @@ impl Knowledge {
             return k;
         }
         for s in stored {
-            let message = crate::contract::parse_message(&s.body)
-                .ok()
-                .or_else(|| crate::contract::bare_leaver(&s.body).map(crate::contract::Message::Event));
+            let message = crate::contract::parse_message(&s.body).ok().or_else(|| {
+                crate::contract::bare_leaver(&s.body).map(|e| crate::contract::Message::Event(Box::new(e)))
+            });
             match message {
                 Some(message) => k.events.push(KnownEvent { message, body: s.body.clone(), effective: s.effective }),
                 None => tracing::warn!(
@@ -556,7 +556,7 @@ impl Knowledge {
         for slot in [&self.profile, &self.lifecycle].into_iter().flatten() {
             if !events.iter().any(|e: &KnownEvent| e.message.event_id() == &slot.0.event_id) {
                 events.push(KnownEvent {
-                    message: crate::contract::Message::Event(slot.0.clone()),
+                    message: crate::contract::Message::Event(Box::new(slot.0.clone())),
                     body: slot.1.clone(),
                     effective: slot.0.occurred_at,
                 });

@@ -106,7 +106,7 @@ pub struct Rescind {
 /// What the HR contract carries: a change to a person, or the rescind of one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
-    Event(HrEvent),
+    Event(Box<HrEvent>),
     Rescind(Rescind),
 }
 
@@ -312,7 +312,7 @@ pub fn parse_message(json: &str) -> Result<Message, InvalidEvent> {
 pub fn message_from_value(value: &Value) -> Result<Message, InvalidEvent> {
     match value.get("type").and_then(Value::as_str) {
         Some("rescind") => rescind_from_value(value).map(Message::Rescind),
-        _ => event_from_value(value).map(Message::Event),
+        _ => event_from_value(value).map(|e| Message::Event(Box::new(e))),
     }
 }
 
