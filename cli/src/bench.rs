@@ -167,15 +167,90 @@ pub async fn run() -> ExitCode {
             }),
         ),
     ];
+    let dated_checks = dated_table().await;
     let subs_checks = subscriptions_table().await;
     let appstream_checks = appstream_table().await;
     let iam_checks = iam_table().await;
     let mut ok = !subs_checks.is_empty() && !appstream_checks.is_empty() && !iam_checks.is_empty();
-    for (what, pass) in checks.into_iter().chain(subs_checks).chain(appstream_checks).chain(iam_checks) {
+    ok &= !dated_checks.is_empty();
+    for (what, pass) in
+        checks.into_iter().chain(dated_checks).chain(subs_checks).chain(appstream_checks).chain(iam_checks)
+    {
         println!("{} {what}", if pass { "PASS" } else { "FAIL" });
         ok &= pass;
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// A leaver dated ahead (Alan's last working day): what it costs when HR records it, and when it
+/// fires on its date, next to the same leaver undated (Identity Store, identity-sync's engine
+/// with the replay's virtual clock firing it).
+async fn dated_table() -> Vec<(&'static str, bool)> {
+    const ALAN: &str = include_str!("../../events/02-joiner-alan.json");
+    const LAST_DAY: &str = include_str!("../../events/09-leaver-alan-last-day-dec-18.json");
+    let at = |t: &str| jml_core::clock::parse_now(t).unwrap_or_default();
+    let Ok(config) = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())) else {
+        return vec![];
+    };
+    let mut rows: Vec<(&'static str, CallCounts, LedgerCalls, String)> = Vec::new();
+    for dated in [false, true] {
+        let Ok((mut state, mem)) = identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), &config)
+        else {
+            return vec![];
+        };
+        let clock = jml_core::clock::Clock::at(at("2026-12-03T12:00:00Z"));
+        state.metrics = Arc::new(jml_core::metrics::NullSink);
+        state.engine = state.engine.clone().with_clock(clock.clone()).firing();
+        let _ = process_record(&state, ALAN, &RecordMeta::default()).await;
+        let leaver = if dated {
+            LAST_DAY.to_string()
+        } else {
+            edit(LAST_DAY, |v| drop(v.as_object_mut().map(|m| m.remove("effectiveDate"))))
+        };
+        let (ids, ledger, decision) = measure(&state, &mem, &leaver).await;
+        if dated {
+            rows.push(("leaver dated ahead: when HR records it", ids, ledger, decision));
+            clock.advance_to(at("2026-12-19T00:00:00Z"));
+            mem.store.reset_calls();
+            mem.ledger.reset_calls();
+            let decision = state
+                .engine
+                .fire("workday#100235")
+                .await
+                .map_or_else(|e| e.code().to_string(), |o| o.decision.as_str().to_string());
+            rows.push(("leaver dated ahead: fired on its date", mem.store.calls(), mem.ledger.calls(), decision));
+        } else {
+            rows.push(("the same leaver undated", ids, ledger, decision));
+        }
+    }
+    println!("\nA dated leaver (Identity Store; 2 managed groups)\n");
+    println!(
+        "| {:<41} | {:<10} | {:>9} | {:>10} | {:>11} | {:>12}",
+        "event", "decision", "IdS reads", "IdS writes", "ledger read", "ledger write"
+    );
+    println!("|{:-<43}|{:-<12}|{:-<11}|{:-<12}|{:-<13}|{:-<14}", "", "", "", "", "", "");
+    for (name, ids, ledger, decision) in &rows {
+        println!(
+            "| {:<41} | {:<10} | {:>9} | {:>10} | {:>11} | {:>12}",
+            name,
+            decision,
+            ids.reads(),
+            ids.writes(),
+            ledger.reads,
+            ledger.writes
+        );
+    }
+    let (undated, recorded, fired) = (&rows[0], &rows[1], &rows[2]);
+    vec![
+        (
+            "dated leaver when recorded: 0 Identity Store calls (nothing is due; recorded with when it takes effect; the scheduler call is still to come on AWS)",
+            recorded.3 == "scheduled" && recorded.1.reads() + recorded.1.writes() == 0,
+        ),
+        (
+            "dated leaver fired on its date: the Identity Store calls of the same leaver undated",
+            fired.3 == "disable" && fired.1.reads() == undated.1.reads() && fired.1.writes() == undated.1.writes(),
+        ),
+    ]
 }
 
 /// License Manager user subscriptions calls per event (3 instances listed by the service).

@@ -518,7 +518,7 @@ impl Engine {
                 self.settled(if changed { Decision::NoChange } else { Decision::Scheduled }, record.as_ref());
             if changed
                 && record.as_ref().is_none_or(|r| r.held.is_none())
-                && let Some(effective) = ledger::effective(&knowledge, record.as_ref().map(|r| r.status))
+                && let Some(effective) = self.converge_to(&knowledge, record.as_ref())
             {
                 {
                     let ctx = self.ctx(&person, record.as_ref(), false, lease);
@@ -562,6 +562,25 @@ impl Engine {
             }
         }
         Err(SyncError::ConflictPersisted)
+    }
+
+    /// What the person converges to: what the knowledge decides ([`ledger::effective`]), or,
+    /// when it decides nothing (every change rescinded: a hire that never happened) for a person
+    /// the target has converged, a bare leaver: nothing they were given stays.
+    fn converge_to(&self, knowledge: &Knowledge, record: Option<&PersonRecord>) -> Option<HrEvent> {
+        if let Some(e) = ledger::effective(knowledge, record.map(|r| r.status)) {
+            return Some(e);
+        }
+        let record = record.filter(|r| r.user_id.is_some() || r.user_name.is_some())?;
+        let external_id = crate::contract::ExternalId::from_key(&record.person)?;
+        Some(HrEvent {
+            event_id: crate::contract::EventId::parse("rescinded").ok()?,
+            occurred_at: self.settings.clock.now(),
+            external_id,
+            change: crate::contract::Change::Leaver { user_name: None, directory_user_name: None },
+            when: crate::dated::When::Recorded,
+            immediate: false,
+        })
     }
 
     /// The rescind, as the record and its audit entry name the change that delivered it (its id
@@ -974,7 +993,7 @@ impl Engine {
             if let Some(u) = knowledge.blocked_by() {
                 return Err(stored_unreadable(u));
             }
-            let Some(effective) = ledger::effective(&knowledge, Some(record.status)) else {
+            let Some(effective) = self.converge_to(&knowledge, Some(&record)) else {
                 return Ok(self.settled(Decision::NoChange, Some(&record)));
             };
             let ctx = self.ctx(person, Some(&record), true, lease);

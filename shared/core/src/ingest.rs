@@ -381,4 +381,18 @@ mod tests {
         assert!(parse_target_queues("a=https://x.fifo,a=https://y.fifo").unwrap_err().contains("twice"));
         assert!(parse_target_queues("").is_err());
     }
+
+    #[tokio::test]
+    async fn a_rescind_is_fanned_out_in_its_persons_group_and_a_bad_one_is_parked() {
+        let (ingest, queues, dlq) = ingest_at("2026-12-01T09:00:00Z");
+        let rescind = r#"{"eventId":"r-1","type":"rescind","occurredAt":"2026-11-30T09:00:00Z","rescinds":"e-1","person":{"externalId":{"issuer":"workday","id":"1"}}}"#;
+        let out = ingest.ingest(rescind, Some("m-1")).await;
+        assert!(matches!(out, IngestOutcome::FannedOut { targets: 1, .. }), "{out:?}");
+        let sent = queues.messages("memory://jml-identity.fifo");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1, message_group_id(&event("workday", "1", "anything")), "the person's group");
+        let bad = ingest.ingest(&rescind.replace(r#""rescinds":"e-1","#, ""), Some("m-2")).await;
+        assert!(matches!(bad, IngestOutcome::Parked { ref code, .. } if code == "InvalidEvent"), "{bad:?}");
+        assert_eq!(dlq.parked().len(), 1);
+    }
 }

@@ -588,4 +588,115 @@ mod dated {
             run(events, all)?;
         }
     }
+
+    fn dated_body(kind: &str, id: &str, event_id: &str, recorded: &str, extra: serde_json::Value) -> (HrEvent, String) {
+        let mut v = match kind {
+            "leaver" => serde_json::json!({"eventId": event_id, "type": "leaver", "occurredAt": recorded,
+                "person": {"externalId": {"issuer": "workday", "id": id}}}),
+            _ => serde_json::from_str::<serde_json::Value>(&joiner(id, event_id, recorded, &["jml-a"]).1).unwrap(),
+        };
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        event(v)
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[tokio::test]
+    async fn a_dated_leaver_is_judged_by_the_breaker_when_recorded_and_fires_on_its_day_in_the_persons_zone() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let mut w =
+            world(EngineSettings { clock: clock.clone(), leavers_per_hour: Some(1), ..EngineSettings::default() });
+        w.engine = w.engine.clone().firing();
+        for id in ["1", "2"] {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&joiner(id, &format!("j{id}"), "2026-11-02T09:00:00Z", &["jml-a"]).1).unwrap();
+            v["person"]["timezone"] = "Europe/Paris".into();
+            let (e, b) = event(v);
+            w.engine.apply(&e, &b).await.unwrap();
+        }
+        let last_day = serde_json::json!({"effectiveDate": "2026-12-18"});
+        let (l1, b1) = dated_body("leaver", "1", "l1", "2026-12-01T08:00:00Z", last_day.clone());
+        let out = w.engine.apply(&l1, &b1).await.unwrap();
+        assert_eq!(out.decision, Decision::Scheduled);
+        assert!(out.notes[0].contains("2026-12-18T22:59:59Z"), "23:59:59 in Paris (UTC+1): {:?}", out.notes);
+        // The second leaver recorded in the same hour is held when recorded, beyond the limit.
+        let (l2, b2) = dated_body("leaver", "2", "l2", "2026-12-01T08:30:00Z", last_day);
+        assert_eq!(w.engine.apply(&l2, &b2).await.unwrap().decision, Decision::Held);
+        // Before the day: nothing fires; on it, the first leaver applies; the held one stays held.
+        clock.advance_to(at("2026-12-18T22:59:58Z"));
+        assert_eq!(w.engine.fire("workday#1").await.unwrap().decision, Decision::NoChange);
+        assert!(w.fake.accounts.lock().unwrap()["workday#1"].active);
+        clock.advance_to(at("2026-12-18T22:59:59Z"));
+        assert_eq!(w.engine.fire("workday#1").await.unwrap().decision, Decision::Disable);
+        assert!(!w.fake.accounts.lock().unwrap()["workday#1"].active);
+        assert_eq!(w.engine.fire("workday#2").await.unwrap().decision, Decision::Held);
+        assert!(w.fake.accounts.lock().unwrap()["workday#2"].active);
+    }
+
+    #[tokio::test]
+    async fn where_nothing_fires_a_change_dated_ahead_is_parked_and_one_dated_past_applies_at_once() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        let (j, b) = dated_body(
+            "joiner",
+            "1",
+            "j1",
+            "2026-11-30T09:00:00Z",
+            serde_json::json!({"effectiveAt": "2027-01-04T09:00:00Z"}),
+        );
+        let err = w.engine.apply(&j, &b).await.unwrap_err();
+        assert_eq!(err.code(), "DatedEventNotSchedulable");
+        assert!(!err.is_retryable());
+        assert!(w.fake.accounts.lock().unwrap().is_empty() && w.ledger.record("workday#1", TARGET).is_none());
+        let (j, b) = dated_body(
+            "joiner",
+            "2",
+            "j2",
+            "2026-11-30T09:00:00Z",
+            serde_json::json!({"effectiveAt": "2026-11-30T12:00:00Z"}),
+        );
+        assert_eq!(w.engine.apply(&j, &b).await.unwrap().decision, Decision::Create);
+        let (j, b) =
+            dated_body("joiner", "3", "j3", "2026-11-30T09:00:00Z", serde_json::json!({"effectiveDate": "2207-01-04"}));
+        assert_eq!(w.engine.apply(&j, &b).await.unwrap_err().code(), "EffectiveTooFarAhead");
+    }
+
+    #[tokio::test]
+    async fn a_rescind_in_time_cancels_a_pending_leaver_and_one_too_late_is_refused_whatever_the_order() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().firing();
+        let (j, b) = joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"]);
+        w.engine.apply(&j, &b).await.unwrap();
+        let rescind = |id: &str, recorded: &str| {
+            let body = format!(
+                r#"{{"eventId":"{id}","type":"rescind","occurredAt":"{recorded}","rescinds":"l1","person":{{"externalId":{{"issuer":"workday","id":"1"}}}}}}"#
+            );
+            let jml_core::contract::Message::Rescind(r) = jml_core::contract::parse_message(&body).unwrap() else {
+                unreachable!()
+            };
+            (r, body)
+        };
+        // The rescind arrives first (recorded in time); then the leaver it cancels.
+        let (r, rb) = rescind("r1", "2026-12-01T08:00:00Z");
+        assert_eq!(w.engine.apply_rescind(&r, &rb).await.unwrap().decision, Decision::Scheduled);
+        let (l, lb) = dated_body(
+            "leaver",
+            "1",
+            "l1",
+            "2026-11-20T09:00:00Z",
+            serde_json::json!({"effectiveAt": "2026-12-10T17:00:00Z"}),
+        );
+        w.engine.apply(&l, &lb).await.unwrap();
+        clock.advance_to(at("2026-12-11T00:00:00Z"));
+        assert_eq!(w.engine.fire("workday#1").await.unwrap().decision, Decision::NoChange);
+        assert!(w.fake.accounts.lock().unwrap()["workday#1"].active, "the rescinded leaver never fires");
+        // A rescind recorded after the leaver took effect is refused.
+        let (r2, rb2) = rescind("r2", "2026-12-10T17:00:00Z");
+        assert_eq!(w.engine.apply_rescind(&r2, &rb2).await.unwrap_err().code(), "RescindTooLate");
+    }
 }

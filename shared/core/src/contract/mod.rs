@@ -1000,4 +1000,53 @@ mod tests {
         assert!(err.mentions("person.email"));
         assert!(!err.to_string().contains("ada at example"));
     }
+
+    fn with(edit: impl FnOnce(&mut Value)) -> Result<HrEvent, InvalidEvent> {
+        let mut v: Value = serde_json::from_str(JOINER).unwrap();
+        edit(&mut v);
+        event_from_value(&v)
+    }
+
+    #[test]
+    fn dates_are_read_and_each_broken_rule_is_named_by_field() {
+        assert_eq!(parse_event(JOINER).unwrap().when, When::Recorded);
+        let at = with(|v| v["effectiveAt"] = "2027-01-04T09:00:00-05:00".into()).unwrap();
+        assert_eq!(
+            at.when,
+            When::At(DateTime::parse_from_rfc3339("2027-01-04T14:00:00Z").unwrap().with_timezone(&Utc))
+        );
+        let date = with(|v| v["effectiveDate"] = "2027-01-04".into()).unwrap();
+        assert_eq!(date.when, When::Date(chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap()));
+        let both = with(|v| {
+            v["effectiveAt"] = "2027-01-04T09:00:00Z".into();
+            v["effectiveDate"] = "2027-01-04".into();
+        })
+        .unwrap_err();
+        assert!(both.to_string().contains("effectiveDate: send effectiveAt or effectiveDate, not both"), "{both}");
+        for bad in ["2027-1-4", "2027-02-30", "04/01/2027"] {
+            let e = with(|v| v["effectiveDate"] = bad.into()).unwrap_err();
+            assert!(e.to_string().contains("effectiveDate: must be a calendar date YYYY-MM-DD"), "{bad}: {e}");
+        }
+        let e = with(|v| v["immediate"] = true.into()).unwrap_err();
+        assert!(e.to_string().contains("immediate: only a leaver"), "{e}");
+        let leaver = parse_event(r#"{"eventId":"l","type":"leaver","occurredAt":"2026-11-20T17:00:00Z","immediate":true,"effectiveDate":"2026-12-31","person":{"externalId":{"issuer":"w","id":"1"}}}"#).unwrap();
+        assert!(leaver.immediate);
+    }
+
+    #[test]
+    fn a_rescind_is_a_message_of_its_own_with_nothing_but_what_it_needs() {
+        let ok = r#"{"eventId":"r","type":"rescind","occurredAt":"2026-11-20T17:00:00Z","rescinds":"l","person":{"externalId":{"issuer":"w","id":"1"}}}"#;
+        let Message::Rescind(r) = parse_message(ok).unwrap() else { panic!("not a rescind") };
+        assert_eq!((r.rescinds.as_str(), r.external_id.key().as_str()), ("l", "w#1"));
+        assert!(is_rescind(ok) && !is_rescind(JOINER));
+        assert!(matches!(parse_message(JOINER).unwrap(), Message::Event(_)));
+        let missing = parse_message(&ok.replace(r#""rescinds":"l","#, "")).unwrap_err();
+        assert!(missing.to_string().contains("rescinds"), "{missing}");
+        let extra = parse_message(&ok.replace(r#""rescinds":"l","#, r#""rescinds":"l","groups":[],"#)).unwrap_err();
+        assert!(extra.to_string().contains("groups"), "{extra}");
+        let itself = parse_message(&ok.replace(r#""rescinds":"l""#, r#""rescinds":"r""#)).unwrap_err();
+        assert!(itself.to_string().contains("cannot rescind itself"), "{itself}");
+        // Read as an event, a rescind names what to do instead.
+        assert!(parse_event(ok).unwrap_err().to_string().contains("parse_message"));
+    }
 }
