@@ -700,3 +700,153 @@ mod dated {
         assert_eq!(w.engine.apply_rescind(&r2, &rb2).await.unwrap_err().code(), "RescindTooLate");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review (branch review2): leavers that end access later than they should, or never.
+
+mod review2 {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn with(base: (HrEvent, String), edit: impl FnOnce(&mut serde_json::Value)) -> (HrEvent, String) {
+        let mut v: serde_json::Value = serde_json::from_str(&base.1).unwrap();
+        edit(&mut v);
+        event(v)
+    }
+
+    fn rehire(id: &str, event_id: &str, recorded: &str, groups: &[&str]) -> (HrEvent, String) {
+        with(joiner(id, event_id, recorded, groups), |v| v["type"] = "rehire".into())
+    }
+
+    fn rescind(event_id: &str, recorded: &str, target: &str) -> (jml_core::contract::Rescind, String) {
+        let body = format!(
+            r#"{{"eventId":"{event_id}","type":"rescind","occurredAt":"{recorded}","rescinds":"{target}","person":{{"externalId":{{"issuer":"workday","id":"1"}}}}}}"#
+        );
+        let jml_core::contract::Message::Rescind(r) = jml_core::contract::parse_message(&body).unwrap() else {
+            unreachable!()
+        };
+        (r, body)
+    }
+
+    fn active(w: &World) -> bool {
+        w.fake.accounts.lock().unwrap()["workday#1"].active
+    }
+
+    /// An `immediate` (for-cause) leaver takes effect when recorded "whatever its dates", but a
+    /// mistyped effectiveDate on it parks it (EffectiveTooFarAhead): access stays until a human
+    /// redrives. FAILS on dated (33cda82).
+    #[tokio::test]
+    async fn an_immediate_leaver_is_never_parked_for_a_date_it_ignores() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        apply(&w, &joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+        let l = with(leaver("1", "l1", "2026-12-01T08:00:00Z"), |v| {
+            v["immediate"] = true.into();
+            v["effectiveDate"] = "2207-12-31".into();
+        });
+        let out = apply(&w, &l).await;
+        assert!(out.is_ok(), "an immediate leaver parked for a date it ignores: {:?}", out.err().map(|e| e.code()));
+        assert!(!active(&w));
+    }
+
+    /// A for-cause `immediate` leaver recorded after a rehire that is dated ahead: the rehire,
+    /// recorded before the termination, still fires on its date and re-grants access. On main
+    /// (recorded order) the later leaver wins. FAILS on dated (33cda82).
+    #[tokio::test]
+    async fn an_immediate_leaver_is_not_undone_by_a_rehire_recorded_before_it_and_dated_ahead() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().firing();
+        apply(&w, &joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+        // Last working day 15 December; back as a seasonal worker on 10 January (both recorded now).
+        let l1 = with(leaver("1", "l1", "2026-12-01T08:00:00Z"), |v| v["effectiveDate"] = "2026-12-15".into());
+        assert_eq!(apply(&w, &l1).await.unwrap().decision, Decision::Scheduled);
+        let r1 = with(rehire("1", "r1", "2026-12-01T08:30:00Z", &["jml-a"]), |v| {
+            v["effectiveDate"] = "2027-01-10".into();
+        });
+        assert_eq!(apply(&w, &r1).await.unwrap().decision, Decision::Scheduled);
+        // 20 December: terminated for cause, effective at once.
+        clock.advance_to(at("2026-12-20T10:00:00Z"));
+        w.engine.fire("workday#1").await.unwrap();
+        let l2 = with(leaver("1", "l2", "2026-12-20T10:00:00Z"), |v| v["immediate"] = true.into());
+        apply(&w, &l2).await.unwrap();
+        assert!(!active(&w));
+        clock.advance_to(at("2027-01-10T00:00:00Z"));
+        w.engine.fire("workday#1").await.unwrap();
+        assert!(!active(&w), "the rehire recorded before the for-cause termination re-granted access");
+    }
+
+    /// A rescind recorded (occurredAt) before the leaver it names was even recorded cancels it:
+    /// it "waits" for an eventId, and whatever leaver later carries that id is silently dropped
+    /// (decision `stale`). FAILS on dated (33cda82).
+    #[tokio::test]
+    async fn a_rescind_recorded_before_the_leaver_it_names_does_not_cancel_it() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-20T10:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().firing();
+        apply(&w, &joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"])).await.unwrap();
+        let (r, rb) = rescind("r1", "2026-11-05T09:00:00Z", "l1");
+        w.engine.apply_rescind(&r, &rb).await.unwrap();
+        let l = with(leaver("1", "l1", "2026-11-20T09:00:00Z"), |v| v["effectiveAt"] = "2026-12-10T17:00:00Z".into());
+        let out = apply(&w, &l).await.unwrap();
+        clock.advance_to(at("2026-12-11T00:00:00Z"));
+        w.engine.fire("workday#1").await.unwrap();
+        assert!(!active(&w), "a leaver recorded after the rescind naming it was cancelled (decision {:?})", out.decision);
+    }
+
+    /// A person is dated once any event of theirs carries a date (here a hire dated a day back,
+    /// which applies at once). Then an ordinary undated leaver whose occurredAt is a minute ahead
+    /// of the Lambda's clock (within MAX_CLOCK_SKEW, applied at once on main) is "pending" and,
+    /// where nothing fires (AWS), parked DatedEventNotSchedulable. FAILS on dated (33cda82).
+    #[tokio::test]
+    async fn an_undated_leaver_a_minute_ahead_of_the_clock_applies_at_once_for_a_dated_person() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        let j = with(joiner("1", "j1", "2026-11-30T09:00:00Z", &["jml-a"]), |v| {
+            v["effectiveAt"] = "2026-11-30T08:00:00Z".into();
+        });
+        apply(&w, &j).await.unwrap();
+        assert!(active(&w));
+        for (id, extra) in [("l1", false), ("l2", true)] {
+            let l = with(leaver("1", id, "2026-12-01T09:01:00Z"), |v| {
+                if extra {
+                    v["immediate"] = true.into();
+                }
+            });
+            let out = apply(&w, &l).await;
+            assert!(out.is_ok(), "{id}: {:?}", out.err().map(|e| e.code()));
+            assert!(!active(&w), "{id}");
+        }
+    }
+
+    /// Once dated, every event is kept forever in PersonRecord.events (one DynamoDB item, 400 KB
+    /// at most): a long-lived person's movers alone outgrow it, and from then on every commit of
+    /// that person (a leaver's included) fails as `Unavailable`, retried then dead-lettered.
+    /// FAILS on dated (33cda82).
+    #[tokio::test]
+    async fn a_dated_persons_record_stays_within_one_dynamodb_item() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        let j = with(joiner("1", "j0", "2026-11-30T09:00:00Z", &["jml-a"]), |v| {
+            v["effectiveAt"] = "2026-11-30T08:00:00Z".into();
+        });
+        apply(&w, &j).await.unwrap();
+        let groups: Vec<String> = (0..100).map(|g| format!("jml-group-with-a-rather-long-name-for-the-item-size-test-{g:04}")).collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        for i in 1..=80 {
+            let t = at("2026-11-30T09:00:00Z") + chrono::Duration::minutes(i);
+            clock.advance_to(t);
+            let m = with(joiner("1", &format!("m{i}"), &t.to_rfc3339(), &groups[..100 - (i as usize % 2)]), |v| {
+                v["type"] = "mover".into();
+            });
+            apply(&w, &m).await.unwrap();
+        }
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+    }
+}
