@@ -405,6 +405,10 @@ impl Engine {
     /// An event dated further ahead than `MAX_EFFECTIVE_AHEAD_DAYS` (a year typed 2207 must never
     /// be scheduled): why, or `None`.
     fn too_far_ahead(&self, event: &HrEvent) -> Option<String> {
+        if event.kind() == EventKind::Leaver && event.immediate {
+            // Effective when recorded whatever its dates: a date it ignores never parks it.
+            return None;
+        }
         let now = self.settings.clock.now();
         let days = self.settings.dating.max_ahead_days;
         let bound = now + chrono::Duration::days(days);
