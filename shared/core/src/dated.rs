@@ -14,8 +14,8 @@
 //!   23:59:59 local, not an hour off); a day whose midnight the zone skips starts at the end of
 //!   the gap, and a repeated local time is taken at its earlier occurrence (access ends sooner).
 //! - [`rescinds`]: which rescinds hold. A rescind is too late when it was recorded at or after
-//!   the effective instant of the event it rescinds (decided from the two events, so delivery
-//!   order cannot change it); only a change dated ahead of its recording can be rescinded (one
+//!   the effective instant of the event it rescinds, and refused when recorded before that
+//!   event was (decided from the two events, so delivery order cannot change it); only a change dated ahead of its recording can be rescinded (one
 //!   that took effect when recorded is corrected by a new event), and a rescind never.
 //! - [`state_at`]: the person's state at an instant: of the events effective at or before it and
 //!   not rescinded, the newest by (effective instant, recorded time, eventId) with a profile
@@ -147,7 +147,8 @@ pub struct Rescinds {
     /// The eventIds cancelled by a rescind that holds.
     pub cancelled: BTreeSet<String>,
     /// Rescinds that came too late (recorded at or after the effective instant of the event
-    /// they name) or name a rescind: each with why, for a human (`RescindTooLate`).
+    /// they name), were recorded before that event was, or name a rescind: each with why, for a
+    /// human (`RescindTooLate`).
     pub refused: BTreeMap<String, String>,
 }
 
@@ -169,6 +170,15 @@ pub fn rescinds(events: &[Dated]) -> Rescinds {
                 r.event_id.clone(),
                 format!(
                     "rescinds: '{target}' took effect when HR recorded it (it is not dated ahead): nothing is pending to rescind; HR sends a new event instead"
+                ),
+            );
+        } else if r.recorded < t.recorded {
+            out.refused.insert(
+                r.event_id.clone(),
+                format!(
+                    "rescinds: recorded at {} (occurredAt), before '{target}' was recorded ({}): a rescind cannot cancel a change HR had not made yet",
+                    r.recorded.to_rfc3339(),
+                    t.recorded.to_rfc3339()
                 ),
             );
         } else if r.recorded >= t.effective {
@@ -364,6 +374,7 @@ mod tests {
                 && let Some(target) = events.iter().find(|e| &e.event_id == t)
                 && !matches!(target.role, Role::Rescind(_))
                 && target.effective > target.recorded
+                && r.recorded >= target.recorded
                 && r.recorded < target.effective
             {
                 cancelled.insert(t.clone());

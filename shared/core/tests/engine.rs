@@ -463,6 +463,7 @@ mod dated {
             if let Some(t) = events.iter().find(|e| e.id == r.rescinds)
                 && t.kind != 4
                 && t.effective() > t.recorded
+                && r.recorded >= t.recorded
                 && r.recorded < t.effective()
             {
                 cancelled.insert(t.id.clone());
