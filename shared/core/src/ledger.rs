@@ -762,7 +762,7 @@ pub fn merge_message(
                 .and_then(|n| crate::dated::zone(n).ok())
                 .or_else(|| crate::dated::zone(&dating.default_zone).ok())
                 .unwrap_or(jiff::tz::TimeZone::UTC);
-            crate::dated::effective_instant(
+            let instant = crate::dated::effective_instant(
                 e.when,
                 e.kind() == EventKind::Leaver,
                 e.immediate,
@@ -770,7 +770,11 @@ pub fn merge_message(
                 &zone,
                 dating.cutoff,
             )
-            .unwrap_or(e.occurred_at)
+            .unwrap_or(e.occurred_at);
+            // Undated (or an immediate leaver): effective when recorded, and never later than
+            // now (an occurredAt within MAX_CLOCK_SKEW ahead of the clock applies at once, as
+            // for an undated person; it is never left pending where nothing fires).
+            if undated_event { instant.min(dating.now) } else { instant }
         }
     };
     let mut next = known.clone();
