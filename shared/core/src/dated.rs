@@ -132,6 +132,9 @@ pub struct Dated {
     pub recorded: DateTime<Utc>,
     /// When it takes effect ([`effective_instant`]).
     pub effective: DateTime<Utc>,
+    /// A leaver marked `immediate` (for-cause): it also cancels every change recorded before it
+    /// that would take effect after it (a rehire planned before the termination never fires).
+    pub immediate: bool,
 }
 
 impl Dated {
@@ -152,7 +155,7 @@ pub struct Rescinds {
     pub refused: BTreeMap<String, String>,
 }
 
-/// Which rescinds hold, from the events alone. A rescind whose event is not (yet) known waits:
+/// Which rescinds hold, and what an immediate leaver voids, from the events alone. A rescind whose event is not (yet) known waits:
 /// it neither cancels nor is refused until that event arrives.
 pub fn rescinds(events: &[Dated]) -> Rescinds {
     let by_id: BTreeMap<&str, &Dated> = events.iter().map(|e| (e.event_id.as_str(), e)).collect();
@@ -194,6 +197,19 @@ pub fn rescinds(events: &[Dated]) -> Rescinds {
             out.cancelled.insert(target.clone());
         }
     }
+    // A for-cause termination voids what HR planned before it: every change recorded before an
+    // immediate leaver and taking effect after it.
+    for l in events.iter().filter(|e| e.immediate && e.role == Role::Leaver) {
+        for e in events {
+            if e.event_id != l.event_id
+                && !matches!(e.role, Role::Rescind(_))
+                && e.recorded < l.recorded
+                && e.effective > l.effective
+            {
+                out.cancelled.insert(e.event_id.clone());
+            }
+        }
+    }
     out
 }
 
@@ -211,6 +227,42 @@ impl State {
     pub fn left(&self, events: &[Dated]) -> bool {
         self.lifecycle.as_ref().is_some_and(|id| events.iter().any(|e| &e.event_id == id && e.role == Role::Leaver))
     }
+}
+
+/// The events that can no longer change the state at any instant from `now` on: each effective
+/// by `now` and, in every slot it fills, superseded by a later one that is also in effect and can
+/// never be cancelled (it took effect when recorded, or was dated back: only a change dated
+/// ahead can be rescinded, and an immediate leaver voids only changes that take effect after
+/// it); and the rescinds of those. An immediate leaver is never dropped (what it voids stays
+/// void). Dropping them keeps a person's record bounded.
+pub fn settled(events: &[Dated], now: DateTime<Utc>) -> BTreeSet<String> {
+    let cancelled = rescinds(events).cancelled;
+    let firm = |y: &&Dated| {
+        y.effective <= now
+            && y.effective <= y.recorded
+            && !cancelled.contains(&y.event_id)
+            && !matches!(y.role, Role::Rescind(_))
+    };
+    let in_profile = |e: &Dated| matches!(e.role, Role::Profile | Role::Rehire);
+    let in_lifecycle = |e: &Dated| matches!(e.role, Role::Leaver | Role::Rehire);
+    let mut out = BTreeSet::new();
+    // An immediate leaver is kept: what it voids stays void.
+    for x in events.iter().filter(|e| e.effective <= now && !e.immediate && !matches!(e.role, Role::Rescind(_))) {
+        let superseded = |slot: &dyn Fn(&Dated) -> bool| {
+            !slot(x) || events.iter().filter(firm).any(|y| slot(y) && y.key() > x.key())
+        };
+        if superseded(&in_profile) && superseded(&in_lifecycle) {
+            out.insert(x.event_id.clone());
+        }
+    }
+    for r in events {
+        if let Role::Rescind(target) = &r.role
+            && out.contains(target)
+        {
+            out.insert(r.event_id.clone());
+        }
+    }
+    out
 }
 
 /// The state at `at` (see the module's documentation).
@@ -331,7 +383,7 @@ mod tests {
     }
 
     fn ev(id: &str, role: Role, recorded: &str, effective: &str) -> Dated {
-        Dated { event_id: id.into(), role, recorded: at(recorded), effective: at(effective) }
+        Dated { event_id: id.into(), role, recorded: at(recorded), effective: at(effective), immediate: false }
     }
 
     #[test]
@@ -417,7 +469,7 @@ mod tests {
                         2 => Role::Rehire,
                         _ => Role::Rescind(format!("e{}", target % raw.len())),
                     };
-                    Dated { event_id: format!("e{i}"), role, recorded, effective }
+                    Dated { event_id: format!("e{i}"), role, recorded, effective, immediate: false }
                 })
                 .collect()
         })

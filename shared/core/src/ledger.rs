@@ -407,6 +407,7 @@ impl KnownEvent {
             role,
             recorded: self.message.occurred_at(),
             effective: self.effective,
+            immediate: self.event().is_some_and(|e| e.kind() == EventKind::Leaver && e.immediate),
         }
     }
 
@@ -508,6 +509,12 @@ impl Knowledge {
     /// The dated model's view of the events.
     pub fn timeline(&self) -> Vec<crate::dated::Dated> {
         self.events.iter().map(KnownEvent::dated).collect()
+    }
+
+    /// Drops the events that can no longer change the state ([`crate::dated::settled`]).
+    fn prune(&mut self) {
+        let settled = crate::dated::settled(&self.timeline(), self.at);
+        self.events.retain(|e| !settled.contains(e.message.event_id().as_str()));
     }
 
     /// The slots from the events, at `self.at`.
@@ -719,7 +726,8 @@ pub fn merge_message(
 ) -> MergeMessage {
     use crate::contract::Message;
     let undated_event = match message {
-        Message::Event(e) => e.when == crate::dated::When::Recorded || (e.kind() == EventKind::Leaver && e.immediate),
+        // An immediate leaver is kept with its time too: it voids what was planned before it.
+        Message::Event(e) => e.when == crate::dated::When::Recorded && !e.immediate,
         Message::Rescind(_) => false,
     };
     if undated_event
@@ -774,7 +782,9 @@ pub fn merge_message(
             // Undated (or an immediate leaver): effective when recorded, and never later than
             // now (an occurredAt within MAX_CLOCK_SKEW ahead of the clock applies at once, as
             // for an undated person; it is never left pending where nothing fires).
-            if undated_event { instant.min(dating.now) } else { instant }
+            let when_recorded =
+                e.when == crate::dated::When::Recorded || (e.kind() == EventKind::Leaver && e.immediate);
+            if when_recorded { instant.min(dating.now) } else { instant }
         }
     };
     let mut next = known.clone();
@@ -792,10 +802,13 @@ pub fn merge_message(
     let ids = |k: &Knowledge| {
         (k.profile.as_ref().map(|(e, _)| e.event_id.clone()), k.lifecycle.as_ref().map(|(e, _)| e.event_id.clone()))
     };
-    if ids(&next) != ids(&before) {
+    let pending = next.pending() != before.pending();
+    let changed = ids(&next) != ids(&before);
+    next.prune();
+    next.refold();
+    if changed {
         return MergeMessage::Changed(Box::new(next));
     }
-    let pending = next.pending() != before.pending();
     MergeMessage::Recorded { knowledge: Box::new(next), pending }
 }
 

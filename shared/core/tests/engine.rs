@@ -469,6 +469,14 @@ mod dated {
                 cancelled.insert(t.id.clone());
             }
         }
+        // A for-cause (immediate) leaver voids what was recorded before it to take effect after it.
+        for l in events.iter().filter(|e| e.kind == 2 && e.immediate) {
+            for e in events.iter().filter(|e| e.kind != 4 && e.id != l.id) {
+                if e.recorded < l.recorded && e.effective() > l.effective() {
+                    cancelled.insert(e.id.clone());
+                }
+            }
+        }
         let mut live: Vec<&Ev> =
             events.iter().filter(|e| e.kind != 4 && !cancelled.contains(&e.id) && e.effective() <= end).collect();
         live.sort_by(|a, b| (a.effective(), a.recorded, &a.id).cmp(&(b.effective(), b.recorded, &b.id)));
@@ -796,7 +804,11 @@ mod review2 {
         let out = apply(&w, &l).await.unwrap();
         clock.advance_to(at("2026-12-11T00:00:00Z"));
         w.engine.fire("workday#1").await.unwrap();
-        assert!(!active(&w), "a leaver recorded after the rescind naming it was cancelled (decision {:?})", out.decision);
+        assert!(
+            !active(&w),
+            "a leaver recorded after the rescind naming it was cancelled (decision {:?})",
+            out.decision
+        );
     }
 
     /// A person is dated once any event of theirs carries a date (here a hire dated a day back,
@@ -836,7 +848,8 @@ mod review2 {
             v["effectiveAt"] = "2026-11-30T08:00:00Z".into();
         });
         apply(&w, &j).await.unwrap();
-        let groups: Vec<String> = (0..100).map(|g| format!("jml-group-with-a-rather-long-name-for-the-item-size-test-{g:04}")).collect();
+        let groups: Vec<String> =
+            (0..100).map(|g| format!("jml-group-with-a-rather-long-name-for-the-item-size-test-{g:04}")).collect();
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
         for i in 1..=80 {
             let t = at("2026-11-30T09:00:00Z") + chrono::Duration::minutes(i);
