@@ -8,7 +8,6 @@ mod bad_events;
 mod breaker;
 mod ingest;
 mod ledger;
-mod logs;
 mod metrics;
 mod moto;
 mod moto_doctor;

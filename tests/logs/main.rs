@@ -1,11 +1,24 @@
 //! The logs of a full scenario (JSON, as in Lambda) carry ids and decisions, never personal data.
+//!
+//! A test binary of its own: every test in it captures logs, so no thread without a capture
+//! registers a log call site first (tracing caches a call site's interest globally; in a binary
+//! shared with other tests, a call site first hit elsewhere could be skipped here).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::{failures, fixture, fixture_json, invoke, memory_state, sqs_batch};
+use jml_core::testkit::{failures, fixture, fixture_json, invoke, memory_config, sqs_batch};
+
+/// A handler state on a fresh demo simulator (groups of the samples, manager seeded).
+fn memory_state() -> (identity_sync::State, identity_sync::MemoryBackend) {
+    identity_sync::memory(Arc::new(identity_sync::sim::demo_identity_store()), &memory_config(&[]))
+        .expect("memory settings")
+}
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -138,14 +151,11 @@ async fn subscription_sync_and_hr_ingest_log_no_personal_data_either() {
 #[tokio::test]
 async fn appstream_sync_and_iam_sync_log_no_personal_data_either() {
     let (capture, _guard) = capture_json_logs();
-    let (apps, _) = appstream_sync::memory(
-        std::sync::Arc::new(appstream_sync::sim::SimAppStream::demo()),
-        &crate::memory_config(&[]),
-    )
-    .expect("memory settings");
-    let (iam, iam_mem) =
-        iam_sync::memory(std::sync::Arc::new(iam_sync::sim::SimIam::demo()), &crate::memory_config(&[]))
+    let (apps, _) =
+        appstream_sync::memory(std::sync::Arc::new(appstream_sync::sim::SimAppStream::demo()), &memory_config(&[]))
             .expect("memory settings");
+    let (iam, iam_mem) = iam_sync::memory(std::sync::Arc::new(iam_sync::sim::SimIam::demo()), &memory_config(&[]))
+        .expect("memory settings");
     // alan's derived IAM name is taken by a hand-made user: parked, with its reason in the logs
     iam_mem.service.seed_user("alan.turing", &[]);
     let mut renamed = fixture_json("03-mover-ada.json");
