@@ -125,6 +125,8 @@ pub async fn run(
             return ExitCode::from(2);
         }
     };
+    // On the simulator, every pending change is scheduled in memory and fired by --until.
+    let schedules = Arc::new(jml_core::sim::SimSchedules::default());
     // The replay prints its own table; EMF documents are for CloudWatch.
     let states: Vec<State> = states
         .into_iter()
@@ -134,7 +136,7 @@ pub async fn run(
             // On the simulator the replay fires what comes due (--until): a dated change is
             // accepted. On AWS nothing fires it yet: it is parked (DatedEventNotSchedulable).
             if cfg.backend == Backend::Memory {
-                t.engine = t.engine.firing();
+                t.engine = t.engine.with_schedules(schedules.clone());
             }
             t
         })
@@ -186,7 +188,7 @@ pub async fn run(
         }
     }
     if let (Some(until), Some(sims)) = (dated.until, &sims) {
-        failures += fire_until(&states, sims, &clock, until).await;
+        failures += fire_until(&states, sims, &clock, until, &schedules).await;
     }
     if let Some(sims) = &sims {
         print_final(sims, &enabled);
@@ -214,74 +216,43 @@ pub struct Dated<'a> {
     pub timeline: Option<&'a str>,
 }
 
-/// Every (instant, person) pending on any target at or before `until`, after the clock's now.
-async fn due(
-    states: &[State],
-    now: chrono::DateTime<chrono::Utc>,
-    until: chrono::DateTime<chrono::Utc>,
-) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
-    let mut out = std::collections::BTreeSet::new();
-    for state in states {
-        let Ok(known) = state.engine.ledger().known(state.engine.target_name()).await else { continue };
-        for (person, k) in known {
-            let knowledge = jml_core::ledger::Knowledge::at(k.record.as_ref(), now);
-            for (at, _) in knowledge.pending() {
-                if at <= until {
-                    out.insert((at, person.clone()));
-                }
-            }
-        }
-    }
-    out.into_iter().collect()
-}
-
-/// Advances the clock to `until`, firing every dated change as it comes due, in the order they
-/// take effect (the clock never moves back); after each leaver that took effect, checks that the
-/// person holds no access left. Returns the failures.
+/// Advances the clock to `until`, firing every scheduled change as it comes due, in the order
+/// they take effect, through each target's real record handling (the message a schedule sends);
+/// the clock never moves back. After each leaver that took effect, checks that the person holds
+/// no access left. Returns the failures.
 async fn fire_until(
     states: &[State],
     sims: &Sims,
     clock: &jml_core::clock::Clock,
     until: chrono::DateTime<chrono::Utc>,
+    schedules: &jml_core::sim::SimSchedules,
 ) -> usize {
     let mut failures = 0;
-    loop {
-        let Some((at, _)) = due(states, clock.now(), until).await.into_iter().next() else { break };
-        clock.advance_to(at);
-        let at_now = due(states, clock.now() - chrono::Duration::nanoseconds(1), at).await;
-        println!("\nclock -> {} (dated changes come due)", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        for (_, person) in at_now {
-            let mut left = false;
-            for state in states {
-                let report = match state.engine.fire(&person).await {
-                    Ok(outcome) => {
-                        left |= outcome.decision == Decision::Disable;
-                        jml_core::lambda::RecordReport {
-                            event_id: Some("fire".into()),
-                            external_id: Some(person.clone()),
-                            kind: None,
-                            result: RecordResult::Done,
-                            outcome: Some(outcome),
-                            error: None,
-                        }
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        jml_core::lambda::RecordReport {
-                            event_id: Some("fire".into()),
-                            external_id: Some(person.clone()),
-                            kind: None,
-                            result: RecordResult::Parked,
-                            outcome: None,
-                            error: Some((e.code().to_string(), e.to_string())),
-                        }
-                    }
-                };
-                print_report(state.engine.target_name(), &report);
-            }
-            if left {
-                failures += leaver_check(sims, &person);
-            }
+    let mut last = None;
+    let mut disabled = std::collections::BTreeSet::new();
+    while let Some(firing) = schedules.take_due(until) {
+        clock.advance_to(firing.at);
+        if last != Some(firing.at) {
+            println!(
+                "\nclock -> {} (dated changes come due)",
+                firing.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            last = Some(firing.at);
+        }
+        let Some(state) = states.iter().find(|s| s.engine.target_name() == firing.target) else { continue };
+        let meta = RecordMeta { message_id: Some(firing.name.clone()), message_group: Some(firing.person.clone()) };
+        let report = process_record(state, &firing.body(), &meta).await;
+        print_report(state.engine.target_name(), &report);
+        if report.result != RecordResult::Done {
+            failures += 1;
+        }
+        if report.outcome.as_ref().is_some_and(|o| o.decision == Decision::Disable) {
+            disabled.insert((firing.at, firing.person.clone()));
+        }
+        // Once every target has fired for the person at this instant: a leaver took effect.
+        let more = schedules.pending().iter().any(|f| f.at == firing.at && f.person == firing.person);
+        if !more && disabled.remove(&(firing.at, firing.person.clone())) {
+            failures += leaver_check(sims, &firing.person);
         }
     }
     clock.advance_to(until);

@@ -254,6 +254,9 @@ pub struct Engine {
     target: Arc<dyn DynTarget>,
     ledger: Arc<dyn Ledger>,
     settings: EngineSettings,
+    /// Where a pending change is scheduled to fire (`None`: nothing schedules; see
+    /// [`EngineSettings::fires_pending`]).
+    schedules: Option<Arc<dyn crate::ports::Schedules>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -294,7 +297,41 @@ enum Committed {
 
 impl Engine {
     pub fn new(target: Arc<dyn DynTarget>, ledger: Arc<dyn Ledger>, settings: EngineSettings) -> Self {
-        Self { target, ledger, settings }
+        Self { target, ledger, settings, schedules: None }
+    }
+
+    /// The same engine scheduling every pending change to fire on its time ([`Engine::fire`]):
+    /// a change dated ahead is accepted.
+    pub fn with_schedules(mut self, schedules: Arc<dyn crate::ports::Schedules>) -> Self {
+        self.schedules = Some(schedules);
+        self.settings.fires_pending = true;
+        self
+    }
+
+    /// Schedules every change pending in `knowledge` (idempotent), written ahead of the commit
+    /// that records it: a firing never goes missing (an extra one converges to what is due,
+    /// nothing).
+    async fn schedule(&self, person: &str, knowledge: &Knowledge) -> Result<(), SyncError> {
+        let Some(schedules) = &self.schedules else { return Ok(()) };
+        if self.settings.dry_run {
+            return Ok(());
+        }
+        for (at, _) in knowledge.pending() {
+            schedules.put(&crate::ports::Firing::new(self.target.name(), person, at)).await?;
+        }
+        Ok(())
+    }
+
+    /// After a commit: removes the firings `before` had that `after` no longer has (a rescinded
+    /// change). Best effort: a firing left behind converges to what is due, nothing.
+    async fn unschedule(&self, person: &str, before: &Knowledge, after: &Knowledge) {
+        let Some(schedules) = &self.schedules else { return };
+        let keep: BTreeSet<_> = after.pending().into_iter().map(|(at, _)| at).collect();
+        for (at, _) in before.pending().into_iter().filter(|(at, _)| !keep.contains(at)) {
+            if let Err(e) = schedules.delete(&crate::ports::Firing::new(self.target.name(), person, at)).await {
+                tracing::warn!(error = %e, "a firing no longer pending was not deleted; it converges to nothing");
+            }
+        }
     }
 
     pub fn target_name(&self) -> &'static str {
@@ -462,6 +499,7 @@ impl Engine {
                 e.effective.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
         }
+        self.schedule(&event.external_id.key(), knowledge).await?;
         let mut next = self.record_from(event, knowledge, record, None, record.and_then(|r| r.held.clone()));
         if record.is_none() {
             // Nothing converged yet (a hire dated ahead): not a leaver's record, so the change
@@ -495,6 +533,7 @@ impl Engine {
         for _attempt in 0..MAX_ATTEMPTS {
             let record = self.ledger.get(&person, self.target.name()).await?;
             let known = Knowledge::at(record.as_ref(), self.settings.clock.now());
+            let before = known.clone();
             let (knowledge, changed) = match ledger::merge_message(
                 &message,
                 body,
@@ -539,6 +578,7 @@ impl Engine {
             if self.settings.dry_run {
                 return Ok(outcome);
             }
+            self.schedule(&person, &knowledge).await?;
             let mut next = self.record_from(
                 &audit_event,
                 &knowledge,
@@ -561,7 +601,10 @@ impl Engine {
                 )
                 .await?
             {
-                Committed::Done(done) => return done,
+                Committed::Done(done) => {
+                    self.unschedule(&person, &before, &knowledge).await;
+                    return done;
+                }
                 Committed::Raced => continue,
             }
         }
@@ -883,6 +926,7 @@ impl Engine {
             let Verified { applied, remaining, code } = self.converge(plan, &effective, &ctx).await?;
             let mut outcome = self.outcome(applied.clone(), &effective, event);
             outcome.dry_run = false;
+            self.schedule(&person, &knowledge).await?;
             let next = self.record_from(event, &knowledge, record.as_ref(), Some(&applied), None);
             let audit = self.audit(event, &outcome);
             let expected = record.as_ref().map(|r| r.version);

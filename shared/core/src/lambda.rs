@@ -101,6 +101,21 @@ async fn process_record_inner(state: &State, body: &str, meta: &RecordMeta) -> R
     // A leaver is never refused for a field it does not need (a malformed phone number, a hint):
     // with a valid eventId, occurredAt and ExternalId it is applied as a bare leaver, and the
     // field errors are reported (log, note, `LeaverFieldErrors` metric) for HR to fix.
+    // A scheduled firing: the person converges to what is due now (a dated change took effect).
+    if let Some(person) = crate::ports::Firing::person_of(body) {
+        span.record("external_id", person.as_str());
+        span.record("event_type", "fire");
+        let result = state.engine.fire(&person).await;
+        let report = RecordReport {
+            event_id: Some("fire".into()),
+            external_id: Some(person),
+            kind: None,
+            result: RecordResult::Done,
+            outcome: None,
+            error: None,
+        };
+        return settle(state, body, meta, report, result, None).await;
+    }
     // A rescind is not a change to a person: it cancels one (the engine decides what holds).
     if contract::is_rescind(body) {
         let (event_id, external_id) = (event_id_hint(body), contract::external_id_hint(body));

@@ -149,6 +149,63 @@ pub struct ParkedMessage {
     pub message_group: Option<String>,
 }
 
+/// One pending change's firing: at `at`, the person converges on one target to what is due
+/// ([`crate::engine::Engine::fire`]). On AWS a one-time EventBridge Scheduler schedule that
+/// sends [`Firing::body`] to the target's queue (`ActionAfterCompletion: DELETE`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Firing {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The ledger target name.
+    pub target: String,
+    /// The person (`issuer#id`).
+    pub person: String,
+    /// Deterministic from target, person and instant: 1-64 of `[0-9a-zA-Z-_.]`, no personal
+    /// data (a hash of the person).
+    pub name: String,
+}
+
+impl Firing {
+    pub fn new(target: &str, person: &str, at: chrono::DateTime<chrono::Utc>) -> Self {
+        use sha2::Digest;
+        let who = sha2::Sha256::digest(format!("{target}\n{person}").as_bytes());
+        let hex: String = who.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Self {
+            at,
+            target: target.to_string(),
+            person: person.to_string(),
+            name: format!("jml-{hex}-{}", at.timestamp()),
+        }
+    }
+
+    /// The message the firing delivers: `{"type": "fire", "person": "issuer#id", "target": ..., "at": ...}`.
+    pub fn body(&self) -> String {
+        serde_json::json!({
+            "type": "fire", "person": self.person, "target": self.target,
+            "at": self.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+        .to_string()
+    }
+
+    /// The person a firing message names (`None`: not a firing, or not a person key).
+    pub fn person_of(body: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        if v.get("type")?.as_str()? != "fire" {
+            return None;
+        }
+        let person = v.get("person")?.as_str()?;
+        crate::contract::ExternalId::from_key(person).map(|_| person.to_string())
+    }
+}
+
+/// Where pending changes are scheduled to fire (EventBridge Scheduler on AWS).
+#[async_trait]
+pub trait Schedules: Send + Sync {
+    /// Makes sure the firing is scheduled (idempotent: the same name again changes nothing).
+    async fn put(&self, firing: &Firing) -> Result<(), ServiceError>;
+    /// Removes a firing no longer pending (absent: nothing to do).
+    async fn delete(&self, firing: &Firing) -> Result<(), ServiceError>;
+}
+
 /// Where permanently failing records are parked.
 #[async_trait]
 pub trait DeadLetterQueue: Send + Sync {

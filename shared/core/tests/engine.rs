@@ -531,13 +531,18 @@ mod dated {
         })
     }
 
-    async fn fire_due(w: &World, clock: &jml_core::clock::Clock, until: DateTime<Utc>) {
-        loop {
-            let record = w.ledger.record("workday#1", TARGET);
-            let k = jml_core::ledger::Knowledge::at(record.as_ref(), clock.now());
-            let Some((at, _)) = k.pending().into_iter().find(|(at, _)| *at <= until) else { break };
-            clock.advance_to(at);
-            w.engine.fire("workday#1").await.unwrap();
+    /// Fires only what was scheduled (as EventBridge Scheduler would): a pending change the
+    /// engine failed to schedule never fires, and the end state would differ from the oracle's.
+    async fn fire_due(
+        w: &World,
+        schedules: &jml_core::sim::SimSchedules,
+        clock: &jml_core::clock::Clock,
+        until: DateTime<Utc>,
+    ) {
+        while let Some(firing) = schedules.take_due(until) {
+            clock.advance_to(firing.at);
+            let person = jml_core::ports::Firing::person_of(&firing.body()).unwrap();
+            w.engine.fire(&person).await.unwrap();
         }
         clock.advance_to(until);
     }
@@ -547,12 +552,13 @@ mod dated {
         rt.block_on(async {
             let clock = jml_core::clock::Clock::at(base());
             let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
-            w.engine = w.engine.clone().firing();
+            let schedules = Arc::new(jml_core::sim::SimSchedules::default());
+            w.engine = w.engine.clone().with_schedules(schedules.clone());
             for i in order {
                 let e = &events[i % events.len()];
                 // Delivered when the clock reaches its recording (late, never early).
                 let when = clock.now().max(e.recorded);
-                fire_due(&w, &clock, when).await;
+                fire_due(&w, &schedules, &clock, when).await;
                 let body = e.body();
                 // A rescind of itself is refused by the contract (and rescinds nothing).
                 let Ok(message) = jml_core::contract::parse_message(&body) else { continue };
@@ -565,7 +571,7 @@ mod dated {
                 }
             }
             let end = base() + Duration::hours(400);
-            fire_due(&w, &clock, end).await;
+            fire_due(&w, &schedules, &clock, end).await;
             let got = w.fake.accounts.lock().unwrap().get("workday#1").cloned();
             let want = expected(&events, end);
             // A person who never started holds no account; one who left holds nothing.
@@ -612,6 +618,47 @@ mod dated {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[tokio::test]
+    async fn a_pending_change_is_scheduled_before_it_is_recorded_and_a_rescind_in_time_removes_its_firing() {
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        let schedules = Arc::new(jml_core::sim::SimSchedules::default());
+        w.engine = w.engine.clone().with_schedules(schedules.clone());
+        let (j, b) = joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"]);
+        w.engine.apply(&j, &b).await.unwrap();
+        assert!(schedules.pending().is_empty(), "nothing pending, nothing scheduled");
+        let (l, lb) = dated_body(
+            "leaver",
+            "1",
+            "l1",
+            "2026-11-20T09:00:00Z",
+            serde_json::json!({"effectiveAt": "2026-12-10T17:00:00Z"}),
+        );
+        assert_eq!(w.engine.apply(&l, &lb).await.unwrap().decision, Decision::Scheduled);
+        let pending = schedules.pending();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].at, pending[0].person.as_str(), pending[0].target.as_str()),
+            (at("2026-12-10T17:00:00Z"), "workday#1", TARGET)
+        );
+        // A deterministic, AWS-valid name that names no one.
+        let f = &pending[0];
+        assert_eq!(f.name, jml_core::ports::Firing::new(TARGET, "workday#1", f.at).name);
+        assert!(f.name.len() <= 64 && f.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        assert!(!f.name.contains("workday"));
+        // The firing's message names the person; a redelivered leaver schedules nothing new.
+        assert_eq!(jml_core::ports::Firing::person_of(&f.body()).as_deref(), Some("workday#1"));
+        w.engine.apply(&l, &lb).await.unwrap();
+        assert_eq!(schedules.pending().len(), 1);
+        // Rescinded in time: its firing is deleted.
+        let body = r#"{"eventId":"r1","type":"rescind","occurredAt":"2026-12-01T08:00:00Z","rescinds":"l1","person":{"externalId":{"issuer":"workday","id":"1"}}}"#;
+        let jml_core::contract::Message::Rescind(r) = jml_core::contract::parse_message(body).unwrap() else {
+            unreachable!()
+        };
+        w.engine.apply_rescind(&r, body).await.unwrap();
+        assert!(schedules.pending().is_empty(), "{:?}", schedules.pending());
     }
 
     #[tokio::test]

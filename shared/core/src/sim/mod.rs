@@ -95,6 +95,40 @@ impl Calls {
     }
 }
 
+/// In-memory schedules: what is pending, by firing.
+#[derive(Debug, Default)]
+pub struct SimSchedules {
+    pending: Mutex<std::collections::BTreeSet<crate::ports::Firing>>,
+}
+
+impl SimSchedules {
+    /// Every pending firing, in time order.
+    pub fn pending(&self) -> Vec<crate::ports::Firing> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
+
+    /// Takes the earliest firing due at or before `until` (a one-time schedule is deleted once it fires).
+    pub fn take_due(&self, until: chrono::DateTime<chrono::Utc>) -> Option<crate::ports::Firing> {
+        let mut p = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = p.iter().next().filter(|f| f.at <= until).cloned()?;
+        p.remove(&first);
+        Some(first)
+    }
+}
+
+#[async_trait]
+impl crate::ports::Schedules for SimSchedules {
+    async fn put(&self, firing: &crate::ports::Firing) -> Result<(), ServiceError> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(firing.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, firing: &crate::ports::Firing) -> Result<(), ServiceError> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(firing);
+        Ok(())
+    }
+}
+
 /// An in-memory dead-letter queue.
 #[derive(Debug, Default)]
 pub struct SimDeadLetterQueue {
