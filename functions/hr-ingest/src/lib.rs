@@ -52,6 +52,7 @@ pub fn memory(config: &Config) -> (Ingest, MemoryBackend) {
         dlq: dlq.clone(),
         dry_run: config.dry_run,
         clock: jml_core::clock::Clock::system(),
+        max_ahead_days: config.dating.max_ahead_days,
     };
     (ingest, MemoryBackend { queues, dlq })
 }
@@ -68,6 +69,7 @@ pub async fn from_config(config: &Config) -> Ingest {
                 dlq: Arc::new(jml_aws::dead_letter_queue(&sdk, config.dlq_url.as_deref())),
                 dry_run: config.dry_run,
                 clock: jml_core::clock::Clock::system(),
+                max_ahead_days: config.dating.max_ahead_days,
             }
         }
     }

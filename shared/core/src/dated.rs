@@ -123,6 +123,27 @@ pub fn effective_instant(
     }
 }
 
+/// Why an event is dated too far ahead (`MAX_EFFECTIVE_AHEAD_DAYS`: a year typed 2207 must never
+/// be scheduled), or `None`. An immediate leaver takes effect when recorded: a date it ignores
+/// never parks it.
+pub fn too_far_ahead(event: &crate::contract::HrEvent, now: DateTime<Utc>, days: i64) -> Option<String> {
+    if event.kind() == crate::contract::EventKind::Leaver && event.immediate {
+        return None;
+    }
+    let bound = now + chrono::Duration::days(days);
+    let (field, ahead) = match event.when {
+        When::At(at) => ("effectiveAt", at > bound),
+        // A local date: a day of slack for the zones ahead of UTC.
+        When::Date(d) => ("effectiveDate", d > (bound + chrono::Duration::days(1)).date_naive()),
+        When::Recorded => return None,
+    };
+    ahead.then(|| {
+        format!(
+            "{field}: more than {days} days ahead of the clock (MAX_EFFECTIVE_AHEAD_DAYS): most likely a mistyped year; never scheduled. Fix the date in HR and send the event again"
+        )
+    })
+}
+
 /// One event as the dated model sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dated {

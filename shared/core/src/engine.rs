@@ -442,24 +442,7 @@ impl Engine {
     /// An event dated further ahead than `MAX_EFFECTIVE_AHEAD_DAYS` (a year typed 2207 must never
     /// be scheduled): why, or `None`.
     fn too_far_ahead(&self, event: &HrEvent) -> Option<String> {
-        if event.kind() == EventKind::Leaver && event.immediate {
-            // Effective when recorded whatever its dates: a date it ignores never parks it.
-            return None;
-        }
-        let now = self.settings.clock.now();
-        let days = self.settings.dating.max_ahead_days;
-        let bound = now + chrono::Duration::days(days);
-        let (field, ahead) = match event.when {
-            crate::dated::When::At(at) => ("effectiveAt", at > bound),
-            // A local date: a day of slack for the zones ahead of UTC.
-            crate::dated::When::Date(d) => ("effectiveDate", d > (bound + chrono::Duration::days(1)).date_naive()),
-            crate::dated::When::Recorded => return None,
-        };
-        ahead.then(|| {
-            format!(
-                "{field}: more than {days} days ahead of the clock (MAX_EFFECTIVE_AHEAD_DAYS): most likely a mistyped year; never scheduled. Fix the date in HR and send the event again"
-            )
-        })
+        crate::dated::too_far_ahead(event, self.settings.clock.now(), self.settings.dating.max_ahead_days)
     }
 
     /// A message that changes nothing now: recorded with the person's knowledge (and, dated

@@ -191,8 +191,10 @@ pub struct Ingest {
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Validate and report, send and park nothing.
     pub dry_run: bool,
-    /// The clock of the `OccurredInFuture` bound.
+    /// The clock of the `OccurredInFuture` and `EffectiveTooFarAhead` bounds.
     pub clock: crate::clock::Clock,
+    /// `MAX_EFFECTIVE_AHEAD_DAYS`: a change dated further ahead is parked here, once.
+    pub max_ahead_days: i64,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -237,6 +239,9 @@ impl Ingest {
         };
         if let Some(why) = crate::clock::occurred_in_future(event.occurred_at, self.clock.now()) {
             return self.park(body, EngineCode::OccurredInFuture.as_str(), &why, source_id).await;
+        }
+        if let Some(why) = crate::dated::too_far_ahead(&event, self.clock.now(), self.max_ahead_days) {
+            return self.park(body, EngineCode::EffectiveTooFarAhead.as_str(), &why, source_id).await;
         }
         if self.dry_run {
             return IngestOutcome::FannedOut {
@@ -338,6 +343,7 @@ mod tests {
             dlq: dlq.clone(),
             dry_run: false,
             clock: crate::clock::Clock::at(crate::clock::parse_now(now).unwrap()),
+            max_ahead_days: 400,
         };
         (ingest, queues, dlq)
     }
@@ -394,5 +400,23 @@ mod tests {
         let bad = ingest.ingest(&rescind.replace(r#""rescinds":"e-1","#, ""), Some("m-2")).await;
         assert!(matches!(bad, IngestOutcome::Parked { ref code, .. } if code == "InvalidEvent"), "{bad:?}");
         assert_eq!(dlq.parked().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_change_dated_too_far_ahead_is_parked_once_here_and_an_immediate_leaver_never() {
+        let (ingest, queues, dlq) = ingest_at("2026-12-01T09:00:00Z");
+        let dated = |extra: &str| {
+            format!(
+                r#"{{"eventId":"e-9","type":"leaver","occurredAt":"2026-11-30T17:00:00Z",{extra}"person":{{"externalId":{{"issuer":"workday","id":"1"}}}}}}"#
+            )
+        };
+        let out = ingest.ingest(&dated(r#""effectiveDate":"2207-12-31","#), Some("m-1")).await;
+        assert!(matches!(out, IngestOutcome::Parked { ref code, .. } if code == "EffectiveTooFarAhead"), "{out:?}");
+        assert_eq!(dlq.parked().len(), 1);
+        let out = ingest.ingest(&dated(r#""effectiveDate":"2207-12-31","immediate":true,"#), Some("m-2")).await;
+        assert!(matches!(out, IngestOutcome::FannedOut { .. }), "{out:?}");
+        let out = ingest.ingest(&dated(r#""effectiveDate":"2027-06-30","#), Some("m-3")).await;
+        assert!(matches!(out, IngestOutcome::FannedOut { .. }), "{out:?}");
+        assert_eq!(queues.messages("memory://jml-identity.fifo").len(), 2);
     }
 }

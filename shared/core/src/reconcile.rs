@@ -226,6 +226,11 @@ pub enum DriftKind {
     /// or a rehire HR never sent): reported and alarmed, never corrected (only HR's rehire grants
     /// again, never a reconciliation).
     ListedAfterLeaving,
+    /// A dated change took effect (its instant passed, as of the snapshot) and the target has
+    /// not converged to it: its firing was missed. A leaver overdue still holds access. The
+    /// correction converges the person to what is due (the corrective event is recorded, and
+    /// the state the events decide now is applied).
+    TransitionOverdue,
 }
 
 impl DriftKind {
@@ -244,11 +249,12 @@ impl DriftKind {
             Self::Collision => "collision",
             Self::Ledger => "ledger",
             Self::ListedAfterLeaving => "listed-after-leaving",
+            Self::TransitionOverdue => "transition-overdue",
         }
     }
 
     /// Every kind, in report order.
-    pub const ALL: [DriftKind; 13] = [
+    pub const ALL: [DriftKind; 14] = [
         Self::MissingAccount,
         Self::OrphanAccount,
         Self::LeaverStillActive,
@@ -262,6 +268,7 @@ impl DriftKind {
         Self::Collision,
         Self::Ledger,
         Self::ListedAfterLeaving,
+        Self::TransitionOverdue,
     ];
 
     /// Whether `--apply` corrects it. A collision needs a human (an account jml-sync does not
@@ -442,6 +449,13 @@ impl Report {
             }
             let people: BTreeSet<&str> =
                 self.drift.iter().filter(|d| &d.target == t).map(|d| d.person.as_str()).collect();
+            let overdue =
+                self.drift.iter().filter(|d| &d.target == t && d.kind == DriftKind::TransitionOverdue).count();
+            sink.emit(crate::metrics::document(
+                now,
+                &[("Target", t)],
+                &[("OverdueTransitions", "Count", overdue as f64)],
+            ));
             sink.emit(crate::metrics::document(
                 now,
                 &[("Target", t)],
@@ -528,6 +542,7 @@ pub async fn reconcile(
         managed.extend(found.managed_with_access.iter().cloned());
         let seen: BTreeSet<&str> = found.drift.iter().map(|d| d.person.as_str()).collect();
         drift.extend(ledger_drift(&target, snapshot, &known, &seen));
+        drift.extend(overdue_drift(&target, &known, snapshot.as_of));
         drift.extend(found.drift.iter().cloned());
         let recorded_left: BTreeSet<&String> = known
             .iter()
@@ -557,6 +572,37 @@ pub async fn reconcile(
     let report =
         Report { as_of: snapshot.as_of, people: snapshot.people.len(), targets, drift, bad: snapshot.bad.clone() };
     Ok(Outcome { report, left })
+}
+
+/// The safety net that does not trust the schedules: every person whose dated change is due (as
+/// of `at`) and not converged on the target (a missed firing). A change still pending is not
+/// drift; a person the breaker holds is reported by the breaker.
+pub fn overdue_drift(target: &str, known: &LedgerView, at: DateTime<Utc>) -> Vec<Drift> {
+    let mut out = Vec::new();
+    for (person, k) in known {
+        let Some(record) = k.record.as_ref().filter(|r| r.held.is_none() && !r.events.is_empty()) else {
+            continue;
+        };
+        let due = crate::ledger::Knowledge::at(Some(record), at);
+        let id = |slot: &Option<(crate::contract::HrEvent, String)>| slot.as_ref().map(|(e, _)| e.event_id.to_string());
+        let converged = |body: &Option<String>| body.as_deref().and_then(crate::ledger::body_event_id);
+        if (id(&due.profile), id(&due.lifecycle)) == (converged(&record.last_event), converged(&record.lifecycle_event))
+        {
+            continue;
+        }
+        let what = if due.left() && record.status == PersonStatus::Active {
+            "a leaver is overdue: access remains"
+        } else {
+            "a dated change is due"
+        };
+        out.push(Drift {
+            person: person.clone(),
+            target: target.to_string(),
+            kind: DriftKind::TransitionOverdue,
+            detail: format!("{what} and the target has not converged to it (a missed firing)"),
+        });
+    }
+    out
 }
 
 /// The ledger's records against HR, where the target's own diff found nothing for the person.

@@ -662,6 +662,37 @@ mod dated {
     }
 
     #[tokio::test]
+    async fn the_safety_net_reports_a_missed_firing_and_never_a_pending_change() {
+        use jml_core::reconcile::{DriftKind, overdue_drift};
+        let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().firing();
+        let (j, b) = joiner("1", "j1", "2026-11-02T09:00:00Z", &["jml-a"]);
+        w.engine.apply(&j, &b).await.unwrap();
+        let (l, lb) = dated_body(
+            "leaver",
+            "1",
+            "l1",
+            "2026-11-20T09:00:00Z",
+            serde_json::json!({"effectiveAt": "2026-12-10T17:00:00Z"}),
+        );
+        w.engine.apply(&l, &lb).await.unwrap();
+        let known = || async { w.ledger.known(TARGET).await.unwrap() };
+        assert!(
+            overdue_drift(TARGET, &known().await, at("2026-12-10T16:59:59Z")).is_empty(),
+            "a pending leaver is not drift"
+        );
+        // Its firing was missed: the day after, the leaver is overdue and access remains.
+        let drift = overdue_drift(TARGET, &known().await, at("2026-12-11T09:00:00Z"));
+        assert_eq!(drift.len(), 1);
+        assert_eq!((drift[0].kind, drift[0].person.as_str()), (DriftKind::TransitionOverdue, "workday#1"));
+        assert!(drift[0].detail.contains("leaver is overdue"), "{}", drift[0].detail);
+        clock.advance_to(at("2026-12-11T09:00:00Z"));
+        assert_eq!(w.engine.fire("workday#1").await.unwrap().decision, Decision::Disable);
+        assert!(overdue_drift(TARGET, &known().await, at("2026-12-11T09:00:00Z")).is_empty());
+    }
+
+    #[tokio::test]
     async fn a_dated_leaver_is_judged_by_the_breaker_when_recorded_and_fires_on_its_day_in_the_persons_zone() {
         let clock = jml_core::clock::Clock::at(at("2026-12-01T09:00:00Z"));
         let mut w =
