@@ -464,15 +464,7 @@ impl Engine {
             )));
         }
         let decision = if pending { Decision::Scheduled } else { Decision::Stale };
-        if self.settings.dry_run {
-            return Ok(self.settled(decision, record));
-        }
-        let leaver_ahead = pending
-            && event.kind() == EventKind::Leaver
-            && record.is_some_and(|r| r.status == PersonStatus::Active && r.held.is_none());
-        if leaver_ahead && !self.breaker_allows(&event.external_id.key(), event).await? {
-            return self.hold(event, event, knowledge, record, lease).await;
-        }
+        // What is pending is said in the outcome, a dry run included: when it takes effect.
         let mut outcome = self.settled(decision, record);
         if let Some(e) = knowledge.events.iter().find(|e| e.message.event_id() == &event.event_id)
             && e.effective > self.settings.clock.now()
@@ -481,6 +473,15 @@ impl Engine {
                 "takes effect at {} (recorded; applied then)",
                 e.effective.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
+        }
+        if self.settings.dry_run {
+            return Ok(outcome);
+        }
+        let leaver_ahead = pending
+            && event.kind() == EventKind::Leaver
+            && record.is_some_and(|r| r.status == PersonStatus::Active && r.held.is_none());
+        if leaver_ahead && !self.breaker_allows(&event.external_id.key(), event).await? {
+            return self.hold(event, event, knowledge, record, lease).await;
         }
         self.schedule(&event.external_id.key(), knowledge).await?;
         let mut next = self.record_from(event, knowledge, record, None, record.and_then(|r| r.held.clone()));
