@@ -96,6 +96,18 @@ def evaluate(v):
         return v
     if v.name == "Ref":
         return ref_value(v.value)
+    if v.name == "GetAtt":
+        # The schedule variables name ARNs (SCHEDULER_ROLE_ARN, SCHEDULE_TARGET_QUEUE_ARN,
+        # SCHEDULE_DLQ_ARN): a queue's or a role's, as CloudFormation returns them.
+        name, attr = v.value if isinstance(v.value, list) else v.value.split(".", 1)
+        res = RES[name]
+        assert attr == "Arn", f"unexpected attribute {v!r}"
+        if res["Type"] == "AWS::SQS::Queue":
+            fifo = ".fifo" if res["Properties"].get("FifoQueue") else ""
+            return f"arn:aws:sqs:eu-west-2:123456789012:{name}{fifo}"
+        if res["Type"] == "AWS::IAM::Role":
+            return f"arn:aws:iam::123456789012:role/{name}"
+        raise AssertionError(f"unexpected intrinsic {v!r}")
     if v.name == "Sub":
         return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(ref_value(m.group(1))), v.value)
     if v.name == "If":
@@ -223,7 +235,9 @@ class TemplateTest(unittest.TestCase):
             self.assertTrue(q["Properties"].get("SqsManagedSseEnabled") or q["Properties"].get("KmsMasterKeyId"), f"{name}: encrypted")
             if "RedrivePolicy" in q["Properties"]:
                 continue
-            used_as_dlq = name in dlqs or re.search(rf"(Arn|Destination): !GetAtt {name}\.Arn", text)
+            # A redrive target, a dead-letter or on-failure destination, or the schedules' DLQ
+            # (SCHEDULE_DLQ_ARN: each schedule's DeadLetterConfig, set by the functions).
+            used_as_dlq = name in dlqs or re.search(rf"(Arn|Destination|SCHEDULE_DLQ_ARN): !GetAtt {name}\.Arn", text)
             self.assertTrue(used_as_dlq, f"{name} has no DLQ and is no DLQ")
         for name, q in QUEUES.items():
             if name in dlqs:
@@ -302,6 +316,34 @@ if __name__ == "__main__":
 
 
 class TargetsTest(unittest.TestCase):
+    def test_each_target_schedules_its_dated_changes_in_the_group_to_its_own_queue(self):
+        # EventBridge Scheduler: a FIFO target needs content-based deduplication, a DLQ must be a
+        # standard queue; the functions may create and delete schedules in the group only and
+        # pass the scheduler's role only; that role may send to the target queues and the DLQ only.
+        targets = {"IdentitySyncFunction": "IdentityQueue", "SubscriptionSyncFunction": "SubscriptionsQueue",
+                   "AppStreamSyncFunction": "AppStreamQueue", "IamSyncFunction": "IamQueue"}
+        for fn_name, queue in targets.items():
+            self.assertTrue(QUEUES[queue]["Properties"].get("ContentBasedDeduplication"), queue)
+            env = FUNCTIONS[fn_name]["Properties"]["Environment"]["Variables"]
+            self.assertEqual(repr(env["SCHEDULE_TARGET_QUEUE_ARN"]), repr(Tag("GetAtt", f"{queue}.Arn")), fn_name)
+            self.assertEqual(repr(env["SCHEDULE_DLQ_ARN"]), repr(Tag("GetAtt", "ScheduleDeadLetterQueue.Arn")), fn_name)
+            self.assertEqual(repr(env["SCHEDULE_GROUP"]), repr(Tag("Ref", "ScheduleGroup")), fn_name)
+            sts = {s["Sid"]: s for s in statements(FUNCTIONS[fn_name])}
+            self.assertEqual(sts["ScheduleDatedChanges"]["Resource"].value,
+                             "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*")
+            self.assertEqual(repr(sts["PassTheSchedulerRole"]["Resource"]), repr(Tag("GetAtt", "SchedulerRole.Arn")))
+        self.assertFalse(QUEUES["ScheduleDeadLetterQueue"]["Properties"].get("FifoQueue"))
+        role = RES["SchedulerRole"]["Properties"]
+        trust = role["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual([t["Principal"]["Service"] for t in trust], ["scheduler.amazonaws.com"])
+        self.assertTrue(all("aws:SourceAccount" in t["Condition"]["StringEquals"] for t in trust))
+        granted = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        self.assertEqual({a for s in granted for a in as_list(s["Action"])}, {"sqs:SendMessage"})
+        resources = repr([r for s in granted for r in as_list(s["Resource"])])
+        for queue in [*targets.values(), "ScheduleDeadLetterQueue"]:
+            self.assertIn(f"{queue}.Arn", resources)
+        self.assertEqual(len(granted[0]["Resource"]), 5, "the four target queues and the schedules' DLQ, nothing else")
+
     def test_hr_ingest_fans_out_to_every_enabled_target_and_may_send_to_each(self):
         env = FUNCTIONS["HrIngestFunction"]["Properties"]["Environment"]["Variables"]
         names = [part.split("=")[0] for part in evaluate(env["TARGET_QUEUES"]).split(",")]

@@ -101,6 +101,16 @@ pub fn probes(function: &str, cfg: &Config, partition: &str, region: &str, accou
                     format!("arn:{partition}:appstream:{region}:{account}:stack/jml-doctor-probe"),
                 ));
             }
+            // The schedules of pending changes: in the group, passing the scheduler's role.
+            "scheduler" => out.push(Probe::new(
+                &action,
+                cfg.schedules.as_ref().map_or_else(any, |s| {
+                    format!("arn:{partition}:scheduler:{region}:{account}:schedule/{}/jml-doctor-probe", s.group)
+                }),
+            )),
+            _ if action == "iam:PassRole" => {
+                out.push(Probe::new(&action, cfg.schedules.as_ref().map_or_else(any, |s| s.role_arn.clone())));
+            }
             "iam" if iam.is_some() => {}
             _ => out.push(Probe::new(&action, any())),
         }

@@ -13,6 +13,7 @@ mod moto;
 mod moto_doctor;
 mod moto_iam;
 mod moto_reconcile;
+mod moto_scheduler;
 mod operations;
 mod properties;
 mod reconcile;

@@ -158,7 +158,9 @@ fn every_sdk_call_of_an_adapter_is_listed_and_every_listed_operation_is_called()
     use jml_core::ports::op;
     let ledger = sdk_calls(&source("shared/dynamodb/src/lib.rs"));
     let mut listed = api_names([op::TARGET_FUNCTION, &[op::LEDGER_SCAN, op::LEDGER_QUERY, op::LEDGER_DELETE][..]]);
-    listed.remove("sendmessage");
+    for not_the_ledger in ["sendmessage", "createschedule", "deleteschedule"] {
+        listed.remove(not_the_ledger);
+    }
     listed.insert("describetable".into());
     assert_eq!(ledger, listed, "jml-dynamodb's calls");
     // The queues: parking and the fan-out (SendMessage), reconcile's corrections
@@ -174,4 +176,8 @@ fn every_sdk_call_of_an_adapter_is_listed_and_every_listed_operation_is_called()
     listed.insert("getqueueattributes".into());
     let sqs_and_doctor = sqs.union(&sdk_calls(&source("shared/aws/src/lib.rs"))).cloned().collect::<BTreeSet<_>>();
     assert_eq!(sqs_and_doctor, listed, "jml-aws's calls");
+    // The schedules of pending changes: every target function's (op::TARGET_FUNCTION).
+    let schedules = sdk_calls(&source("shared/aws/src/schedules.rs"));
+    assert_eq!(schedules, api_names([op::SCHEDULES]), "jml-aws's schedule calls");
+    assert!(op::SCHEDULES.iter().all(|o| op::TARGET_FUNCTION.contains(o)), "every target function schedules");
 }

@@ -76,7 +76,7 @@ pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
     let service = Arc::new(service(sdk));
     let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
     let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
-    Ok(state(service, ledger, dlq, config, &settings))
+    Ok(jml_aws::scheduled(state(service, ledger, dlq, config, &settings), sdk, config))
 }
 
 /// The port on AWS as the function builds it.

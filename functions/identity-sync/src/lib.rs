@@ -93,7 +93,7 @@ pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
     let port = service(sdk, &settings);
     let ledger = Arc::new(jml_dynamodb::ledger(sdk, config.ledger_table.as_deref()));
     let dlq = Arc::new(jml_aws::dead_letter_queue(sdk, config.dlq_url.as_deref()));
-    Ok(state(port, ledger, dlq, config, &settings))
+    Ok(jml_aws::scheduled(state(port, ledger, dlq, config, &settings), sdk, config))
 }
 
 /// The Identity Store port on AWS as the function builds it (paced as configured).

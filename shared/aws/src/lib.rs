@@ -1,11 +1,14 @@
 //! The AWS plumbing every function shares, naming no target: the SDK configuration, the pacer
-//! in the HTTP client, error helpers, and the SQS adapters (DLQ, publisher, DLQ source). Each
+//! in the HTTP client, error helpers, the SQS adapters (DLQ, publisher, DLQ source) and the
+//! schedules of pending changes (EventBridge Scheduler). Each
 //! target's own adapter lives in its slice; the DynamoDB ledger in `jml-dynamodb`.
 
 mod paced;
+pub mod schedules;
 pub mod sqs;
 
 pub use paced::{RequestLog, paced_http_client, recording_http_client, request_shape};
+pub use schedules::EventBridgeSchedules;
 pub use sqs::{SqsDeadLetterQueue, SqsDlqSource, SqsPublisher};
 
 use aws_config::retry::RetryConfig;
@@ -65,6 +68,30 @@ pub fn warm_tls_roots() {
 /// The shared ports every target function uses on AWS: the DLQ (SQS).
 pub fn dead_letter_queue(sdk: &aws_config::SdkConfig, dlq_url: Option<&str>) -> SqsDeadLetterQueue {
     SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), dlq_url.unwrap_or_default())
+}
+
+/// The schedules of a target function's pending changes, when the configuration names them
+/// (`SCHEDULE_GROUP` and the rest): its state then accepts a change dated ahead
+/// ([`jml_core::lambda::State::with_schedules`]).
+pub fn schedules(
+    sdk: &aws_config::SdkConfig,
+    config: &jml_core::config::Config,
+) -> Option<std::sync::Arc<dyn jml_core::ports::Schedules>> {
+    let s = config.schedules.clone()?;
+    Some(std::sync::Arc::new(EventBridgeSchedules::from_sdk(sdk, s)))
+}
+
+/// `state` scheduling its pending changes when the configuration names the schedules, else as
+/// it is (a change dated ahead is parked).
+pub fn scheduled(
+    state: jml_core::lambda::State,
+    sdk: &aws_config::SdkConfig,
+    config: &jml_core::config::Config,
+) -> jml_core::lambda::State {
+    match schedules(sdk, config) {
+        Some(s) => state.with_schedules(s),
+        None => state,
+    }
 }
 
 /// Service messages may quote the rejected value (`Value 'x' at 'userName' failed ...`): keep

@@ -59,8 +59,9 @@ crate::parking_codes! {
         /// Do: the change stands; HR sends a rehire (for a leaver) or a new event that undoes it.
         RescindTooLate,
         /// The change is dated ahead, and this deployment has nothing that fires a pending change
-        /// on its date yet (the simulator's replay does; AWS EventBridge Scheduler is not wired
-        /// in): accepting it would leave it unapplied, a leaver above all.
+        /// on its date (on AWS the `SCHEDULE_*` variables are unset; the simulator's replay and a
+        /// function with EventBridge Scheduler do): accepting it would leave it unapplied, a
+        /// leaver above all.
         /// Do: send the event on its effective date, or a leaver as `immediate`; then redrive.
         DatedEventNotSchedulable,
         /// A defect: the engine and a target disagreed about a plan or a lease; nothing was

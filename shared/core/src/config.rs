@@ -38,8 +38,74 @@ pub struct Config {
     /// `DEFAULT_TIMEZONE` (an IANA zone, default `UTC`) and `MAX_EFFECTIVE_AHEAD_DAYS` (default
     /// 400): how dated events are resolved and bounded.
     pub dating: crate::engine::DatingRules,
+    /// `SCHEDULE_GROUP`, `SCHEDULER_ROLE_ARN`, `SCHEDULE_TARGET_QUEUE_ARN`, `SCHEDULE_DLQ_ARN`
+    /// (all four or none): where a target function schedules its pending changes (EventBridge
+    /// Scheduler). `None`: nothing schedules, a change dated ahead is parked.
+    pub schedules: Option<ScheduleConfig>,
     /// The source of every variable, for the targets' own sections.
     lookup: Lookup,
+}
+
+/// Where a target function's pending changes are scheduled (EventBridge Scheduler).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// `SCHEDULE_GROUP`: the schedule group every firing is created in.
+    pub group: String,
+    /// `SCHEDULER_ROLE_ARN`: the role EventBridge Scheduler assumes to send a firing.
+    pub role_arn: String,
+    /// `SCHEDULE_TARGET_QUEUE_ARN`: the function's own FIFO queue (a firing is sent there).
+    pub target_queue_arn: String,
+    /// `SCHEDULE_DLQ_ARN`: where an undeliverable firing goes (a standard queue: EventBridge
+    /// Scheduler takes no FIFO dead-letter queue).
+    pub dlq_arn: String,
+}
+
+const SCHEDULE_VARS: [&str; 4] =
+    ["SCHEDULE_GROUP", "SCHEDULER_ROLE_ARN", "SCHEDULE_TARGET_QUEUE_ARN", "SCHEDULE_DLQ_ARN"];
+
+/// The schedules section: all four variables or none, each of its shape.
+fn schedule_config(get: impl Fn(&str) -> Option<String>) -> Result<Option<ScheduleConfig>, ConfigError> {
+    let (group, role, queue, dlq) =
+        (get("SCHEDULE_GROUP"), get("SCHEDULER_ROLE_ARN"), get("SCHEDULE_TARGET_QUEUE_ARN"), get("SCHEDULE_DLQ_ARN"));
+    if group.is_none() && role.is_none() && queue.is_none() && dlq.is_none() {
+        return Ok(None);
+    }
+    let need = |i: usize, v: Option<String>| {
+        v.ok_or_else(|| {
+            err(
+                SCHEDULE_VARS[i],
+                format!(
+                    "is required with the other schedule variables (set all of {} or none)",
+                    SCHEDULE_VARS.join(", ")
+                ),
+            )
+        })
+    };
+    let (group, role_arn, target_queue_arn, dlq_arn) =
+        (need(0, group)?, need(1, role)?, need(2, queue)?, need(3, dlq)?);
+    if group.is_empty()
+        || group.len() > 64
+        || !group.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(err("SCHEDULE_GROUP", "must be a schedule group name: 1-64 of [0-9a-zA-Z-_.]"));
+    }
+    let arn_of = |var: &'static str, v: &str, service: &str| {
+        let ok = v.split(':').count() >= 6 && v.starts_with("arn:") && v.split(':').nth(2) == Some(service);
+        if ok { Ok(()) } else { Err(err(var, format!("must be an ARN of {service}"))) }
+    };
+    arn_of("SCHEDULER_ROLE_ARN", &role_arn, "iam")?;
+    arn_of("SCHEDULE_TARGET_QUEUE_ARN", &target_queue_arn, "sqs")?;
+    arn_of("SCHEDULE_DLQ_ARN", &dlq_arn, "sqs")?;
+    if !target_queue_arn.ends_with(".fifo") {
+        return Err(err("SCHEDULE_TARGET_QUEUE_ARN", "must be the function's own FIFO queue (.fifo)"));
+    }
+    if dlq_arn.ends_with(".fifo") {
+        return Err(err(
+            "SCHEDULE_DLQ_ARN",
+            "must be a standard queue: EventBridge Scheduler takes no FIFO dead-letter queue",
+        ));
+    }
+    Ok(Some(ScheduleConfig { group, role_arn, target_queue_arn, dlq_arn }))
 }
 
 impl std::fmt::Debug for Config {
@@ -141,7 +207,9 @@ impl Config {
                 err("MAX_EFFECTIVE_AHEAD_DAYS", "must be a whole number of days from 1 to 3650 (default 400)")
             })?;
         }
+        let schedules = schedule_config(get)?;
         Ok(Self {
+            schedules,
             dating,
             leavers_per_hour,
             target_queues,
@@ -221,6 +289,37 @@ mod tests {
         assert!(ok.check_ingest().is_ok());
         assert_eq!(ok.var("  "), None);
         assert_eq!(cfg(&[("JML_BACKEND", "memory"), ("X", "  y ")]).unwrap().var("X").as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn the_schedule_variables_are_all_four_or_none() {
+        let common = [("DLQ_URL", "https://sqs/q"), ("LEDGER_TABLE", "jml-ledger")];
+        assert_eq!(cfg(&common).unwrap().schedules, None);
+        let all = [
+            ("SCHEDULE_GROUP", "jml-sync-dates"),
+            ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/jml-scheduler"),
+            ("SCHEDULE_TARGET_QUEUE_ARN", "arn:aws:sqs:eu-west-2:123456789012:identity.fifo"),
+            ("SCHEDULE_DLQ_ARN", "arn:aws:sqs:eu-west-2:123456789012:schedule-dlq"),
+        ];
+        let with = |pairs: &[(&'static str, &'static str)]| cfg(&[&common[..], pairs].concat());
+        let s = with(&all).unwrap().schedules.unwrap();
+        assert_eq!((s.group.as_str(), s.dlq_arn.as_str()), ("jml-sync-dates", all[3].1));
+        for i in 0..4 {
+            let mut some = all.to_vec();
+            some.remove(i);
+            let e = with(&some).unwrap_err();
+            assert_eq!(e.var, all[i].0, "the missing one is named");
+            assert!(e.rule.contains("all of"), "{e}");
+        }
+        let replaced = |i: usize, v: &'static str| {
+            let mut x = all.to_vec();
+            x[i].1 = v;
+            with(&x).unwrap_err().var
+        };
+        assert_eq!(replaced(0, "has space"), "SCHEDULE_GROUP");
+        assert_eq!(replaced(1, "jml-scheduler"), "SCHEDULER_ROLE_ARN");
+        assert_eq!(replaced(2, "arn:aws:sqs:eu-west-2:123456789012:identity"), "SCHEDULE_TARGET_QUEUE_ARN");
+        assert_eq!(replaced(3, "arn:aws:sqs:eu-west-2:123456789012:dlq.fifo"), "SCHEDULE_DLQ_ARN");
     }
 
     #[test]

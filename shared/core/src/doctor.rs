@@ -152,6 +152,10 @@ pub fn iam_actions(op: Op) -> Vec<String> {
             ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"].map(String::from).to_vec()
         }
         ("sqs", "SendMessageBatch") => vec!["sqs:SendMessage".to_string()],
+        // A schedule names the role EventBridge Scheduler assumes to send its message: the caller
+        // must be allowed to pass that role (EventBridge Scheduler User Guide, "Set up the
+        // execution role").
+        ("scheduler", "CreateSchedule") => ["scheduler:CreateSchedule", "iam:PassRole"].map(String::from).to_vec(),
         (service, api) => vec![format!("{service}:{api}")],
     }
 }
@@ -302,6 +306,8 @@ mod tests {
             vec!["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
         );
         assert_eq!(iam_actions(op::SEND_MESSAGE_BATCH), vec!["sqs:SendMessage"]);
+        assert_eq!(iam_actions(op::CREATE_SCHEDULE), vec!["scheduler:CreateSchedule", "iam:PassRole"]);
+        assert_eq!(iam_actions(op::DELETE_SCHEDULE), vec!["scheduler:DeleteSchedule"]);
         for o in op::TARGET_FUNCTION {
             assert!(iam_actions(*o).iter().all(|a| !a.contains("Transact") && !a.ends_with("Batch")), "{o}");
         }

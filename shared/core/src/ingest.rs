@@ -17,7 +17,13 @@ use crate::ports::{DeadLetterQueue, ParkedMessage, ServiceError};
 /// across deployments, collision-safe, free of personal data, 66 characters (SQS allows 128 of
 /// `[A-Za-z0-9!-~]`).
 pub fn message_group_id(event: &HrEvent) -> String {
-    format!("p-{:x}", Sha256::digest(event.external_id.key().as_bytes()))
+    person_group_id(&event.external_id.key())
+}
+
+/// [`message_group_id`] of a person key (`issuer#id`): the group a scheduled firing is sent in,
+/// so it is ordered with the person's HR events on the target's FIFO queue.
+pub fn person_group_id(person: &str) -> String {
+    format!("p-{:x}", Sha256::digest(person.as_bytes()))
 }
 
 /// The FIFO `MessageDeduplicationId`: SHA-256 (hex) of the person and the eventId, so the same HR
@@ -321,6 +327,7 @@ mod tests {
     fn group_and_dedup_ids_are_stable_distinct_and_within_sqs_limits() {
         let a = event("workday", "1", "e-1");
         assert_eq!(message_group_id(&a), message_group_id(&event("workday", "1", "e-2")), "one group per person");
+        assert_eq!(message_group_id(&a), person_group_id(&a.external_id.key()), "a firing's group is the person's");
         assert_ne!(message_group_id(&a), message_group_id(&event("workday", "2", "e-1")));
         assert_ne!(
             message_deduplication_id(&a),

@@ -41,8 +41,9 @@ impl State {
             leavers_per_hour: config.leavers_per_hour,
             clock: crate::clock::Clock::system(),
             dating: config.dating.clone(),
-            // Nothing fires a pending change on AWS yet (EventBridge Scheduler is not wired in):
-            // a change dated ahead is parked, never accepted and left unapplied.
+            // Nothing fires a pending change until schedules are attached ([`State::with_schedules`]:
+            // EventBridge Scheduler when SCHEDULE_GROUP and the rest are set): until then a change
+            // dated ahead is parked, never accepted and left unapplied.
             fires_pending: false,
         };
         Self {
@@ -51,6 +52,15 @@ impl State {
             max_concurrency: config.max_concurrency,
             metrics: Arc::new(crate::metrics::StdoutSink),
         }
+    }
+}
+
+impl State {
+    /// The same state scheduling every pending change to fire on its time (EventBridge Scheduler
+    /// on AWS): a change dated ahead is accepted and applied when its firing arrives.
+    pub fn with_schedules(mut self, schedules: Arc<dyn crate::ports::Schedules>) -> Self {
+        self.engine = self.engine.with_schedules(schedules);
+        self
     }
 }
 

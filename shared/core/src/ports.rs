@@ -75,10 +75,20 @@ pub mod op {
     pub const LEDGER_QUERY: Op = Op::read("dynamodb", "Query");
     pub const LEDGER_DELETE: Op = Op::write("dynamodb", "DeleteItem");
 
+    /// A pending change's one-time schedule (EventBridge Scheduler; also needs `iam:PassRole` on
+    /// the scheduler's execution role, see [`crate::doctor::iam_actions`]).
+    pub const CREATE_SCHEDULE: Op = Op::write("scheduler", "CreateSchedule");
+    /// A rescinded or corrected change's schedule removed.
+    pub const DELETE_SCHEDULE: Op = Op::write("scheduler", "DeleteSchedule");
+    /// The schedules' calls (`jml_aws::EventBridgeSchedules`).
+    pub const SCHEDULES: &[Op] = &[CREATE_SCHEDULE, DELETE_SCHEDULE];
+
     /// What every target function sends besides its service: the ledger's calls on an event's
-    /// path (person record, lease, claims, inventory, breaker) and parking in its DLQ. The
-    /// ledger's Query and DeleteItem are the operator's (`jml audit`, `jml release-held`).
-    pub const TARGET_FUNCTION: &[Op] = &[SEND_MESSAGE, LEDGER_READ, LEDGER_WRITE, LEDGER_PUT, LEDGER_UPDATE];
+    /// path (person record, lease, claims, inventory, breaker), parking in its DLQ and the
+    /// schedules of pending changes. The ledger's Query and DeleteItem are the operator's
+    /// (`jml audit`, `jml release-held`).
+    pub const TARGET_FUNCTION: &[Op] =
+        &[SEND_MESSAGE, LEDGER_READ, LEDGER_WRITE, LEDGER_PUT, LEDGER_UPDATE, CREATE_SCHEDULE, DELETE_SCHEDULE];
 }
 
 /// Why a ConflictException was raised (`ConflictExceptionReason`).
