@@ -155,6 +155,10 @@ async fn aws(
         Some(t) => Check::of("aws", "ledger table (DescribeTable)", jml_dynamodb::check_table(&sdk, t).await),
         None => Check::of("aws", "ledger table (DescribeTable)", Err("LEDGER_TABLE is not set".into())),
     });
+    if let Some(t) = cfg.ledger_table.as_deref() {
+        let ledger = jml_dynamodb::ledger(&sdk, Some(t));
+        checks.push(upcoming(&ledger, targets, chrono::Utc::now(), UPCOMING_DAYS).await);
+    }
     checks.push(match cfg.dlq_url.as_deref() {
         Some(u) => Check::of("aws", "dead-letter queue (GetQueueAttributes)", jml_aws::check_queue(&sdk, u).await),
         None => Check::of("aws", "dead-letter queue (GetQueueAttributes)", Err("DLQ_URL is not set".into())),
@@ -224,4 +228,77 @@ async fn aws(
         shapes();
     }
     Ok(())
+}
+
+/// How far ahead the doctor lists dated changes.
+const UPCOMING_DAYS: i64 = 7;
+
+/// The dated changes coming due in the next `days` days on each target (a Scan of the ledger with
+/// the operator's credentials, read-only): person (ExternalId, never a name), target and instant.
+/// Informational: a ledger that cannot be read is reported, never a failure of the preflight.
+pub(crate) async fn upcoming(
+    ledger: &dyn jml_core::ledger::Ledger,
+    targets: &[TargetKind],
+    now: chrono::DateTime<chrono::Utc>,
+    days: i64,
+) -> Check {
+    let name = format!("dated changes due in the next {days} days (ledger Scan)");
+    let until = now + chrono::Duration::days(days);
+    let mut due = Vec::new();
+    for t in targets {
+        let known = match ledger.known(t.ledger()).await {
+            Ok(k) => k,
+            Err(e) => return Check::skip("dates", name, format!("the ledger could not be read: {e}")),
+        };
+        for (person, k) in known {
+            let knowledge = jml_core::ledger::Knowledge::at(k.record.as_ref(), now);
+            for (at, _) in knowledge.pending().into_iter().filter(|(at, _)| *at <= until) {
+                due.push((at, t.ledger(), person.clone()));
+            }
+        }
+    }
+    due.sort();
+    let shown: Vec<String> = due
+        .iter()
+        .take(20)
+        .map(|(at, target, person)| {
+            format!("{} {target} {person}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        })
+        .collect();
+    let more = due.len().saturating_sub(shown.len());
+    let detail = match (due.len(), more) {
+        (0, _) => "none".to_string(),
+        (n, 0) => format!("{n}: {}", shown.join("; ")),
+        (n, m) => format!("{n}: {}; and {m} more", shown.join("; ")),
+    };
+    Check::of("dates", name, Ok(detail))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn the_doctor_lists_the_dated_changes_due_within_its_window_by_externalid_only() {
+        let at = |t: &str| jml_core::clock::parse_now(t).unwrap();
+        let cfg = Config::from_lookup(|k| (k == "JML_BACKEND").then(|| "memory".to_string())).unwrap();
+        let (mut state, mem) =
+            identity_sync::memory(std::sync::Arc::new(identity_sync::sim::demo_identity_store()), &cfg).unwrap();
+        state.engine = state.engine.clone().with_clock(jml_core::clock::Clock::at(at("2026-12-03T12:00:00Z"))).firing();
+        for body in [
+            include_str!("../../events/02-joiner-alan.json"),
+            include_str!("../../events/09-leaver-alan-last-day-dec-18.json"),
+        ] {
+            let r = identity_sync::process_record(&state, body, &identity_sync::RecordMeta::default()).await;
+            assert!(r.error.is_none(), "{:?}", r.error);
+        }
+        let ledger = mem.ledger.as_ref() as &dyn jml_core::ledger::Ledger;
+        let within = upcoming(ledger, &[TargetKind::Identity], at("2026-12-12T00:00:00Z"), 7).await;
+        assert_eq!(within.status, jml_core::doctor::Status::Pass);
+        assert_eq!(within.detail, "1: 2026-12-18T23:59:59Z identity-store workday#100235");
+        assert!(!within.detail.contains("alan"), "ExternalIds only, never names");
+        let before = upcoming(ledger, &[TargetKind::Identity], at("2026-12-03T12:00:00Z"), 7).await;
+        assert_eq!(before.detail, "none", "18 December is more than 7 days after 3 December");
+    }
 }

@@ -317,7 +317,13 @@ async fn every_reconcile_alarm_watches_a_series_the_function_publishes() {
     let names: Vec<&str> = alarms.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["LeaverStillActiveAlarm", "ListedAfterLeavingAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm"]
+        [
+            "LeaverStillActiveAlarm",
+            "ListedAfterLeavingAlarm",
+            "OverdueTransitionsAlarm",
+            "SnapshotRefusedAlarm",
+            "CorrectionsHeldAlarm"
+        ]
     );
     for (name, metric, mut want) in alarms {
         want.sort();
