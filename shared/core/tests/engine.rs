@@ -409,8 +409,10 @@ mod dated {
         /// 0 joiner, 1 mover, 2 leaver, 3 rehire, 4 rescind
         kind: u8,
         recorded: DateTime<Utc>,
-        /// `None`: undated; `Some(t)`: effectiveAt t.
+        /// `None`: undated; `Some(t)`: effectiveAt t, or (with `date`) effectiveDate of t's day.
         at: Option<DateTime<Utc>>,
+        /// Sent as `effectiveDate` (the person's zone is unknown: the deployment's UTC).
+        date: bool,
         immediate: bool,
         groups: Vec<String>,
         rescinds: String,
@@ -428,8 +430,10 @@ mod dated {
                 v["rescinds"] = self.rescinds.clone().into();
                 return v.to_string();
             }
-            if let Some(at) = self.at {
-                v["effectiveAt"] = at.to_rfc3339().into();
+            match (self.at, self.date) {
+                (Some(at), false) => v["effectiveAt"] = at.to_rfc3339().into(),
+                (Some(at), true) => v["effectiveDate"] = at.format("%Y-%m-%d").to_string().into(),
+                (None, _) => {}
             }
             if self.kind == 2 {
                 if self.immediate {
@@ -450,7 +454,12 @@ mod dated {
             if self.kind == 4 || (self.kind == 2 && self.immediate) {
                 return self.recorded;
             }
-            self.at.unwrap_or(self.recorded)
+            match (self.at, self.date) {
+                // By hand, in UTC: a start date at its first second, a last working day at its last.
+                (Some(at), true) if self.kind == 2 => at.date_naive().and_hms_opt(23, 59, 59).unwrap().and_utc(),
+                (Some(at), true) => at.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc(),
+                (at, _) => at.unwrap_or(self.recorded),
+            }
         }
     }
 
@@ -506,12 +515,13 @@ mod dated {
             any::<bool>(),
             0..4usize,
             0..8usize,
+            any::<bool>(),
         );
         proptest::collection::vec(one, 1..8).prop_map(|raw| {
             let n = raw.len();
             raw.into_iter()
                 .enumerate()
-                .map(|(i, (kind, rec, ahead, immediate, g, target))| {
+                .map(|(i, (kind, rec, ahead, immediate, g, target, date))| {
                     let recorded = base() + Duration::hours(rec);
                     let groups =
                         [vec![], vec!["a".to_string()], vec!["b".to_string()], vec!["a".to_string(), "b".to_string()]]
@@ -522,6 +532,7 @@ mod dated {
                         kind,
                         recorded,
                         at: ahead.map(|h| recorded + Duration::hours(h)),
+                        date,
                         immediate,
                         groups,
                         rescinds: format!("e{}", target % n),
