@@ -1,6 +1,16 @@
 //! The schedules of pending changes on EventBridge Scheduler: one one-time schedule per firing,
 //! named by the firing (deterministic, no personal data), that sends [`Firing::body`] to the
 //! function's own FIFO queue in the person's message group and deletes itself once it has run.
+//!
+//! Evidence for the request shape (EventBridge Scheduler API reference and User Guide): a FIFO
+//! queue target takes `SqsParameters.MessageGroupId` and needs content-based deduplication on
+//! the queue (API reference, `SqsParameters`; the template enables it on the target queues); a
+//! dead-letter queue cannot be FIFO (User Guide, "Configuring a dead-letter queue"); a one-time
+//! schedule is `at(yyyy-mm-ddThh:mm:ss)` with `ScheduleExpressionTimezone`, runs within its
+//! minute (User Guide, "Schedule types"), and `ActionAfterCompletion: DELETE` removes it after it
+//! ran; `UpdateSchedule` replaces every field, so a changed date is a new schedule, never an
+//! update (API reference, `UpdateSchedule`). Tested field by field against moto's scheduler
+//! backend (`tests/e2e/moto_scheduler.rs`); `jml doctor` simulates the role's permissions.
 
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
