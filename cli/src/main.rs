@@ -130,7 +130,9 @@ enum Command {
     /// The way back from a dead-letter queue: unwrap every parked message to the original HR
     /// event (whatever envelope: the event, an EventBridge event, a Lambda on-failure record),
     /// list them (dry run, the default), or with --apply re-submit each to the inbound queue
-    /// (INBOUND_QUEUE_URL) or --to-targets (TARGET_QUEUES) and delete it from the DLQ.
+    /// (INBOUND_QUEUE_URL) or --to-targets (TARGET_QUEUES) and delete it from the DLQ. A parked
+    /// scheduled firing (the schedules' DLQ, ScheduleDeadLetterQueue) goes back to its own
+    /// target's queue (TARGET_QUEUES), in the person's message group.
     Redrive {
         /// The dead-letter queue URL.
         dlq_url: String,

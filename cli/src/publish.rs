@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jml_core::config::Config;
+use ::reconcile::TargetKind;
 use jml_core::ingest::{PublishTo, Publisher, publish};
 
 /// (source, body) of every event: each line of a .jsonl file, each .json file of a directory.
@@ -52,7 +53,15 @@ pub async fn redrive(dlq_url: &str, to_targets: bool, apply: bool, max: usize) -
     let Some(to) = destination(&config, to_targets, true) else { return ExitCode::from(2) };
     let sqs = aws_sdk_sqs::Client::new(&jml_aws::load_sdk_config().await);
     let (source, publisher) = (jml_aws::SqsDlqSource::new(sqs.clone()), jml_aws::SqsPublisher::new(sqs));
-    let lines = match jml_core::redrive::redrive(&source, dlq_url, &to, &publisher, apply, max).await {
+    // A parked firing (the schedules' DLQ) goes back to its own target's queue.
+    let firings: jml_core::redrive::FiringQueues = config
+        .target_queues
+        .iter()
+        .filter_map(|q| TargetKind::parse(&q.name).map(|t| (t.ledger().to_string(), q.queue_url.clone())))
+        .collect();
+    let lines = match jml_core::redrive::redrive_with_firings(&source, dlq_url, &to, &firings, &publisher, apply, max)
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("jml: {e}");

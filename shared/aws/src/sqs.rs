@@ -188,7 +188,9 @@ impl jml_core::redrive::DlqSource for SqsDlqSource {
                 body: m.body().unwrap_or_default().to_string(),
                 error_code: m
                     .message_attributes()
-                    .and_then(|a| a.get("ErrorCode"))
+                    // A jml-sync function's parking code, or EventBridge Scheduler's own
+                    // (its dead-letter messages carry `ERROR_CODE`, `ERROR_MESSAGE`, ...).
+                    .and_then(|a| a.get("ErrorCode").or_else(|| a.get("ERROR_CODE")))
                     .and_then(|v| v.string_value())
                     .map(str::to_string),
             })

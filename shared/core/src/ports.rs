@@ -196,6 +196,21 @@ impl Firing {
         .to_string()
     }
 
+    /// The firing a message is (`None`: not a firing, or a field missing or malformed): what
+    /// `jml redrive` reads back from the schedules' dead-letter queue, whose messages are the
+    /// schedule's input.
+    pub fn parse(body: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        if v.get("type")?.as_str()? != "fire" {
+            return None;
+        }
+        let person = v.get("person")?.as_str()?;
+        crate::contract::ExternalId::from_key(person)?;
+        let target = v.get("target")?.as_str()?;
+        let at = chrono::DateTime::parse_from_rfc3339(v.get("at")?.as_str()?).ok()?.with_timezone(&chrono::Utc);
+        Some(Self::new(target, person, at))
+    }
+
     /// The person a firing message names (`None`: not a firing, or not a person key).
     pub fn person_of(body: &str) -> Option<String> {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;

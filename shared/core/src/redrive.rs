@@ -11,6 +11,11 @@
 //!   `requestContext`, `requestPayload` = the event the function was invoked with);
 //! - the `{"eventbridge": ..., "mismatch": ...}` record a target parks for a detail-type mismatch.
 //!
+//! - a scheduled firing (`{"type": "fire", ...}`: EventBridge Scheduler's dead-letter queue keeps
+//!   the schedule's input as the message body after its retries): it goes back to its own
+//!   target's queue, in the person's message group ([`FiringQueues`]), whatever `--to-targets`
+//!   says: the inbound queue takes HR events only.
+//!
 //! The scheduled reconcile function's DLQ holds no HR event: a failed run's trigger
 //! (`{"source": "jml-sync.reconcile"}`, as EventBridge Scheduler's DLQ keeps it, or inside a Lambda
 //! on-failure record). Its way back is the next completed run, which supersedes every run that
@@ -103,13 +108,33 @@ pub struct RedriveLine {
     pub action: String,
 }
 
+/// Each target's queue by its ledger target name (a firing names the target it converges):
+/// where a parked firing goes back to.
+pub type FiringQueues = std::collections::BTreeMap<String, String>;
+
 /// Reads every message of `dlq_url` (until a receive returns nothing new, at most `max`) and,
 /// with `apply`, re-submits each original HR event to `to`, deleting the message only after the
 /// send succeeded. An event that does not validate (or cannot be unwrapped) stays in the DLQ.
+/// A parked firing has no way back here: [`redrive_with_firings`] gives it its queue.
 pub async fn redrive(
     source: &dyn DlqSource,
     dlq_url: &str,
     to: &PublishTo,
+    publisher: &dyn Publisher,
+    apply: bool,
+    max: usize,
+) -> Result<Vec<RedriveLine>, ServiceError> {
+    redrive_with_firings(source, dlq_url, to, &FiringQueues::new(), publisher, apply, max).await
+}
+
+/// [`redrive`], and each parked firing sent back to its target's queue in `firings` (the
+/// person's message group, a fresh deduplication id): the firing converges the person to what is
+/// due when it is processed, so a late one is exactly as safe as an on-time one.
+pub async fn redrive_with_firings(
+    source: &dyn DlqSource,
+    dlq_url: &str,
+    to: &PublishTo,
+    firings: &FiringQueues,
     publisher: &dyn Publisher,
     apply: bool,
     max: usize,
@@ -129,7 +154,7 @@ pub async fn redrive(
                 continue;
             }
             let receipt = m.receipt_handle.clone();
-            let line = redrive_one(source, dlq_url, to, publisher, apply, m).await?;
+            let line = redrive_one(source, dlq_url, to, firings, publisher, apply, m).await?;
             if line.action != "resubmitted" {
                 hidden.push(receipt);
             }
@@ -148,6 +173,7 @@ async fn redrive_one(
     source: &dyn DlqSource,
     dlq_url: &str,
     to: &PublishTo,
+    firings: &FiringQueues,
     publisher: &dyn Publisher,
     apply: bool,
     m: DlqMessage,
@@ -165,6 +191,34 @@ async fn redrive_one(
         line.action = "kept: a failed reconcile run (no HR event in it); the next completed run removes it \
                        (wait for the schedule, or invoke the reconcile function now)"
             .into();
+        return Ok(line);
+    }
+    if let Some(firing) = crate::ports::Firing::parse(&m.body) {
+        line.envelope = "scheduled-firing";
+        line.event_id = Some(format!("fire@{}", firing.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        line.external_id = Some(firing.person.clone());
+        let Some(queue) = firings.get(&firing.target) else {
+            line.action = format!(
+                "kept: a scheduled firing of target {}, and no queue for it is configured (TARGET_QUEUES)",
+                firing.target
+            );
+            return Ok(line);
+        };
+        if !apply {
+            line.action = format!("resubmit to {}", firing.target);
+            return Ok(line);
+        }
+        // Content-based deduplication would drop it if the schedule's own delivery is still in
+        // SQS's 5-minute window: an explicit, fresh deduplication id.
+        let dedup = format!("redrive-{}", crate::ingest::person_group_id(&m.message_id));
+        let group = crate::ingest::person_group_id(&firing.person);
+        match publisher.send(queue, &firing.body(), &group, &dedup[..dedup.len().min(128)]).await {
+            Ok(()) => {
+                source.delete(dlq_url, &m.receipt_handle).await?;
+                line.action = "resubmitted".into();
+            }
+            Err(e) => line.action = format!("kept: not sent: {e}"),
+        }
         return Ok(line);
     }
     let (event, envelope) = match original_event(&m.body) {
@@ -311,6 +365,37 @@ mod tests {
         dlq.push(message(1, hr().to_string(), None));
         redrive(&dlq, "dlq", &to, &queues, true, 10).await.unwrap();
         assert_eq!(queues.messages(url).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_parked_firing_goes_back_to_its_own_target_queue_in_the_persons_group() {
+        let at: DateTime<Utc> = "2027-01-04T00:00:00Z".parse().unwrap();
+        let firing = crate::ports::Firing::new("example-target", "workday#100234", at);
+        let dlq = SimDlqSource::default();
+        dlq.push(message(0, firing.body(), None));
+        dlq.push(message(1, crate::ports::Firing::new("other-target", "workday#7", at).body(), None));
+        let queues = crate::sim::SimQueues::default();
+        let url = "memory://jml-example.fifo";
+        let firings = FiringQueues::from([("example-target".to_string(), url.to_string())]);
+        let to = PublishTo::Inbound("memory://inbound".into());
+        let dry = redrive_with_firings(&dlq, "dlq", &to, &firings, &queues, false, 10).await.unwrap();
+        assert_eq!(dry[0].envelope, "scheduled-firing");
+        assert_eq!(dry[0].action, "resubmit to example-target");
+        assert_eq!(dry[0].external_id.as_deref(), Some("workday#100234"));
+        assert!(dry[1].action.starts_with("kept: a scheduled firing of target other-target"), "{}", dry[1].action);
+        assert!(queues.messages(url).is_empty() && dlq.all_visible(), "a dry run sends and hides nothing");
+        let done = redrive_with_firings(&dlq, "dlq", &to, &firings, &queues, true, 10).await.unwrap();
+        assert_eq!(done[0].action, "resubmitted");
+        let sent = queues.messages(url);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(crate::ports::Firing::parse(&sent[0].0), Some(firing.clone()), "the same firing, unchanged");
+        assert_eq!(sent[0].1, crate::ingest::person_group_id("workday#100234"), "in the person's message group");
+        assert!(queues.messages("memory://inbound").is_empty(), "never to the inbound queue (HR events only)");
+        assert_eq!(dlq.messages().len(), 1, "the firing with no queue stays for the operator");
+        // A firing is not an HR event: the plain redrive keeps it rather than misroute it.
+        let plain = redrive(&dlq, "dlq", &to, &queues, true, 10).await.unwrap();
+        assert!(plain[0].action.starts_with("kept: a scheduled firing"), "{}", plain[0].action);
+        assert_eq!(crate::ports::Firing::parse("{\"type\": \"fire\", \"person\": \"no-hash\"}"), None);
     }
 
     fn hr() -> Value {
