@@ -370,7 +370,7 @@ class TargetsTest(unittest.TestCase):
     def test_reconcile_is_off_by_default_scheduled_and_reads_every_enabled_target(self):
         self.assertEqual(T["Parameters"]["EnableReconcile"]["Default"], "false")
         self.assertEqual(T["Parameters"]["ReconcileMode"]["Default"], "report")
-        parts = [k for k in RES if k.startswith("Reconcile") or k in ("LeaverStillActiveAlarm", "ListedAfterLeavingAlarm", "OverdueTransitionsAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm")]
+        parts = [k for k in RES if k.startswith("Reconcile") or k in ("LeaverStillActiveAlarm", "LeaverOverdueAlarm", "ListedAfterLeavingAlarm", "OverdueTransitionsAlarm", "SnapshotRefusedAlarm", "CorrectionsHeldAlarm")]
         self.assertGreaterEqual(len(parts), 7)
         for k in parts:
             self.assertEqual(RES[k].get("Condition"), "ReconcileEnabled", k)

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use ::reconcile::TargetKind;
 use indicatif::{ProgressBar, ProgressStyle};
 use jml_core::config::Config;
-use ::reconcile::TargetKind;
 use jml_core::ingest::{PublishTo, Publisher, publish};
 
 /// (source, body) of every event: each line of a .jsonl file, each .json file of a directory.
@@ -59,15 +59,14 @@ pub async fn redrive(dlq_url: &str, to_targets: bool, apply: bool, max: usize) -
         .iter()
         .filter_map(|q| TargetKind::parse(&q.name).map(|t| (t.ledger().to_string(), q.queue_url.clone())))
         .collect();
-    let lines = match jml_core::redrive::redrive_with_firings(&source, dlq_url, &to, &firings, &publisher, apply, max)
-        .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("jml: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let lines =
+        match jml_core::redrive::redrive_with_firings(&source, dlq_url, &to, &firings, &publisher, apply, max).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("jml: {e}");
+                return ExitCode::from(1);
+            }
+        };
     println!("| message | envelope | event | person | parked as | action");
     println!("|---------|----------|-------|--------|-----------|-------");
     for l in &lines {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use jml_core::config::{Backend, Config};
 use jml_core::lambda::{RecordMeta, State, process_record};
 use jml_core::ledger::Ledger;
-use jml_core::reconcile::{Failure, Outcome, Reconciler, Snapshot, parse_snapshot, reconcile};
+use jml_core::reconcile::{Failure, Outcome, Reconciler, Snapshot, parse_snapshot_dated, reconcile};
 use serde_json::Value;
 
 use crate::BackendArg;
@@ -82,13 +82,13 @@ pub async fn run(o: Options) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(format!("{}: {e}", o.snapshot.display())),
     };
-    let snapshot = parse_snapshot(&text, as_of);
     let name = if o.backend == BackendArg::Memory { "memory" } else { "aws" };
     let cfg = match Config::from_lookup(|k| if k == "JML_BACKEND" { Some(name.into()) } else { std::env::var(k).ok() })
     {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    let snapshot = parse_snapshot_dated(&text, as_of, &(&cfg.dating).into());
     let enabled = match crate::replay::wanted(o.targets.as_deref(), &cfg) {
         Ok(t) => t,
         Err(e) => return fail(e),

@@ -712,3 +712,128 @@ async fn reconcile_apply_touches_only_the_leaver_whose_external_id_differs_aroun
     assert!(w.apps.user("her.leaver@example.com").is_none_or(|u| !u.enabled));
     assert!(w.apps.user("long.leaver@example.com").is_none_or(|u| !u.enabled));
 }
+
+/// A snapshot line may carry HR's dates: a start ahead is not drift (no account owed yet, and
+/// access already granted is reported, never corrected into a leaver that would break day one);
+/// a leave time that passed with access remaining is `leaver-overdue` and corrected by a leaver;
+/// a future leave time is an employed person. Those who left are accounted for, never "missing"
+/// from a partial export.
+#[tokio::test]
+async fn dated_snapshot_lines_report_overdue_leavers_and_never_correct_a_future_start() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    let alan = fixture_json("02-joiner-alan.json");
+    let zoe = fixture_json("07-joiner-zoe.json");
+    for e in [&ada, &alan, &zoe] {
+        w.deliver(e).await;
+    }
+    let dated = |v: &Value, field: &str, value: &str| {
+        let mut l: Value = serde_json::from_str(&line(v.clone())).unwrap();
+        l[field] = value.into();
+        l.to_string()
+    };
+    let mut kj = alan.clone();
+    kj["person"]["externalId"]["id"] = "100400".into();
+    kj["person"]["userName"] = "katherine.johnson".into();
+    kj["person"]["email"] = "katherine.johnson@example.com".into();
+    kj["person"]["directoryUserName"] = "kjohnson".into();
+    let text = [
+        // Ada's last working day was 20 November (Europe/London: her zone in the fixture or the
+        // default, both end before the snapshot).
+        dated(&ada, "leaveDate", "2026-11-20"),
+        // Alan leaves at the end of the month: still employed on 1 December.
+        dated(&alan, "leaveAt", "2026-12-31T17:00:00Z"),
+        // Zoe's line says she starts in January, and she already has access.
+        dated(&zoe, "effectiveDate", "2027-01-04"),
+        // Katherine starts in January: no account owed yet.
+        dated(&kj, "effectiveDate", "2027-01-04"),
+    ]
+    .join("\n");
+    let as_of: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+    let snap = jml_core::reconcile::parse_snapshot_dated(&text, as_of, &Default::default());
+    assert!(snap.bad.is_empty(), "{:?}", snap.bad);
+    assert_eq!(snap.left_at.keys().collect::<Vec<_>>(), ["workday#100234"]);
+    assert_eq!(
+        snap.left_at["workday#100234"],
+        "2026-11-20T23:59:59Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
+    );
+    assert_eq!(snap.not_started.keys().collect::<Vec<_>>(), ["workday#100311", "workday#100400"]);
+    // Nobody is missing: those who left are accounted for (a 0% tolerance passes).
+    let before = w.reconcile(&snap, 0.0).await.unwrap();
+    let (ada_k, zoe_k) = ("workday#100234", "workday#100311");
+    let mut want = BTreeSet::new();
+    for t in ["identity-store", "user-subscriptions", "appstream-user-pool", "iam-users"] {
+        want.insert((ada_k.to_string(), t.to_string(), "leaver-overdue".to_string()));
+    }
+    let found = kinds(&before);
+    for w in &want {
+        assert!(found.contains(w), "{w:?} in {found:#?}");
+    }
+    assert!(found.iter().all(|(p, ..)| p != "workday#100235"), "a future leaver is employed: {found:#?}");
+    assert!(found.iter().all(|(p, ..)| p != "workday#100400"), "not started: nothing owed: {found:#?}");
+    assert!(
+        found.iter().filter(|(p, ..)| p == zoe_k).all(|(.., k)| k == "access-before-start"),
+        "zoe's early access is reported as such: {found:#?}"
+    );
+    assert!(found.iter().any(|(p, .., k)| p == zoe_k && k == "access-before-start"), "{found:#?}");
+    let fixes = before.report.corrective_events(&snap, &before.left);
+    let types: Vec<(&str, &str)> = fixes
+        .events
+        .iter()
+        .map(|e| (e["person"]["externalId"]["id"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(types, vec![("100234", "leaver")], "only the overdue leaver is corrected");
+    for e in &fixes.events {
+        w.deliver(e).await;
+    }
+    let after = w.reconcile(&snap, 0.0).await.unwrap();
+    assert!(kinds(&after).iter().all(|(p, ..)| p != ada_k), "ada converged: {:#?}", after.report.drift);
+    assert!(w.apps.user("ada.lovelace@example.com").is_none_or(|u| !u.enabled));
+
+    // Alan leaves; HR's next export lists him with a start in January (a rehire HR dated): not a
+    // lagging export, and nothing is corrected for him before that start.
+    let mut leaver = fixture_json("04-leaver-ada.json");
+    leaver["eventId"] = "alan-leaves".into();
+    leaver["person"]["externalId"]["id"] = "100235".into();
+    w.deliver(&leaver).await;
+    let rehire = jml_core::reconcile::parse_snapshot_dated(
+        &[dated(&alan, "effectiveDate", "2027-01-04"), dated(&zoe, "effectiveDate", "2027-01-04")].join("\n"),
+        as_of,
+        &Default::default(),
+    );
+    let o = w.reconcile(&rehire, 0.0).await.unwrap();
+    let alan_kinds: Vec<String> =
+        kinds(&o).into_iter().filter(|(p, ..)| p == "workday#100235").map(|(.., k)| k).collect();
+    assert!(!alan_kinds.contains(&"listed-after-leaving".to_string()), "{alan_kinds:?}");
+    let fixes = o.report.corrective_events(&rehire, &o.left);
+    assert!(fixes.events.iter().all(|e| e["person"]["externalId"]["id"] != "100235"), "{:?}", fixes.events);
+    assert!(
+        fixes.held.iter().filter(|h| h.person == "workday#100235").all(|h| h.reason.starts_with("not started")),
+        "{:?}",
+        fixes.held
+    );
+
+    // Dates that cannot be read are bad lines naming the field, and the person is never
+    // corrected on them.
+    let bad = [
+        {
+            let mut l: Value = serde_json::from_str(&dated(&alan, "leaveAt", "2026-12-31T17:00:00Z")).unwrap();
+            l["leaveDate"] = "2026-12-31".into();
+            l.to_string()
+        },
+        dated(&ada, "leaveDate", "2026-13-01"),
+        dated(&zoe, "leaveAt", "next friday"),
+        {
+            let mut l: Value = serde_json::from_str(&dated(&kj, "effectiveDate", "2027-01-04")).unwrap();
+            l["leaveDate"] = "2027-01-01".into();
+            l.to_string()
+        },
+    ]
+    .join("\n");
+    let snap = jml_core::reconcile::parse_snapshot_dated(&bad, as_of, &Default::default());
+    let fields: Vec<(usize, &str)> = snap.bad.iter().map(|b| (b.line, b.errors[0].field.as_str())).collect();
+    assert_eq!(fields, vec![(1, "leaveAt"), (2, "leaveDate"), (3, "leaveAt"), (4, "leaveAt")], "{:?}", snap.bad);
+    assert!(snap.bad[3].errors[0].rule.contains("after the start"), "{:?}", snap.bad[3]);
+    assert_eq!(snap.unreadable.len(), 4, "each person is held, never corrected");
+    assert!(snap.left_at.is_empty() && snap.not_started.is_empty() && snap.people.is_empty());
+}

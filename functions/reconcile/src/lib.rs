@@ -27,7 +27,7 @@ use jml_core::config::{Backend, Config, ConfigError};
 use jml_core::ingest::{PublishTo, Publisher};
 use jml_core::ledger::Ledger;
 use jml_core::metrics::MetricsSink;
-use jml_core::reconcile::{Failure, Reconciler, parse_snapshot, reconcile};
+use jml_core::reconcile::{Failure, Reconciler, parse_snapshot_dated, reconcile};
 use jml_core::redrive::DlqSource;
 use serde_json::{Value, json};
 
@@ -272,7 +272,7 @@ pub async fn publish_corrections(events: &[Value], to: &PublishTo, publisher: &d
 /// that fails is an error (the scheduler's retry policy runs it again).
 pub async fn run(app: &App, now: DateTime<Utc>) -> Result<Value, String> {
     let fetched = app.source.fetch().await?;
-    let snapshot = parse_snapshot(&fetched.text, fetched.as_of);
+    let snapshot = parse_snapshot_dated(&fetched.text, fetched.as_of, &app.settings.dating);
     for b in &snapshot.bad {
         let errs: Vec<String> = b.errors.iter().map(ToString::to_string).collect();
         tracing::warn!(line = b.line, errors = %errs.join("; "), "snapshot line refused");

@@ -19,6 +19,9 @@ pub struct Settings {
     /// `INBOUND_QUEUE_URL`).
     pub correct: bool,
     pub inbound_queue_url: Option<String>,
+    /// `DEFAULT_TIMEZONE` (and the cut-off): how a snapshot line's `effectiveDate` / `leaveDate`
+    /// is placed in time.
+    pub dating: jml_core::reconcile::SnapshotDating,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
                 "is required with RECONCILE_MODE=correct (corrections go through hr-ingest)",
             ));
         }
-        Ok(Self { targets, bucket, key, max_missing, correct, inbound_queue_url })
+        let dating = jml_core::reconcile::SnapshotDating::from(&cfg.dating);
+        Ok(Self { targets, bucket, key, max_missing, correct, inbound_queue_url, dating })
     }
 }

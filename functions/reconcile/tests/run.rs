@@ -56,7 +56,11 @@ async fn report_only_by_default_with_drift_metrics_for_every_kind() {
     assert_eq!(drift_metric(&docs, "identity-store", "missing-account"), Some(3.0));
     assert_eq!(drift_metric(&docs, "identity-store", "leaver-still-active"), Some(0.0), "zeros are published");
     assert_eq!(drift_metric(&docs, "iam-users", "missing-account"), Some(3.0));
-    assert_eq!(docs.iter().filter(|d| d.get("Drift").is_some()).count(), 4 * 14 + 14, "4 targets x 14 kinds, and all");
+    assert_eq!(
+        docs.iter().filter(|d| d.get("Drift").is_some()).count(),
+        5 * jml_core::reconcile::DriftKind::ALL.len(),
+        "4 targets x every kind, and all"
+    );
     let all =
         |kind: &str| docs.iter().find(|d| d.get("Target").is_none() && d["Kind"] == kind).unwrap()["Drift"].clone();
     assert_eq!(all("missing-account"), 9.0, "3 people x 3 targets (subscriptions has no account of its own)");
@@ -319,6 +323,7 @@ async fn every_reconcile_alarm_watches_a_series_the_function_publishes() {
         names,
         [
             "LeaverStillActiveAlarm",
+            "LeaverOverdueAlarm",
             "ListedAfterLeavingAlarm",
             "OverdueTransitionsAlarm",
             "SnapshotRefusedAlarm",

@@ -40,12 +40,77 @@ pub struct Snapshot {
     /// Bad lines that name nobody (no readable ExternalId): any account HR seems not to list may
     /// be one of theirs, so no leaver is corrected while there is one.
     pub unidentified: Vec<usize>,
+    /// People whose line carries a start date after `as_of` (`effectiveAt` / `effectiveDate`, as
+    /// a joiner's): listed, not started. Having no account yet is not drift, and they are never
+    /// orphans; their instant of start.
+    pub not_started: BTreeMap<String, DateTime<Utc>>,
+    /// People whose line carries a leave time at or before `as_of` (`leaveAt`, or `leaveDate`:
+    /// the last working day, ending at the deployment's cut-off in the person's zone): HR says
+    /// they have left. Any access they still hold is `leaver-overdue`, corrected by a leaver.
+    /// Their instant of leaving. (A leave time after `as_of` is a future leaver: employed, no
+    /// drift.)
+    pub left_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Snapshot {
-    /// Whether HR lists `person` (on a good line or a bad one that names them).
+    /// Whether HR lists `person` as employed or about to start (on a good line or a bad one
+    /// that names them). A person whose leave time passed is not listed.
     pub fn lists(&self, person: &str) -> bool {
-        self.people.contains_key(person) || self.unreadable.contains(person)
+        self.people.contains_key(person) || self.unreadable.contains(person) || self.not_started.contains_key(person)
+    }
+}
+
+/// How a snapshot's dates are read: the deployment's `DEFAULT_TIMEZONE` (for a person whose line
+/// names no zone) and the local cut-off a last working day ends at.
+#[derive(Clone, Debug)]
+pub struct SnapshotDating {
+    pub default_zone: String,
+    pub cutoff: chrono::NaiveTime,
+}
+
+impl Default for SnapshotDating {
+    fn default() -> Self {
+        Self { default_zone: "UTC".into(), cutoff: crate::dated::default_cutoff() }
+    }
+}
+
+impl From<&crate::engine::DatingRules> for SnapshotDating {
+    fn from(r: &crate::engine::DatingRules) -> Self {
+        Self { default_zone: r.default_zone.clone(), cutoff: r.cutoff }
+    }
+}
+
+/// The leave instant a snapshot line carries (`leaveAt` RFC 3339, or `leaveDate` YYYY-MM-DD: the
+/// last working day, in the line's `person.timezone` or the default zone), removed from the
+/// line (it is not an event field). `Err`: the field and the rule it broke.
+fn take_leave(
+    obj: &mut serde_json::Map<String, Value>,
+    dating: &SnapshotDating,
+) -> Result<Option<DateTime<Utc>>, FieldError> {
+    let bad = |field: &str, rule: &str| FieldError { field: field.into(), rule: rule.into() };
+    let (at, date) = (obj.remove("leaveAt"), obj.remove("leaveDate"));
+    match (at, date) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(bad("leaveAt", "leaveAt and leaveDate are exclusive: send one")),
+        (Some(v), None) => v
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .ok_or_else(|| bad("leaveAt", "must be an RFC 3339 time with an offset")),
+        (None, Some(v)) => {
+            let date = v
+                .as_str()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .ok_or_else(|| bad("leaveDate", "must be a date YYYY-MM-DD (the last working day)"))?;
+            let named = obj.get("person").and_then(|p| p.get("timezone")).and_then(Value::as_str);
+            let zone = named
+                .and_then(|n| crate::dated::zone(n).ok())
+                .or_else(|| crate::dated::zone(&dating.default_zone).ok())
+                .unwrap_or(jiff::tz::TimeZone::UTC);
+            crate::dated::local_instant(date, dating.cutoff, &zone)
+                .map(Some)
+                .map_err(|e| bad("leaveDate", &e.to_string()))
+        }
     }
 }
 
@@ -112,8 +177,17 @@ pub fn corrective_event_id(as_of: &DateTime<Utc>, person: &str) -> String {
 /// Parses JSON Lines: each non-blank line `{"person": {...}, "groups": [...], ...}` (a v1 HR
 /// event without `eventId`, `type` and `occurredAt`), validated by the contract as a joiner at
 /// `as_of`. A bad line is reported with its number and fields and never stops the rest; a person
-/// on two lines is a bad line (the second).
+/// on two lines is a bad line (the second). Dates in UTC ([`parse_snapshot_dated`]).
 pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
+    parse_snapshot_dated(text, as_of, &SnapshotDating::default())
+}
+
+/// [`parse_snapshot`], a line's dates read with the deployment's zone and cut-off. A line may
+/// carry the contract's start date (`effectiveAt` / `effectiveDate`, as a joiner's: a person not
+/// started at `as_of` is [`Snapshot::not_started`]) and a leave time (`leaveAt` / `leaveDate`,
+/// the last working day: a person whose leave time is at or before `as_of` is
+/// [`Snapshot::left_at`]; a later one is a future leaver, still employed).
+pub fn parse_snapshot_dated(text: &str, as_of: DateTime<Utc>, dating: &SnapshotDating) -> Snapshot {
     let mut snap = Snapshot {
         as_of,
         people: BTreeMap::new(),
@@ -122,6 +196,8 @@ pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
         bad: Vec::new(),
         unreadable: BTreeSet::new(),
         unidentified: Vec::new(),
+        not_started: BTreeMap::new(),
+        left_at: BTreeMap::new(),
     };
     let at = as_of.to_rfc3339_opts(SecondsFormat::Secs, true);
     for (i, raw) in text.lines().enumerate() {
@@ -157,6 +233,13 @@ pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
             refuse(&mut snap, bad(k, "must be absent in a snapshot line (the snapshot's time is --as-of)".into()));
             continue;
         }
+        let leave = match take_leave(obj, dating) {
+            Ok(l) => l,
+            Err(e) => {
+                refuse(&mut snap, BadLine { line, errors: vec![e] });
+                continue;
+            }
+        };
         obj.insert("eventId".into(), Value::String(format!("snapshot-line-{line}")));
         obj.insert("type".into(), Value::String("joiner".into()));
         obj.insert("occurredAt".into(), Value::String(at.clone()));
@@ -171,9 +254,44 @@ pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
                     refuse(&mut snap, b);
                     continue;
                 }
+                let zone = event
+                    .profile()
+                    .and_then(|p| p.timezone.as_ref())
+                    .and_then(|t| crate::dated::zone(t.as_str()).ok())
+                    .or_else(|| crate::dated::zone(&dating.default_zone).ok())
+                    .unwrap_or(jiff::tz::TimeZone::UTC);
+                let start = crate::dated::effective_instant(event.when, false, false, as_of, &zone, dating.cutoff)
+                    .unwrap_or(as_of);
+                // Only a start HR dated bounds the leave (an undated line's start is the export).
+                if let Some(end) = leave
+                    && event.when != crate::dated::When::Recorded
+                    && end <= start
+                {
+                    let b = bad("leaveAt", "the leave time must be after the start".into());
+                    refuse(&mut snap, b);
+                    continue;
+                }
                 snap.lines.insert(key.clone(), line);
-                snap.raw.insert(key.clone(), value.clone());
-                snap.people.insert(key, event);
+                match leave {
+                    // HR says the person has left: any access left is overdue.
+                    Some(end) if end <= as_of => {
+                        snap.left_at.insert(key, end);
+                    }
+                    // Not started yet: nothing is owed to them before their start.
+                    _ if start > as_of => {
+                        snap.not_started.insert(key, start);
+                    }
+                    _ => {
+                        // The start passed: the desired state is a joiner now (the correction
+                        // carries no date that would leave it pending).
+                        if let Some(o) = value.as_object_mut() {
+                            o.remove("effectiveAt");
+                            o.remove("effectiveDate");
+                        }
+                        snap.raw.insert(key.clone(), value.clone());
+                        snap.people.insert(key, event);
+                    }
+                }
             }
             Err(e) => refuse(&mut snap, BadLine { line, errors: e.errors }),
         }
@@ -184,6 +302,8 @@ pub fn parse_snapshot(text: &str, as_of: DateTime<Utc>) -> Snapshot {
         snap.people.remove(p);
         snap.raw.remove(p);
         snap.lines.remove(p);
+        snap.not_started.remove(p);
+        snap.left_at.remove(p);
     }
     snap
 }
@@ -194,7 +314,8 @@ pub fn check_not_partial(managed: &BTreeSet<String>, snapshot: &Snapshot, max_mi
     if managed.is_empty() {
         return Ok(());
     }
-    let missing = managed.iter().filter(|p| !snapshot.lists(p)).count();
+    // A person whose leave time HR states is accounted for, not missing from the export.
+    let missing = managed.iter().filter(|p| !snapshot.lists(p) && !snapshot.left_at.contains_key(*p)).count();
     let share = missing as f64 / managed.len() as f64;
     if share > max_missing {
         return Err(format!(
@@ -231,6 +352,13 @@ pub enum DriftKind {
     /// correction converges the person to what is due (the corrective event is recorded, and
     /// the state the events decide now is applied).
     TransitionOverdue,
+    /// HR's snapshot gives the person a leave time that has passed (as of the snapshot), and
+    /// the target still grants them access. Corrected by a leaver.
+    LeaverOverdue,
+    /// HR's snapshot gives the person a start after the snapshot's time, and the target already
+    /// grants them access. Reported, never corrected: a correction before the start would be a
+    /// leaver, and only a rehire grants after a leaver (day one would break); a human decides.
+    AccessBeforeStart,
 }
 
 impl DriftKind {
@@ -250,11 +378,13 @@ impl DriftKind {
             Self::Ledger => "ledger",
             Self::ListedAfterLeaving => "listed-after-leaving",
             Self::TransitionOverdue => "transition-overdue",
+            Self::LeaverOverdue => "leaver-overdue",
+            Self::AccessBeforeStart => "access-before-start",
         }
     }
 
     /// Every kind, in report order.
-    pub const ALL: [DriftKind; 14] = [
+    pub const ALL: [DriftKind; 16] = [
         Self::MissingAccount,
         Self::OrphanAccount,
         Self::LeaverStillActive,
@@ -269,6 +399,8 @@ impl DriftKind {
         Self::Ledger,
         Self::ListedAfterLeaving,
         Self::TransitionOverdue,
+        Self::LeaverOverdue,
+        Self::AccessBeforeStart,
     ];
 
     /// Whether `--apply` corrects it. A collision needs a human (an account jml-sync does not
@@ -276,7 +408,7 @@ impl DriftKind {
     /// ledger says the person is employed may be an incident lockout, and jml-sync never undoes
     /// a lockout on its own (only HR's rehire after a recorded leaver re-enables).
     pub fn corrected(self) -> bool {
-        !matches!(self, Self::Collision | Self::Status | Self::ListedAfterLeaving)
+        !matches!(self, Self::Collision | Self::Status | Self::ListedAfterLeaving | Self::AccessBeforeStart)
     }
 }
 
@@ -385,6 +517,17 @@ impl Report {
                 out.held.push(HeldCorrection {
                     person: person.to_string(),
                     reason: "a bad snapshot line names the person: fix the line first".into(),
+                });
+                continue;
+            }
+            if let Some(start) = snapshot.not_started.get(person) {
+                out.held.push(HeldCorrection {
+                    person: person.to_string(),
+                    reason: format!(
+                        "not started: HR's start is {}; nothing is corrected before it (HR's joiner or rehire \
+                         grants on the day)",
+                        start.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ),
                 });
                 continue;
             }
@@ -539,6 +682,30 @@ pub async fn reconcile(
         // A person on a bad line is listed by HR: their accounts are not orphans (the bad line
         // is reported instead). Whatever else a target found for them stays reported.
         found.drift.retain(|d| !(d.kind == DriftKind::OrphanAccount && snapshot.unreadable.contains(&d.person)));
+        // Access held past the leave time HR states: the leaver is overdue (whatever the target
+        // called it: an orphan, a leaver still active).
+        for d in &mut found.drift {
+            if let Some(end) = snapshot.left_at.get(&d.person)
+                && matches!(d.kind, DriftKind::OrphanAccount | DriftKind::LeaverStillActive)
+            {
+                d.kind = DriftKind::LeaverOverdue;
+                d.detail = format!(
+                    "HR's leave time {} has passed and access remains ({})",
+                    end.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    d.detail
+                );
+            }
+            if let Some(start) = snapshot.not_started.get(&d.person)
+                && matches!(d.kind, DriftKind::OrphanAccount | DriftKind::LeaverStillActive)
+            {
+                d.kind = DriftKind::AccessBeforeStart;
+                d.detail = format!(
+                    "HR's start {} is ahead and access is already granted ({})",
+                    start.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    d.detail
+                );
+            }
+        }
         managed.extend(found.managed_with_access.iter().cloned());
         let seen: BTreeSet<&str> = found.drift.iter().map(|d| d.person.as_str()).collect();
         drift.extend(ledger_drift(&target, snapshot, &known, &seen));
@@ -550,7 +717,8 @@ pub async fn reconcile(
             .map(|(p, _)| p)
             .collect();
         for person in &recorded_left {
-            if snapshot.lists(person) {
+            // A start ahead (a rehire HR dated) is not a lagging export.
+            if snapshot.lists(person) && !snapshot.not_started.contains_key(*person) {
                 drift.push(Drift {
                     person: (*person).clone(),
                     target: target.clone(),
