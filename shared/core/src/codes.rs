@@ -64,6 +64,12 @@ crate::parking_codes! {
         /// leaver above all.
         /// Do: send the event on its effective date, or a leaver as `immediate`; then redrive.
         DatedEventNotSchedulable,
+        /// Recording the change would keep more than 100 events (or 200 KiB of event bodies) for
+        /// the person on one target: changes dated ahead that never settle, most likely a feed
+        /// re-sending the same future change under new eventIds. Nothing was recorded; a leaver
+        /// or a rescind is never refused for this.
+        /// Do: rescind the duplicates in HR (or fix the producer's eventIds), then redrive.
+        TooManyPendingChanges,
         /// A defect: the engine and a target disagreed about a plan or a lease; nothing was
         /// written after it.
         /// Do: report it with the message; redrive once fixed.

@@ -402,6 +402,7 @@ impl Engine {
             MergeMessage::Duplicate => Merge::Duplicate,
             MergeMessage::Reused => Merge::Reused,
             MergeMessage::RescindRefused(why) => return Err(EngineCode::RescindTooLate.error(why)),
+            MergeMessage::TooMany(why) => return Err(EngineCode::TooManyPendingChanges.error(why)),
             MergeMessage::Changed(k) | MergeMessage::Recorded { knowledge: k, .. } => Merge::Changed(k),
         };
         match merge {
@@ -528,6 +529,7 @@ impl Engine {
                 MergeMessage::Changed(k) => (*k, true),
                 MergeMessage::Recorded { knowledge, .. } => (*knowledge, false),
                 MergeMessage::RescindRefused(why) => return Err(EngineCode::RescindTooLate.error(why)),
+                MergeMessage::TooMany(why) => return Err(EngineCode::TooManyPendingChanges.error(why)),
                 MergeMessage::Reused => {
                     return Err(EngineCode::EventIdReused.error(format!(
                             "eventId: '{}' was already used by another event of this person; a rescind needs an eventId of its own",
@@ -798,6 +800,7 @@ impl Engine {
                 MergeMessage::Duplicate => Merge::Duplicate,
                 MergeMessage::Reused => Merge::Reused,
                 MergeMessage::RescindRefused(why) => return Err(EngineCode::RescindTooLate.error(why)),
+                MergeMessage::TooMany(why) => return Err(EngineCode::TooManyPendingChanges.error(why)),
                 MergeMessage::Recorded { knowledge, pending } if !raced => {
                     return self.record_only(event, &knowledge, pending, record.as_ref(), lease).await;
                 }

@@ -709,7 +709,17 @@ pub enum MergeMessage {
     Recorded { knowledge: Box<Knowledge>, pending: bool },
     /// A rescind recorded at or after its event took effect, or of a rescind (reason).
     RescindRefused(String),
+    /// Keeping the change would take the person's record past what it may hold
+    /// ([`MAX_KEPT_EVENTS`], [`MAX_KEPT_BYTES`]): nothing recorded (reason).
+    TooMany(String),
 }
+
+/// At most this many events are kept for one person on one target (those not yet settled:
+/// pending, or deciding the state now). A leaver and a rescind are always kept.
+pub const MAX_KEPT_EVENTS: usize = 100;
+/// At most this many bytes of event bodies are kept for one person on one target: a DynamoDB item
+/// holds at most 400 KB, and a leaver (always kept) must still fit after the limit is reached.
+pub const MAX_KEPT_BYTES: usize = 200 * 1024;
 
 /// Merges a message (a dated or undated event, or a rescind) into what the record knows. An
 /// undated event for a knowledge without dated events is [`merge`], unchanged; anything else
@@ -806,6 +816,21 @@ pub fn merge_message(
     let changed = ids(&next) != ids(&before);
     next.prune();
     next.refold();
+    // A record full of changes dated ahead (a feed re-sending a person's future movers with new
+    // ids) must not grow past the item limit; a leaver and a rescind are always kept (a leaver
+    // is never refused, and a rescind only shortens what is pending).
+    let bytes: usize = next.events.iter().map(|e| e.body.len()).sum();
+    let always = match message {
+        Message::Rescind(_) => true,
+        Message::Event(e) => e.kind() == EventKind::Leaver,
+    };
+    if !always && (next.events.len() > MAX_KEPT_EVENTS || bytes > MAX_KEPT_BYTES) {
+        return MergeMessage::TooMany(format!(
+            "the person's record would keep {} events ({} bytes of bodies; at most {MAX_KEPT_EVENTS} and {MAX_KEPT_BYTES}): too many changes pending",
+            next.events.len(),
+            bytes
+        ));
+    }
     if changed {
         return MergeMessage::Changed(Box::new(next));
     }

@@ -952,4 +952,47 @@ mod review2 {
         let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
         assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
     }
+
+    /// Changes dated ahead never settle, so pruning cannot bound them: a feed re-sending a
+    /// person's future mover under new eventIds would grow the record past one DynamoDB item,
+    /// and from then on every commit of that person (a leaver's included) would fail. The guard
+    /// refuses the change that would cross the limit (parked `TooManyPendingChanges`, nothing
+    /// recorded), and still records a leaver and a rescind.
+    #[tokio::test]
+    async fn changes_dated_ahead_are_bounded_and_a_leaver_is_still_recorded_past_the_bound() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let mut refused = None;
+        for i in 1..=150 {
+            let m = with(joiner("1", &format!("m{i}"), "2026-11-30T08:30:00Z", &["jml-b"]), |v| {
+                v["type"] = "mover".into();
+                v["effectiveAt"] = format!("2027-01-{:02}T09:00:00Z", 1 + i % 28).into();
+            });
+            match apply(&w, &m).await {
+                // The same instant as an earlier one changes nothing pending: recorded, stale.
+                Ok(o) => assert!(matches!(o.decision, Decision::Scheduled | Decision::Stale), "m{i}: {o:?}"),
+                Err(e) => {
+                    assert_eq!(e.code(), "TooManyPendingChanges", "m{i}");
+                    refused.get_or_insert(i);
+                }
+            }
+        }
+        let first = refused.expect("the guard refused a change");
+        assert!(first > 50, "the bound is not hit by an ordinary history (first refused: m{first})");
+        let kept = w.ledger.record("workday#1", TARGET).unwrap().events.len();
+        assert!(kept <= jml_core::ledger::MAX_KEPT_EVENTS, "{kept} events kept");
+        // Past the bound: a leaver (dated, then immediate) and a rescind are still recorded.
+        let l = with(leaver("1", "l1", "2026-11-30T08:40:00Z"), |v| v["effectiveAt"] = "2026-12-18T17:00:00Z".into());
+        assert_eq!(apply(&w, &l).await.unwrap().decision, Decision::Scheduled);
+        let (r, rb) = rescind("r1", "2026-11-30T08:45:00Z", "m1");
+        w.engine.apply_rescind(&r, &rb).await.unwrap();
+        let now = with(leaver("1", "l2", "2026-11-30T08:50:00Z"), |v| v["immediate"] = true.into());
+        apply(&w, &now).await.unwrap();
+        assert!(!active(&w), "the immediate leaver took effect past the bound");
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+    }
 }
