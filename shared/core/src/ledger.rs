@@ -715,7 +715,8 @@ pub enum MergeMessage {
 }
 
 /// At most this many events are kept for one person on one target (those not yet settled:
-/// pending, or deciding the state now). A leaver and a rescind are always kept.
+/// pending, or deciding the state now). A leaver, a rescind and a change that decides the state
+/// now are always kept.
 pub const MAX_KEPT_EVENTS: usize = 100;
 /// At most this many bytes of event bodies are kept for one person on one target: a DynamoDB item
 /// holds at most 400 KB, and a leaver (always kept) must still fit after the limit is reached.
@@ -820,10 +821,14 @@ pub fn merge_message(
     // ids) must not grow past the item limit; a leaver and a rescind are always kept (a leaver
     // is never refused, and a rescind only shortens what is pending).
     let bytes: usize = next.events.iter().map(|e| e.body.len()).sum();
-    let always = match message {
-        Message::Rescind(_) => true,
-        Message::Event(e) => e.kind() == EventKind::Leaver,
-    };
+    // A change that decides the state now (an ordinary undated mover) replaces the person's
+    // current event, which is then dropped: it does not grow what is pending, and refusing it
+    // would freeze the person's access until the pending changes fire.
+    let always = changed
+        || match message {
+            Message::Rescind(_) => true,
+            Message::Event(e) => e.kind() == EventKind::Leaver,
+        };
     if !always && (next.events.len() > MAX_KEPT_EVENTS || bytes > MAX_KEPT_BYTES) {
         return MergeMessage::TooMany(format!(
             "the person's record would keep {} events ({} bytes of bodies; at most {MAX_KEPT_EVENTS} and {MAX_KEPT_BYTES}): too many changes pending",

@@ -995,4 +995,41 @@ mod review2 {
         let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
         assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
     }
+
+    /// The bound is on changes dated ahead: an ordinary undated mover takes effect now and
+    /// replaces the person's current profile (the kept events do not grow by it), so a record
+    /// full of pending changes must not refuse it; refusing it would freeze the person's access
+    /// (a group HR removed stays granted) until the pending changes fire.
+    #[tokio::test]
+    async fn an_undated_mover_is_applied_when_the_record_is_full_of_changes_dated_ahead() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let long = |n: usize, len: usize| -> Vec<String> {
+            (0..n).map(|g| format!("jml-{g:03}-{}", "g".repeat(len))).collect()
+        };
+        let (ahead, now) = (long(100, 200), long(100, 250));
+        let ahead: Vec<&str> = ahead.iter().map(String::as_str).collect();
+        let now: Vec<&str> = now.iter().map(String::as_str).collect();
+        let mut full = false;
+        for i in 1..=40 {
+            let m = with(joiner("1", &format!("m{i}"), "2026-11-30T08:30:00Z", &ahead), |v| {
+                v["type"] = "mover".into();
+                v["effectiveAt"] = format!("2027-01-{:02}T09:00:00Z", i).into();
+            });
+            if apply(&w, &m).await.is_err_and(|e| e.code() == "TooManyPendingChanges") {
+                full = true;
+                break;
+            }
+        }
+        assert!(full, "the record is full of changes dated ahead");
+        let m = with(joiner("1", "now", "2026-11-30T08:50:00Z", &now), |v| v["type"] = "mover".into());
+        let out = apply(&w, &m).await;
+        assert!(out.is_ok(), "an undated mover is applied: {:?}", out.err().map(|e| e.to_string()));
+        assert!(w.fake.accounts.lock().unwrap()["workday#1"].grants.contains(now[0]));
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+    }
 }
