@@ -722,6 +722,29 @@ pub const MAX_KEPT_EVENTS: usize = 100;
 /// holds at most 400 KB, and a leaver (always kept) must still fit after the limit is reached.
 pub const MAX_KEPT_BYTES: usize = 200 * 1024;
 
+/// A leaver body larger than this is kept in its bare form ([`bare_leaver_body`]).
+pub const MAX_KEPT_LEAVER_BYTES: usize = 4 * 1024;
+
+/// A leaver as the contract's bare leaver: eventId, type, occurredAt, ExternalId and its dates.
+pub fn bare_leaver_body(e: &HrEvent) -> String {
+    let mut v = serde_json::json!({
+        "eventId": e.event_id.as_str(), "type": "leaver",
+        "occurredAt": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        "person": {"externalId": {"issuer": e.external_id.issuer.as_str(), "id": e.external_id.id.as_str()}},
+    });
+    match e.when {
+        crate::dated::When::Recorded => {}
+        crate::dated::When::At(t) => {
+            v["effectiveAt"] = t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true).into();
+        }
+        crate::dated::When::Date(d) => v["effectiveDate"] = d.format("%Y-%m-%d").to_string().into(),
+    }
+    if e.immediate {
+        v["immediate"] = true.into();
+    }
+    v.to_string()
+}
+
 /// Merges a message (a dated or undated event, or a rescind) into what the record knows. An
 /// undated event for a knowledge without dated events is [`merge`], unchanged; anything else
 /// makes the knowledge dated: every event kept with its effective instant, the state taken at
@@ -800,7 +823,14 @@ pub fn merge_message(
     };
     let mut next = known.clone();
     next.at = dating.now;
-    next.events.push(KnownEvent { message: message.clone(), body: body.to_string(), effective });
+    // A leaver is always kept (never refused by the bound): a large body (HR's whole record, or
+    // fields that did not validate, delivered as a bare leaver) is kept in its bare form, which
+    // is all a leaver decides with, so the person's record still fits one item.
+    let body = match message {
+        Message::Event(e) if e.kind() == EventKind::Leaver && body.len() > MAX_KEPT_LEAVER_BYTES => bare_leaver_body(e),
+        _ => body.to_string(),
+    };
+    next.events.push(KnownEvent { message: message.clone(), body, effective });
     if let Message::Rescind(r) = message
         && let Some(why) = crate::dated::rescinds(&next.timeline()).refused.get(r.event_id.as_str())
     {

@@ -1032,4 +1032,41 @@ mod review2 {
         let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
         assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
     }
+
+    /// A leaver is always kept past the bound, but its body is what HR sent: a leaver whose
+    /// optional fields do not validate is applied as a bare leaver, and its body can be as large
+    /// as the queue carries (256 KiB). Past the 200 KiB bound that is more than one DynamoDB item
+    /// holds: every commit of the person fails, the leaver's included.
+    #[tokio::test]
+    async fn a_large_leaver_past_the_bound_still_fits_in_one_item() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let groups: Vec<String> = (0..100).map(|g| format!("jml-{g:03}-{}", "g".repeat(200))).collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        for i in 1..=40 {
+            let m = with(joiner("1", &format!("m{i}"), "2026-11-30T08:30:00Z", &groups), |v| {
+                v["type"] = "mover".into();
+                v["effectiveAt"] = format!("2027-01-{i:02}T09:00:00Z").into();
+            });
+            if apply(&w, &m).await.is_err_and(|e| e.code() == "TooManyPendingChanges") {
+                break;
+            }
+        }
+        let raw = serde_json::json!({
+            "eventId": "l1", "type": "leaver", "occurredAt": "2026-11-30T08:40:00Z",
+            "effectiveAt": "2026-12-18T17:00:00Z",
+            "person": {"externalId": {"issuer": "workday", "id": "1"}},
+            "hrPayload": "x".repeat(250 * 1024),
+        });
+        let (event, field_errors) = jml_core::contract::parse_deliverable(&raw.to_string()).unwrap();
+        assert!(field_errors.is_some(), "delivered as a bare leaver");
+        assert_eq!(w.engine.apply(&event, &raw.to_string()).await.unwrap().decision, Decision::Scheduled);
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+        // Read back, it is the same leaver: a redelivery is a duplicate.
+        assert_eq!(w.engine.apply(&event, &raw.to_string()).await.unwrap().decision, Decision::Duplicate);
+    }
 }
