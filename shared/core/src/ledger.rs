@@ -854,9 +854,13 @@ pub fn merge_message(
     // A change that decides the state now (an ordinary undated mover) replaces the person's
     // current event, which is then dropped: it does not grow what is pending, and refusing it
     // would freeze the person's access until the pending changes fire.
+    // A rescind is always kept when it names an event the person's record holds (it cancels
+    // something); one naming an event not received (yet) is bounded like a change dated ahead:
+    // a feed of rescinds of made-up eventIds would otherwise grow the record without end (parked
+    // past the bound, it is redriven once the record has room).
     let always = changed
         || match message {
-            Message::Rescind(_) => true,
+            Message::Rescind(r) => before.events.iter().any(|k| k.message.event_id().as_str() == r.rescinds.as_str()),
             Message::Event(e) => e.kind() == EventKind::Leaver,
         };
     if !always && (next.events.len() > MAX_KEPT_EVENTS || bytes > MAX_KEPT_BYTES) {

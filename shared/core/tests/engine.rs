@@ -1069,4 +1069,33 @@ mod review2 {
         // Read back, it is the same leaver: a redelivery is a duplicate.
         assert_eq!(w.engine.apply(&event, &raw.to_string()).await.unwrap().decision, Decision::Duplicate);
     }
+
+    /// A rescind is always kept, and one naming an event the ledger never received (it may
+    /// arrive later) never settles: a feed sending rescinds of made-up eventIds grows the
+    /// person's record past one DynamoDB item, and from then on every commit of the person
+    /// fails, a leaver's included. Past the bound, a rescind that changes nothing (now or
+    /// pending) is refused; the leaver is still recorded.
+    #[tokio::test]
+    async fn rescinds_of_nothing_are_bounded_and_a_leaver_is_still_recorded() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let pad = "p".repeat(100);
+        let mut refused = 0;
+        for i in 0..1500 {
+            let (r, rb) = rescind(&format!("r{i:04}-{pad}"), "2026-11-30T08:45:00Z", &format!("x{i:04}-{pad}"));
+            if let Err(e) = w.engine.apply_rescind(&r, &rb).await {
+                assert_eq!(e.code(), "TooManyPendingChanges", "r{i}");
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "rescinds of nothing are bounded");
+        let now = with(leaver("1", "l1", "2026-11-30T08:50:00Z"), |v| v["immediate"] = true.into());
+        apply(&w, &now).await.unwrap();
+        assert!(!active(&w), "the leaver took effect");
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+    }
 }
