@@ -837,3 +837,36 @@ async fn dated_snapshot_lines_report_overdue_leavers_and_never_correct_a_future_
     assert_eq!(snap.unreadable.len(), 4, "each person is held, never corrected");
     assert!(snap.left_at.is_empty() && snap.not_started.is_empty() && snap.people.is_empty());
 }
+
+/// A lagging export against a newer rehire: HR's export (as of 06:00) still carries Ada's old
+/// last working day; at 09:00 HR records her rehire, effective that day (from 00:00 London).
+/// The leaver-overdue correction is the export's truth at 06:00, and must not beat a rehire HR
+/// recorded after it: it ends access at HR's leave time (before the rehire), not at the export.
+#[tokio::test]
+async fn a_leaver_overdue_correction_never_undoes_a_rehire_recorded_after_the_export() {
+    let w = world(&memory_config(&[]));
+    let ada = fixture_json("01-joiner-ada.json");
+    w.deliver(&ada).await;
+    w.deliver(&fixture_json("04-leaver-ada.json")).await;
+    let mut rehire = fixture_json("05-rehire-ada.json");
+    rehire["occurredAt"] = "2026-12-01T09:00:00Z".into();
+    rehire["effectiveDate"] = "2026-12-01".into();
+    w.deliver(&rehire).await;
+    assert!(w.apps.user("ada.lovelace@example.com").is_some_and(|u| u.enabled), "rehired");
+    let mut l: Value = serde_json::from_str(&line(ada.clone())).unwrap();
+    l["leaveDate"] = "2026-11-20".into();
+    let as_of: chrono::DateTime<chrono::Utc> = "2026-12-01T06:00:00Z".parse().unwrap();
+    let snap = jml_core::reconcile::parse_snapshot_dated(&l.to_string(), as_of, &Default::default());
+    assert!(snap.left_at.contains_key("workday#100234"), "{:?}", snap.bad);
+    let o = w.reconcile(&snap, 1.0).await.unwrap();
+    let fixes = o.report.corrective_events(&snap, &o.left);
+    for e in &fixes.events {
+        w.deliver(e).await;
+    }
+    assert!(
+        w.apps.user("ada.lovelace@example.com").is_some_and(|u| u.enabled),
+        "the rehire HR recorded after the export stands: {:?}",
+        fixes.events
+    );
+    assert!(identity_enabled(&w, "ada.lovelace").await, "{:?}", fixes.events);
+}

@@ -66,8 +66,9 @@ crate::parking_codes! {
         DatedEventNotSchedulable,
         /// Recording the change would keep more than 100 events (or 200 KiB of event bodies) for
         /// the person on one target: changes dated ahead that never settle, most likely a feed
-        /// re-sending the same future change under new eventIds. Nothing was recorded; a leaver
-        /// or a rescind is never refused for this.
+        /// re-sending the same future change under new eventIds (or rescinds of eventIds never
+        /// received). Nothing was recorded; a leaver, a change that decides the state now and a
+        /// rescind of a change the ledger holds are never refused for this.
         /// Do: rescind the duplicates in HR (or fix the producer's eventIds), then redrive.
         TooManyPendingChanges,
         /// A defect: the engine and a target disagreed about a plan or a lease; nothing was

@@ -715,11 +715,35 @@ pub enum MergeMessage {
 }
 
 /// At most this many events are kept for one person on one target (those not yet settled:
-/// pending, or deciding the state now). A leaver and a rescind are always kept.
+/// pending, or deciding the state now). A leaver, a rescind and a change that decides the state
+/// now are always kept.
 pub const MAX_KEPT_EVENTS: usize = 100;
 /// At most this many bytes of event bodies are kept for one person on one target: a DynamoDB item
 /// holds at most 400 KB, and a leaver (always kept) must still fit after the limit is reached.
 pub const MAX_KEPT_BYTES: usize = 200 * 1024;
+
+/// A leaver body larger than this is kept in its bare form ([`bare_leaver_body`]).
+pub const MAX_KEPT_LEAVER_BYTES: usize = 4 * 1024;
+
+/// A leaver as the contract's bare leaver: eventId, type, occurredAt, ExternalId and its dates.
+pub fn bare_leaver_body(e: &HrEvent) -> String {
+    let mut v = serde_json::json!({
+        "eventId": e.event_id.as_str(), "type": "leaver",
+        "occurredAt": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        "person": {"externalId": {"issuer": e.external_id.issuer.as_str(), "id": e.external_id.id.as_str()}},
+    });
+    match e.when {
+        crate::dated::When::Recorded => {}
+        crate::dated::When::At(t) => {
+            v["effectiveAt"] = t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true).into();
+        }
+        crate::dated::When::Date(d) => v["effectiveDate"] = d.format("%Y-%m-%d").to_string().into(),
+    }
+    if e.immediate {
+        v["immediate"] = true.into();
+    }
+    v.to_string()
+}
 
 /// Merges a message (a dated or undated event, or a rescind) into what the record knows. An
 /// undated event for a knowledge without dated events is [`merge`], unchanged; anything else
@@ -799,7 +823,14 @@ pub fn merge_message(
     };
     let mut next = known.clone();
     next.at = dating.now;
-    next.events.push(KnownEvent { message: message.clone(), body: body.to_string(), effective });
+    // A leaver is always kept (never refused by the bound): a large body (HR's whole record, or
+    // fields that did not validate, delivered as a bare leaver) is kept in its bare form, which
+    // is all a leaver decides with, so the person's record still fits one item.
+    let body = match message {
+        Message::Event(e) if e.kind() == EventKind::Leaver && body.len() > MAX_KEPT_LEAVER_BYTES => bare_leaver_body(e),
+        _ => body.to_string(),
+    };
+    next.events.push(KnownEvent { message: message.clone(), body, effective });
     if let Message::Rescind(r) = message
         && let Some(why) = crate::dated::rescinds(&next.timeline()).refused.get(r.event_id.as_str())
     {
@@ -820,10 +851,18 @@ pub fn merge_message(
     // ids) must not grow past the item limit; a leaver and a rescind are always kept (a leaver
     // is never refused, and a rescind only shortens what is pending).
     let bytes: usize = next.events.iter().map(|e| e.body.len()).sum();
-    let always = match message {
-        Message::Rescind(_) => true,
-        Message::Event(e) => e.kind() == EventKind::Leaver,
-    };
+    // A change that decides the state now (an ordinary undated mover) replaces the person's
+    // current event, which is then dropped: it does not grow what is pending, and refusing it
+    // would freeze the person's access until the pending changes fire.
+    // A rescind is always kept when it names an event the person's record holds (it cancels
+    // something); one naming an event not received (yet) is bounded like a change dated ahead:
+    // a feed of rescinds of made-up eventIds would otherwise grow the record without end (parked
+    // past the bound, it is redriven once the record has room).
+    let always = changed
+        || match message {
+            Message::Rescind(r) => before.events.iter().any(|k| k.message.event_id().as_str() == r.rescinds.as_str()),
+            Message::Event(e) => e.kind() == EventKind::Leaver,
+        };
     if !always && (next.events.len() > MAX_KEPT_EVENTS || bytes > MAX_KEPT_BYTES) {
         return MergeMessage::TooMany(format!(
             "the person's record would keep {} events ({} bytes of bodies; at most {MAX_KEPT_EVENTS} and {MAX_KEPT_BYTES}): too many changes pending",

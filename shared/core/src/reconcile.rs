@@ -555,10 +555,21 @@ impl Report {
                     ),
                 }),
                 None => match ExternalId::from_key(person) {
-                    Some(ext) => out.events.push(json!({
-                        "eventId": id, "type": "leaver", "occurredAt": at,
-                        "person": {"externalId": {"issuer": ext.issuer.as_str(), "id": ext.id.as_str()}},
-                    })),
+                    Some(ext) => {
+                        let mut v = json!({
+                            "eventId": id, "type": "leaver", "occurredAt": at,
+                            "person": {"externalId": {"issuer": ext.issuer.as_str(), "id": ext.id.as_str()}},
+                        });
+                        // HR's leave time, where the ledger records no leaver: the leaver takes
+                        // effect then, so a rehire HR dated after it (recorded after the export,
+                        // effective before it) still wins over this lagging export.
+                        if let Some(end) = snapshot.left_at.get(person)
+                            && !left.contains(person)
+                        {
+                            v["effectiveAt"] = Value::String(end.to_rfc3339_opts(SecondsFormat::Secs, true));
+                        }
+                        out.events.push(v);
+                    }
                     // A hashed mark of a person neither HR nor the ledger knows, or a mark not in
                     // the form jml-sync writes: whose account it is cannot be read back.
                     None => out.held.push(HeldCorrection {

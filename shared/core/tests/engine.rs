@@ -995,4 +995,107 @@ mod review2 {
         let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
         assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
     }
+
+    /// The bound is on changes dated ahead: an ordinary undated mover takes effect now and
+    /// replaces the person's current profile (the kept events do not grow by it), so a record
+    /// full of pending changes must not refuse it; refusing it would freeze the person's access
+    /// (a group HR removed stays granted) until the pending changes fire.
+    #[tokio::test]
+    async fn an_undated_mover_is_applied_when_the_record_is_full_of_changes_dated_ahead() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let long = |n: usize, len: usize| -> Vec<String> {
+            (0..n).map(|g| format!("jml-{g:03}-{}", "g".repeat(len))).collect()
+        };
+        let (ahead, now) = (long(100, 200), long(100, 250));
+        let ahead: Vec<&str> = ahead.iter().map(String::as_str).collect();
+        let now: Vec<&str> = now.iter().map(String::as_str).collect();
+        let mut full = false;
+        for i in 1..=40 {
+            let m = with(joiner("1", &format!("m{i}"), "2026-11-30T08:30:00Z", &ahead), |v| {
+                v["type"] = "mover".into();
+                v["effectiveAt"] = format!("2027-01-{:02}T09:00:00Z", i).into();
+            });
+            if apply(&w, &m).await.is_err_and(|e| e.code() == "TooManyPendingChanges") {
+                full = true;
+                break;
+            }
+        }
+        assert!(full, "the record is full of changes dated ahead");
+        let m = with(joiner("1", "now", "2026-11-30T08:50:00Z", &now), |v| v["type"] = "mover".into());
+        let out = apply(&w, &m).await;
+        assert!(out.is_ok(), "an undated mover is applied: {:?}", out.err().map(|e| e.to_string()));
+        assert!(w.fake.accounts.lock().unwrap()["workday#1"].grants.contains(now[0]));
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+    }
+
+    /// A leaver is always kept past the bound, but its body is what HR sent: a leaver whose
+    /// optional fields do not validate is applied as a bare leaver, and its body can be as large
+    /// as the queue carries (256 KiB). Past the 200 KiB bound that is more than one DynamoDB item
+    /// holds: every commit of the person fails, the leaver's included.
+    #[tokio::test]
+    async fn a_large_leaver_past_the_bound_still_fits_in_one_item() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let groups: Vec<String> = (0..100).map(|g| format!("jml-{g:03}-{}", "g".repeat(200))).collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        for i in 1..=40 {
+            let m = with(joiner("1", &format!("m{i}"), "2026-11-30T08:30:00Z", &groups), |v| {
+                v["type"] = "mover".into();
+                v["effectiveAt"] = format!("2027-01-{i:02}T09:00:00Z").into();
+            });
+            if apply(&w, &m).await.is_err_and(|e| e.code() == "TooManyPendingChanges") {
+                break;
+            }
+        }
+        let raw = serde_json::json!({
+            "eventId": "l1", "type": "leaver", "occurredAt": "2026-11-30T08:40:00Z",
+            "effectiveAt": "2026-12-18T17:00:00Z",
+            "person": {"externalId": {"issuer": "workday", "id": "1"}},
+            "hrPayload": "x".repeat(250 * 1024),
+        });
+        let (event, field_errors) = jml_core::contract::parse_deliverable(&raw.to_string()).unwrap();
+        assert!(field_errors.is_some(), "delivered as a bare leaver");
+        assert_eq!(w.engine.apply(&event, &raw.to_string()).await.unwrap().decision, Decision::Scheduled);
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+        // Read back, it is the same leaver: a redelivery is a duplicate.
+        assert_eq!(w.engine.apply(&event, &raw.to_string()).await.unwrap().decision, Decision::Duplicate);
+    }
+
+    /// A rescind is always kept, and one naming an event the ledger never received (it may
+    /// arrive later) never settles: a feed sending rescinds of made-up eventIds grows the
+    /// person's record past one DynamoDB item, and from then on every commit of the person
+    /// fails, a leaver's included. Past the bound, a rescind that changes nothing (now or
+    /// pending) is refused; the leaver is still recorded.
+    #[tokio::test]
+    async fn rescinds_of_nothing_are_bounded_and_a_leaver_is_still_recorded() {
+        let clock = jml_core::clock::Clock::at(at("2026-11-30T09:00:00Z"));
+        let mut w = world(EngineSettings { clock: clock.clone(), ..EngineSettings::default() });
+        w.engine = w.engine.clone().with_schedules(Arc::new(jml_core::sim::SimSchedules::default()));
+        apply(&w, &joiner("1", "j0", "2026-11-30T08:00:00Z", &["jml-a"])).await.unwrap();
+        let pad = "p".repeat(100);
+        let mut refused = 0;
+        for i in 0..1500 {
+            let (r, rb) = rescind(&format!("r{i:04}-{pad}"), "2026-11-30T08:45:00Z", &format!("x{i:04}-{pad}"));
+            if let Err(e) = w.engine.apply_rescind(&r, &rb).await {
+                assert_eq!(e.code(), "TooManyPendingChanges", "r{i}");
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "rescinds of nothing are bounded");
+        let now = with(leaver("1", "l1", "2026-11-30T08:50:00Z"), |v| v["immediate"] = true.into());
+        apply(&w, &now).await.unwrap();
+        assert!(!active(&w), "the leaver took effect");
+        let record = w.ledger.record("workday#1", TARGET).unwrap();
+        let bytes: usize = record.events.iter().map(|e| e.body.len() + 40).sum();
+        assert!(bytes < 400_000, "{} events, {bytes} bytes in one item", record.events.len());
+    }
 }
